@@ -1,0 +1,43 @@
+"""gitexp: experiment tracking with git as the database.
+
+    import gitexp
+    with gitexp.start_run(experiment="cnn", params={"lr": 0.01}) as run:
+        run.log_metric("loss", 0.5, step=0)
+
+Names are imported on first use so that `import gitexp` stays cheap in a training script.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gitexp.errors import GitexpError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Run": "tracking", "start_run": "tracking", "active_run": "tracking", "end_run": "tracking",
+    "log_metric": "tracking", "log_metrics": "tracking", "log_param": "tracking",
+    "log_params": "tracking", "set_tag": "tracking", "set_tags": "tracking", "params": "tracking",
+    "load_runs": "runs", "get_run": "runs", "RunRecord": "runs",
+}
+
+__all__ = ["GitexpError", "__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from gitexp.runs import RunRecord, get_run, load_runs
+    from gitexp.tracking import (
+        Run, active_run, end_run, log_metric, log_metrics, log_param, log_params, params, set_tag,
+        set_tags, start_run,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gitexp' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"gitexp.{module}"), name)
+    globals()[name] = value
+    return value

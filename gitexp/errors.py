@@ -1,0 +1,45 @@
+"""The one exception hierarchy of gitexp; the CLI turns it into exit codes."""
+
+from __future__ import annotations
+
+
+class GitexpError(Exception):
+    """A problem the user can fix; its message says what happened and what to do."""
+
+    exit_code = 1
+
+
+class NotARepositoryError(GitexpError):
+    """No git repository where one was needed."""
+
+
+class InvalidNameError(GitexpError, ValueError):
+    """An experiment name, run name, param or metric key that cannot be stored."""
+
+
+class InvalidValueError(GitexpError, ValueError):
+    """A metric, param or tag value of the wrong type."""
+
+
+class ParamConflictError(GitexpError, ValueError):
+    """A param logged twice with two different values."""
+
+
+class RunNotFoundError(GitexpError, LookupError):
+    """No run matches the id prefix or name given."""
+
+
+class AmbiguousRunError(GitexpError, LookupError):
+    """Several runs match the id prefix or name given."""
+
+
+class CorruptRunError(GitexpError):
+    """A run's stored data cannot be parsed."""
+
+
+class QueryError(GitexpError, ValueError):
+    """A --where expression or sort key that cannot be parsed."""
+
+
+class StorageError(GitexpError):
+    """A git operation failed (I/O error, locked ref, lost race)."""

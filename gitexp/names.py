@@ -1,0 +1,144 @@
+"""Names and ids: experiment names, run ids, run names, and metric/param keys."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from urllib.parse import unquote
+
+from gitexp.errors import InvalidNameError
+
+REF_PREFIX = "refs/experiments/"
+TRASH_PREFIX = "refs/experiments-trash/"
+DEFAULT_EXPERIMENT = "default"
+
+# git check-ref-format rules, applied per path component.
+_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_RUN_ID = re.compile(r"^\d{8}-[0-9a-f]{15}$")
+
+
+def check_experiment(name: str) -> str:
+    """Return *name* if it can be a ref path component sequence, else say why not."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"invalid experiment name {name!r}: it must be a non-empty string")
+    reason = _ref_problem(name)
+    if reason is None and _RUN_ID.match(name.rsplit("/", 1)[-1]):
+        reason = "its last component looks like a run id"
+    if reason:
+        raise InvalidNameError(
+            f"invalid experiment name {name!r}: {reason}; experiment names follow git's ref-name "
+            "rules (see `git help check-ref-format`), for example 'cnn' or 'team/cnn-v2'"
+        )
+    return name
+
+
+def _ref_problem(name: str) -> str | None:
+    if bad := _BAD_REF_CHARS.search(name):
+        return f"it contains {bad.group()!r}, which git does not allow in ref names"
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "it has an empty path component (a leading, trailing or doubled '/')"
+    if ".." in name:
+        return "it contains '..'"
+    if "@{" in name or name == "@":
+        return "it contains '@{' or is '@'"
+    if name.endswith("."):
+        return "it ends with '.'"
+    for part in name.split("/"):
+        if part.startswith("."):
+            return f"the component {part!r} starts with '.'"
+        if part.endswith(".lock"):
+            return f"the component {part!r} ends with '.lock'"
+    return None
+
+
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID.match(text))
+
+
+_id_lock = threading.Lock()
+_last_ms = 0
+
+
+def new_run_id(now: float | None = None) -> str:
+    """YYYYMMDD-TTTTTTTRRRRRRRR: UTC date, 7 hex digits of milliseconds since midnight, 8 random.
+
+    Fixed width, so ids sort by creation time as strings; 32 random bits make ids created
+    on different machines in the same millisecond distinct without coordination.
+    """
+    global _last_ms
+    with _id_lock:
+        ms = int((time.time() if now is None else now) * 1000)
+        if now is None:
+            # Within one process, ids are strictly increasing even within a millisecond.
+            ms = max(ms, _last_ms + 1)
+            _last_ms = ms
+    day, ms_of_day = divmod(ms, 86_400_000)
+    date = time.strftime("%Y%m%d", time.gmtime(day * 86_400))
+    return f"{date}-{ms_of_day:07x}{int.from_bytes(os.urandom(4), 'big'):08x}"
+
+
+SHORT_ID_LEN = 13  # date, '-', and 4 hex digits: unique unless runs started within 4 s
+
+
+_ADJECTIVES = ("amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "fond", "gentle", "glad",
+               "grand", "keen", "lively", "lucky", "merry", "noble", "quiet", "rapid", "silent", "steady",
+               "sunny", "swift", "tidy", "vivid", "warm", "wise", "young", "zesty")
+_NOUNS = ("otter", "falcon", "maple", "comet", "river", "cedar", "heron", "lynx", "pebble", "harbor",
+          "meadow", "orbit", "quartz", "raven", "spruce", "tide", "willow", "bison", "ember", "fjord",
+          "gecko", "kite", "lotus", "nova", "panda", "sparrow", "tulip", "walrus")
+
+
+def random_run_name() -> str:
+    rng = random.SystemRandom()
+    return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randrange(100, 1000)}"
+
+
+def check_run_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise InvalidNameError(f"invalid run name {name!r}: use a non-empty line of printable text")
+    if len(name) > 250:
+        raise InvalidNameError(f"invalid run name {name[:40]!r}...: it is {len(name)} characters, at most 250")
+    return name
+
+
+def check_key(key: object, kind: str = "metric") -> str:
+    """Metric, param and tag keys: printable unicode, '/' separates namespaces."""
+    if not isinstance(key, str):
+        raise InvalidNameError(f"invalid {kind} key {key!r}: keys must be strings, not {type(key).__name__}")
+    if not key or not key.isprintable() or len(key) > 250:
+        raise InvalidNameError(
+            f"invalid {kind} key {key!r}: keys must be 1-250 printable characters "
+            "(no tabs, newlines or control characters)"
+        )
+    if key.startswith("/") or key.endswith("/") or "//" in key:
+        raise InvalidNameError(f"invalid {kind} key {key!r}: '/' separates namespaces, so no empty part")
+    return key
+
+
+# Characters that are unsafe in a file name on some system, plus '%' (the escape itself).
+_UNSAFE = re.compile(r'[%<>:"\\|?*\x00-\x1f]')
+
+
+def _escape(text: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in text.encode())
+
+
+def key_to_path(key: str) -> str:
+    """Reversible mapping of a metric key to a relative path (without suffix) in the run tree."""
+    parts = []
+    for part in key.split("/"):
+        encoded = _UNSAFE.sub(lambda m: _escape(m.group()), part)
+        # '.', '..' and dotfiles are special to git; trailing dots and spaces vanish on Windows.
+        if encoded.startswith("."):
+            encoded = "%2E" + encoded[1:]
+        if encoded.endswith((".", " ")):
+            encoded = encoded[:-1] + _escape(encoded[-1])
+        parts.append(encoded)
+    return "/".join(parts)
+
+
+def path_to_key(path: str) -> str:
+    return "/".join(unquote(part) for part in path.split("/"))

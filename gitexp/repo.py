@@ -1,0 +1,337 @@
+"""The one module that talks to libgit2: every pygit2 error becomes a GitexpError here."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import FileMode
+
+from gitexp.errors import GitexpError, NotARepositoryError, StorageError
+
+ZERO = "0" * 40
+TREE_MODE = int(FileMode.TREE)
+BLOB_MODE = int(FileMode.BLOB)
+EXEC_MODE = int(FileMode.BLOB_EXECUTABLE)
+LINK_MODE = int(FileMode.LINK)
+
+# A tree to build: name -> blob bytes, a nested mapping (subtree), or an existing object
+# given as Entry (used to reuse the code snapshot tree and unchanged metric blobs for free).
+TreeSpec = Mapping[str, "bytes | TreeSpec | Entry"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    oid: str
+    mode: int = BLOB_MODE
+
+
+@dataclass(frozen=True)
+class HeadState:
+    commit: str | None
+    branch: str | None
+    detached: bool
+
+
+class RefConflictError(StorageError):
+    """A compare-and-swap ref update lost a race; the caller reloads and retries."""
+
+
+def set_config_search_path(directory: str) -> None:
+    """Point libgit2's global/XDG/system config lookup at *directory* (used to isolate tests)."""
+    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG,
+                  pygit2.enums.ConfigLevel.SYSTEM):
+        pygit2.settings.search_path[level] = directory
+
+
+class Repo:
+    def __init__(self, handle: pygit2.Repository) -> None:
+        self._r = handle
+        self.gitdir = Path(handle.path)
+        common = self.gitdir / "commondir"
+        # Journals and caches belong to the repository, not to one linked worktree.
+        self.commondir = (self.gitdir / common.read_text().strip()).resolve() if common.exists() else self.gitdir
+        self.workdir = Path(handle.workdir) if handle.workdir else None
+
+    @classmethod
+    def discover(cls, path: str | os.PathLike[str] | None = None) -> Repo:
+        start = os.fspath(path) if path is not None else os.getcwd()
+        try:
+            found = pygit2.discover_repository(start)
+        except pygit2.GitError as exc:
+            raise NotARepositoryError(f"cannot search for a git repository from {start}: {exc}") from exc
+        if found is None:
+            raise NotARepositoryError(
+                f"not a git repository: {start}\n"
+                "gitexp stores runs in git; run `git init` there first, or pass repo=PATH / run inside one."
+            )
+        try:
+            return cls(pygit2.Repository(found))
+        except pygit2.GitError as exc:
+            raise NotARepositoryError(f"cannot open the git repository at {found}: {exc}") from exc
+
+    # -- config ------------------------------------------------------------------------------
+
+    def config(self, key: str) -> str | None:
+        try:
+            return self._r.config[key]
+        except KeyError:
+            return None
+        except pygit2.GitError as exc:
+            raise GitexpError(f"cannot read git config {key}: {exc}") from exc
+
+    def config_bool(self, key: str, default: bool) -> bool:
+        value = self.config(key)
+        if value is None:
+            return default
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0", ""):
+            return False
+        raise GitexpError(f"git config {key} = {value!r} is not a boolean; set it to true or false")
+
+    def config_number(self, key: str, default: float) -> float:
+        value = self.config(key)
+        if value is None:
+            return default
+        units = {"k": 2**10, "m": 2**20, "g": 2**30}
+        text = value.strip().lower()
+        scale = units.get(text[-1:], 1)
+        try:
+            return float(text[:-1] if scale != 1 else text) * scale
+        except ValueError:
+            raise GitexpError(f"git config {key} = {value!r} is not a number; fix it with "
+                              f"`git config {key} NUMBER`") from None
+
+    def set_config(self, key: str, value: str) -> None:
+        self._r.config[key] = value
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def write_blob(self, data: bytes) -> str:
+        return str(self._r.create_blob(data))
+
+    def write_tree(self, spec: TreeSpec) -> str:
+        builder = self._r.TreeBuilder()
+        for name, value in spec.items():
+            if isinstance(value, Entry):
+                builder.insert(name, pygit2.Oid(hex=value.oid), value.mode)
+            elif isinstance(value, bytes):
+                builder.insert(name, self._r.create_blob(value), BLOB_MODE)
+            else:
+                builder.insert(name, pygit2.Oid(hex=self.write_tree(value)), TREE_MODE)
+        return str(builder.write())
+
+    def signature(self) -> tuple[pygit2.Signature, pygit2.Signature]:
+        """Author and committer as git would pick them; never fails a training run for lack of one."""
+        name = self.config("user.name") or os.environ.get("USER") or "gitexp"
+        email = self.config("user.email") or f"{name}@{socket.gethostname()}"
+        env = os.environ
+        author = pygit2.Signature(env.get("GIT_AUTHOR_NAME", name), env.get("GIT_AUTHOR_EMAIL", email))
+        committer = pygit2.Signature(env.get("GIT_COMMITTER_NAME", name), env.get("GIT_COMMITTER_EMAIL", email))
+        return author, committer
+
+    def commit(self, tree: str, parents: list[str], message: str) -> str:
+        author, committer = self.signature()
+        try:
+            oid = self._r.create_commit(None, author, committer, message, pygit2.Oid(hex=tree),
+                                        [pygit2.Oid(hex=p) for p in parents])
+        except (pygit2.GitError, OSError) as exc:
+            raise StorageError(f"cannot write a commit in {self.gitdir}: {exc}") from exc
+        return str(oid)
+
+    def read_path(self, commit: str, path: str) -> bytes | None:
+        """Bytes of the blob at *path* in *commit*'s tree, or None when absent."""
+        try:
+            obj = self._r[commit].peel(pygit2.Tree)[path]
+        except KeyError:
+            return None
+        if obj.type != pygit2.enums.ObjectType.BLOB:
+            return None
+        return obj.data
+
+    def tree_entries(self, commit: str, path: str = "") -> dict[str, Entry]:
+        tree = self._r[commit].peel(pygit2.Tree)
+        if path:
+            try:
+                tree = self._r[tree[path].id]
+            except KeyError:
+                return {}
+            if not isinstance(tree, pygit2.Tree):
+                return {}
+        return {e.name: Entry(str(e.id), int(e.filemode)) for e in tree}
+
+    def walk_blobs(self, commit: str, path: str) -> Iterator[tuple[str, bytes]]:
+        """(relative path, data) of every blob under *path* in *commit*."""
+        for name, entry in self.tree_entries(commit, path).items():
+            if entry.mode == TREE_MODE:
+                for sub, data in self.walk_blobs(commit, f"{path}/{name}"):
+                    yield f"{name}/{sub}", data
+            else:
+                yield name, self._r[entry.oid].data
+
+    def commit_info(self, commit: str) -> tuple[list[str], str, int]:
+        c = self._r[commit].peel(pygit2.Commit)
+        return [str(p) for p in c.parent_ids], c.message, c.commit_time
+
+    def tree_of(self, commit: str) -> str:
+        return str(self._r[commit].peel(pygit2.Tree).id)
+
+    def has_object(self, oid: str) -> bool:
+        return oid in self._r
+
+    # -- refs --------------------------------------------------------------------------------
+
+    def refs(self, prefix: str) -> dict[str, str]:
+        """name -> target oid of every direct ref starting with *prefix*."""
+        out = {}
+        for ref in self._r.references.iterator():
+            name = ref.name
+            if name.startswith(prefix):
+                target = ref.target
+                if isinstance(target, pygit2.Oid):
+                    out[name] = str(target)
+        return out
+
+    def ref(self, name: str) -> str | None:
+        try:
+            return str(self._r.references[name].target)
+        except KeyError:
+            return None
+        except (pygit2.GitError, ValueError) as exc:
+            raise StorageError(f"cannot read ref {name}: {exc}") from exc
+
+    def _ensure_reflog(self, name: str) -> None:
+        # git keeps reflogs only for branches by default; an existing log file makes both git
+        # and libgit2 append to it for any ref, without touching the user's config.
+        log = self.commondir / "logs" / name
+        if not log.exists():
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.touch()
+
+    def create_ref(self, name: str, oid: str, message: str) -> None:
+        """Create *name*; fails with RefConflictError if it exists already."""
+        self._ensure_reflog(name)
+        try:
+            self._r.create_reference_direct(name, pygit2.Oid(hex=oid), False, message=message)
+        except pygit2.AlreadyExistsError as exc:
+            raise RefConflictError(f"ref {name} exists already") from exc
+        except (pygit2.GitError, OSError) as exc:
+            raise StorageError(f"cannot create ref {name}: {exc}") from exc
+
+    def update_ref(self, name: str, new: str, old: str, message: str) -> None:
+        """Move *name* from *old* to *new* atomically, or raise RefConflictError."""
+        try:
+            ref = self._r.references[name]
+        except KeyError:
+            raise RefConflictError(f"ref {name} vanished (expected it at {old[:12]})") from None
+        if str(ref.target) != old:
+            raise RefConflictError(f"ref {name} moved to {str(ref.target)[:12]} (expected {old[:12]})")
+        self._ensure_reflog(name)
+        try:
+            ref.set_target(pygit2.Oid(hex=new), message)
+        except pygit2.GitError as exc:
+            if "does not match" in str(exc):
+                raise RefConflictError(f"ref {name} changed while updating it: {exc}") from exc
+            raise StorageError(f"cannot update ref {name}: {exc}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot update ref {name}: {exc}") from exc
+
+    def delete_ref(self, name: str, old: str) -> None:
+        try:
+            ref = self._r.references[name]
+        except KeyError:
+            return
+        if str(ref.target) != old:
+            raise RefConflictError(f"ref {name} moved to {str(ref.target)[:12]}; not deleting it")
+        try:
+            ref.delete()
+        except pygit2.GitError as exc:
+            raise StorageError(f"cannot delete ref {name}: {exc}") from exc
+
+    def reflog(self, name: str) -> list[tuple[str, str, str]]:
+        """(old, new, message) entries, oldest first."""
+        try:
+            entries = list(self._r.references[name].log())
+        except (KeyError, pygit2.GitError):
+            return []
+        return [(str(e.oid_old), str(e.oid_new), e.message or "") for e in reversed(entries)]
+
+    def pack_refs(self) -> None:
+        self._r.references.compress()
+
+    # -- working tree ------------------------------------------------------------------------
+
+    def head(self) -> HeadState:
+        try:
+            if self._r.head_is_unborn:
+                branch = self._r.references["HEAD"].target
+                return HeadState(None, str(branch).removeprefix("refs/heads/"), False)
+            head = self._r.head
+            detached = self._r.head_is_detached
+            branch = None if detached else head.shorthand
+            return HeadState(str(head.target), branch, detached)
+        except pygit2.GitError as exc:
+            raise StorageError(f"cannot read HEAD in {self.gitdir}: {exc}") from exc
+
+    def remote_url(self, name: str | None = None) -> str | None:
+        remotes = {r.name: r.url for r in self._r.remotes}
+        if name:
+            return remotes.get(name)
+        return remotes.get("origin") or next(iter(remotes.values()), None)
+
+    def snapshot(self, base: str | None, max_size: int) -> tuple[str | None, list[str]]:
+        """Tree of the working tree as it is now (tracked edits plus untracked, non-ignored files).
+
+        Returns (tree oid, files left out for exceeding *max_size*). For a clean tree the
+        result is the base commit's own tree, so a snapshot of clean code costs nothing.
+        """
+        if self.workdir is None:
+            return None, []
+        try:
+            status = self._r.status(untracked_files="all")
+        except pygit2.GitError as exc:
+            raise StorageError(f"cannot read the status of {self.workdir}: {exc}") from exc
+        index = pygit2.Index()
+        if base:
+            index.read_tree(self._r[base].peel(pygit2.Tree))
+        skipped: list[str] = []
+        wt_deleted = pygit2.enums.FileStatus.WT_DELETED | pygit2.enums.FileStatus.INDEX_DELETED
+        for path, flags in status.items():
+            full = self.workdir / path
+            try:
+                info = full.lstat()
+            except FileNotFoundError:
+                info = None
+            if info is None or (flags & wt_deleted and not full.exists()):
+                if path in index:
+                    index.remove(path)
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                oid, mode = self._r.create_blob(os.readlink(full).encode()), LINK_MODE
+            elif stat.S_ISREG(info.st_mode):
+                if info.st_size > max_size:
+                    skipped.append(path)
+                    continue
+                oid = self._r.create_blob_fromworkdir(path)
+                mode = EXEC_MODE if info.st_mode & stat.S_IXUSR else BLOB_MODE
+            else:
+                continue
+            index.add(pygit2.IndexEntry(path, oid, mode))
+        return str(index.write_tree(self._r)), sorted(skipped)
+
+    def diff_trees(self, old: str | None, new: str) -> str:
+        """A unified patch from tree *old* (None: empty) to tree *new*."""
+        old_tree = self._r[old] if old else None
+        new_tree = self._r[new]
+        if old_tree is None:
+            diff = new_tree.diff_to_tree(swap=True)
+        else:
+            diff = old_tree.diff_to_tree(new_tree)
+        return diff.patch or ""

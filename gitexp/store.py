@@ -1,0 +1,115 @@
+"""Writing runs: a run's state becomes a commit on its ref, moved by compare-and-swap."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gitexp import format as fmt
+from gitexp import journal, names
+from gitexp.errors import GitexpError
+from gitexp.repo import Entry, RefConflictError, Repo
+from gitexp.state import FINAL_STATUSES, RunState
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def run_ref(experiment: str, run_id: str) -> str:
+    return f"{names.REF_PREFIX}{experiment}/{run_id}"
+
+
+def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tuple[str, ...] = (),
+                 files: dict[str, Any] | None = None) -> str:
+    """Commit *state* on top of *tip* (None: create the ref) and return the new commit.
+
+    The first commit's parent is the code commit the run started from (so pushing a run
+    carries its code); later commits have the previous commit of the run first.
+    """
+    ref = run_ref(state.meta["experiment"], state.id)
+    tree = repo.write_tree(fmt.tree_spec(repo, state, files))
+    if tip is None:
+        base = state.meta.get("git", {}).get("commit")
+        parents = [base] if base else []
+    else:
+        parents = [tip]
+    parents += [p for p in extra_parents if p not in parents]
+    commit = repo.commit(tree, parents, fmt.commit_message(state))
+    reason = f"gitexp: {state.meta.get('status', 'RUNNING').lower()} {state.id}"
+    if tip is None:
+        repo.create_ref(ref, commit, reason)
+    else:
+        repo.update_ref(ref, commit, tip, reason)
+    return commit
+
+
+def output_log_entry(repo: Repo, directory: Path) -> dict[str, Any]:
+    log = directory / fmt.OUTPUT_LOG
+    if log.is_file():
+        return {fmt.OUTPUT_LOG: Entry(repo.write_blob(log.read_bytes()))}
+    return {}
+
+
+def recover(repo: Repo) -> list[tuple[str, str]]:
+    """Finish every run whose process died on this machine; returns (run id, status)."""
+    done = []
+    for directory, info, fd in journal.orphans(repo.commondir):
+        try:
+            done.append(_recover_one(repo, directory, info))
+        except GitexpError as exc:
+            import warnings
+
+            warnings.warn(f"gitexp: could not recover run {info.get('id')}: {exc}", stacklevel=2)
+        finally:
+            os.close(fd)
+    return done
+
+
+def _recover_one(repo: Repo, directory: Path, info: dict[str, Any]) -> tuple[str, str]:
+    base = info.get("base")
+    state = fmt.read_state(repo, base) if base else RunState(meta={})
+    last_time = 0.0
+    for segment in journal.segments(directory, info.get("pid")):
+        with open(segment, encoding="utf-8", errors="replace") as handle:
+            lines = handle.readlines()
+        journal.apply(state, lines)
+        last_time = max(last_time, segment.stat().st_mtime)
+    if "id" not in state.meta:
+        # The owner died before writing the run's meta: nothing was committed or logged.
+        journal.Journal.remove_directory(directory)
+        return info.get("id", directory.name), "EMPTY"
+    if state.meta.get("status") not in FINAL_STATUSES:
+        state.update_meta({
+            "status": "CRASHED",
+            "end": iso(last_time or time.time()),
+            "error": {"type": "ProcessDied",
+                      "message": f"process {info.get('pid')} on {socket.gethostname()} exited without "
+                                 "ending the run; gitexp finished it from its journal"},
+        })
+        start = state.meta.get("start")
+        if start:
+            state.meta["duration"] = round(max(0.0, parse_iso(state.meta["end"]) - parse_iso(start)), 3)
+    ref = run_ref(state.meta["experiment"], state.id)
+    tip = repo.ref(ref)
+    if tip is not None and fmt.read_meta(repo, tip).get("status") in FINAL_STATUSES:
+        # The owner committed its final state and died before tidying up its journal.
+        journal.Journal.remove_directory(directory)
+        return state.id, fmt.read_meta(repo, tip)["status"]
+    for _ in range(5):
+        tip = repo.ref(ref)
+        try:
+            commit_state(repo, state, tip, files=output_log_entry(repo, directory))
+            break
+        except RefConflictError:
+            continue
+    journal.Journal.remove_directory(directory)
+    return state.id, state.meta["status"]

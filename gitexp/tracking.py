@@ -1,0 +1,518 @@
+"""The logging API: Run, start_run, and the module-level verbs acting on the active run."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import getpass
+import json
+import operator
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from gitexp import env as env_mod
+from gitexp import format as fmt
+from gitexp import journal, names, redact, store
+from gitexp.errors import GitexpError, InvalidValueError, StorageError
+from gitexp.repo import Entry, RefConflictError, Repo
+from gitexp.state import FINAL_STATUSES, STATUSES, RunState, merge_params, normalize
+
+ENV_RUN_ID, ENV_REPO, ENV_PARAMS, ENV_EXPERIMENT = "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GITEXP_EXPERIMENT"
+
+_active: list[Run] = []
+_registry_lock = threading.Lock()
+
+
+def resolve_experiment(repo: Repo, experiment: str | None) -> str:
+    chosen = experiment or os.environ.get(ENV_EXPERIMENT) or repo.config("exp.experiment")
+    return names.check_experiment(chosen or names.DEFAULT_EXPERIMENT)
+
+
+class Run:
+    """A live run. Created by start_run(); ends with end() or at the end of a `with` block."""
+
+    def __init__(self, repo: Repo, state: RunState, owner: bool, journal_: journal.Journal,
+                 tip: str | None, settings: dict[str, float]) -> None:
+        self.repo = repo
+        self.state = state
+        self.owner = owner
+        self.ended = False
+        self._journal = journal_
+        self._tip = tip
+        self._settings = settings
+        self._buf: collections.deque[tuple[str, int, float, float]] = collections.deque()
+        self._steps: dict[str, int] = {}
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()  # guards params, tags and pending journal lines
+        self._pending: list[str] = []
+        self._warned: set[str] = set()
+        self._stop = threading.Event()
+        self._last_checkpoint = time.monotonic()
+        self._thread = threading.Thread(target=self._flush_loop, name=f"gitexp-{self.id}", daemon=True)
+        self._sampler: Any = None
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def name(self) -> str:
+        return self.state.meta.get("name", "")
+
+    @property
+    def experiment(self) -> str:
+        return self.state.meta["experiment"]
+
+    @property
+    def ref(self) -> str:
+        return store.run_ref(self.experiment, self.id)
+
+    @property
+    def status(self) -> str:
+        return self.state.meta.get("status", "RUNNING")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        with self._lock:
+            return json.loads(json.dumps(self.state.params))
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.state.meta.get("tags", {}))
+
+    def __repr__(self) -> str:
+        return f"<gitexp.Run {self.id} name={self.name!r} experiment={self.experiment!r} status={self.status}>"
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
+        if key not in self._keys:
+            self._new_key(key)
+        if type(value) is not float:
+            value = _to_float(key, value)
+        if step is None:
+            step = self._steps.get(key, 0)
+        elif type(step) is not int:
+            step = _to_step(key, step)
+        self._steps[key] = step + 1
+        self._buf.append((key, step, time.time() if timestamp is None else float(timestamp), value))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
+        stamp = time.time() if timestamp is None else timestamp
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, stamp)
+
+    def _new_key(self, key: str) -> None:
+        if self.ended:
+            raise GitexpError(f"run {self.id} has ended; metric {key!r} was not logged. Start a new run, "
+                              "or log inside the `with gitexp.start_run(...)` block")
+        names.check_key(key, "metric")
+        self._keys.add(key)
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if not isinstance(params, dict):
+            raise InvalidValueError(f"params must be a dict of key -> value, not {type(params).__name__}")
+        for key in params:
+            names.check_key(key, "param")
+        clean = normalize(params)
+        with self._lock:
+            self.state.params = merge_params(self.state.params, clean)
+            self._pending.append(journal.record_line("P", clean))
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        clean = {names.check_key(k, "tag"): str(v) for k, v in tags.items()}
+        with self._lock:
+            self.state.set_tags(clean)
+            self._pending.append(journal.record_line("T", clean))
+
+    def set_description(self, text: str) -> None:
+        self._meta({"description": str(text)})
+
+    def _meta(self, changes: dict[str, Any]) -> None:
+        with self._lock:
+            self.state.update_meta(changes)
+            self._pending.append(journal.record_line("S", changes))
+
+    # -- background work ---------------------------------------------------------------------
+
+    def _start_background(self) -> None:
+        self._thread.start()
+        interval = self._settings["system_interval"]
+        if self.owner and interval > 0:
+            from gitexp.system import SystemSampler
+
+            self._sampler = SystemSampler(self._log_system, interval)
+            self._sampler.start()
+
+    def _log_system(self, values: dict[str, float], stamp: float) -> None:
+        for key, value in values.items():
+            self.log_metric(key, value, timestamp=stamp)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self._settings["flush_interval"]):
+            self._flush(checkpoint=True)
+
+    def _warn_once(self, what: str, exc: BaseException) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(f"gitexp: run {self.id}: {what} failed ({exc}); the data is kept in memory "
+                          "and will be written on the next attempt", RuntimeWarning, stacklevel=2)
+
+    def _flush(self, checkpoint: bool) -> None:
+        """Move buffered values into the state and the journal; commit a checkpoint when due."""
+        buf, lines = self._buf, []
+        add = self.state.add_metric
+        for _ in range(len(buf)):
+            key, step, stamp, value = buf.popleft()
+            add(key, step, stamp, value)
+            lines.append(journal.metric_line(key, step, stamp, value))
+        with self._lock:
+            self._pending.extend(lines)
+            text, self._pending = "".join(self._pending), []
+        if text:
+            try:
+                self._journal.append(text)
+            except OSError as exc:
+                with self._lock:
+                    self._pending.insert(0, text)
+                self._warn_once("writing the journal", exc)
+        if not self.owner:
+            return
+        try:
+            journal.apply(self.state, self._journal.read_others())
+            if self.state.env is None and env_mod.ready():
+                self._set_env(env_mod.capture_env(self._settings["env_variables"]))
+        except Exception as exc:  # a bad record from a child must not stop the run
+            self._warn_once("reading attached processes' journals", exc)
+        due = time.monotonic() - self._last_checkpoint >= self._settings["checkpoint_interval"]
+        if checkpoint and due:
+            self._commit()
+
+    def _set_env(self, captured: dict[str, Any]) -> None:
+        self.state.env = captured
+        with self._lock:
+            self._pending.append(journal.record_line("E", captured))
+
+    def _commit(self) -> bool:
+        started = time.monotonic()
+        try:
+            with self._lock:
+                files = store.output_log_entry(self.repo, self._journal.directory)
+                try:
+                    self._tip = store.commit_state(self.repo, self.state, self._tip, files=files)
+                except RefConflictError:
+                    # Someone moved our ref (e.g. `git exp rm`): build on what is there now.
+                    self._tip = self.repo.ref(self.ref)
+                    self._tip = store.commit_state(self.repo, self.state, self._tip, files=files)
+        except (GitexpError, OSError) as exc:
+            self._warn_once("committing a checkpoint", exc)
+            return False
+        finally:
+            # A checkpoint of a huge run costs more: never spend more than 2% of the time on them.
+            cost = time.monotonic() - started
+            self._settings["checkpoint_interval"] = max(self._settings["checkpoint_interval"], cost * 50)
+            self._last_checkpoint = time.monotonic()
+        return True
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def end(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
+        """Finish the run: flush everything, record the status, write the final commit."""
+        if self.ended:
+            return
+        if status not in STATUSES:
+            raise InvalidValueError(f"invalid run status {status!r}; use one of {', '.join(FINAL_STATUSES)}")
+        self.ended = True
+        if self._sampler is not None:
+            self._sampler.stop()
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        changes: dict[str, Any] = {}
+        if error is not None:
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            changes["error"] = {"type": type(error).__name__, "message": str(error), "traceback": tb[-8000:]}
+        if self.owner:
+            now = time.time()
+            changes.update({"status": status, "end": store.iso(now),
+                            "duration": round(now - store.parse_iso(self.state.meta["start"]), 3)})
+            if self.state.env is None and self._settings["capture_env"]:
+                self._set_env(env_mod.capture_env(self._settings["env_variables"]))
+        if changes:
+            self._meta(changes)
+        self._finish()
+        with _registry_lock:
+            if self in _active:
+                _active.remove(self)
+
+    def _finish(self) -> None:
+        self._flush(checkpoint=False)
+        if not self.owner:
+            self._journal.close()
+            return
+        for attempt in range(5):
+            if self._commit():
+                self._journal.remove()
+                return
+            time.sleep(0.05 * 2**attempt)
+        self._journal.close()
+        warnings.warn(f"gitexp: run {self.id} could not be committed; its journal is kept in "
+                      f"{self._journal.directory} and `git exp recover` will finish it", RuntimeWarning,
+                      stacklevel=3)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.end("FINISHED")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end("KILLED", exc)
+        else:
+            self.end("FAILED", exc)
+
+
+def _to_float(key: str, value: Any) -> float:
+    if isinstance(value, (str, bytes)):
+        raise InvalidValueError(f"metric {key!r}: value {value!r} is a string; metrics must be numbers "
+                                "(log text with set_tag or log_param)")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"metric {key!r}: value {value!r} of type {type(value).__name__} is not a "
+                                "number; pass an int, a float or a numpy/torch scalar") from None
+
+
+def _to_step(key: str, step: Any) -> int:
+    try:
+        return operator.index(step)
+    except TypeError:
+        raise InvalidValueError(f"metric {key!r}: step {step!r} is not an integer") from None
+
+
+def _settings(repo: Repo, overrides: dict[str, Any]) -> dict[str, Any]:
+    settings = {
+        "flush_interval": repo.config_number("exp.flushInterval", 1.0),
+        "checkpoint_interval": repo.config_number("exp.checkpointInterval", 30.0),
+        "system_interval": repo.config_number("exp.systemMetricsInterval", 10.0),
+        "max_snapshot": repo.config_number("exp.snapshotMaxSize", 10 * 2**20),
+        "capture_env": repo.config_bool("exp.captureEnv", True),
+        "capture_code": repo.config_bool("exp.captureCode", True),
+        "env_variables": env_mod.parse_variable_list(repo.config("exp.envVariables")),
+    }
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def _git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]) -> dict[str, Any]:
+    head = repo.head()
+    git: dict[str, Any] = {"commit": head.commit, "branch": head.branch, "dirty": False}
+    url = repo.remote_url()
+    git["remote"] = redact.strip_url_credentials(url) if url else None
+    code: dict[str, Any] = {}
+    if settings["capture_code"] and repo.workdir is not None:
+        tree, skipped = repo.snapshot(head.commit, int(settings["max_snapshot"]))
+        base_tree = repo.tree_of(head.commit) if head.commit else None
+        git["dirty"] = tree != base_tree
+        code["tree"] = tree
+        if skipped:
+            code["skipped"] = skipped
+            warnings.warn(f"gitexp: {len(skipped)} file(s) over {int(settings['max_snapshot'])} bytes left out "
+                          f"of the code snapshot: {', '.join(skipped[:5])}; raise git config "
+                          "exp.snapshotMaxSize to include them", RuntimeWarning, stacklevel=4)
+        if git["dirty"] and tree:
+            patch = repo.diff_trees(base_tree, tree)
+            if patch:
+                state_files[fmt.PATCH] = Entry(repo.write_blob(patch.encode()))
+    return {"git": git, "code": code}
+
+
+def start_run(name: str | None = None, experiment: str | None = None, params: dict[str, Any] | None = None,
+              tags: dict[str, Any] | None = None, description: str | None = None,
+              repo: str | os.PathLike[str] | None = None, *, command: list[str] | None = None,
+              capture_env: bool | None = None, capture_code: bool | None = None,
+              system_metrics_interval: float | None = None, checkpoint_interval: float | None = None,
+              flush_interval: float | None = None) -> Run:
+    """Start a run (or, inside `git exp run`, attach to the run it started) and make it active."""
+    attach_id = os.environ.get(ENV_RUN_ID)
+    if attach_id and not any(r.id == attach_id for r in _active):
+        run = _attach(attach_id, params, tags, description)
+    else:
+        run = _create(name, experiment, params, tags, description, repo, command, {
+            "capture_env": capture_env, "capture_code": capture_code,
+            "system_interval": system_metrics_interval, "checkpoint_interval": checkpoint_interval,
+            "flush_interval": flush_interval})
+    with _registry_lock:
+        _active.append(run)
+    _install_exit_handlers()
+    return run
+
+
+def _create(name: str | None, experiment: str | None, params: dict[str, Any] | None,
+            tags: dict[str, Any] | None, description: str | None, path: Any, command: list[str] | None,
+            overrides: dict[str, Any]) -> Run:
+    repo = Repo.discover(path)
+    settings = _settings(repo, overrides)
+    if settings["capture_env"]:
+        env_mod.prefetch()
+    exp = resolve_experiment(repo, experiment)
+    clean_params = normalize(params or {})
+    for key in clean_params:
+        names.check_key(key, "param")
+    clean_tags = {names.check_key(k, "tag"): str(v) for k, v in (tags or {}).items()}
+    started = time.time()
+    files: dict[str, Any] = {}
+    meta: dict[str, Any] = {
+        "id": names.new_run_id(started),
+        "name": names.check_run_name(name) if name is not None else names.random_run_name(),
+        "experiment": exp, "status": "RUNNING", "start": store.iso(started),
+        "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
+        "command": redact.mask_argv(list(command if command is not None else sys.orig_argv)),
+        "tags": clean_tags, "description": description,
+        **_git_state(repo, settings, files),
+    }
+    state = RunState(meta=meta, params=clean_params, files=files)
+    jour = journal.Journal.create(repo.commondir, meta["id"], {"id": meta["id"], "experiment": exp, "base": None})
+    jour.append(journal.record_line("S", meta) + journal.record_line("P", clean_params))
+    if settings["capture_env"] and env_mod.ready():
+        state.env = env_mod.capture_env(settings["env_variables"])
+        jour.append(journal.record_line("E", state.env))
+    try:
+        tip = store.commit_state(repo, state, None, files=None)
+    except GitexpError:
+        jour.remove()
+        raise
+    run = Run(repo, state, True, jour, tip, settings)
+    run._start_background()
+    return run
+
+
+def _attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | None,
+            description: str | None) -> Run:
+    repo = Repo.discover(os.environ.get(ENV_REPO))
+    inherited = json.loads(os.environ.get(ENV_PARAMS) or "{}")
+    meta = {"id": run_id, "experiment": os.environ.get(ENV_EXPERIMENT, names.DEFAULT_EXPERIMENT), "tags": {}}
+    state = RunState(meta=meta, params=inherited)
+    jour = journal.Journal.attach(repo.commondir, run_id)
+    if not jour.directory.joinpath("run.json").exists():
+        raise StorageError(f"{ENV_RUN_ID}={run_id} names no live run in {repo.gitdir}; unset it to start "
+                           "a new run")
+    run = Run(repo, state, False, jour, None, _settings(repo, {"system_interval": 0}))
+    if params:
+        run.log_params(params)
+    if tags:
+        run.set_tags(tags)
+    if description:
+        run.set_description(description)
+    run._start_background()
+    return run
+
+
+# -- module-level verbs on the active run ----------------------------------------------------
+
+
+def active_run() -> Run | None:
+    return _active[-1] if _active else None
+
+
+def _current() -> Run:
+    return _active[-1] if _active else start_run()
+
+
+def end_run(status: str = "FINISHED") -> None:
+    if _active:
+        _active[-1].end(status)
+
+
+def log_metric(key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
+    _current().log_metric(key, value, step, timestamp)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    _current().log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    _current().log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _current().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _current().set_tag(key, value)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    _current().set_tags(tags)
+
+
+def params() -> dict[str, Any]:
+    """The active run's params; inside `git exp run`, the -p params given on its command line."""
+    if _active:
+        return _active[-1].params
+    return json.loads(os.environ.get(ENV_PARAMS) or "{}")
+
+
+# -- process exit ------------------------------------------------------------------------------
+
+_handlers_installed = False
+_uncaught: list[BaseException] = []
+
+
+def _install_exit_handlers() -> None:
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(_end_all_at_exit)
+    previous_hook = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        _uncaught.append(exc)
+        previous_hook(kind, exc, tb)
+
+    sys.excepthook = hook
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+            signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    for run in reversed(list(_active)):
+        run.end("KILLED", None)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _end_all_at_exit() -> None:
+    exc = _uncaught[-1] if _uncaught else None
+    status = "FINISHED" if exc is None else "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    for run in reversed(list(_active)):
+        try:
+            run.end(status, exc)
+        except Exception as error:  # interpreter exit: report, never raise
+            print(f"gitexp: could not end run {run.id}: {error}", file=sys.stderr)
+
+
+def repo_of(run: Run) -> Path:
+    return run.repo.workdir or run.repo.gitdir

@@ -1,0 +1,69 @@
+"""Every test runs against real git in a temporary HOME, isolated from the user's config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("GITEXP_EXPERIMENT", "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GIT_DIR", "GIT_WORK_TREE"):
+        monkeypatch.delenv(key, raising=False)
+    from gitexp import repo as repo_mod
+
+    repo_mod.set_config_search_path(str(home))
+    return home
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run the real git command line in *cwd* and return its stdout."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+@pytest.fixture
+def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.fixture
+def repo(empty_repo: Path) -> Path:
+    """A repository with one commit holding a small training script."""
+    (empty_repo / "train.py").write_text("print('training')\n")
+    (empty_repo / ".gitignore").write_text("*.ckpt\n")
+    git(empty_repo, "add", ".")
+    git(empty_repo, "commit", "-q", "-m", "initial")
+    return empty_repo
+
+
+@pytest.fixture
+def env_for_subprocess(isolated_git: Path) -> dict[str, str]:
+    """The environment a child `git exp` or python process needs to stay isolated."""
+    env = dict(os.environ)
+    env.update(GIT_ENV)
+    env["HOME"] = str(isolated_git)
+    return env
