@@ -67,8 +67,8 @@ class Repo:
             raise NotARepositoryError(f"cannot search for a git repository from {start}: {exc}") from exc
         if found is None:
             raise NotARepositoryError(
-                f"not a git repository: {start}\n"
-                "gitexp stores runs in git; run `git init` there first, or pass repo=PATH / run inside one."
+                f"not a git repository: {start}; gitexp stores runs in git, so run this inside a "
+                "repository (or `git init` one first, or pass repo=PATH)"
             )
         try:
             return cls(pygit2.Repository(found))
@@ -254,6 +254,23 @@ class Repo:
             ref.delete()
         except pygit2.GitError as exc:
             raise StorageError(f"cannot delete ref {name}: {exc}") from exc
+
+    def rename_ref(self, old: str, new: str, expected: str, message: str) -> None:
+        """Move ref *old* (at *expected*) to the name *new*, taking its reflog along."""
+        try:
+            ref = self._r.references[old]
+        except KeyError:
+            raise RefConflictError(f"ref {old} does not exist") from None
+        if str(ref.target) != expected:
+            raise RefConflictError(f"ref {old} moved to {str(ref.target)[:12]}; not moving it")
+        if new in self._r.references:
+            raise RefConflictError(f"ref {new} exists already")
+        try:
+            ref.rename(new)
+        except (pygit2.GitError, ValueError, OSError) as exc:
+            raise StorageError(f"cannot rename ref {old} to {new}: {exc}") from exc
+        self._ensure_reflog(new)
+        self.update_ref(new, expected, expected, message)
 
     def reflog(self, name: str) -> list[tuple[str, str, str]]:
         """(old, new, message) entries, oldest first."""

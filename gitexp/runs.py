@@ -124,23 +124,27 @@ def _summary(repo: Repo, commit: str) -> tuple:
     return meta, params, metrics, env.oid if env else None
 
 
-def split_ref(ref: str) -> tuple[str, str]:
-    experiment, _, run_id = ref[len(names.REF_PREFIX):].rpartition("/")
+def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
+    experiment, _, run_id = ref[len(namespace):].rpartition("/")
     return experiment, run_id
 
 
 def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str | None = None,
-              recover: bool = True) -> list[RunRecord]:
-    """Every run (of *experiment*, or all), newest first."""
+              recover: bool = True, namespace: str = names.REF_PREFIX) -> list[RunRecord]:
+    """Every run (of *experiment*, or all), newest first.
+
+    Runs whose process died on this machine are finished as CRASHED first (*recover*);
+    *namespace* is refs/experiments-trash/ to list removed runs.
+    """
     repo = repo if isinstance(repo, Repo) else Repo.discover(repo)
     if recover:
         store.recover(repo)
-    prefix = names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else "")
+    prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
     refs = repo.refs(prefix)
     cache = _Cache(repo)
     records = []
     for ref, commit in refs.items():
-        exp, run_id = split_ref(ref)
+        exp, run_id = split_ref(ref, namespace)
         if experiment and exp != experiment:
             continue
         entry = cache.entries.get(commit)

@@ -53,6 +53,7 @@ class Run:
         self._steps: dict[str, int] = {}
         self._keys: set[str] = set()
         self._lock = threading.Lock()  # guards params, tags and pending journal lines
+        self._flush_lock = threading.Lock()  # one flush at a time: the flusher thread or end()
         self._pending: list[str] = []
         self._warned: set[str] = set()
         self._stop = threading.Event()
@@ -177,6 +178,10 @@ class Run:
 
     def _flush(self, checkpoint: bool) -> None:
         """Move buffered values into the state and the journal; commit a checkpoint when due."""
+        with self._flush_lock:
+            self._flush_locked(checkpoint)
+
+    def _flush_locked(self, checkpoint: bool) -> None:
         buf, lines = self._buf, []
         add = self.state.add_metric
         for _ in range(len(buf)):

@@ -1,0 +1,77 @@
+"""`git exp show`: one run, readable by a person (text) or a program (yaml, json)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from gitexp import format as fmt
+from gitexp.runs import RunRecord
+from gitexp.table import cell, flatten, human_duration, local_time
+
+
+def render(record: RunRecord, form: str = "text") -> str:
+    if form == "json":
+        return json.dumps(record.to_dict(env=True), indent=2, default=str) + "\n"
+    if form == "yaml":
+        return fmt.dump_yaml(record.to_dict(env=True)).decode()
+    return text(record)
+
+
+def _section(title: str, pairs: list[tuple[str, Any]]) -> list[str]:
+    if not pairs:
+        return []
+    width = max(len(k) for k, _ in pairs)
+    return ["", title, *(f"  {k:<{width}}  {cell(v, 6)}" for k, v in pairs)]
+
+
+def text(record: RunRecord) -> str:
+    meta = record.meta
+    git = meta.get("git") or {}
+    lines = [f"run {record.id}  {record.experiment}/{record.name}"]
+    head = [
+        ("status", record.status + (f" (exit code {meta['exit_code']})" if meta.get("exit_code") is not None
+                                    else "")),
+        ("start", f"{local_time(record.start)}  ({record.start})"),
+        ("duration", human_duration(record.duration) or "still running"),
+        ("code", " ".join(filter(None, [(git.get("commit") or "no commit")[:12], git.get("branch") and
+                                         f"on {git['branch']}", "with uncommitted changes" if git.get("dirty")
+                                         else None]))),
+        ("ref", record.ref),
+        ("commit", record.commit[:12]),
+        ("host", f"{meta.get('user')}@{meta.get('host')} pid {meta.get('pid')}"),
+        ("command", shlex.join(meta.get("command") or [])),
+    ]
+    if meta.get("description"):
+        head.append(("description", meta["description"]))
+    width = max(len(k) for k, _ in head)
+    lines += [f"{k:<{width}}  {v}" for k, v in head]
+    if meta.get("error"):
+        lines += ["", "error", f"  {meta['error'].get('type')}: {meta['error'].get('message')}"]
+    skipped = (meta.get("code") or {}).get("skipped")
+    if skipped:
+        lines += ["", f"warning: {len(skipped)} large file(s) left out of the code snapshot: "
+                      + ", ".join(skipped[:5])]
+    lines += _section("tags", sorted(record.tags.items()))
+    lines += _section("params", sorted(flatten(record.params).items()))
+    if record.metrics:
+        rows = [(k, v) for k, v in sorted(record.metrics.items())]
+        width = max(len(k) for k, _ in rows)
+        lines += ["", f"{'metrics':<{width + 2}}  {'last':>12} {'step':>8} {'min':>12} {'max':>12} {'count':>7}"]
+        lines += [f"  {k:<{width}}  {cell(v.get('last'), 6):>12} {v.get('step', ''):>8} "
+                  f"{cell(v.get('min'), 6):>12} {cell(v.get('max'), 6):>12} {v.get('count', ''):>7}"
+                  for k, v in rows]
+    env = record.env
+    if env:
+        python = env.get("python") or {}
+        gpu = env.get("gpu") or {}
+        devices = ", ".join(d.get("name", "?") for d in gpu.get("devices") or []) or "none"
+        lines += _section("environment", [
+            ("python", f"{python.get('version')} ({python.get('implementation')})"),
+            ("os", " ".join(str((env.get("os") or {}).get(k, "")) for k in ("system", "release"))),
+            ("cpu", f"{(env.get('cpu') or {}).get('model')} x{(env.get('cpu') or {}).get('cores_logical')}"),
+            ("gpus", f"{gpu.get('count', 0)}: {devices}"),
+            ("packages", len(env.get("packages") or {})),
+        ])
+    return "\n".join(lines) + "\n"
