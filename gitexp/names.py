@@ -25,6 +25,8 @@ def check_experiment(name: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidNameError(f"invalid experiment name {name!r}: it must be a non-empty string")
     reason = _ref_problem(name)
+    if reason is None and name.startswith("-"):
+        reason = "it starts with '-', which would read as a command-line option"
     if reason is None and _RUN_ID.match(name.rsplit("/", 1)[-1]):
         reason = "its last component looks like a run id"
     if reason:

@@ -1,0 +1,148 @@
+"""Crash safety and concurrency, with real processes: SIGKILL, SIGTERM, exit, parallel writers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import gitexp
+from gitexp.cli import main
+from tests.conftest import git
+
+
+def spawn(repo: Path, env: dict[str, str], body: str) -> subprocess.Popen[str]:
+    script = repo / "child.py"
+    script.write_text(textwrap.dedent(body))
+    return subprocess.Popen([sys.executable, str(script)], cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(proc: subprocess.Popen[str], expected: str) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line.startswith(expected), f"child said {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+    return line.split()[-1]
+
+
+def journal_lines(repo: Path, run_id: str) -> int:
+    directory = repo / ".git" / "gitexp" / "journal" / run_id
+    return sum(p.read_text().count("\nM\t") + p.read_text().startswith("M\t") for p in directory.glob("*.log"))
+
+
+def test_sigkill_mid_run_is_recovered_as_crashed_with_flushed_values(repo: Path,
+                                                                    env_for_subprocess: dict) -> None:
+    proc = spawn(repo, env_for_subprocess, """
+        import time, gitexp
+        run = gitexp.start_run(name="doomed", flush_interval=0.01, checkpoint_interval=3600,
+                               system_metrics_interval=0)
+        for i in range(100):
+            run.log_metric("loss", 1.0 / (i + 1))
+        print("started", run.id, flush=True)
+        time.sleep(600)
+    """)
+    run_id = wait_for_line(proc, "started")
+    deadline = time.monotonic() + 20
+    while journal_lines(repo, run_id) < 100:
+        assert time.monotonic() < deadline, "the journal never received the 100 values"
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+
+    record = gitexp.get_run(run_id)  # reading runs notices the dead process
+    assert record.status == "CRASHED"
+    assert record.metrics["loss"]["count"] == 100
+    assert record.history("loss").values[-1] == 0.01
+    assert record.meta["error"]["type"] == "ProcessDied" and record.meta["end"]
+    assert not (repo / ".git" / "gitexp" / "journal" / run_id).exists()
+    assert "Status: CRASHED" in git(repo, "log", "-1", "--format=%B", record.ref)
+
+
+def test_sigterm_marks_run_killed(repo: Path, env_for_subprocess: dict) -> None:
+    proc = spawn(repo, env_for_subprocess, """
+        import time, gitexp
+        run = gitexp.start_run(name="terminated", system_metrics_interval=0)
+        run.log_metric("x", 1.0)
+        print("started", run.id, flush=True)
+        time.sleep(600)
+    """)
+    run_id = wait_for_line(proc, "started")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    record = gitexp.get_run(run_id)
+    assert record.status == "KILLED" and record.metrics["x"]["count"] == 1
+
+
+@pytest.mark.parametrize(("ending", "status"), [("pass", "FINISHED"), ("raise ValueError('boom')", "FAILED")])
+def test_run_without_with_ends_at_interpreter_exit(repo: Path, env_for_subprocess: dict, ending: str,
+                                                   status: str) -> None:
+    proc = spawn(repo, env_for_subprocess, f"""
+        import gitexp
+        run = gitexp.start_run(name="no-with", system_metrics_interval=0)
+        gitexp.log_metric("x", 2.0)
+        print("started", run.id, flush=True)
+        {ending}
+    """)
+    run_id = wait_for_line(proc, "started")
+    proc.wait(timeout=60)
+    record = gitexp.get_run(run_id)
+    assert record.status == status and record.metrics["x"]["last"] == 2.0
+    if status == "FAILED":
+        assert record.meta["error"] == {**record.meta["error"], "type": "ValueError", "message": "boom"}
+
+
+def test_locked_ref_never_raises_into_the_script_and_loses_nothing(repo: Path) -> None:
+    run = gitexp.start_run(name="locked", system_metrics_interval=0, checkpoint_interval=3600)
+    lock = repo / ".git" / f"{run.ref}.lock"
+    lock.write_text("held by another process\n")
+    for i in range(50):
+        run.log_metric("loss", float(i))
+    with pytest.warns(RuntimeWarning, match="git exp recover"):
+        run.end()  # must not raise although the ref cannot be updated
+    assert gitexp.get_run("locked").status in ("RUNNING", "FINISHED")
+    lock.unlink()
+    assert main(["recover"]) == 0
+    record = gitexp.get_run("locked")
+    assert record.status == "FINISHED", "the status the script ended with is kept"
+    assert record.metrics["loss"]["count"] == 50
+
+
+def test_parallel_writers_lose_no_run(repo: Path, env_for_subprocess: dict) -> None:
+    body = """
+        import sys, gitexp
+        for i in range(8):
+            with gitexp.start_run(name=f"w{sys.argv[1]}-{i}", params={"worker": int(sys.argv[1])},
+                                  system_metrics_interval=0) as run:
+                run.log_metric("loss", float(i))
+    """
+    (repo / "worker.py").write_text(textwrap.dedent(body))
+    procs = [subprocess.Popen([sys.executable, "worker.py", str(w)], cwd=repo, env=env_for_subprocess)
+             for w in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    records = gitexp.load_runs()
+    assert len(records) == 32 and len({r.id for r in records}) == 32
+    assert sorted(r.name for r in records) == sorted(f"w{w}-{i}" for w in range(4) for i in range(8))
+    assert {r.status for r in records} == {"FINISHED"}
+    assert os.listdir(repo / ".git" / "gitexp" / "journal") == []
+
+
+def test_recover_command_reports_nothing_to_do(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recover"]) == 0
+    assert "no interrupted runs" in capsys.readouterr().out
+
+
+def test_journal_is_in_the_git_directory_never_the_working_tree(repo: Path) -> None:
+    run = gitexp.start_run(system_metrics_interval=0)
+    run.log_metric("x", 1.0)
+    assert (repo / ".git" / "gitexp" / "journal" / run.id / "run.json").exists()
+    assert git(repo, "status", "--porcelain") == ""
+    run.end()
+    meta = yaml.safe_load(git(repo, "show", f"{run.ref}:meta.yaml"))
+    assert meta["status"] == "FINISHED"

@@ -1,0 +1,257 @@
+"""The logging API, checked the way a user would: through plain git and yaml.safe_load."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import gitexp
+from gitexp.errors import InvalidNameError, InvalidValueError, ParamConflictError
+from tests.conftest import git
+
+QUIET = {"system_metrics_interval": 0}
+
+
+def show_yaml(repo: Path, ref: str, path: str) -> object:
+    return yaml.safe_load(git(repo, "show", f"{ref}:{path}"))
+
+
+def test_run_is_a_commit_readable_with_plain_git(repo: Path) -> None:
+    params = {"lr": 0.01, "model": {"layers": 4, "act": "relu"}, "sizes": [1, 2], "flag": True}
+    with gitexp.start_run(experiment="cnn", name="baseline", params=params, **QUIET) as run:
+        for step in range(10):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+            run.log_metrics({"acc": step / 10, "val/acc": step / 20}, step=step)
+        run.set_tag("dataset", "cifar10")
+    assert run.ref == f"refs/experiments/cnn/{run.id}"
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/experiments/").split() == [run.ref]
+
+    assert show_yaml(repo, run.ref, "params.yaml") == params
+    meta = show_yaml(repo, run.ref, "meta.yaml")
+    assert meta["id"] == run.id and meta["name"] == "baseline" and meta["experiment"] == "cnn"
+    assert meta["status"] == "FINISHED" and meta["tags"] == {"dataset": "cifar10"}
+    assert meta["start"].endswith("Z") and meta["end"] >= meta["start"] and meta["duration"] >= 0
+    assert meta["git"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert meta["git"]["branch"] == "main" and meta["git"]["dirty"] is False
+    summary = show_yaml(repo, run.ref, "metrics.yaml")
+    assert summary["loss"] == {"last": 0.1, "step": 9, "min": 0.1, "max": 1.0, "count": 10}
+    assert summary["val/acc"]["count"] == 10
+
+    history = git(repo, "show", f"{run.ref}:metrics/val/acc.tsv").splitlines()
+    assert history[0] == "step\ttime\tvalue"
+    assert [line.split("\t")[0] for line in history[1:]] == [str(i) for i in range(10)]
+    assert float(history[-1].split("\t")[2]) == 0.45
+
+    env = show_yaml(repo, run.ref, "env.yaml")
+    assert env["python"]["version"].count(".") == 2 and "gpu" in env
+
+
+def test_commits_form_the_run_history(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    with gitexp.start_run(name="hist", **QUIET) as run:
+        run.log_metric("x", 1)
+    commits = git(repo, "rev-list", "--parents", run.ref).splitlines()
+    final, first = commits[0].split(), commits[1].split()
+    assert final[1] == first[0], "the final commit continues the run's first commit"
+    assert first[1] == head, "the first commit has the code commit as its parent"
+    message = git(repo, "log", "-1", "--format=%B", run.ref)
+    assert f"Run-Id: {run.id}" in message and "Status: FINISHED" in message
+    assert message.splitlines()[0].startswith("default/hist: FINISHED")
+    reflog = git(repo, "reflog", "show", "--format=%gs", run.ref).splitlines()
+    assert reflog == [f"gitexp: finished {run.id}", f"gitexp: running {run.id}"]
+    # The code snapshot of a clean tree is the base commit's tree: stored for free.
+    assert git(repo, "rev-parse", f"{run.ref}:code").strip() == git(repo, "rev-parse", "HEAD^{tree}").strip()
+    assert git(repo, "cat-file", "-e", f"{run.ref}:code.patch", check=False) == ""
+
+
+def test_dirty_tree_snapshot_holds_edits_and_untracked_files_only(repo: Path) -> None:
+    (repo / "train.py").write_text("print('edited')\n")
+    (repo / "new.py").write_text("x = 1\n")
+    (repo / "model.ckpt").write_bytes(b"ignored by .gitignore")
+    (repo / "big.bin").write_bytes(b"0" * 2048)
+    git(repo, "config", "exp.snapshotMaxSize", "1k")
+    with pytest.warns(RuntimeWarning, match="big.bin"), gitexp.start_run(**QUIET) as run:
+        pass
+    files = git(repo, "ls-tree", "-r", "--name-only", f"{run.ref}:code").split()
+    assert sorted(files) == [".gitignore", "new.py", "train.py"]
+    assert git(repo, "show", f"{run.ref}:code/train.py") == "print('edited')\n"
+    patch = git(repo, "show", f"{run.ref}:code.patch")
+    assert "+print('edited')" in patch and "new.py" in patch
+    meta = show_yaml(repo, run.ref, "meta.yaml")
+    assert meta["git"]["dirty"] is True and meta["code"]["skipped"] == ["big.bin"]
+
+
+def test_params_are_immutable_but_repeating_a_value_is_fine(repo: Path) -> None:
+    with gitexp.start_run(params={"lr": 0.1, "opt": {"name": "sgd"}}, **QUIET) as run:
+        run.log_param("lr", 0.1)
+        run.log_params({"opt": {"momentum": 0.9}})
+        with pytest.raises(ParamConflictError, match=r"'lr'.*0\.1.*0\.2"):
+            run.log_param("lr", 0.2)
+        with pytest.raises(ParamConflictError, match="opt.name"):
+            run.log_params({"opt": {"name": "adam"}})
+    assert show_yaml(repo, run.ref, "params.yaml") == {"lr": 0.1, "opt": {"name": "sgd", "momentum": 0.9}}
+
+
+def test_metric_values_are_stored_faithfully(repo: Path) -> None:
+    with gitexp.start_run(**QUIET) as run:
+        run.log_metric("np", np.float32(0.5))
+        run.log_metric("np", np.int64(3))
+        run.log_metric("special", math.nan)
+        run.log_metric("special", math.inf)
+        run.log_metric("special", -math.inf)
+        run.log_metric("tiny", 1e-300)
+    record = gitexp.get_run(run.id)
+    assert record.history("np").values == [0.5, 3.0]
+    special = record.history("special").values
+    assert math.isnan(special[0]) and special[1:] == [math.inf, -math.inf]
+    assert record.history("tiny").values == [1e-300]
+    assert record.metrics["special"]["count"] == 3
+
+
+def test_steps_auto_increment_per_key(repo: Path) -> None:
+    with gitexp.start_run(**QUIET) as run:
+        for _ in range(3):
+            run.log_metric("a", 1.0)
+        run.log_metric("b", 1.0)
+        run.log_metric("a", 1.0, step=10)
+        run.log_metric("a", 1.0)
+    record = gitexp.get_run(run.id)
+    assert record.history("a").steps == [0, 1, 2, 10, 11]
+    assert record.history("b").steps == [0]
+
+
+@pytest.mark.parametrize("value", ["0.5", b"1", None, [1, 2], object()])
+def test_non_numeric_metric_raises_naming_the_key(repo: Path, value: object) -> None:
+    with gitexp.start_run(**QUIET) as run:
+        with pytest.raises(InvalidValueError, match="'acc'"):
+            run.log_metric("acc", value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["", "a\tb", "line\nbreak", "/lead", "trail/", "a//b", 3])
+def test_invalid_metric_keys_raise(repo: Path, key: object) -> None:
+    with gitexp.start_run(**QUIET) as run:
+        with pytest.raises(InvalidNameError):
+            run.log_metric(key, 1.0)  # type: ignore[arg-type]
+
+
+def test_unusual_keys_are_encoded_reversibly_and_never_merged(repo: Path) -> None:
+    keys = ["a:b", "a%3Ab", "..", ".hidden", "über/ratio*", "trailing."]
+    with gitexp.start_run(**QUIET) as run:
+        for i, key in enumerate(keys):
+            run.log_metric(key, float(i))
+    record = gitexp.get_run(run.id)
+    assert sorted(record.metrics) == sorted(keys)
+    for i, key in enumerate(keys):
+        assert record.history(key).values == [float(i)]
+
+
+def test_exception_marks_run_failed_and_propagates(repo: Path) -> None:
+    with pytest.raises(ZeroDivisionError), gitexp.start_run(**QUIET) as run:
+        run.log_metric("x", 1)
+        _ = 1 / 0
+    meta = show_yaml(repo, run.ref, "meta.yaml")
+    assert meta["status"] == "FAILED"
+    assert meta["error"]["type"] == "ZeroDivisionError" and "division" in meta["error"]["message"]
+
+
+def test_keyboard_interrupt_marks_run_killed(repo: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), gitexp.start_run(**QUIET) as run:
+        raise KeyboardInterrupt
+    assert show_yaml(repo, run.ref, "meta.yaml")["status"] == "KILLED"
+
+
+def test_module_level_verbs_act_on_the_active_run(repo: Path) -> None:
+    assert gitexp.active_run() is None
+    run = gitexp.start_run(name="module", **QUIET)
+    assert gitexp.active_run() is run
+    gitexp.log_param("seed", 7)
+    gitexp.log_metric("loss", 0.5)
+    gitexp.log_metrics({"acc": 0.9})
+    gitexp.set_tag("note", "x")
+    assert gitexp.params() == {"seed": 7}
+    gitexp.end_run()
+    assert gitexp.active_run() is None
+    record = gitexp.get_run("module")
+    assert record.params == {"seed": 7} and set(record.metrics) == {"loss", "acc"}
+    assert record.tags == {"note": "x"} and record.status == "FINISHED"
+
+
+def test_logging_after_end_is_refused(repo: Path) -> None:
+    with gitexp.start_run(**QUIET) as run:
+        pass
+    with pytest.raises(gitexp.GitexpError, match="has ended"):
+        run.log_metric("late", 1.0)
+
+
+def test_experiment_defaults_env_and_config(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with gitexp.start_run(**QUIET) as run:
+        pass
+    assert run.experiment == "default"
+    git(repo, "config", "exp.experiment", "from-config")
+    with gitexp.start_run(**QUIET) as run:
+        pass
+    assert run.experiment == "from-config"
+    monkeypatch.setenv("GITEXP_EXPERIMENT", "from-env")
+    with gitexp.start_run(**QUIET) as run:
+        pass
+    assert run.experiment == "from-env"
+    with gitexp.start_run(experiment="explicit", **QUIET) as run:
+        pass
+    assert run.experiment == "explicit"
+
+
+@pytest.mark.parametrize("name", ["bad name", "a..b", "x.lock", "-", "a:b"])
+def test_invalid_experiment_is_refused_by_name(repo: Path, name: str) -> None:
+    with pytest.raises(InvalidNameError, match="invalid experiment name") as info:
+        gitexp.start_run(experiment=name, **QUIET)
+    assert repr(name) in str(info.value)
+    assert git(repo, "for-each-ref", "refs/experiments/") == ""
+
+
+def test_live_run_shows_progress_to_other_readers(repo: Path) -> None:
+    run = gitexp.start_run(name="live", checkpoint_interval=0.01, flush_interval=0.01, **QUIET)
+    try:
+        assert gitexp.get_run("live").status == "RUNNING"
+        run.log_metric("loss", 0.25)
+        # Wait for the flusher to commit a checkpoint, with a deadline rather than a fixed sleep.
+        import time
+
+        deadline = time.monotonic() + 10
+        while "loss" not in gitexp.get_run("live").metrics:
+            assert time.monotonic() < deadline, "no checkpoint commit within 10 s"
+            time.sleep(0.01)
+        assert gitexp.get_run("live").metrics["loss"]["last"] == 0.25
+    finally:
+        run.end()
+    assert gitexp.get_run("live").status == "FINISHED"
+
+
+def test_repository_without_commits(empty_repo: Path) -> None:
+    (empty_repo / "train.py").write_text("print(1)\n")
+    with gitexp.start_run(**QUIET) as run:
+        run.log_metric("x", 1)
+    parents = git(empty_repo, "rev-list", "--parents", run.ref).splitlines()
+    assert parents[-1].split()[1:] == [], "the first commit of a run in an empty repository has no parent"
+    meta = show_yaml(empty_repo, run.ref, "meta.yaml")
+    assert meta["git"]["commit"] is None
+    assert git(empty_repo, "show", f"{run.ref}:code/train.py") == "print(1)\n"
+
+
+def test_outside_a_repository_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(gitexp.GitexpError, match="not a git repository"):
+        gitexp.start_run(**QUIET)
+
+
+def test_cache_is_never_stale(repo: Path) -> None:
+    run = gitexp.start_run(name="cached", checkpoint_interval=3600, **QUIET)
+    assert gitexp.get_run("cached").status == "RUNNING"
+    assert (repo / ".git/gitexp/cache").is_dir()
+    run.log_metric("loss", 1.0)
+    run.end()
+    record = gitexp.get_run("cached")
+    assert record.status == "FINISHED" and record.metrics["loss"]["count"] == 1
