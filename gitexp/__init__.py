@@ -22,13 +22,25 @@ _LAZY = {
     "load_runs": "runs", "get_run": "runs", "RunRecord": "runs",
 }
 
-__all__ = ["GitexpError", "__version__", *_LAZY]
+__all__ = [
+    "GitexpError", "Run", "RunRecord", "__version__", "active_run", "end_run", "get_run", "load_runs",
+    "log_metric", "log_metrics", "log_param", "log_params", "params", "set_tag", "set_tags", "start_run",
+]
 
 if TYPE_CHECKING:
     from gitexp.runs import RunRecord, get_run, load_runs
     from gitexp.tracking import (
-        Run, active_run, end_run, log_metric, log_metrics, log_param, log_params, params, set_tag,
-        set_tags, start_run,
+        Run,
+        active_run,
+        end_run,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        params,
+        set_tag,
+        set_tags,
+        start_run,
     )
 
 

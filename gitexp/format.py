@@ -98,7 +98,7 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
         spec[INPUTS] = dump_yaml(state.inputs)
     code = state.meta.get("code", {}).get("tree")
     if code:
-        spec[CODE_DIR] = Entry(code, int(0o040000))
+        spec[CODE_DIR] = Entry(code, 0o040000)
     spec.update(state.files)
     spec.update(extra or {})
     return spec

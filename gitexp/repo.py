@@ -347,8 +347,5 @@ class Repo:
         """A unified patch from tree *old* (None: empty) to tree *new*."""
         old_tree = self._r[old] if old else None
         new_tree = self._r[new]
-        if old_tree is None:
-            diff = new_tree.diff_to_tree(swap=True)
-        else:
-            diff = old_tree.diff_to_tree(new_tree)
+        diff = new_tree.diff_to_tree(swap=True) if old_tree is None else old_tree.diff_to_tree(new_tree)
         return diff.patch or ""

@@ -83,7 +83,7 @@ def run_rows(records: Sequence[RunRecord], extra: Sequence[str] | None = None,
             pcols, mcols = pcols[:8], mcols[:8]
         extra = [f"params.{k}" for k in pcols] + [f"metrics.{k}" for k in mcols]
     rows = []
-    for record, flat, last in zip(records, params, metrics):
+    for record, flat, last in zip(records, params, metrics, strict=True):
         row: dict[str, Any] = {
             "id": shorts[record.id], "name": record.name, "status": record.status,
             "start": record.start, "duration": record.duration, "commit": (record.base_commit or "")[:7],
