@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -28,6 +29,20 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 def dump_yaml(data: Any) -> bytes:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
                      allow_unicode=True, width=100).encode()
+
+
+_env_dumps: dict[str, bytes] = {}
+
+
+def dump_env(env: dict[str, Any]) -> bytes:
+    """dump_yaml for the environment, remembered: every run of a process has the same one."""
+    key = json.dumps(env, sort_keys=True, default=str)
+    data = _env_dumps.get(key)
+    if data is None:
+        if len(_env_dumps) > 8:
+            _env_dumps.clear()
+        data = _env_dumps[key] = dump_yaml(env)
+    return data
 
 
 def load_yaml(data: bytes | None, what: str) -> Any:
@@ -93,7 +108,7 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
     if history:
         spec[HISTORY_DIR] = history
     if state.env is not None:
-        spec[ENV] = dump_yaml(state.env)
+        spec[ENV] = dump_env(state.env)
     if state.inputs:
         spec[INPUTS] = dump_yaml(state.inputs)
     code = state.meta.get("code", {}).get("tree")

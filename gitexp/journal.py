@@ -1,10 +1,13 @@
 """Crash safety: every logged value is appended to a journal in the git directory.
 
-A live run owns `<gitdir>/gitexp/journal/<run-id>/`, holding `run.json` (what run it is and
-which commit the journal extends), `owner.lock` (flock-ed by the owning process for as long
-as it lives, so a free lock means the owner is dead, even after kill -9), and one segment
-`<pid>.log` per writing process (`git exp run` writes its own; the script it runs, attached
-to the same run, writes another). Each segment line is one record:
+A live run has, in `<common git dir>/gitexp/journal/`, the file `<run-id>.lock`: it holds
+run.json-style info (id, experiment, host, pid, base commit) and is flock-ed by the owning
+process for as long as it lives, so a free lock means the owner is dead, even after kill -9.
+Each writing process appends records to its own segment `<run-id>.<pid>.log` (created on
+first write; `git exp run` and the script it runs, attached to the same run, each have one),
+and `git exp run` captures the command's output in `<run-id>.output`. Files, not folders:
+creating and removing folders costs several times more on common file systems. A record
+is one line:
 
     M<TAB>step<TAB>time<TAB>value<TAB>key    a metric value
     P<TAB>json                               params (merged)
@@ -19,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterable
@@ -80,35 +82,45 @@ def _deep(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 class Journal:
-    """One process's segment of a run's journal."""
+    """One process's segment of a run's journal (and, for the owner, the run's lock)."""
 
-    def __init__(self, directory: Path, owner: bool) -> None:
-        self.directory = directory
+    def __init__(self, root: Path, run_id: str, owner: bool) -> None:
+        self.root = root
+        self.run_id = run_id
         self.owner = owner
+        self.segment = root / f"{run_id}.{os.getpid()}.log"
+        self.output = root / f"{run_id}.output"
+        self._fd: int | None = None
         self._lock_fd: int | None = None
-        self.segment = directory / f"{os.getpid()}.log"
-        self._fd = os.open(self.segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._offsets: dict[Path, int] = {self.segment: -1}
 
     @classmethod
     def create(cls, commondir: Path, run_id: str, info: dict[str, Any]) -> Journal:
-        directory = journal_root(commondir) / run_id
-        directory.mkdir(parents=True)
-        lock_fd = os.open(directory / "owner.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        payload = {**info, "host": socket.gethostname(), "pid": os.getpid()}
-        tmp = directory / "run.json.tmp"
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(directory / "run.json")
-        journal = cls(directory, owner=True)
-        journal._lock_fd = lock_fd
+        root = journal_root(commondir)
+        root.mkdir(parents=True, exist_ok=True)
+        journal = cls(root, run_id, owner=True)
+        fd = os.open(root / f"{run_id}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        journal._lock_fd = fd
+        journal.write_info({**info, "host": socket.gethostname(), "pid": os.getpid()})
         return journal
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        assert self._lock_fd is not None
+        data = json.dumps(info).encode()
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, data, 0)
 
     @classmethod
     def attach(cls, commondir: Path, run_id: str) -> Journal:
-        return cls(journal_root(commondir) / run_id, owner=False)
+        return cls(journal_root(commondir), run_id, owner=False)
+
+    def exists(self) -> bool:
+        return (self.root / f"{self.run_id}.lock").exists()
 
     def append(self, text: str) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         data = text.encode()
         while data:
             written = os.write(self._fd, data)
@@ -117,7 +129,7 @@ class Journal:
     def read_others(self) -> list[str]:
         """Complete lines that other processes appended to their segments since the last call."""
         lines: list[str] = []
-        for path in sorted(self.directory.glob("*.log")):
+        for path in sorted(self.root.glob(f"{self.run_id}.*.log")):
             start = self._offsets.setdefault(path, 0)
             if start < 0:
                 continue
@@ -134,24 +146,23 @@ class Journal:
         for fd in (self._fd, self._lock_fd):
             if fd is not None:
                 os.close(fd)
-        self._lock_fd = None
+        self._fd = self._lock_fd = None
 
     def remove(self) -> None:
+        """Delete this run's journal files; the lock goes last, so a crash here leaves it recoverable."""
+        remove_files(self.root, self.run_id)
         self.close()
-        self.remove_directory(self.directory)
-
-    @staticmethod
-    def remove_directory(directory: Path) -> None:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
-def owner_is_dead(directory: Path) -> int | None:
-    """A file descriptor holding the owner lock if its owner is gone, else None.
+def remove_files(root: Path, run_id: str) -> None:
+    for path in (*root.glob(f"{run_id}.*.log"), root / f"{run_id}.output", root / f"{run_id}.lock"):
+        path.unlink(missing_ok=True)
 
-    The caller closes the descriptor when done; holding it keeps two recoverers apart.
-    """
+
+def take_lock(lock: Path) -> int | None:
+    """A descriptor holding *lock* if its owner is gone (the caller closes it), else None."""
     try:
-        fd = os.open(directory / "owner.lock", os.O_RDWR)
+        fd = os.open(lock, os.O_RDWR)
     except FileNotFoundError:
         return None
     try:
@@ -162,39 +173,34 @@ def owner_is_dead(directory: Path) -> int | None:
     return fd
 
 
-def read_info(directory: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((directory / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
+def segments(root: Path, run_id: str, owner_pid: int | None) -> list[Path]:
+    """Segments in replay order: the owner's first."""
+    paths = sorted(root.glob(f"{run_id}.*.log"))
+    return sorted(paths, key=lambda p: (p.name != f"{run_id}.{owner_pid}.log", p.name))
 
 
-def segments(directory: Path, owner_pid: int | None) -> list[Path]:
-    """Segments in replay order: the owner's first (it holds the run's initial meta)."""
-    paths = sorted(directory.glob("*.log"))
-    return sorted(paths, key=lambda p: (p.stem != str(owner_pid), p.name))
-
-
-def orphans(commondir: Path) -> list[tuple[Path, dict[str, Any], int]]:
-    """Journals on this host whose owner died: (directory, run.json, held lock fd)."""
+def orphans(commondir: Path) -> list[tuple[str, dict[str, Any], int]]:
+    """Runs on this host whose owner died: (run id, info, held lock descriptor)."""
     root = journal_root(commondir)
-    if not root.is_dir():
+    try:
+        locks = [p for p in root.iterdir() if p.suffix == ".lock"]
+    except FileNotFoundError:
         return []
     found = []
     host = socket.gethostname()
-    for directory in root.iterdir():
-        info = read_info(directory)
-        if info is None:
-            # A journal is written lock-first, so a stale one without run.json is debris.
-            fd = owner_is_dead(directory)
-            if fd is not None and time.time() - directory.stat().st_mtime > 60:
-                shutil.rmtree(directory, ignore_errors=True)
-            if fd is not None:
-                os.close(fd)
+    for lock in locks:
+        fd = take_lock(lock)
+        if fd is None:
             continue
-        if info.get("host") != host:
+        try:
+            info = json.loads(os.pread(fd, 1 << 20, 0) or b"{}")
+        except ValueError:
+            info = {}
+        if not info and time.time() - os.fstat(fd).st_mtime < 60:
+            os.close(fd)  # an owner between creating its lock and taking it: not dead, just starting
             continue
-        fd = owner_is_dead(directory)
-        if fd is not None:
-            found.append((directory, info, fd))
+        if info.get("host", host) != host:
+            os.close(fd)  # another machine's run in a shared git directory: not ours to judge
+            continue
+        found.append((lock.stem, info, fd))
     return found

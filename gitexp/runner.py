@@ -10,7 +10,6 @@ import sys
 import threading
 from typing import IO, Any
 
-from gitexp import format as fmt
 from gitexp import redact, tracking
 from gitexp.errors import GitexpError
 
@@ -46,7 +45,6 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
         raise GitexpError("no command to run; usage: git exp run [OPTIONS] -- COMMAND [ARGS...]")
     run = tracking.start_run(name=name, experiment=experiment, params=params, tags=tags,
                              description=description, command=command)
-    directory = run._journal.directory
     child_env = dict(os.environ)
     child_env.update({
         tracking.ENV_RUN_ID: run.id, tracking.ENV_REPO: str(run.repo.gitdir),
@@ -76,7 +74,7 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
     masker = redact.Masker()
     lock = threading.Lock()
     try:
-        with open(directory / fmt.OUTPUT_LOG, "ab") as log:
+        with open(run._journal.output, "ab") as log:
             pumps = [threading.Thread(target=_pump, args=(stream, sink, log, lock, masker), daemon=True)
                      for stream, sink in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer))]
             for pump in pumps:

@@ -52,41 +52,50 @@ def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tu
     return commit
 
 
-def output_log_entry(repo: Repo, directory: Path) -> dict[str, Any]:
-    log = directory / fmt.OUTPUT_LOG
-    if log.is_file():
-        return {fmt.OUTPUT_LOG: Entry(repo.write_blob(log.read_bytes()))}
+def output_log_entry(repo: Repo, path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return {fmt.OUTPUT_LOG: Entry(repo.write_blob(path.read_bytes()))}
     return {}
 
 
 def recover(repo: Repo) -> list[tuple[str, str]]:
     """Finish every run whose process died on this machine; returns (run id, status)."""
     done = []
-    for directory, info, fd in journal.orphans(repo.commondir):
+    for run_id, info, fd in journal.orphans(repo.commondir):
         try:
-            done.append(_recover_one(repo, directory, info))
+            done.append(_recover_one(repo, run_id, info))
         except GitexpError as exc:
             import warnings
 
-            warnings.warn(f"gitexp: could not recover run {info.get('id')}: {exc}", stacklevel=2)
+            warnings.warn(f"gitexp: could not recover run {run_id}: {exc}; `git exp recover` retries",
+                          RuntimeWarning, stacklevel=2)
         finally:
             os.close(fd)
     return done
 
 
-def _recover_one(repo: Repo, directory: Path, info: dict[str, Any]) -> tuple[str, str]:
-    base = info.get("base")
-    state = fmt.read_state(repo, base) if base else RunState(meta={})
+def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, str]:
+    root = journal.journal_root(repo.commondir)
+    ref = run_ref(info["experiment"], run_id) if "experiment" in info else None
+    tip = repo.ref(ref) if ref else None
+    # The base is the commit the journal extends; a run that died right after its first
+    # commit, before recording the base, extends that first commit.
+    base = info.get("base") or tip
+    if base is None:
+        journal.remove_files(root, run_id)  # died before committing anything: nothing to keep
+        return run_id, "EMPTY"
+    final = fmt.read_meta(repo, tip).get("status") if tip else None
+    if final in FINAL_STATUSES:
+        # The owner committed its final state and died before removing its journal (the
+        # journal's base is always a RUNNING commit, so a final tip is the owner's last word).
+        journal.remove_files(root, run_id)
+        return run_id, final
+    state = fmt.read_state(repo, base)
     last_time = 0.0
-    for segment in journal.segments(directory, info.get("pid")):
+    for segment in journal.segments(root, run_id, info.get("pid")):
         with open(segment, encoding="utf-8", errors="replace") as handle:
-            lines = handle.readlines()
-        journal.apply(state, lines)
+            journal.apply(state, handle.readlines())
         last_time = max(last_time, segment.stat().st_mtime)
-    if "id" not in state.meta:
-        # The owner died before writing the run's meta: nothing was committed or logged.
-        journal.Journal.remove_directory(directory)
-        return info.get("id", directory.name), "EMPTY"
     if state.meta.get("status") not in FINAL_STATUSES:
         state.update_meta({
             "status": "CRASHED",
@@ -98,18 +107,11 @@ def _recover_one(repo: Repo, directory: Path, info: dict[str, Any]) -> tuple[str
         start = state.meta.get("start")
         if start:
             state.meta["duration"] = round(max(0.0, parse_iso(state.meta["end"]) - parse_iso(start)), 3)
-    ref = run_ref(state.meta["experiment"], state.id)
-    tip = repo.ref(ref)
-    if tip is not None and fmt.read_meta(repo, tip).get("status") in FINAL_STATUSES:
-        # The owner committed its final state and died before tidying up its journal.
-        journal.Journal.remove_directory(directory)
-        return state.id, fmt.read_meta(repo, tip)["status"]
     for _ in range(5):
-        tip = repo.ref(ref)
         try:
-            commit_state(repo, state, tip, files=output_log_entry(repo, directory))
+            commit_state(repo, state, repo.ref(ref), files=output_log_entry(repo, root / f"{run_id}.output"))
             break
         except RefConflictError:
             continue
-    journal.Journal.remove_directory(directory)
-    return state.id, state.meta["status"]
+    journal.remove_files(root, run_id)
+    return run_id, state.meta["status"]

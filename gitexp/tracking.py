@@ -22,6 +22,7 @@ from typing import Any
 from gitexp import env as env_mod
 from gitexp import format as fmt
 from gitexp import journal, names, redact, store
+from gitexp.background import worker
 from gitexp.errors import GitexpError, InvalidValueError, StorageError
 from gitexp.repo import Entry, RefConflictError, Repo
 from gitexp.state import FINAL_STATUSES, STATUSES, RunState, merge_params, normalize
@@ -56,10 +57,9 @@ class Run:
         self._flush_lock = threading.Lock()  # one flush at a time: the flusher thread or end()
         self._pending: list[str] = []
         self._warned: set[str] = set()
-        self._stop = threading.Event()
-        self._last_checkpoint = time.monotonic()
-        self._thread = threading.Thread(target=self._flush_loop, name=f"gitexp-{self.id}", daemon=True)
-        self._sampler: Any = None
+        self._last_checkpoint = self._last_flush = time.monotonic()
+        self.flush_interval = float(settings["flush_interval"])
+        self.wants_system_metrics = owner and settings["system_interval"] > 0
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -154,21 +154,22 @@ class Run:
     # -- background work ---------------------------------------------------------------------
 
     def _start_background(self) -> None:
-        self._thread.start()
-        interval = self._settings["system_interval"]
-        if self.owner and interval > 0:
-            from gitexp.system import SystemSampler
+        worker.add(self, self._settings["system_interval"])
 
-            self._sampler = SystemSampler(self._log_system, interval)
-            self._sampler.start()
+    def log_system(self, values: dict[str, float], stamp: float) -> None:
+        if not self.ended:
+            for key, value in values.items():
+                self.log_metric(key, value, timestamp=stamp)
 
-    def _log_system(self, values: dict[str, float], stamp: float) -> None:
-        for key, value in values.items():
-            self.log_metric(key, value, timestamp=stamp)
-
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(self._settings["flush_interval"]):
+    def tick(self, now: float) -> None:
+        """Called by the shared background thread; flushes when this run's interval is due."""
+        if now - self._last_flush < self.flush_interval or self.ended:
+            return
+        self._last_flush = now
+        try:
             self._flush(checkpoint=True)
+        except Exception as exc:  # the background thread serves every run: never let one kill it
+            self._warn_once("flushing", exc)
 
     def _warn_once(self, what: str, exc: BaseException) -> None:
         if what not in self._warned:
@@ -219,7 +220,7 @@ class Run:
         started = time.monotonic()
         try:
             with self._lock:
-                files = store.output_log_entry(self.repo, self._journal.directory)
+                files = store.output_log_entry(self.repo, self._journal.output)
                 try:
                     self._tip = store.commit_state(self.repo, self.state, self._tip, files=files)
                 except RefConflictError:
@@ -245,11 +246,7 @@ class Run:
         if status not in STATUSES:
             raise InvalidValueError(f"invalid run status {status!r}; use one of {', '.join(FINAL_STATUSES)}")
         self.ended = True
-        if self._sampler is not None:
-            self._sampler.stop()
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        worker.remove(self)
         changes: dict[str, Any] = {}
         if error is not None:
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -279,7 +276,7 @@ class Run:
             time.sleep(0.05 * 2**attempt)
         self._journal.close()
         warnings.warn(f"gitexp: run {self.id} could not be committed; its journal is kept in "
-                      f"{self._journal.directory} and `git exp recover` will finish it", RuntimeWarning,
+                      f"{self._journal.root} and `git exp recover` will finish it", RuntimeWarning,
                       stacklevel=3)
 
     def __enter__(self) -> Run:
@@ -395,16 +392,17 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
         **_git_state(repo, settings, files),
     }
     state = RunState(meta=meta, params=clean_params, files=files)
-    jour = journal.Journal.create(repo.commondir, meta["id"], {"id": meta["id"], "experiment": exp, "base": None})
-    jour.append(journal.record_line("S", meta) + journal.record_line("P", clean_params))
     if settings["capture_env"] and env_mod.ready():
         state.env = env_mod.capture_env(settings["env_variables"])
-        jour.append(journal.record_line("E", state.env))
+    # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it.
+    info = {"id": meta["id"], "experiment": exp}
+    jour = journal.Journal.create(repo.commondir, meta["id"], info)
     try:
-        tip = store.commit_state(repo, state, None, files=None)
-    except GitexpError:
+        tip = store.commit_state(repo, state, None)
+    except BaseException:
         jour.remove()
         raise
+    jour.write_info({**info, "host": meta["host"], "pid": meta["pid"], "base": tip})
     run = Run(repo, state, True, jour, tip, settings)
     run._start_background()
     return run
@@ -417,7 +415,7 @@ def _attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | N
     meta = {"id": run_id, "experiment": os.environ.get(ENV_EXPERIMENT, names.DEFAULT_EXPERIMENT), "tags": {}}
     state = RunState(meta=meta, params=inherited)
     jour = journal.Journal.attach(repo.commondir, run_id)
-    if not jour.directory.joinpath("run.json").exists():
+    if not jour.exists():
         raise StorageError(f"{ENV_RUN_ID}={run_id} names no live run in {repo.gitdir}; unset it to start "
                            "a new run")
     run = Run(repo, state, False, jour, None, _settings(repo, {"system_interval": 0}))

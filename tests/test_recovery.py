@@ -33,8 +33,8 @@ def wait_for_line(proc: subprocess.Popen[str], expected: str) -> str:
 
 
 def journal_lines(repo: Path, run_id: str) -> int:
-    directory = repo / ".git" / "gitexp" / "journal" / run_id
-    return sum(p.read_text().count("\nM\t") + p.read_text().startswith("M\t") for p in directory.glob("*.log"))
+    segments = (repo / ".git" / "gitexp" / "journal").glob(f"{run_id}.*.log")
+    return sum(line.startswith("M\t") for path in segments for line in path.read_text().splitlines())
 
 
 def test_sigkill_mid_run_is_recovered_as_crashed_with_flushed_values(repo: Path,
@@ -61,7 +61,7 @@ def test_sigkill_mid_run_is_recovered_as_crashed_with_flushed_values(repo: Path,
     assert record.metrics["loss"]["count"] == 100
     assert record.history("loss").values[-1] == 0.01
     assert record.meta["error"]["type"] == "ProcessDied" and record.meta["end"]
-    assert not (repo / ".git" / "gitexp" / "journal" / run_id).exists()
+    assert list((repo / ".git" / "gitexp" / "journal").glob(f"{run_id}*")) == []
     assert "Status: CRASHED" in git(repo, "log", "-1", "--format=%B", record.ref)
 
 
@@ -141,7 +141,7 @@ def test_recover_command_reports_nothing_to_do(repo: Path, capsys: pytest.Captur
 def test_journal_is_in_the_git_directory_never_the_working_tree(repo: Path) -> None:
     run = gitexp.start_run(system_metrics_interval=0)
     run.log_metric("x", 1.0)
-    assert (repo / ".git" / "gitexp" / "journal" / run.id / "run.json").exists()
+    assert (repo / ".git" / "gitexp" / "journal" / f"{run.id}.lock").exists()
     assert git(repo, "status", "--porcelain") == ""
     run.end()
     meta = yaml.safe_load(git(repo, "show", f"{run.ref}:meta.yaml"))

@@ -1,0 +1,66 @@
+"""One background thread per process flushes every live run; one sampler feeds them system metrics.
+
+Sharing the threads keeps start_run cheap (starting a thread costs milliseconds under the GIL)
+and a sweep of many runs in one process from spawning a thread pair per run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol
+
+
+class Flushable(Protocol):
+    flush_interval: float
+    wants_system_metrics: bool
+
+    def tick(self, now: float) -> None: ...
+
+    def log_system(self, values: dict[str, float], stamp: float) -> None: ...
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self._runs: dict[int, Flushable] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sampler: Any = None
+
+    def add(self, run: Flushable, system_interval: float) -> None:
+        with self._lock:
+            self._runs[id(run)] = run
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="gitexp-flusher", daemon=True)
+                self._thread.start()
+            if run.wants_system_metrics and self._sampler is None:
+                from gitexp.system import SystemSampler
+
+                self._sampler = SystemSampler(self._broadcast, system_interval)
+                self._sampler.start()
+        self._wake.set()  # re-evaluate the tick: this run may want a shorter one
+
+    def remove(self, run: Flushable) -> None:
+        with self._lock:
+            self._runs.pop(id(run), None)
+
+    def _broadcast(self, values: dict[str, float], stamp: float) -> None:
+        with self._lock:
+            runs = [r for r in self._runs.values() if r.wants_system_metrics]
+        for run in runs:
+            run.log_system(values, stamp)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                runs = list(self._runs.values())
+            interval = min((r.flush_interval for r in runs), default=1.0)
+            self._wake.wait(interval)
+            self._wake.clear()
+            now = time.monotonic()
+            for run in runs:
+                run.tick(now)  # never raises: a run handles its own failures
+
+
+worker = _Worker()
