@@ -256,21 +256,26 @@ class Repo:
             raise StorageError(f"cannot delete ref {name}: {exc}") from exc
 
     def rename_ref(self, old: str, new: str, expected: str, message: str) -> None:
-        """Move ref *old* (at *expected*) to the name *new*, taking its reflog along."""
-        try:
-            ref = self._r.references[old]
-        except KeyError:
-            raise RefConflictError(f"ref {old} does not exist") from None
-        if str(ref.target) != expected:
-            raise RefConflictError(f"ref {old} moved to {str(ref.target)[:12]}; not moving it")
-        if new in self._r.references:
+        """Move ref *old* (at *expected*) to the name *new*, taking its reflog along.
+
+        libgit2's rename writes a reflog entry without a message; moving the log file and
+        creating the new ref with *message* keeps the history and says why it moved.
+        """
+        if self.ref(old) != expected:
+            raise RefConflictError(f"ref {old} is not at {expected[:12]}; not moving it")
+        if self.ref(new) is not None:
             raise RefConflictError(f"ref {new} exists already")
+        old_log, new_log = self.commondir / "logs" / old, self.commondir / "logs" / new
+        new_log.parent.mkdir(parents=True, exist_ok=True)
+        if old_log.exists():
+            os.replace(old_log, new_log)
+        else:
+            new_log.touch()
+        self.create_ref(new, expected, message)
         try:
-            ref.rename(new)
-        except (pygit2.GitError, ValueError, OSError) as exc:
-            raise StorageError(f"cannot rename ref {old} to {new}: {exc}") from exc
-        self._ensure_reflog(new)
-        self.update_ref(new, expected, expected, message)
+            self._r.references[old].delete()
+        except (KeyError, pygit2.GitError) as exc:
+            raise StorageError(f"moved {old} to {new} but could not delete {old}: {exc}") from exc
 
     def reflog(self, name: str) -> list[tuple[str, str, str]]:
         """(old, new, message) entries, oldest first."""

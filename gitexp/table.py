@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gitexp import names
 from gitexp.errors import GitexpError
 from gitexp.runs import RunRecord
 
@@ -74,7 +75,9 @@ def differing(values: Sequence[dict[str, Any]]) -> list[str]:
 def run_rows(records: Sequence[RunRecord], extra: Sequence[str] | None = None,
              all_columns: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns and rows for `git exp ls`: the base columns plus the params and metrics that differ."""
-    shorts = short_ids(r.id for r in records)
+    # Short ids must be unique among all runs, not only the listed ones, so `show` accepts them.
+    every = records[0].repo.refs(names.REF_PREFIX) if records else {}
+    shorts = short_ids([*(ref.rsplit("/", 1)[-1] for ref in every), *(r.id for r in records)])
     params = [flatten(r.params) for r in records]
     metrics = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} for r in records]
     if extra is None:

@@ -383,7 +383,7 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
     started = time.time()
     files: dict[str, Any] = {}
     meta: dict[str, Any] = {
-        "id": names.new_run_id(started),
+        "id": names.new_run_id(),
         "name": names.check_run_name(name) if name is not None else names.random_run_name(),
         "experiment": exp, "status": "RUNNING", "start": store.iso(started),
         "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),

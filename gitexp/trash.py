@@ -13,11 +13,16 @@ def _trash_ref(record: runs.RunRecord) -> str:
     return f"{names.TRASH_PREFIX}{record.experiment}/{record.id}"
 
 
-def remove(run_texts: list[str], experiment: str | None = None, repo: Repo | None = None) -> list[str]:
+def remove(run_texts: list[str], experiment: str | None = None, repo: Repo | None = None,
+           force: bool = False) -> list[str]:
     """Move runs to refs/experiments-trash/ (reflog included); returns the removed refs."""
     repo = repo or Repo.discover()
     records = runs.load_runs(repo, experiment)
     chosen = {r.id: r for r in (runs.resolve(records, text) for text in run_texts)}  # all or nothing
+    live = [r for r in chosen.values() if r.status == "RUNNING"]
+    if live and not force:
+        raise GitexpError(f"run {live[0].id} ({live[0].name}) is still RUNNING on {live[0].meta.get('host')}; "
+                          "removing it now would lose what it logs next. Wait for it to end, or pass --force")
     removed = []
     for record in chosen.values():
         repo.rename_ref(record.ref, _trash_ref(record), record.commit, f"gitexp: rm {record.id}")

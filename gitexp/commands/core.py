@@ -26,10 +26,21 @@ def _parse_assignments(pairs: Sequence[str], what: str) -> dict[str, Any]:
             value = load_yaml(text.encode(), f"value of {what} {key}") if text else ""
         except GitexpError:
             value = text  # not YAML: keep the text as given
+        if isinstance(value, str) and value == text:
+            try:  # YAML 1.1 reads 1e-3 as a string; a user typing it means a number
+                value = float(text)
+            except ValueError:
+                pass
         node = out
         *parents, leaf = key.split(".") if what == "param" else [key]
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                prefix = ".".join(parents[: depth + 1])
+                raise GitexpError(f"{what} {key!r} conflicts with {prefix}={node!r}: a {what} cannot be both a "
+                                  f"value and a group; rename one of them")
+        if isinstance(node.get(leaf), dict):
+            raise GitexpError(f"{what} {key!r} conflicts with the group {key}.*: rename one of them")
         node[leaf] = value
     return out
 
@@ -50,6 +61,8 @@ def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | 
            precision: int, all_columns: bool) -> int:
     from gitexp import runs, table
 
+    if limit is not None and limit < 0:
+        raise GitexpError(f"-n {limit}: the number of runs to list must be 0 or more")
     records = runs.load_runs(experiment=experiment)
     if limit is not None:
         records = records[:limit]
@@ -75,7 +88,7 @@ def cmd_show(run: str, form: str, experiment: str | None) -> int:
     return 0
 
 
-def cmd_rm(run_ids: list[str], undo: bool, experiment: str | None) -> int:
+def cmd_rm(run_ids: list[str], undo: bool, experiment: str | None, force: bool) -> int:
     from gitexp import trash
 
     if undo:
@@ -85,7 +98,7 @@ def cmd_rm(run_ids: list[str], undo: bool, experiment: str | None) -> int:
         return 0
     if not run_ids:
         raise GitexpError("name the runs to remove: git exp rm RUN... (or `git exp rm --undo`)")
-    for ref in trash.remove(run_ids, experiment):
+    for ref in trash.remove(run_ids, experiment, force=force):
         print(f"removed {ref} (undo with `git exp rm --undo`; `git exp gc` deletes it for good)")
     return 0
 
@@ -141,7 +154,8 @@ def register(add: AddCommand) -> None:
     p.add_argument("run_ids", nargs="*", metavar="RUN")
     p.add_argument("--undo", action="store_true", help="restore RUNs, or the runs of the last `git exp rm`")
     p.add_argument("--experiment", "-e")
-    p.set_defaults(func=lambda a: cmd_rm(a.run_ids, a.undo, a.experiment))
+    p.add_argument("--force", action="store_true", help="remove runs even while they are RUNNING")
+    p.set_defaults(func=lambda a: cmd_rm(a.run_ids, a.undo, a.experiment, a.force))
 
     p = add("recover", "Finish runs whose process died (kill -9, OOM, power loss) as CRASHED.")
     p.set_defaults(func=lambda a: cmd_recover())

@@ -1,0 +1,548 @@
+"""The `git exp` command line: ls, show, run, help, and the repositories it must cope with."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import gitexp
+from gitexp.cli import main
+from gitexp.table import short_ids
+from tests.conftest import git
+
+QUIET = {"system_metrics_interval": 0}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_refs(repo: Path) -> dict[str, str]:
+    """refs/experiments/* -> commit, as plain git lists them."""
+    out = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/experiments/")
+    return dict(line.split() for line in out.splitlines())
+
+
+def the_run(repo: Path) -> str:
+    """The ref of the one run in *repo*; fails when there is not exactly one."""
+    refs = run_refs(repo)
+    assert len(refs) == 1, refs
+    return next(iter(refs))
+
+
+def read_yaml(repo: Path, ref: str, path: str) -> Any:
+    return yaml.safe_load(git(repo, "show", f"{ref}:{path}"))
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("git exp: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def three_runs(repo: Path, capsys: pytest.CaptureFixture[str]) -> list[gitexp.Run]:
+    """alpha and beta in experiment cnn, gamma in rnn; created in this order (gamma is newest)."""
+    made = []
+    for name, experiment, lr, acc in [("alpha", "cnn", 0.1, 0.123456789), ("beta", "cnn", 0.01, 0.5),
+                                      ("gamma", "rnn", 0.001, 0.75)]:
+        with gitexp.start_run(name=name, experiment=experiment, params={"lr": lr, "opt": "sgd"},
+                              **QUIET) as run:
+            run.log_metric("acc", acc)
+        made.append(run)
+    capsys.readouterr()
+    return made
+
+
+# -- ls ---------------------------------------------------------------------------------------------
+
+
+def test_ls_table(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "ls")
+    assert (code, err) == (0, "")
+    header, _, *lines = out.splitlines()
+    # Only what differs: lr does, opt (sgd everywhere) does not.
+    assert header.split() == ["id", "name", "status", "start", "duration", "commit", "params.lr", "metrics.acc"]
+    assert [line.split()[1] for line in lines] == ["gamma", "beta", "alpha"]  # newest first
+    assert all(line.split()[2] == "FINISHED" for line in lines)
+    assert lines[2].split()[-2:] == ["0.1", "0.1235"]  # --precision 4 by default
+    shown_ids = [line.split()[0] for line in lines]
+    assert shown_ids == [short_ids(r.id for r in three_runs)[r.id] for r in reversed(three_runs)]
+
+
+def test_ls_csv(repo: Path, three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ls", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["name"] for r in rows] == ["gamma", "beta", "alpha"]
+    alpha = rows[2]
+    assert alpha["params.lr"] == "0.1"
+    assert alpha["metrics.acc"] == "0.123456789"  # csv keeps full precision
+    assert alpha["status"] == "FINISHED"
+    assert alpha["start"] == three_runs[0].state.meta["start"]  # ISO time, for machines
+    assert float(alpha["duration"]) >= 0
+    assert alpha["commit"] == git(repo, "rev-parse", "HEAD").strip()[:7]
+
+
+def test_ls_json(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ls", "-f", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert [d["id"] for d in data] == [r.id for r in reversed(three_runs)]
+    gamma = data[0]
+    assert gamma["experiment"] == "rnn"
+    assert gamma["params"] == {"lr": 0.001, "opt": "sgd"}
+    assert gamma["metrics"]["acc"]["last"] == 0.75
+    assert gamma["meta"]["name"] == "gamma"
+    assert gamma["meta"]["status"] == "FINISHED"
+
+
+def test_ls_md(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ls", "--format", "md")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 + 3
+    assert all(line.startswith("|") for line in lines)
+    assert "params.lr" in lines[0]
+    assert "gamma" in lines[2]
+
+
+def test_ls_limit(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ls", "-n", "1", "-f", "csv")
+    assert code == 0
+    assert [r["name"] for r in csv.DictReader(io.StringIO(out))] == ["gamma"]
+
+
+def test_ls_experiment(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ls", "--experiment", "cnn", "-f", "csv")
+    assert code == 0
+    assert [r["name"] for r in csv.DictReader(io.StringIO(out))] == ["beta", "alpha"]
+    code, out, err = cli(capsys, "ls", "-e", "nothing-here")
+    assert (code, out) == (0, "")
+    assert "no runs in experiment 'nothing-here'" in err
+
+
+def test_ls_invalid_experiment_name(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "ls", "-e", "a..b")
+    assert (code, out) == (1, "")
+    assert "'a..b'" in one_line_error(err)
+
+
+def test_ls_columns(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ls", "--columns", "params.lr,metrics.acc", "-f", "csv")
+    assert code == 0
+    reader = csv.DictReader(io.StringIO(out))
+    rows = list(reader)
+    assert reader.fieldnames == ["id", "name", "status", "start", "duration", "commit", "params.lr",
+                                 "metrics.acc"]
+    assert [(r["params.lr"], r["metrics.acc"]) for r in rows] == [("0.001", "0.75"), ("0.01", "0.5"),
+                                                                   ("0.1", "0.123456789")]
+    code, out, _ = cli(capsys, "ls", "-c", "params.opt")
+    assert code == 0
+    assert out.splitlines()[0].split()[-1] == "params.opt"
+    assert [line.split()[-1] for line in out.splitlines()[2:]] == ["sgd"] * 3
+
+
+def test_ls_unknown_column(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "ls", "--columns", "params.lr,bogus")
+    assert (code, out) == (1, "")
+    assert "unknown column 'bogus'" in one_line_error(err)
+
+
+def test_ls_negative_limit_is_refused(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(["ls", "-n", "-1"])
+    except SystemExit as exc:  # an argparse usage error
+        code = exc.code
+    assert code != 0
+
+
+def test_ls_short_ids_work_with_show(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Runs started within the same ~4 s share their first 13 characters; make sure the two newest do.
+    made: list[gitexp.Run] = []
+    while len(made) < 2 or made[-1].id[:13] != made[-2].id[:13]:
+        assert len(made) < 5
+        with gitexp.start_run(name=f"r{len(made)}", experiment="other", **QUIET) as run:
+            pass
+        made.append(run)
+    with gitexp.start_run(name="solo", experiment="solo", **QUIET) as solo:
+        pass
+    if solo.id[:13] != made[-1].id[:13]:  # pragma: no cover - a 4 s boundary fell just here
+        pytest.skip("the last two runs straddle a short-id boundary")
+    capsys.readouterr()
+    for args in (["-n", "1"], ["-e", "solo"]):
+        code, out, _ = cli(capsys, "ls", *args, "-f", "csv")
+        assert code == 0
+        (row,) = csv.DictReader(io.StringIO(out))
+        assert row["name"] == "solo"
+        code, out, err = cli(capsys, "show", row["id"])
+        assert (code, err) == (0, ""), args
+        assert solo.id in out
+
+
+def test_ls_without_runs(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "ls")
+    assert (code, out) == (0, "")
+    assert "no runs" in err and "git exp run" in err
+
+
+# -- show -------------------------------------------------------------------------------------------
+
+
+def test_show_by_id_prefix_and_name(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    beta = three_runs[1]
+    short = short_ids(r.id for r in three_runs)[beta.id]  # what `git exp ls` shows
+    for text in (beta.id, short, "beta"):
+        code, out, err = cli(capsys, "show", text)
+        assert (code, err) == (0, ""), text
+        assert out.splitlines()[0].split() == ["run", beta.id, "cnn/beta"]
+
+
+def test_show_ambiguous_prefix(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = three_runs[0].id[:9]  # the date
+    if not all(r.id.startswith(prefix) for r in three_runs):  # pragma: no cover - runs straddle midnight
+        pytest.skip("the runs were not all started on the same UTC day")
+    code, out, err = cli(capsys, "show", prefix)
+    assert (code, out) == (1, "")
+    assert f"'{prefix}' matches 3 runs" in err
+    for run in three_runs:
+        assert run.id in err
+
+
+def test_show_unknown_run(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "show", "no-such-run")
+    assert (code, out) == (1, "")
+    assert "'no-such-run'" in one_line_error(err)
+
+
+def test_show_yaml_and_json(repo: Path, three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
+    alpha = three_runs[0]
+    code, out, _ = cli(capsys, "show", "alpha", "--format", "yaml")
+    assert code == 0
+    data = yaml.safe_load(out)
+    assert data["id"] == alpha.id
+    assert data["experiment"] == "cnn"
+    assert data["commit"] == run_refs(repo)[alpha.ref]
+    assert data["params"] == {"lr": 0.1, "opt": "sgd"}
+    assert data["metrics"]["acc"] == {"last": 0.123456789, "step": 0, "min": 0.123456789,
+                                      "max": 0.123456789, "count": 1}
+    assert data["meta"]["status"] == "FINISHED"
+    assert data["env"]["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+
+    code, out, _ = cli(capsys, "show", "alpha", "-f", "json")
+    assert code == 0
+    assert json.loads(out) == json.loads(json.dumps(data, default=str))
+
+
+# -- run --------------------------------------------------------------------------------------------
+
+
+def write_script(repo: Path, body: str) -> None:
+    (repo / "script.py").write_text(textwrap.dedent(body))
+
+
+def test_run_records_the_command(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_script(repo, """\
+        import json
+        import gitexp
+
+        print("child params:", json.dumps(gitexp.params(), sort_keys=True))
+        with gitexp.start_run() as run:
+            for step, acc in enumerate([0.5, 0.75]):
+                run.log_metric("acc", acc, step=step)
+        print("child done")
+        """)
+    code, out, err = cli(capsys, "run", "--name", "x", "-p", "lr=0.1", "-p", "model.layers=3",
+                         "--", sys.executable, "script.py")
+    assert code == 0, err
+    assert 'child params: {"lr": 0.1, "model": {"layers": 3}}' in out  # the terminal still sees it
+
+    ref = the_run(repo)
+    params = read_yaml(repo, ref, "params.yaml")
+    assert params == {"lr": 0.1, "model": {"layers": 3}}
+    assert type(params["lr"]) is float and type(params["model"]["layers"]) is int
+    metrics = read_yaml(repo, ref, "metrics.yaml")
+    assert metrics["acc"]["last"] == 0.75 and metrics["acc"]["count"] == 2
+    meta = read_yaml(repo, ref, "meta.yaml")
+    assert (meta["name"], meta["status"], meta["exit_code"]) == ("x", "FINISHED", 0)
+    assert meta["command"] == [sys.executable, "script.py"]
+    log = git(repo, "show", f"{ref}:output.log")
+    assert 'child params: {"lr": 0.1, "model": {"layers": 3}}' in log
+    assert "child done" in log
+    # The run's code snapshot holds the script it ran.
+    assert "print(\"child done\")" in git(repo, "show", f"{ref}:code/script.py")
+
+
+def test_run_failing_command(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_script(repo, """\
+        import sys
+        print("giving up")
+        sys.exit(3)
+        """)
+    code, _, _ = cli(capsys, "run", "--", sys.executable, "script.py")
+    assert code == 3
+    meta = read_yaml(repo, the_run(repo), "meta.yaml")
+    assert (meta["status"], meta["exit_code"]) == ("FAILED", 3)
+    assert meta["error"]["message"] == "command exited with code 3"
+
+
+@pytest.mark.parametrize("inside_with", [True, False], ids=["with-block", "module-level-api"])
+def test_run_script_that_raises(repo: Path, capsys: pytest.CaptureFixture[str], inside_with: bool) -> None:
+    if inside_with:
+        body = """\
+            import gitexp
+            with gitexp.start_run():
+                raise KeyError("missing-column")
+            """
+    else:
+        body = """\
+            import gitexp
+            gitexp.log_metric("loss", 1.0)
+            raise KeyError("missing-column")
+            """
+    write_script(repo, body)
+    code, _, err = cli(capsys, "run", "--", sys.executable, "script.py")
+    assert code == 1
+    assert "KeyError" in err  # the child's traceback reaches the terminal
+    ref = the_run(repo)
+    meta = read_yaml(repo, ref, "meta.yaml")
+    assert (meta["status"], meta["exit_code"]) == ("FAILED", 1)
+    assert meta["error"]["type"] == "KeyError"
+    assert "missing-column" in meta["error"]["message"]
+    assert "KeyError" in git(repo, "show", f"{ref}:output.log")
+
+
+def test_run_masks_secrets_everywhere(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "SECRETVALUE123"
+    # The script holds no secret itself: it gets it on its command line, as a user would pass it.
+    write_script(repo, """\
+        import sys
+        import gitexp
+
+        key = sys.argv[sys.argv.index("--api-key") + 1]
+        print("token=" + key)
+        print("connecting with --api-key", key)
+        with gitexp.start_run() as run:
+            run.log_metric("x", 1.0)
+        """)
+    code, _, err = cli(capsys, "run", "--name", "secretive", "--", sys.executable, "script.py",
+                       "--api-key", secret)
+    assert code == 0, err
+    ref = the_run(repo)
+    log = git(repo, "show", f"{ref}:output.log")
+    assert "token=****" in log
+    assert read_yaml(repo, ref, "meta.yaml")["command"][-2:] == ["--api-key", "****"]
+
+    commits = git(repo, "rev-list", ref).split()
+    assert len(commits) >= 3  # the base commit and the run's commits
+    for commit in commits:
+        assert secret not in git(repo, "cat-file", "-p", commit)  # the message and header
+        for line in git(repo, "ls-tree", "-r", commit).splitlines():
+            _mode, kind, oid = line.split("\t")[0].split()
+            assert kind == "blob", line
+            assert secret not in git(repo, "cat-file", "blob", oid), line.split("\t")[1]
+    # And the same with git's own search, across every commit of the run.
+    proc = subprocess.run(["git", "grep", "-a", "-F", secret, *commits], cwd=repo, capture_output=True)
+    assert proc.returncode == 1, proc.stdout
+
+
+def test_run_output_is_not_read_as_journal_records(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Output that looks like the journal's own records stays output.
+    write_script(repo, """\
+        print('P\\t{"injected": 1}')
+        print('S\\t{"name": "hijacked", "status": "FINISHED"}')
+        print('M\\t0\\t0.0\\t42.0\\tfake')
+        """)
+    code, _, _ = cli(capsys, "run", "--name", "honest", "--", sys.executable, "script.py")
+    assert code == 0
+    ref = the_run(repo)
+    assert read_yaml(repo, ref, "params.yaml") == {}
+    assert read_yaml(repo, ref, "meta.yaml")["name"] == "honest"
+    assert read_yaml(repo, ref, "metrics.yaml") == {}
+
+
+def test_run_unknown_command(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "run", "--name", "typo", "--", "does-not-exist-xyz", "--flag")
+    assert (code, out) == (1, "")
+    line = one_line_error(err)
+    assert "'does-not-exist-xyz'" in line and "FAILED" in line
+    meta = read_yaml(repo, the_run(repo), "meta.yaml")
+    assert (meta["name"], meta["status"], meta["exit_code"]) == ("typo", "FAILED", 127)
+    assert meta["error"]["type"] == "FileNotFoundError"
+
+
+def test_run_params_in_exponent_notation_are_numbers(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", "-p", "lr=1e-3", "-p", "wd=5E-4", "--", sys.executable, "-c", "pass")
+    assert code == 0, err
+    assert read_yaml(repo, the_run(repo), "params.yaml") == {"lr": 0.001, "wd": 0.0005}
+
+
+def test_run_conflicting_params_are_a_clear_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", "-p", "model=3", "-p", "model.layers=4", "--", sys.executable, "-c",
+                       "pass")
+    assert code == 1
+    assert "model" in one_line_error(err)
+    assert run_refs(repo) == {}
+
+
+def test_run_invalid_param_syntax(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", "-p", "lr", "--", sys.executable, "-c", "pass")
+    assert code == 1
+    assert "invalid param 'lr'" in one_line_error(err)
+    assert run_refs(repo) == {}
+
+
+def test_run_without_command(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", "--name", "nothing")
+    assert code == 1
+    assert "no command to run" in one_line_error(err)
+    assert run_refs(repo) == {}
+
+
+# -- help -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in ("run", "ls", "show", "rm",
+                                                                          "recover", "gc"))])
+def test_help_exits_0(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: git exp{' ' + args[0] if len(args) > 1 else ''}")
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["ls", "--no-such-option"])
+    assert info.value.code == 2
+    assert "--no-such-option" in capsys.readouterr().err
+
+
+# -- repositories of every kind ---------------------------------------------------------------------
+
+
+def test_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    code, out, err = cli(capsys, "ls")
+    assert (code, out) == (1, "")
+    assert "not a git repository" in one_line_error(err)
+
+
+def test_repository_without_commits(empty_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (empty_repo / "train.py").write_text("print('hi')\n")
+    with gitexp.start_run(name="first", params={"lr": 0.5}, **QUIET) as run:
+        run.log_metric("loss", 0.25)
+    capsys.readouterr()
+
+    ref = the_run(empty_repo)
+    # The run's first commit is a root commit: there is no code commit to hang it on.
+    history = git(empty_repo, "rev-list", "--parents", ref).splitlines()
+    assert len(history[-1].split()) == 1
+    root = history[-1]
+    assert read_yaml(empty_repo, root, "meta.yaml")["id"] == run.id
+    # The final commit's only parent is the run's previous commit.
+    final, *parents = git(empty_repo, "rev-list", "--parents", "-n1", ref).split()
+    assert final == run_refs(empty_repo)[ref]
+    assert len(parents) == 1
+    assert read_yaml(empty_repo, parents[0], "meta.yaml")["id"] == run.id
+
+    meta = read_yaml(empty_repo, ref, "meta.yaml")
+    assert meta["git"]["commit"] is None
+    assert meta["git"]["branch"] == "main"
+    assert "print('hi')" in git(empty_repo, "show", f"{ref}:code/train.py")  # the snapshot has the code
+
+    code, out, _ = cli(capsys, "ls")
+    assert code == 0 and "first" in out
+    code, out, _ = cli(capsys, "show", "first")
+    assert code == 0 and "no commit" in out
+    assert git(empty_repo, "branch", "--list") == ""  # no branch was created behind the user's back
+
+
+def test_bare_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    monkeypatch.chdir(bare)
+    code, out, err = cli(capsys, "ls")
+    assert (code, out) == (0, "")
+    assert "no runs" in err
+
+    monkeypatch.chdir(tmp_path)
+    with gitexp.start_run(name="in-bare", repo=bare, params={"lr": 1}, **QUIET) as run:
+        run.log_metric("acc", 1.0)
+    ref = the_run(bare)
+    assert ref == run.ref
+    entries = git(bare, "ls-tree", "--name-only", ref).split()
+    assert "code" not in entries and "code.patch" not in entries
+    assert {"meta.yaml", "params.yaml", "metrics.yaml"} <= set(entries)
+    meta = read_yaml(bare, ref, "meta.yaml")
+    assert meta["code"] == {}
+    assert meta["git"]["commit"] is None
+
+    monkeypatch.chdir(bare)
+    capsys.readouterr()
+    code, out, _ = cli(capsys, "ls")
+    assert code == 0 and "in-bare" in out
+    code, out, _ = cli(capsys, "show", "in-bare")
+    assert code == 0 and run.id in out
+
+
+def test_detached_head(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    git(repo, "checkout", "-q", "--detach", "HEAD")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    with gitexp.start_run(name="detached", **QUIET):
+        pass
+    ref = the_run(repo)
+    git_state = read_yaml(repo, ref, "meta.yaml")["git"]
+    assert git_state["branch"] is None
+    assert git_state["commit"] == head
+    assert git_state["dirty"] is False
+    # The run's first commit hangs on the code commit it ran.
+    assert git(repo, "rev-list", "--max-parents=0", ref).strip() == git(repo, "rev-list", "--max-parents=0",
+                                                                         "HEAD").strip()
+    assert head in git(repo, "rev-list", ref).split()
+    capsys.readouterr()
+    code, out, _ = cli(capsys, "show", "detached")
+    assert code == 0
+    code_line = next(line for line in out.splitlines() if line.startswith("code"))
+    assert code_line.split() == ["code", head[:12]]
+
+
+# -- the installed command --------------------------------------------------------------------------
+
+
+def test_console_script_and_module(repo: Path, env_for_subprocess: dict[str, str]) -> None:
+    with gitexp.start_run(name="from-subprocess", **QUIET):
+        pass
+    env = dict(env_for_subprocess)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    for command in (["git", "exp", "ls"], [sys.executable, "-m", "gitexp", "ls"]):
+        proc = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert "from-subprocess" in proc.stdout, command
+    proc = subprocess.run(["git", "exp", "show", "nope"], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("git exp: error: no run matches 'nope'")
