@@ -90,11 +90,11 @@ def summaries(state: RunState) -> dict[str, dict[str, Any]]:
 
 
 def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a run commit holds, ready for Repo.write_tree."""
+    """Everything a run commit holds, ready for Repo.stage_tree."""
     history: dict[str, Any] = {}
     for key, series in state.metrics.items():
         if series.blob is None:
-            series.blob = repo.write_blob(render_rows(series).encode())
+            series.blob = repo.stage_blob(render_rows(series).encode())
         node = history
         *dirs, leaf = names.key_to_path(key).split("/")
         for part in dirs:

@@ -36,14 +36,14 @@ def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tu
     carries its code); later commits have the previous commit of the run first.
     """
     ref = run_ref(state.meta["experiment"], state.id)
-    tree = repo.write_tree(fmt.tree_spec(repo, state, files))
+    tree = repo.stage_tree(fmt.tree_spec(repo, state, files))
     if tip is None:
         base = state.meta.get("git", {}).get("commit")
         parents = [base] if base else []
     else:
         parents = [tip]
     parents += [p for p in extra_parents if p not in parents]
-    commit = repo.commit(tree, parents, fmt.commit_message(state))
+    commit = repo.commit_staged(tree, parents, fmt.commit_message(state))
     reason = f"gitexp: {state.meta.get('status', 'RUNNING').lower()} {state.id}"
     if tip is None:
         repo.create_ref(ref, commit, reason)
@@ -54,7 +54,7 @@ def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tu
 
 def output_log_entry(repo: Repo, path: Path) -> dict[str, Any]:
     if path.is_file():
-        return {fmt.OUTPUT_LOG: Entry(repo.write_blob(path.read_bytes()))}
+        return {fmt.OUTPUT_LOG: Entry(repo.stage_blob(path.read_bytes()))}
     return {}
 
 

@@ -177,12 +177,12 @@ class Run:
             warnings.warn(f"gitexp: run {self.id}: {what} failed ({exc}); the data is kept in memory "
                           "and will be written on the next attempt", RuntimeWarning, stacklevel=2)
 
-    def _flush(self, checkpoint: bool) -> None:
+    def _flush(self, checkpoint: bool, to_journal: bool = True) -> None:
         """Move buffered values into the state and the journal; commit a checkpoint when due."""
         with self._flush_lock:
-            self._flush_locked(checkpoint)
+            self._flush_locked(checkpoint, to_journal)
 
-    def _flush_locked(self, checkpoint: bool) -> None:
+    def _flush_locked(self, checkpoint: bool, to_journal: bool) -> None:
         buf, lines = self._buf, []
         add = self.state.add_metric
         for _ in range(len(buf)):
@@ -192,6 +192,9 @@ class Run:
         with self._lock:
             self._pending.extend(lines)
             text, self._pending = "".join(self._pending), []
+            if not to_journal:
+                self._pending.insert(0, text)
+                text = ""
         if text:
             try:
                 self._journal.append(text)
@@ -265,7 +268,8 @@ class Run:
                 _active.remove(self)
 
     def _finish(self) -> None:
-        self._flush(checkpoint=False)
+        # The final commit makes the tail of the journal redundant: only write it if that fails.
+        self._flush(checkpoint=False, to_journal=not self.owner)
         if not self.owner:
             self._journal.close()
             return
@@ -274,6 +278,7 @@ class Run:
                 self._journal.remove()
                 return
             time.sleep(0.05 * 2**attempt)
+        self._flush(checkpoint=False)
         self._journal.close()
         warnings.warn(f"gitexp: run {self.id} could not be committed; its journal is kept in "
                       f"{self._journal.root} and `git exp recover` will finish it", RuntimeWarning,
@@ -343,7 +348,7 @@ def _git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]
         if git["dirty"] and tree:
             patch = repo.diff_trees(base_tree, tree)
             if patch:
-                state_files[fmt.PATCH] = Entry(repo.write_blob(patch.encode()))
+                state_files[fmt.PATCH] = Entry(repo.stage_blob(patch.encode()))
     return {"git": git, "code": code}
 
 

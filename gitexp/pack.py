@@ -1,0 +1,89 @@
+"""Git object encoding and pack writing, in plain Python.
+
+A run commit adds about eight small objects. Written loose, each is a file create plus a
+rename, which costs 0.3-1.5 ms on common ext4 set-ups; written as one pack (pack v2 with
+its v2 index, as specified in git's Documentation/gitformat-pack.txt) it is two files
+whatever the object count. git and libgit2 read such packs like any other, and git's own
+`gc --auto` folds small packs together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from pathlib import Path
+
+COMMIT, TREE, BLOB = 1, 2, 3
+_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
+
+
+def object_id(kind: int, data: bytes) -> str:
+    return hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)) + data).hexdigest()
+
+
+def encode_tree(entries: dict[str, tuple[int, str]]) -> bytes:
+    """A tree object's content from name -> (mode, hex oid), in git's entry order."""
+    # Git sorts entries as if tree names ended with '/'.
+    def order(name: str) -> bytes:
+        return name.encode() + (b"/" if entries[name][0] == 0o040000 else b"")
+
+    return b"".join(
+        b"%o %s\0" % (entries[name][0], name.encode()) + bytes.fromhex(entries[name][1])
+        for name in sorted(entries, key=order)
+    )
+
+
+def encode_commit(tree: str, parents: list[str], author: str, committer: str, message: str) -> bytes:
+    """A commit object's content; *author*/*committer* are 'Name <email> 1700000000 +0000'."""
+    lines = [f"tree {tree}", *(f"parent {p}" for p in parents), f"author {author}", f"committer {committer}"]
+    return ("\n".join(lines) + "\n\n" + message).encode()
+
+
+def _header(kind: int, size: int) -> bytes:
+    byte = (kind << 4) | (size & 0x0F)
+    size >>= 4
+    out = bytearray()
+    while size:
+        out.append(byte | 0x80)
+        byte, size = size & 0x7F, size >> 7
+    out.append(byte)
+    return bytes(out)
+
+
+def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]]) -> Path:
+    """Write *objects* (oid -> (kind, data)) as one pack and its index; returns the .pack path."""
+    body = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
+    offsets: dict[str, tuple[int, int]] = {}
+    for oid, (kind, data) in objects.items():
+        start = len(body)
+        body += _header(kind, len(data)) + zlib.compress(data, 1)
+        offsets[oid] = (start, zlib.crc32(body[start:]))
+    checksum = hashlib.sha1(body).digest()
+    body += checksum
+
+    ordered = sorted(offsets)
+    fanout, count = [], 0
+    first_bytes = [int(oid[:2], 16) for oid in ordered]
+    for byte in range(256):
+        while count < len(ordered) and first_bytes[count] <= byte:
+            count += 1
+        fanout.append(count)
+    index = bytearray(b"\377tOc" + struct.pack(">I", 2))
+    index += struct.pack(">256I", *fanout)
+    index += b"".join(bytes.fromhex(oid) for oid in ordered)
+    index += b"".join(struct.pack(">I", offsets[oid][1]) for oid in ordered)
+    index += b"".join(struct.pack(">I", offsets[oid][0]) for oid in ordered)
+    index += checksum
+    index += hashlib.sha1(index).digest()
+
+    name = f"pack-{checksum.hex()}"
+    final = pack_dir / f"{name}.pack"
+    # The pack must be complete before its index appears: readers only look at indexed packs.
+    for suffix, data in ((".pack", body), (".idx", index)):
+        tmp = pack_dir / f"tmp_{name}_{os.getpid()}{suffix}"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, pack_dir / f"{name}{suffix}")
+    return final

@@ -1,0 +1,61 @@
+"""Objects and packs written in Python are exactly what git itself would write."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gitexp
+from gitexp import pack
+from tests.conftest import git
+
+
+def git_hash(repo: Path, kind: str, data: bytes) -> str:
+    return subprocess.run(["git", "hash-object", "-t", kind, "--stdin"], cwd=repo, input=data,
+                          capture_output=True, check=True).stdout.decode().strip()
+
+
+def test_object_ids_match_git(repo: Path) -> None:
+    for data in (b"", b"hello\n", bytes(range(256)) * 40):
+        assert pack.object_id(pack.BLOB, data) == git_hash(repo, "blob", data)
+
+
+def test_tree_entries_are_in_gits_order(repo: Path) -> None:
+    blob = git_hash(repo, "blob", b"x")
+    sub = pack.object_id(pack.TREE, pack.encode_tree({"f": (0o100644, blob)}))
+    # 'a' as a tree sorts as 'a/', after 'a-b' and 'a.txt' ('-' and '.' sort before '/').
+    entries = {"a": (0o040000, sub), "a.txt": (0o100644, blob), "a-b": (0o100755, blob), "b": (0o120000, blob)}
+    data = pack.encode_tree(entries)
+    pack_path = pack.write_pack(repo / ".git/objects/pack",
+                                {sub: (pack.TREE, pack.encode_tree({"f": (0o100644, blob)})),
+                                 pack.object_id(pack.TREE, data): (pack.TREE, data),
+                                 blob: (pack.BLOB, b"x")})
+    listing = git(repo, "ls-tree", pack.object_id(pack.TREE, data)).splitlines()
+    assert [line.split("\t")[1] for line in listing] == ["a-b", "a.txt", "a", "b"]
+    assert git(repo, "verify-pack", str(pack_path.with_suffix(".idx"))) == ""
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=12, unique=True))
+def test_any_blobs_round_trip_through_a_pack(tmp_path_factory, blobs: list[bytes]) -> None:
+    repo = tmp_path_factory.mktemp("packs")
+    git(repo, "init", "-q")
+    objects = {pack.object_id(pack.BLOB, b): (pack.BLOB, b) for b in blobs}
+    pack.write_pack(repo / ".git/objects/pack", objects)
+    for oid, (_, data) in objects.items():
+        out = subprocess.run(["git", "cat-file", "blob", oid], cwd=repo, capture_output=True, check=True).stdout
+        assert out == data
+
+
+def test_run_commits_pass_git_fsck_strict(repo: Path) -> None:
+    (repo / "train.py").write_text("print('dirty')\n")
+    with gitexp.start_run(name="fsck", params={"lr": 0.1}, system_metrics_interval=0) as run:
+        for step in range(100):
+            run.log_metrics({"loss": 1 / (step + 1), "val/acc": step / 100}, step=step)
+    out = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert git(repo, "cat-file", "-t", run.ref).strip() == "commit"
+    assert "lr: 0.1" in git(repo, "show", f"{run.ref}:params.yaml")
