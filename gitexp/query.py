@@ -14,7 +14,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from typing import NoReturn, TypeVar
 
 from gitexp.errors import QueryError
@@ -113,6 +113,17 @@ _OPERATORS = {"==": "=", "!=": "!=", "<>": "!=", "<=": "<=", ">=": ">=", "=": "=
 _RESERVED = frozenset({"and", "or", "not", "in", "like", "glob", "is"})
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 _MAX_DEPTH = 60
+
+
+def _fromiso(text: str) -> datetime:
+    """datetime.fromisoformat, also taking Z, +HHMM and any number of fraction digits on Python 3.10."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    text = re.sub(r"[Zz]$", "+00:00", text.strip())
+    text = re.sub(r"(?<=[T ]\d\d:\d\d:\d\d)(\.\d+)", lambda m: (m.group(1) + "00000")[:7], text)
+    return datetime.fromisoformat(re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text))
 
 
 def _error(text: str, pos: int, message: str, what: str) -> QueryError:
@@ -290,7 +301,7 @@ class _Parser:
                 self.pos, token = m.end(), m.group()
                 try:
                     if rx is _DATE:
-                        return datetime.fromisoformat(token) if "T" in token else date.fromisoformat(token)
+                        return _fromiso(token) if "T" in token else date.fromisoformat(token)
                     return int(token) if _INTEGER.fullmatch(token) else float(token)
                 except ValueError:
                     self.fail(f"invalid {what} '{token}'", start)
@@ -373,25 +384,23 @@ def _number(v: object) -> int | float | None:
     """v as a number: ints and floats (not bools), or strings that spell a number."""
     if type(v) is int or type(v) is float:
         return v  # type: ignore[return-value]
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, numbers.Real):
-        return v  # type: ignore[return-value]
-    if isinstance(v, str) and _NUMERIC_STR.fullmatch(v):
+    if isinstance(v, str):
+        if not _NUMERIC_STR.fullmatch(v):
+            return None
         s = v.strip()
         return int(s) if _INTEGER.fullmatch(s) and len(s) < 400 else float(s)
-    return None
+    return v if isinstance(v, numbers.Real) and not isinstance(v, bool) else None  # type: ignore[return-value]
 
 
 def _datetime(v: object) -> datetime | None:
     """v as an aware datetime (naive means UTC, a date means midnight UTC), or None."""
     if isinstance(v, datetime):
-        return v if v.utcoffset() is not None else v.replace(tzinfo=UTC)
+        return v if v.utcoffset() is not None else v.replace(tzinfo=timezone.utc)
     if isinstance(v, date):
-        return datetime(v.year, v.month, v.day, tzinfo=UTC)
+        return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
     if isinstance(v, str) and _ISO_PREFIX.match(v):
         try:
-            return _datetime(datetime.fromisoformat(v))
+            return _datetime(_fromiso(v))
         except ValueError:
             return None
     return None
@@ -409,10 +418,9 @@ def _predicate(op: str, lit: Value) -> Pred:
     if lit is None:
         return lambda v: False
     if isinstance(lit, tuple):
-        items = [_predicate("=", x) for x in lit]
-        want = op == "="
         if op not in ("=", "!="):
             return lambda v: False
+        items, want = [_predicate("=", x) for x in lit], op == "="
         return lambda v: isinstance(v, list | tuple) and (
             len(v) == len(items) and all(p(x) for p, x in zip(items, v, strict=True))) == want
     if isinstance(lit, date):
