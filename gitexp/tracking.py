@@ -401,7 +401,12 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
         state.env = env_mod.capture_env(settings["env_variables"])
     # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it.
     info = {"id": meta["id"], "experiment": exp}
-    jour = journal.Journal.create(repo.commondir, meta["id"], info)
+    try:
+        jour = journal.Journal.create(repo.commondir, meta["id"], info)
+    except OSError as exc:
+        raise StorageError(f"cannot start a run: gitexp needs to write its journal in "
+                           f"{journal.journal_root(repo.commondir)} ({exc.strerror or exc}); check that the "
+                           "repository is writable and the disk is not full") from exc
     try:
         tip = store.commit_state(repo, state, None)
     except BaseException:

@@ -253,3 +253,12 @@ def test_cache_is_never_stale(repo: Path) -> None:
     run.end()
     record = gitexp.get_run("cached")
     assert record.status == "FINISHED" and record.metrics["loss"]["count"] == 1
+
+
+def test_unwritable_git_directory_is_a_clear_error_at_start(repo: Path) -> None:
+    # Root ignores file modes, so block the journal folder with a file instead.
+    (repo / ".git" / "gitexp").mkdir(exist_ok=True)
+    (repo / ".git" / "gitexp" / "journal").write_text("not a folder")
+    with pytest.raises(gitexp.GitexpError, match="cannot start a run.*journal"):
+        gitexp.start_run(**QUIET)
+    assert git(repo, "for-each-ref", "refs/experiments/") == ""
