@@ -1,0 +1,378 @@
+"""Sharing runs: two clones and a bare remote (file://, and a real Git LFS server over HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import gitexp
+from gitexp.cli import main
+from tests.conftest import git
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = {"system_metrics_interval": 0, "capture_env": False}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    path = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(path))
+    return path
+
+
+@pytest.fixture
+def clones(repo: Path, bare: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The `repo` fixture with the bare remote as origin, and a second clone of it."""
+    git(repo, "remote", "add", "origin", bare.as_uri())
+    git(repo, "push", "-q", "origin", "main")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(other))
+    for clone in (repo, other):
+        git(clone, "config", "exp.lfsThreshold", "1024")
+    return repo, other
+
+
+def make_run(name: str, artifacts: dict[str, bytes] | None = None, experiment: str = "cnn") -> gitexp.Run:
+    with gitexp.start_run(name=name, experiment=experiment, params={"lr": 0.1}, **QUIET) as run:
+        run.log_metric("acc", 0.9)
+        for path, data in (artifacts or {}).items():
+            source = Path.cwd() / ".." / f"{name}-{path.replace('/', '_')}"
+            source.write_bytes(data)
+            run.log_artifact(source, path)
+    return run
+
+
+def lfs_object(root: Path, data: bytes) -> Path:
+    oid = hashlib.sha256(data).hexdigest()
+    return root / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+
+
+def note_lines(repo: Path, commit: str) -> list[str]:
+    return git(repo, "notes", "--ref", "experiments", "show", commit).splitlines()
+
+
+def test_runs_and_artifacts_created_in_one_clone_reach_the_other(
+        clones: tuple[Path, Path], bare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = clones
+    big, small = os.urandom(30_000), b"epoch 3\n"
+    run = make_run("shared", {"model.bin": big, "logs/train.txt": small})
+    base = git(a, "rev-parse", "main").strip()
+
+    code, out, err = cli(capsys, "push")
+    assert (code, err) == (0, "")
+    assert f"  new      {run.ref}" in out.splitlines()
+    assert out.splitlines()[-1] == "pushed to origin: 1 new; notes new; LFS: 1 object(s), 29.3 KiB"
+    assert git(bare, "rev-parse", run.ref) == git(a, "rev-parse", run.ref)
+    assert lfs_object(bare, big).read_bytes() == big  # git-lfs's own file:// transfer
+    assert run.id in " ".join(note_lines(bare, base))
+
+    monkeypatch.chdir(b)
+    code, out, err = cli(capsys, "pull")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [f"  new      {run.ref}", "fetched from origin: 1 new, 0 updated, 0 unchanged; "
+                                "notes created"]
+    assert "shared" in cli(capsys, "ls")[1]
+    assert git(b, "reflog", "show", "--format=%gs", run.ref) == "gitexp: fetch origin\n"
+    assert note_lines(b, base) == note_lines(a, base)
+    code, out, _ = cli(capsys, "artifacts", "shared")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["model.bin"][3:5] == ["lfs", "no"] and rows["logs/train.txt"][3:5] == ["git", "yes"]
+
+    code, out, err = cli(capsys, "get", "shared", "-o", str(tmp_path / "restored"))
+    assert (code, err) == (0, "") and "1 fetched through Git LFS" in out
+    assert (tmp_path / "restored" / "model.bin").read_bytes() == big
+    assert (tmp_path / "restored" / "logs" / "train.txt").read_bytes() == small
+    assert cli(capsys, "artifacts", "shared")[1].count(" yes ") == 2
+
+    # Nothing new: a second fetch and push change nothing.
+    assert cli(capsys, "fetch")[1] == "fetched from origin: 0 new, 0 updated, 1 unchanged; notes up to date\n"
+    monkeypatch.chdir(a)
+    assert cli(capsys, "push")[1].splitlines()[-1].startswith("pushed to origin: 1 up to date; notes up to date")
+
+
+def test_pull_with_artifacts_downloads_their_content(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _a, b = clones
+    data = os.urandom(5000)
+    make_run("eager", {"w.bin": data})
+    assert cli(capsys, "push")[0] == 0
+    monkeypatch.chdir(b)
+    code, out, _ = cli(capsys, "pull", "--artifacts")
+    assert code == 0 and out.splitlines()[-1].endswith("; 1 LFS object(s) fetched")
+    assert lfs_object(b / ".git", data).read_bytes() == data
+
+
+def test_push_selected_runs_only(clones: tuple[Path, Path], bare: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = make_run("first"), make_run("second")
+    code, out, _ = cli(capsys, "push", "origin", "second", "--no-artifacts")
+    assert code == 0 and out.splitlines()[-1].startswith("pushed to origin: 1 new")
+    remote_refs = git(bare, "for-each-ref", "--format=%(refname)", "refs/experiments/").split()
+    assert remote_refs == [second.ref] and first.ref not in remote_refs
+    code, _, err = cli(capsys, "push", "nowhere")
+    assert code == 1 and "no run matches 'nowhere'" in err
+    code, _, err = cli(capsys, "fetch", "nowhere")
+    assert code == 1 and "no remote named 'nowhere'" in err and "origin" in err
+
+
+def _new_commit(repo: Path, ref: str, message: str) -> str:
+    """Another commit of a run on top of its tip, as a resumed run or another tool would write it."""
+    commit = git(repo, "commit-tree", f"{ref}^{{tree}}", "-p", ref, "-m", message).strip()
+    git(repo, "update-ref", ref, commit)
+    return commit
+
+
+def test_a_run_extended_remotely_fast_forwards(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = clones
+    run = make_run("growing")
+    assert cli(capsys, "push")[0] == 0
+    monkeypatch.chdir(b)
+    assert cli(capsys, "fetch")[0] == 0
+    monkeypatch.chdir(a)
+    newer = _new_commit(a, run.ref, "continued")
+    assert cli(capsys, "push")[1].splitlines()[0] == f"  updated  {run.ref}"
+    monkeypatch.chdir(b)
+    code, out, _ = cli(capsys, "fetch")
+    assert code == 0 and f"  updated  {run.ref}" in out.splitlines()
+    assert git(b, "rev-parse", run.ref).strip() == newer
+
+
+def test_a_run_changed_on_both_sides_keeps_both_versions(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = clones
+    run = make_run("forked")
+    assert cli(capsys, "push")[0] == 0
+    monkeypatch.chdir(b)
+    assert cli(capsys, "fetch")[0] == 0
+    ours = _new_commit(b, run.ref, "changed in b")
+    theirs = _new_commit(a, run.ref, "changed in a")
+    monkeypatch.chdir(a)
+    assert cli(capsys, "push")[0] == 0
+
+    monkeypatch.chdir(b)
+    code, out, err = cli(capsys, "fetch")
+    kept = f"refs/experiments-conflicts/origin/cnn/{run.id}"
+    assert code == 0 and "1 in conflict" in out
+    assert f"warning: {run.ref} differs on origin: kept yours, theirs is at {kept}" in err
+    assert git(b, "rev-parse", run.ref).strip() == ours
+    assert git(b, "rev-parse", kept).strip() == theirs
+
+    code, _, err = cli(capsys, "push")
+    assert code == 1
+    assert f"! {run.ref}: rejected: " in err and "1 ref(s) rejected by origin" in err
+    assert git(b, "ls-remote", "origin", run.ref).split()[0] == theirs  # nothing was overwritten
+
+    # Taking theirs resolves it; the next fetch removes the conflict ref.
+    git(b, "update-ref", run.ref, theirs)
+    assert cli(capsys, "fetch")[0] == 0
+    assert git(b, "for-each-ref", "refs/experiments-conflicts/") == ""
+
+
+def test_runs_removed_here_are_not_brought_back(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _a, b = clones
+    make_run("unwanted")
+    assert cli(capsys, "push")[0] == 0
+    monkeypatch.chdir(b)
+    assert cli(capsys, "fetch")[0] == 0
+    assert cli(capsys, "rm", "unwanted")[0] == 0
+    code, _out, err = cli(capsys, "fetch")
+    assert code == 0 and "1 run(s) you removed with `git exp rm` were not brought back" in err
+    assert "unwanted" not in cli(capsys, "ls")[1]
+
+
+def test_concurrent_pushes_keep_every_run_and_note(clones: tuple[Path, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   env_for_subprocess: dict[str, str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = clones
+    base = git(a, "rev-parse", "main").strip()  # both clones' runs note the same code commit
+    made = {}
+    for clone in (a, b):
+        monkeypatch.chdir(clone)
+        for i in range(3):
+            run = make_run(f"{clone.name}-{i}", {"w.bin": os.urandom(2000)} if i == 0 else None)
+            made[run.id] = run.ref
+    env = {**env_for_subprocess, "PYTHONPATH": str(ROOT)}
+    pushes = [subprocess.Popen([sys.executable, "-m", "gitexp", "push"], cwd=clone, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for clone in (a, b)]
+    results = [p.communicate(timeout=120) for p in pushes]
+    assert [p.returncode for p in pushes] == [0, 0], results
+    # Neither clone's notes contain the other's, so whichever pushed second merged the two.
+    remote_git = a.joinpath("..", "remote.git").resolve()
+    assert git(remote_git, "rev-list", "--merges", "refs/notes/experiments") != ""
+
+    third = tmp_path / "third"
+    git(tmp_path, "clone", "-q", remote_git.as_uri(), str(third))
+    monkeypatch.chdir(third)
+    code, out, _ = cli(capsys, "pull", "--artifacts")
+    assert code == 0 and "6 new" in out and "2 LFS object(s) fetched" in out
+    assert {r.id: r.ref for r in gitexp.load_runs()} == made
+    assert sorted(line.split()[0] for line in note_lines(third, base)) == sorted(made)
+
+
+def test_remote_setup_lets_plain_git_carry_runs_and_notes(clones: tuple[Path, Path], bare: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = clones
+    code, out, _ = cli(capsys, "remote", "setup")
+    assert code == 0
+    assert "added remote.origin.fetch = refs/experiments/*:refs/experiments/*" in out.splitlines()
+    assert "added remote.origin.push = HEAD" in out.splitlines()
+    assert cli(capsys, "remote", "setup", "origin")[1] == "remote origin already carries runs and notes\n"
+    run = make_run("plain")
+    (a / "train.py").write_text("print('v2')\n")
+    git(a, "commit", "-q", "-am", "v2")
+    git(a, "push", "-q")  # plain git: the branch, the runs and the notes
+    assert git(bare, "rev-parse", "main") == git(a, "rev-parse", "main")
+    assert git(bare, "rev-parse", run.ref) == git(a, "rev-parse", run.ref)
+    assert git(bare, "rev-parse", "refs/notes/experiments") == git(a, "rev-parse", "refs/notes/experiments")
+
+    monkeypatch.chdir(b)
+    assert cli(capsys, "remote", "setup")[0] == 0
+    git(b, "fetch", "-q")
+    assert git(b, "rev-parse", run.ref) == git(a, "rev-parse", run.ref)
+    assert git(b, "rev-parse", "refs/experiments-remotes/origin/notes/experiments").strip() == \
+        git(a, "rev-parse", "refs/notes/experiments").strip()
+
+
+def test_without_git_lfs_local_work_goes_on_and_transfers_say_what_to_install(
+        clones: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _a, b = clones
+    only_git = tmp_path / "bin"
+    only_git.mkdir()
+    os.symlink(shutil.which("git") or "git", only_git / "git")
+    monkeypatch.setenv("PATH", str(only_git))
+    data = os.urandom(5000)
+    make_run("nolfs", {"w.bin": data})
+    assert cli(capsys, "get", "nolfs", "-o", str(tmp_path / "here"))[0] == 0  # local content: no git-lfs needed
+    code, _, err = cli(capsys, "push")
+    assert code == 1 and "git-lfs is not installed" in err and "sudo apt-get install git-lfs" in err
+    code, out, _ = cli(capsys, "push", "--no-artifacts")
+    assert code == 0 and "1 new" in out
+    monkeypatch.chdir(b)
+    assert cli(capsys, "pull")[0] == 0
+    code, _, err = cli(capsys, "get", "nolfs", "-o", str(tmp_path / "there"))
+    assert code == 1 and "git-lfs is not installed" in err and "brew install git-lfs" in err
+
+
+# -- a real Git LFS server over HTTP ------------------------------------------------------------
+
+SERVER = """
+import json, sys
+from werkzeug.serving import make_server
+from giftless.app import init_app
+
+app = init_app(additional_config=json.loads(sys.argv[1]))
+server = make_server("127.0.0.1", 0, app, threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.fixture
+def lfs_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """giftless on a free loopback port, anonymous read/write, objects under a temporary folder."""
+    if os.environ.get("CI"):
+        import giftless  # noqa: F401 - in CI the test extra is installed: a missing server is a failure
+    else:
+        pytest.importorskip("giftless", reason="the LFS server of the test extra: pip install -e '.[test]'")
+    storage = tmp_path / "lfs-server"
+    config = {"LEGACY_ENDPOINTS": False, "AUTH_PROVIDERS": ["giftless.auth.allow_anon:read_write"],
+              "TRANSFER_ADAPTERS": {"basic": {"factory": "giftless.transfer.basic_streaming:factory", "options": {
+                  "storage_class": "giftless.storage.local_storage:LocalStorage",
+                  "storage_options": {"path": str(storage)}}}}}
+    script = tmp_path / "lfs_server.py"
+    script.write_text(SERVER)
+    proc = subprocess.Popen([sys.executable, str(script), json.dumps(config)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""),
+                         daemon=True).start()
+        port = int(lines.get(timeout=60))
+        url = f"http://127.0.0.1:{port}/team/project.git/info/lfs"
+        deadline = time.monotonic() + 60
+        while True:  # ready once it answers HTTP at all
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield url, storage
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_artifacts_travel_through_an_lfs_server_over_http(
+        clones: tuple[Path, Path], bare: Path, lfs_server: tuple[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = clones
+    url, storage = lfs_server
+    for clone in (a, b):
+        git(clone, "config", "lfs.url", url)
+        git(clone, "config", "lfs.locksverify", "false")
+    big = os.urandom(40_000)
+    run = make_run("http", {"model.bin": big})
+    code, out, err = cli(capsys, "push")
+    assert (code, err) == (0, "") and "LFS: 1 object(s)" in out
+    oid = hashlib.sha256(big).hexdigest()
+    assert [p.read_bytes() for p in storage.rglob(oid)] == [big]
+    assert not (bare / "lfs").exists()  # the content went over HTTP, not file://
+
+    monkeypatch.chdir(b)
+    assert cli(capsys, "pull")[0] == 0
+    code, out, err = cli(capsys, "get", run.id, "model.bin", "-o", str(tmp_path / "out"))
+    assert (code, err) == (0, "") and "1 fetched through Git LFS" in out
+    assert (tmp_path / "out" / "model.bin").read_bytes() == big
+
+
+def test_progress_goes_to_a_terminal_only(clones: tuple[Path, Path], env_for_subprocess: dict[str, str]) -> None:
+    import pty
+
+    a, _ = clones
+    make_run("progress", {"w.bin": os.urandom(5000)})
+    env = {**env_for_subprocess, "PYTHONPATH": str(ROOT)}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gitexp", "push"], cwd=a, env=env, stdout=subprocess.PIPE,
+                            stderr=follower, text=True)
+    os.close(follower)
+    seen = b""
+    while True:  # until the child and everything it started close the terminal
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "1 new" in out, out
+    assert b"Uploading LFS objects" in seen, out  # git-lfs's progress, shown live on the terminal
