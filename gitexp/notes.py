@@ -1,0 +1,173 @@
+"""Runs beside the commits they ran on: one line per run in refs/notes/experiments.
+
+The note of a code commit holds one line per run that started from it (or was linked to it
+by the post-commit hook), sorted and unique:
+
+    <run-id> <experiment>/<name> <STATUS> [key=value ...]
+
+so the notes of two machines merge by taking the union of their lines, which is what git's
+own `git notes merge -s cat_sort_uniq` does and what merge_notes() does. Notes are derived
+data: `git exp notes rebuild` regenerates them from the runs. Every writer moves the notes
+ref by compare-and-swap and retries when it loses, so concurrent writers lose no line.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from gitexp.errors import GitexpError, StorageError
+from gitexp.repo import RefConflictError, Repo
+
+NOTES_REF = "refs/notes/experiments"
+ATTEMPTS = 60  # enough for dozens of runs of a sweep ending in the same second
+
+
+def headline(metrics: Mapping[str, Mapping[str, Any]], chosen: str | None = None) -> str:
+    """`key=value` of the metrics worth a glance: those in git config exp.noteMetrics, else up to
+    three in alphabetical order, system metrics left out."""
+    keys = [k.strip() for k in chosen.split(",") if k.strip()] if chosen else \
+        sorted(k for k in metrics if not k.startswith("system/"))[:3]
+    shown = []
+    for key in keys:
+        value = (metrics.get(key) or {}).get("last")
+        if isinstance(value, (int, float)):
+            shown.append(f"{key}={value:.4g}" if math.isfinite(value) else f"{key}={value}")
+    return " ".join(shown)
+
+
+def note_line(meta: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]], chosen: str | None = None) -> str:
+    name = " ".join(str(meta.get("name") or meta["id"]).split())  # one line, whatever the name holds
+    line = f"{meta['id']} {meta['experiment']}/{name} {meta.get('status', 'RUNNING')}"
+    shown = headline(metrics, chosen)
+    return f"{line} {shown}" if shown else line
+
+
+def annotated_commits(meta: Mapping[str, Any]) -> list[str]:
+    """The code commits a run's line goes on: its base commit and the commit it was linked to."""
+    base = (meta.get("git") or {}).get("commit")
+    return list(dict.fromkeys(c for c in (base, meta.get("linked_commit")) if c))
+
+
+def parse(data: bytes | None) -> list[str]:
+    return [line for line in (data or b"").decode(errors="replace").splitlines() if line.strip()]
+
+
+def render(lines: Iterable[str]) -> bytes:
+    return "".join(f"{line}\n" for line in sorted(set(lines))).encode()
+
+
+def notes_of(repo: Repo, notes_commit: str | None = None) -> dict[str, list[str]]:
+    """Code commit -> note lines, for the notes ref (or another notes commit)."""
+    tip = notes_commit or repo.ref(NOTES_REF)
+    if tip is None:
+        return {}
+    return {commit: parse(repo.read_blob(blob)) for commit, blob in repo.notes_map(tip).items()}
+
+
+def lines_for(repo: Repo, commit: str, notes: Mapping[str, str] | None = None) -> list[str]:
+    """The note lines of one code commit (*notes*: a notes_map, to look up many commits at once)."""
+    if notes is None:
+        tip = repo.ref(NOTES_REF)
+        notes = repo.notes_map(tip) if tip else {}
+    blob = notes.get(commit)
+    return parse(repo.read_blob(blob)) if blob else []
+
+
+def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | None], message: str) -> str | None:
+    """Apply *change* (current notes commit -> {annotated: blob or None}) and move the notes ref by
+    compare-and-swap, recomputing the change after every lost race. Returns the new notes commit."""
+    for attempt in range(ATTEMPTS):
+        tip = repo.ref(NOTES_REF)
+        updates = change(tip)
+        if not updates:
+            return tip
+        tree = repo.notes_tree(tip, updates)
+        if tip is not None and tree == repo.tree_of(tip):
+            return tip
+        commit = repo.commit(tree, [tip] if tip else [], message)
+        try:
+            repo.cas_ref(NOTES_REF, commit, tip, message)
+            return commit
+        except RefConflictError:
+            # Jittered backoff: writers that collided now spread out instead of colliding again.
+            time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
+    raise StorageError(f"could not update {NOTES_REF} after {ATTEMPTS} attempts: other processes kept "
+                       "moving it; `git exp notes rebuild` writes every run's note again")
+
+
+def add_run_note(repo: Repo, meta: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Put (or replace) this run's line in the note of every commit it belongs to."""
+    commits = [c for c in annotated_commits(meta) if repo.has_object(c)]
+    if not commits:
+        return None
+    line = note_line(meta, metrics, repo.config("exp.noteMetrics"))
+    prefix = f"{meta['id']} "
+
+    def change(tip: str | None) -> dict[str, str | None]:
+        current = repo.notes_map(tip) if tip else {}
+        updates: dict[str, str | None] = {}
+        for commit in commits:
+            old = parse(repo.read_blob(current[commit])) if commit in current else []
+            lines = [x for x in old if not x.startswith(prefix)] + [line]
+            if sorted(set(lines)) != old:
+                updates[commit] = repo.write_blob(render(lines))
+        return updates
+
+    return update(repo, change, f"gitexp: note {meta['id']}")
+
+
+def rebuild(repo: Repo, records: Iterable[Any]) -> tuple[str | None, int]:
+    """Replace the notes with what the runs say now; returns (notes commit, lines written)."""
+    wanted: dict[str, list[str]] = {}
+    chosen = repo.config("exp.noteMetrics")
+    for record in records:
+        for commit in annotated_commits(record.meta):
+            if repo.has_object(commit):
+                wanted.setdefault(commit, []).append(note_line(record.meta, record.metrics, chosen))
+    blobs = {commit: repo.write_blob(render(lines)) for commit, lines in wanted.items()}
+
+    def change(tip: str | None) -> dict[str, str | None]:
+        current = repo.notes_map(tip) if tip else {}
+        gone: dict[str, str | None] = {commit: None for commit in current if commit not in blobs}
+        return {**gone, **{c: b for c, b in blobs.items() if current.get(c) != b}}
+
+    tip = update(repo, change, "gitexp: notes rebuild")
+    return tip, sum(len(set(lines)) for lines in wanted.values())
+
+
+def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
+    """Merge another notes commit (e.g. a remote's refs/notes/experiments, just fetched) into
+    refs/notes/experiments: for every code commit, the union of both sides' lines, sorted and
+    unique, exactly as `git notes merge -s cat_sort_uniq` would. Nothing is ever dropped.
+
+    Fast-forwards when one side contains the other, else writes a merge commit whose parents
+    are the local tip and *other_notes_commit*. Safe against concurrent writers (compare-and-
+    swap, retried). Returns the resulting notes commit (None when both sides are empty).
+    """
+    other = repo.resolve_commit(other_notes_commit)
+    if other is None:
+        raise GitexpError(f"cannot merge notes from {other_notes_commit!r}: no such commit in "
+                          f"{repo.gitdir}; fetch the remote's {NOTES_REF} first")
+    theirs = notes_of(repo, other)
+    for attempt in range(ATTEMPTS):
+        tip = repo.ref(NOTES_REF)
+        if tip is not None and repo.is_ancestor(other, tip):
+            return tip  # nothing new on their side
+        if tip is None or repo.is_ancestor(tip, other):
+            commit, message = other, f"gitexp: notes fast-forward to {other[:12]}"
+        else:
+            ours = notes_of(repo, tip)
+            updates = {c: repo.write_blob(render([*ours.get(c, []), *lines]))
+                       for c, lines in theirs.items() if sorted(set([*ours.get(c, []), *lines])) != ours.get(c)}
+            message = f"gitexp: merge notes from {other[:12]}"
+            commit = repo.commit(repo.notes_tree(tip, updates), [tip, other], message)
+        try:
+            repo.cas_ref(NOTES_REF, commit, tip, message)
+            return commit
+        except RefConflictError:
+            time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
+    raise StorageError(f"could not merge notes into {NOTES_REF}: other processes kept moving it; try again")
