@@ -1,0 +1,245 @@
+"""gitexp.plot and `git exp plot`: checked through the Figure (axes, lines, labels, legend), and the
+written files checked to be real PNG, SVG and PDF."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+import gitexp
+from gitexp.cli import main
+from gitexp.errors import GitexpError
+from gitexp.plots import (
+    LINESTYLES,
+    MAX_LEGEND,
+    MAX_POINTS,
+    PALETTE,
+    decimate,
+    legend,
+    moving_average,
+    new_figure,
+    style,
+)
+from tests.conftest import git
+from tests.sample_runs import QUIET, Sample, sample_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sample(repo: Path) -> Sample:
+    return sample_runs(repo, git(repo, "rev-parse", "HEAD").strip())
+
+
+def legend_texts(fig: Figure) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- metric curves ------------------------------------------------------------------------------
+
+
+def test_one_panel_per_metric_one_line_per_run(sample: Sample) -> None:
+    fig = gitexp.plot(["loss", "val/acc"])
+    assert isinstance(fig, Figure)
+    loss, acc = fig.axes
+    assert len(loss.lines) == 4  # every run has loss
+    assert len(acc.lines) == 2  # only baseline and wide have val/acc
+    assert (loss.get_title(), loss.get_ylabel(), loss.get_xlabel()) == ("loss", "loss", "step")
+    assert (acc.get_title(), acc.get_ylabel()) == ("val/acc", "val/acc")
+    assert legend_texts(fig) == ["broken", "rnn", "wide", "baseline"]  # newest first, one entry per run
+    assert fig.legends[0].get_title().get_text() == "4 runs"
+    wide = next(line for line in loss.lines if line.get_label() == "wide")
+    assert list(wide.get_xdata()) == [0, 1, 2, 3, 4]
+    assert list(wide.get_ydata()) == pytest.approx([1.0, 0.775, 0.55, 0.325, 0.1])
+    # The same run has the same colour in every panel; runs have distinct colours.
+    colours = {line.get_label(): line.get_color() for line in loss.lines}
+    assert {line.get_label(): line.get_color() for line in acc.lines} == {k: colours[k] for k in ("wide", "baseline")}
+    assert len(set(colours.values())) == 4 and set(colours.values()) <= set(PALETTE)
+
+
+def test_runs_and_where_select_lines(sample: Sample) -> None:
+    fig = gitexp.plot("loss", runs=["baseline", "rnn"])
+    assert legend_texts(fig) == ["baseline", "rnn"]
+    fig = gitexp.plot("metrics.loss", where="experiment = cnn and status = FINISHED")
+    assert [line.get_label() for line in fig.axes[0].lines] == ["wide", "baseline"]
+    rnn = gitexp.plot("loss", runs=["rnn"]).axes[0].lines[0]
+    assert np.isnan(rnn.get_ydata()[1])  # a NaN leaves a gap in the line
+
+
+def test_x_axes_smoothing_and_log_scale(sample: Sample) -> None:
+    fig = gitexp.plot("loss", runs=["wide"], x="time")
+    assert fig.axes[0].get_xlabel() == "time (UTC)"
+    assert np.asarray(fig.axes[0].lines[0].get_xdata()).dtype.kind == "M"  # datetime64
+    fig = gitexp.plot("loss", runs=["wide"], x="relative")
+    xs = np.asarray(fig.axes[0].lines[0].get_xdata())
+    assert fig.axes[0].get_xlabel() == "time since run start (s)"
+    assert (xs >= 0).all() and (np.diff(xs) >= 0).all()
+    fig = gitexp.plot("loss", runs=["wide"], smooth=2, log_y=True)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert ax.get_title() == "loss (moving average of 2 points)"
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([1.0, 0.8875, 0.6625, 0.4375, 0.2125])
+
+
+def test_system_metrics_are_plotted_like_any_other(repo: Path) -> None:
+    with gitexp.start_run(name="gpu-run", **QUIET) as run:
+        for step in range(3):
+            run.log_metric("system/gpu0/util", 50.0 + step, step=step)
+    fig = gitexp.plot("system/gpu0/util")
+    assert fig.axes[0].get_title() == "system/gpu0/util"
+    assert list(fig.axes[0].lines[0].get_ydata()) == [50.0, 51.0, 52.0]
+
+
+def test_more_runs_than_colours_change_the_line_style(repo: Path) -> None:
+    assert style(0) == {"color": PALETTE[0], "linestyle": "-"}
+    assert style(8) == {"color": PALETTE[0], "linestyle": "--"}
+    assert "marker" in style(32) and "marker" not in style(31)
+    styles = {(style(i)["color"], style(i)["linestyle"], style(i).get("marker")) for i in range(40)}
+    assert len(styles) == 40  # every run distinguishable
+    for i in range(10):
+        with gitexp.start_run(name=f"r{i}", capture_env=False, capture_code=False, **QUIET) as run:
+            run.log_metric("loss", float(i), step=0)
+            run.log_metric("loss", float(i) / 2, step=1)
+    lines = gitexp.plot("loss").axes[0].lines
+    assert len(lines) == 10
+    assert {line.get_linestyle() for line in lines} == {"-", "--"}
+    assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == 10
+    assert LINESTYLES[0] == "-"
+
+
+def test_legend_names_at_most_max_legend_runs() -> None:
+    fig = new_figure(6, 4)
+    ax = fig.subplots()
+    lines = [ax.plot([0, 1], [i, i])[0] for i in range(MAX_LEGEND + 5)]
+    legend(fig, lines, [f"run {i}" for i in range(len(lines))])
+    assert len(legend_texts(fig)) == MAX_LEGEND
+    assert fig.legends[0].get_title().get_text() == f"first {MAX_LEGEND} of {MAX_LEGEND + 5} runs"
+
+
+def test_long_histories_are_decimated_keeping_extremes() -> None:
+    xs = np.arange(100_000, dtype=float)
+    ys = np.sin(xs / 1000)
+    ys[12_345] = 50.0  # a spike must survive
+    ys[54_321] = np.nan
+    dx, dy = decimate(xs, ys, MAX_POINTS)
+    assert len(dx) <= MAX_POINTS + 2
+    assert dx[0] == 0 and dx[-1] == 99_999 and (np.diff(dx) > 0).all()
+    assert np.nanmax(dy) == 50.0 and np.nanmin(dy) == pytest.approx(-1.0, abs=1e-4)
+    short = np.arange(5.0)
+    assert decimate(short, short, MAX_POINTS)[0] is short
+
+
+def test_moving_average_skips_nan() -> None:
+    values = np.array([1.0, 3.0, np.nan, 5.0, np.inf])
+    assert list(moving_average(np.where(np.isfinite(values), values, np.nan), 2)) == pytest.approx(
+        [1.0, 2.0, 3.0, 5.0, 5.0])
+    assert np.isnan(moving_average(np.array([np.nan, np.nan]), 3)).all()
+
+
+# -- one value per run ------------------------------------------------------------------------
+
+
+def test_scatter(sample: Sample) -> None:
+    fig = gitexp.plot(scatter=["lr", "loss"])
+    ax = fig.axes[0]
+    assert len(ax.collections) == 4  # one point per run
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("lr", "loss", "loss by lr")
+    assert ax.get_xscale() == "log"  # lr spans 0.001 .. 1: decades
+    assert sorted(legend_texts(fig)) == ["baseline", "broken", "rnn", "wide"]
+    fig = gitexp.plot(scatter=["params.model.act", "metrics.val/acc.max"])
+    ax = fig.axes[0]
+    assert len(ax.collections) == 2 and [t.get_text() for t in ax.get_xticklabels()] == ["relu"]
+
+
+def test_parallel_coordinates(sample: Sample) -> None:
+    fig = gitexp.plot(parallel=["lr", "model.layers", "val/acc"])
+    ax, colourbar = fig.axes
+    assert len(ax.lines) == 2  # runs that have all three
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["lr", "model.layers", "val/acc"]
+    assert colourbar.get_ylabel() == "val/acc"
+    assert ax.get_title() == "parallel coordinates: lr, model.layers -> val/acc"
+    # Each axis is scaled to [0, 1]; wide has the larger lr, layers and val/acc.
+    wide = next(line for line in ax.lines if line.get_label() == "wide")
+    assert list(wide.get_ydata()) == [1.0, 1.0, 1.0]
+
+
+def test_bar(sample: Sample) -> None:
+    fig = gitexp.plot(bar="loss")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["broken", "rnn", "baseline", "wide"]  # highest first
+    assert (ax.get_xlabel(), ax.get_title()) == ("loss", "loss by run")
+
+
+def test_plot_errors_say_what_to_do(sample: Sample, tmp_path: Path) -> None:
+    with pytest.raises(GitexpError, match=r"has a metric 'nope'; they have: acc\.max, loss, val/acc"):
+        gitexp.plot("nope")
+    with pytest.raises(GitexpError, match="give exactly one of"):
+        gitexp.plot("loss", bar="loss")
+    with pytest.raises(GitexpError, match="give exactly one of"):
+        gitexp.plot()
+    with pytest.raises(GitexpError, match=r"suffixes \.png, \.svg, \.pdf"):
+        gitexp.plot("loss", output=tmp_path / "plot.jpg")
+    with pytest.raises(GitexpError, match="no runs to plot match --where"):
+        gitexp.plot("loss", where="params.lr > 100")
+    with pytest.raises(GitexpError, match="unknown x axis 'epoch'"):
+        gitexp.plot("loss", x="epoch")
+    with pytest.raises(GitexpError, match="--scatter takes a PARAM and a METRIC"):
+        gitexp.plot(scatter=["lr"])
+    with pytest.raises(GitexpError, match="none of the 4 selected run"):
+        gitexp.plot(parallel=["nothing", "loss"])
+
+
+# -- files and the command line ----------------------------------------------------------------
+
+
+def test_written_files_are_valid_png_svg_pdf(sample: Sample, tmp_path: Path) -> None:
+    png, svg, pdf = tmp_path / "a.png", tmp_path / "b.SVG", tmp_path / "c.pdf"
+    gitexp.plot("loss", output=png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = imread(png)
+    assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 400
+    gitexp.plot(bar="loss", output=svg)
+    root = ET.parse(svg).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    gitexp.plot(parallel=["lr", "loss"], output=pdf)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_cli_plot(sample: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "curves.png"
+    code, out, err = cli(capsys, "plot", "loss", "val/acc", "baseline", "wide", "-o", str(out_file),
+                         "--smooth", "2", "--x", "relative", "--log-y")
+    assert (code, err, out) == (0, "", f"{out_file}\n")
+    assert imread(out_file).ndim == 3
+    code, out, _ = cli(capsys, "plot", "loss", "--where", "experiment = rnn", "-o", str(tmp_path / "r.svg"))
+    assert code == 0 and ET.parse(tmp_path / "r.svg").getroot().tag.endswith("svg")
+    for option in (["--scatter", "lr", "loss"], ["--parallel", "lr", "model.layers", "loss"], ["--bar", "loss"]):
+        target = tmp_path / f"{option[0].strip('-')}.pdf"
+        code, out, err = cli(capsys, "plot", *option, "-o", str(target))
+        assert (code, err) == (0, ""), option
+        assert target.read_bytes()[:4] == b"%PDF"
+    code, out, err = cli(capsys, "plot", "loss", "nosuchrun", "-o", str(tmp_path / "x.png"))
+    assert code == 1 and "no run matches 'nosuchrun'" in err
+    code, out, err = cli(capsys, "plot", "loss", "-o", str(tmp_path / "x.gif"))
+    assert code == 1 and "cannot tell which image format" in err
+
+
+def test_import_gitexp_does_not_import_matplotlib(env_for_subprocess: dict[str, str]) -> None:
+    code = "import sys, gitexp; gitexp.search_runs; print('matplotlib' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env=env_for_subprocess).stdout
+    assert out.split() == ["False", "False"]
