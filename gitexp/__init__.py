@@ -20,15 +20,19 @@ _LAZY = {
     "log_metric": "tracking", "log_metrics": "tracking", "log_param": "tracking",
     "log_params": "tracking", "set_tag": "tracking", "set_tags": "tracking", "params": "tracking",
     "load_runs": "runs", "get_run": "runs", "RunRecord": "runs",
+    "search_runs": "search", "plot": "plots",
 }
 
 __all__ = [
     "GitexpError", "Run", "RunRecord", "__version__", "active_run", "end_run", "get_run", "load_runs",
-    "log_metric", "log_metrics", "log_param", "log_params", "params", "set_tag", "set_tags", "start_run",
+    "log_metric", "log_metrics", "log_param", "log_params", "params", "plot", "search_runs", "set_tag", "set_tags",
+    "start_run",
 ]
 
 if TYPE_CHECKING:
+    from gitexp.plots import plot
     from gitexp.runs import RunRecord, get_run, load_runs
+    from gitexp.search import search_runs
     from gitexp.tracking import (
         Run,
         active_run,
@@ -41,6 +45,25 @@ if TYPE_CHECKING:
         set_tag,
         set_tags,
         start_run,
+    )
+
+# Artifacts and inputs (gitexp/artifacts.py, gitexp/inputs.py, gitexp/restore.py).
+_ARTIFACT_NAMES = ("log_artifact", "log_artifacts", "log_text", "log_dict", "log_figure", "log_model", "log_input")
+_LAZY.update({name: "tracking" for name in _ARTIFACT_NAMES})
+_LAZY["download_artifacts"] = "restore"
+__all__ += ["download_artifacts", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_input", "log_model",
+            "log_text"]
+
+if TYPE_CHECKING:
+    from gitexp.restore import download_artifacts
+    from gitexp.tracking import (
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_figure,
+        log_input,
+        log_model,
+        log_text,
     )
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gitexp import __version__
 from gitexp.errors import GitexpError
 
+if TYPE_CHECKING:
+    import argparse
+
 BUG_HINT = "this is a bug in gitexp; please report it with the traceback above"
 
 # Each module has register(add): add(name, help) returns the subparser of a new command.
-COMMAND_MODULES = ("core",)
+COMMAND_MODULES = ("core", "compare", "share", "lineage", "imports")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: `git exp hook` runs on every commit and needs neither.
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="git exp", description="Track machine-learning experiments as git commits.",
         epilog="Runs live under refs/experiments/<experiment>/<run-id>. `git exp COMMAND -h` for details.")
@@ -32,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["hook"] and len(words) > 1:
+        # git runs this on every commit: skip building the whole parser (and importing every command).
+        from gitexp.hookentry import run_hook
+
+        return run_hook(words[1], words[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -47,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0  # `git exp ls | head`
     except Exception:
+        import traceback
+
         traceback.print_exc()
         print(f"git exp: {BUG_HINT}", file=sys.stderr)
         return 2

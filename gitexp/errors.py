@@ -43,3 +43,15 @@ class QueryError(GitexpError, ValueError):
 
 class StorageError(GitexpError):
     """A git operation failed (I/O error, locked ref, lost race)."""
+
+
+class ArtifactError(GitexpError, ValueError):
+    """An artifact or input that cannot be logged or restored as asked (bad name, missing file)."""
+
+
+class CorruptArtifactError(CorruptRunError):
+    """Artifact content that does not match its recorded sha256, or a malformed LFS pointer."""
+
+
+class RemoteError(GitexpError):
+    """A transfer with a git remote or its LFS server failed, or a ref was rejected."""

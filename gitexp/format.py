@@ -15,7 +15,11 @@ from gitexp.state import RunState, Series
 
 FORMAT_VERSION = 1
 META, PARAMS, METRICS, ENV, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "env.yaml", "inputs.yaml"
+SUMMARY = "summary.json"
 HISTORY_DIR, CODE_DIR, PATCH, OUTPUT_LOG = "metrics", "code", "code.patch", "output.log"
+ARTIFACTS_DIR, ATTRIBUTES = "artifacts", ".gitattributes"
+# git-lfs smudges pointers and passes other files through, so one rule fits every artifact.
+LFS_ATTRIBUTES = b"/artifacts/** filter=lfs diff=lfs merge=lfs -text\n"
 TSV_HEADER = "step\ttime\tvalue\n"
 MAX_YAML_BYTES = 16 * 2**20  # runs may come from an untrusted remote: refuse absurd blobs
 
@@ -89,6 +93,20 @@ def summaries(state: RunState) -> dict[str, dict[str, Any]]:
     return {key: series.summary() for key, series in state.metrics.items()}
 
 
+def nest(flat: dict[str, Entry]) -> dict[str, Any]:
+    """{"a/b.txt": Entry} -> {"a": {"b.txt": Entry}}; where a file and a folder collide, the later wins."""
+    root: dict[str, Any] = {}
+    for path, entry in flat.items():
+        node = root
+        *dirs, leaf = path.split("/")
+        for part in dirs:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = entry
+    return root
+
+
 def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a run commit holds, ready for Repo.stage_tree."""
     history: dict[str, Any] = {}
@@ -100,10 +118,16 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
         for part in dirs:
             node = node.setdefault(part, {})
         node[leaf + ".tsv"] = Entry(series.blob)
+    meta = {**state.meta, "format": FORMAT_VERSION}
+    metric_summaries = summaries(state)
     spec: dict[str, Any] = {
-        META: dump_yaml({**state.meta, "format": FORMAT_VERSION}),
+        META: dump_yaml(meta),
         PARAMS: dump_yaml(state.params),
-        METRICS: dump_yaml(summaries(state)),
+        METRICS: dump_yaml(metric_summaries),
+        # The same three documents as one JSON blob: listing 10,000 runs parses these in
+        # 0.3 s, the YAML in about 5 s. The YAML stays the record; this is its index.
+        SUMMARY: json.dumps({"meta": meta, "params": state.params, "metrics": metric_summaries},
+                            sort_keys=True, default=str, separators=(",", ":")).encode(),
     }
     if history:
         spec[HISTORY_DIR] = history
@@ -111,6 +135,9 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
         spec[ENV] = dump_env(state.env)
     if state.inputs:
         spec[INPUTS] = dump_yaml(state.inputs)
+    if state.artifacts:
+        spec[ARTIFACTS_DIR] = nest(state.artifacts)
+        spec[ATTRIBUTES] = LFS_ATTRIBUTES
     code = state.meta.get("code", {}).get("tree")
     if code:
         spec[CODE_DIR] = Entry(code, 0o040000)
@@ -152,6 +179,39 @@ def read_meta(repo: Repo, commit: str) -> dict[str, Any]:
     return meta
 
 
+def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The tree of *commit* with meta.yaml (and its summary.json index) replaced by *meta*."""
+    spec: dict[str, Any] = dict(repo.tree_entries(commit))
+    _, params, metrics = read_summary(repo, commit)
+    spec[META] = dump_yaml(meta)
+    spec[SUMMARY] = json.dumps({"meta": meta, "params": params, "metrics": metrics}, sort_keys=True,
+                               default=str, separators=(",", ":")).encode()
+    return spec
+
+
+def read_listing(repo: Repo, commit: str) -> tuple[dict, dict, dict, str | None]:
+    """(meta, params, metric summaries, env.yaml blob id) of a run commit: what listing needs.
+
+    Read from summary.json when the commit has one (gitexp writes it), else from the YAML.
+    """
+    entries = repo.tree_entries(commit)
+    env = entries.get(ENV)
+    summary = entries.get(SUMMARY)
+    if summary is not None:
+        data = repo.read_blob(summary.oid)
+        try:
+            if len(data) > MAX_YAML_BYTES:
+                raise ValueError(f"{len(data)} bytes")
+            parsed = json.loads(data)
+            meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
+            if all(isinstance(x, dict) for x in (meta, params, metrics)) and "id" in meta and "experiment" in meta:
+                return meta, params, metrics, env.oid if env else None
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged index: the YAML below is the record
+    meta, params, metrics = read_summary(repo, commit)
+    return meta, params, metrics, env.oid if env else None
+
+
 def read_summary(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) of a run commit: what listing needs."""
     where = f"of commit {commit[:12]}"
@@ -180,6 +240,7 @@ def read_state(repo: Repo, commit: str) -> RunState:
     state.env = load_yaml(repo.read_path(commit, ENV), ENV)
     state.inputs = _mapping(load_yaml(repo.read_path(commit, INPUTS), INPUTS), INPUTS)
     state.meta.pop("format", None)
-    standard = {META, PARAMS, METRICS, ENV, INPUTS, HISTORY_DIR, CODE_DIR}
+    state.artifacts = dict(repo.tree_files(commit, ARTIFACTS_DIR))
+    standard = {META, PARAMS, METRICS, SUMMARY, ENV, INPUTS, HISTORY_DIR, CODE_DIR, ARTIFACTS_DIR, ATTRIBUTES}
     state.files = {name: entry for name, entry in repo.tree_entries(commit).items() if name not in standard}
     return state

@@ -15,6 +15,7 @@ is one line:
     S<TAB>json                               meta fields (status, end, error...)
     E<TAB>json                               the captured environment
     I<TAB>json                               inputs (merged)
+    A<TAB>json                               artifacts: {path: [blob oid, mode]} (merged)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gitexp.repo import Entry
 from gitexp.state import RunState
 
 JOURNAL_DIR = Path("gitexp") / "journal"
@@ -69,6 +71,10 @@ def apply(state: RunState, lines: Iterable[str]) -> None:
             state.env = payload
         elif kind == "I":
             state.inputs.update(payload)
+        elif kind == "A" and isinstance(payload, dict):
+            for path, value in payload.items():
+                if isinstance(value, list) and len(value) == 2:
+                    state.artifacts[path] = Entry(str(value[0]), int(value[1]))
 
 
 def _deep(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -81,8 +81,9 @@ def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]]) -> Path:
     name = f"pack-{checksum.hex()}"
     final = pack_dir / f"{name}.pack"
     # The pack must be complete before its index appears: readers only look at indexed packs.
+    # Temporary names must not end in .pack/.idx, or a concurrent `git gc` deletes them as garbage.
     for suffix, data in ((".pack", body), (".idx", index)):
-        tmp = pack_dir / f"tmp_{name}_{os.getpid()}{suffix}"
+        tmp = pack_dir / f"tmp_{suffix[1:]}_{checksum.hex()[:16]}_{os.getpid()}"
         with open(tmp, "wb") as handle:
             handle.write(data)
         os.replace(tmp, pack_dir / f"{name}{suffix}")

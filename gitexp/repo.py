@@ -70,6 +70,7 @@ class Repo:
         self.commondir = (self.gitdir / common.read_text().strip()).resolve() if common.exists() else self.gitdir
         self.workdir = Path(handle.workdir) if handle.workdir else None
         self._staged: dict[str, tuple[int, bytes]] = {}
+        self._config: pygit2.Config | None = None
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str] | None = None) -> Repo:
@@ -92,7 +93,10 @@ class Repo:
 
     def config(self, key: str) -> str | None:
         try:
-            return self._r.config[key]
+            if self._config is None:
+                # One consistent snapshot per Repo: a run reads a dozen keys at start.
+                self._config = self._r.config.snapshot()
+            return self._config[key]
         except KeyError:
             return None
         except pygit2.GitError as exc:
@@ -124,6 +128,7 @@ class Repo:
 
     def set_config(self, key: str, value: str) -> None:
         self._r.config[key] = value
+        self._config = None
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -145,7 +150,9 @@ class Repo:
 
     def stage_blob(self, data: bytes) -> str:
         oid = pack.object_id(pack.BLOB, data)
-        if oid not in self._staged and oid not in self._r:
+        # A small object written twice costs a few bytes in a pack (git tolerates duplicates
+        # across packs); looking it up costs more, and most run blobs are new anyway.
+        if oid not in self._staged and (len(data) < 4096 or not self.has_object(oid)):
             self._staged[oid] = (pack.BLOB, data)
         return oid
 
@@ -160,14 +167,20 @@ class Repo:
                 entries[name] = (TREE_MODE, self.stage_tree(value))
         data = pack.encode_tree(entries)
         oid = pack.object_id(pack.TREE, data)
-        if oid not in self._staged and oid not in self._r:
-            self._staged[oid] = (pack.TREE, data)
+        self._staged.setdefault(oid, (pack.TREE, data))  # trees of a run commit are new: see stage_blob
         return oid
 
-    def commit_staged(self, tree: str, parents: list[str], message: str) -> str:
-        """Write a commit of *tree* together with every staged object, in one pack."""
+    def commit_staged(self, tree: str, parents: list[str], message: str, sign: bool = False) -> str:
+        """Write a commit of *tree* together with every staged object, in one pack.
+
+        *sign* (git config exp.sign) adds a `gpgsig` header made with the user's git signing key.
+        """
         author, committer = (_person(s) for s in self.signature())
         data = pack.encode_commit(tree, parents, author, committer, message)
+        if sign:
+            from gitexp import signing
+
+            data = signing.sign_commit(data, self.config, committer)
         oid = pack.object_id(pack.COMMIT, data)
         self._staged[oid] = (pack.COMMIT, data)
         staged, self._staged = self._staged, {}
@@ -421,3 +434,156 @@ class Repo:
         new_tree = self._r[new]
         diff = new_tree.diff_to_tree(swap=True) if old_tree is None else old_tree.diff_to_tree(new_tree)
         return diff.patch or ""
+
+    def diff_stat(self, old: str | None, new: str | None) -> list[tuple[str, str, int, int]]:
+        """(status letter A/D/M/R..., path, lines added, lines deleted) per file from tree *old* to *new*
+        (None: the empty tree); binary files count 0 lines."""
+        if old == new:
+            return []
+        try:
+            if old is None or new is None:
+                tree = self._r[old or new]
+                diff = tree.diff_to_tree(swap=old is None)
+            else:
+                diff = self._r[old].diff_to_tree(self._r[new])
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot diff trees {str(old)[:12]} and {str(new)[:12]}: {exc}") from exc
+        out = []
+        for patch in diff:
+            delta = patch.delta
+            _, added, deleted = patch.line_stats
+            out.append((delta.status_char(), delta.new_file.path or delta.old_file.path, added, deleted))
+        return out
+
+    # -- artifacts and sharing (issue 3) ---------------------------------------------------------
+
+    def tree_files(self, commit: str, path: str = "") -> dict[str, Entry]:
+        """Every non-tree entry under *path* of a commit's (or tree's) tree, by relative path."""
+        try:
+            tree = self._r[commit].peel(pygit2.Tree)
+            if path:
+                tree = self._r[tree[path].id]
+        except KeyError:
+            return {}
+        except (ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot read tree {path or '/'} of {commit[:12]}: {exc}") from exc
+        if not isinstance(tree, pygit2.Tree):
+            return {}
+        out: dict[str, Entry] = {}
+        stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+        while stack:
+            prefix, node = stack.pop()
+            for entry in node:
+                if int(entry.filemode) == TREE_MODE:
+                    stack.append((f"{prefix}{entry.name}/", self._r[entry.id]))
+                else:
+                    out[f"{prefix}{entry.name}"] = Entry(str(entry.id), int(entry.filemode))
+        return out
+
+    def read_blob(self, oid: str) -> bytes:
+        try:
+            return self._r[oid].peel(pygit2.Blob).data
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot read blob {oid[:12]} in {self.gitdir}: {exc}") from exc
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when *ancestor* is *descendant* or one of its ancestors."""
+        if ancestor == descendant:
+            return True
+        try:
+            return self._r.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor))
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot compare commits {ancestor[:12]} and {descendant[:12]}: {exc}") from exc
+
+    def remote_names(self) -> list[str]:
+        return [r.name for r in self._r.remotes]
+
+    # -- git integration (issue 5): notes trees, history, compare-and-swap, signatures -------------
+
+    def entry_oid(self, commit: str, path: str) -> str | None:
+        """Id of whatever is at *path* in *commit*'s tree (a blob or a subtree), or None."""
+        try:
+            return str(self._r[commit].peel(pygit2.Tree)[path].id)
+        except KeyError:
+            return None
+        except (ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot read {path} in commit {commit[:12]}: {exc}") from exc
+
+    def notes_map(self, notes_commit: str) -> dict[str, str]:
+        """annotated object id -> note blob id of a notes commit, whatever its fan-out
+        (git splits the ids into directories, e.g. ab/cdef..., once there are many notes)."""
+        out: dict[str, str] = {}
+        stack: list[tuple[str, pygit2.Tree]] = [("", self._r[notes_commit].peel(pygit2.Tree))]
+        while stack:
+            prefix, tree = stack.pop()
+            for entry in tree:
+                name = prefix + entry.name
+                if int(entry.filemode) == TREE_MODE:
+                    if len(name) < 40:
+                        stack.append((name, self._r[entry.id]))
+                elif len(name) == 40:
+                    out[name] = str(entry.id)
+        return out
+
+    def notes_tree(self, notes_commit: str | None, updates: Mapping[str, str | None]) -> str:
+        """The notes tree of *notes_commit* with *updates* (annotated id -> blob id; None removes).
+
+        Written flat (git reads any fan-out); an unchanged flat tree is edited in place, so a
+        new note costs one tree write however many notes there are.
+        """
+        root = self._r[notes_commit].peel(pygit2.Tree) if notes_commit else None
+        if root is not None and any(int(e.filemode) == TREE_MODE for e in root):
+            flat: dict[str, str | None] = {**self.notes_map(notes_commit), **updates}  # type: ignore[arg-type]
+            return self.write_tree({k: Entry(v) for k, v in sorted(flat.items()) if v})
+        builder = self._r.TreeBuilder(root) if root is not None else self._r.TreeBuilder()
+        for annotated, blob in updates.items():
+            if blob is None:
+                if builder.get(annotated) is not None:
+                    builder.remove(annotated)
+            else:
+                builder.insert(annotated, pygit2.Oid(hex=blob), BLOB_MODE)
+        return str(builder.write())
+
+    def cas_ref(self, name: str, new: str, old: str | None, message: str) -> None:
+        """Create *name* (old None) or move it from *old*; losing to a concurrent writer, including
+        finding the ref locked by one, raises RefConflictError so the caller reloads and retries."""
+        try:
+            if old is None:
+                self.create_ref(name, new, message)
+            else:
+                self.update_ref(name, new, old, message)
+        except RefConflictError:
+            raise
+        except StorageError as exc:
+            if "lock" in str(exc).lower():
+                raise RefConflictError(f"ref {name} is being updated by another process: {exc}") from exc
+            raise
+
+    def walk(self, start: str, limit: int) -> list[tuple[str, list[str], str, int]]:
+        """(id, parents, message, commit time) of up to *limit* commits reachable from *start*,
+        newest first, as `git log` lists them."""
+        out = []
+        try:
+            order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME  # children first, as git log
+            for commit in self._r.walk(pygit2.Oid(hex=start), order):
+                if len(out) >= limit:
+                    break
+                out.append((str(commit.id), [str(p) for p in commit.parent_ids], commit.message,
+                            commit.commit_time))
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot walk the history of {start[:12]}: {exc}") from exc
+        return out
+
+    def resolve_commit(self, text: str) -> str | None:
+        """The commit a revision (HEAD, a branch, an abbreviated id) names, or None."""
+        try:
+            return str(self._r.revparse_single(text).peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+
+    def is_signed(self, commit: str) -> bool:
+        try:
+            signature, _ = self._r[commit].peel(pygit2.Commit).gpg_signature
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot read commit {commit[:12]}: {exc}") from exc
+        return signature is not None

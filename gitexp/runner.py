@@ -39,12 +39,15 @@ def _pump(source: IO[bytes], sink: IO[bytes], log: IO[bytes], lock: threading.Lo
 
 def run_command(command: list[str], name: str | None = None, experiment: str | None = None,
                 params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
-                description: str | None = None) -> int:
-    """Run *command* as a tracked run and return its exit code (128+N when killed by signal N)."""
+                description: str | None = None, meta: dict[str, Any] | None = None) -> int:
+    """Run *command* as a tracked run and return its exit code (128+N when killed by signal N).
+
+    *meta*: extra meta fields of the new run (`git exp rerun` records rerun_of).
+    """
     if not command:
         raise GitexpError("no command to run; usage: git exp run [OPTIONS] -- COMMAND [ARGS...]")
     run = tracking.start_run(name=name, experiment=experiment, params=params, tags=tags,
-                             description=description, command=command)
+                             description=description, command=command, meta=meta)
     child_env = dict(os.environ)
     child_env.update({
         tracking.ENV_RUN_ID: run.id, tracking.ENV_REPO: str(run.repo.gitdir),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import warnings
@@ -69,6 +70,13 @@ class RunRecord:
             self._env = fmt.load_yaml(data, f"{fmt.ENV} of run {self.id}") or {}
         return self._env
 
+    @property
+    def artifacts(self) -> list[Any]:
+        """The run's artifacts (gitexp.artifacts.Artifact: path, size, sha256, lfs, present), by path."""
+        from gitexp.artifacts import list_artifacts
+
+        return list_artifacts(self.repo, self.commit)
+
     def history(self, key: str) -> Series:
         """The full history of metric *key* (steps, times, values), read on demand."""
         if key not in self.metrics:
@@ -95,13 +103,19 @@ class _Cache:
         self.path = repo.commondir / CACHE_FILE
         self.entries: dict[str, tuple] = {}
         self.dirty = False
+        # marshal.load on a file reads piecemeal through Python calls (5x slower than loads of
+        # the bytes), and the cyclic GC would walk the many new containers for nothing.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
-            with open(self.path, "rb") as handle:
-                loaded = marshal.load(handle)
+            loaded = marshal.loads(self.path.read_bytes())
             if isinstance(loaded, dict):
                 self.entries = loaded
         except (OSError, EOFError, ValueError, TypeError):
             pass  # no cache or an unreadable one: rebuild from git
+        finally:
+            if collecting:
+                gc.enable()
 
     def save(self, keep: Iterable[str]) -> None:
         if not self.dirty:
@@ -119,9 +133,7 @@ class _Cache:
 
 
 def _summary(repo: Repo, commit: str) -> tuple:
-    meta, params, metrics = fmt.read_summary(repo, commit)
-    env = repo.tree_entries(commit).get(fmt.ENV)
-    return meta, params, metrics, env.oid if env else None
+    return fmt.read_listing(repo, commit)
 
 
 def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:

@@ -105,6 +105,8 @@ class RunState:
     inputs: dict[str, Any] = field(default_factory=dict)
     # Other top-level tree entries carried from commit to commit (code.patch, output.log, artifacts).
     files: dict[str, Any] = field(default_factory=dict)
+    # Artifacts by path under artifacts/ -> repo.Entry (a content blob, or an LFS pointer blob).
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

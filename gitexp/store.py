@@ -43,7 +43,7 @@ def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tu
     else:
         parents = [tip]
     parents += [p for p in extra_parents if p not in parents]
-    commit = repo.commit_staged(tree, parents, fmt.commit_message(state))
+    commit = repo.commit_staged(tree, parents, fmt.commit_message(state), sign=repo.config_bool("exp.sign", False))
     reason = f"gitexp: {state.meta.get('status', 'RUNNING').lower()} {state.id}"
     if tip is None:
         repo.create_ref(ref, commit, reason)
@@ -114,4 +114,11 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
         except RefConflictError:
             continue
     journal.remove_files(root, run_id)
+    try:  # the ended run's line in refs/notes/experiments: derived data, `git exp notes rebuild` redoes it
+        if repo.config_bool("exp.notes", True):
+            from gitexp import notes
+
+            notes.add_run_note(repo, state.meta, fmt.summaries(state))
+    except GitexpError:
+        pass
     return run_id, state.meta["status"]

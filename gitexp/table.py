@@ -7,7 +7,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gitexp import names
@@ -36,7 +36,9 @@ def short_ids(ids: Iterable[str], minimum: int = 13) -> dict[str, str]:
     for i, current in enumerate(ordered):
         need = minimum
         for other in (ordered[i - 1] if i else "", ordered[i + 1] if i + 1 < len(ordered) else ""):
-            common = 0
+            if current[:need] != other[:need]:
+                continue  # they differ within what is kept already: the usual case, decided in C
+            common = need
             while common < min(len(current), len(other)) and current[common] == other[common]:
                 common += 1
             need = max(need, common + 1)
@@ -64,6 +66,12 @@ def local_time(iso: str | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(parse_iso(iso)))
 
 
+def run_short_ids(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Short ids of *records* that are unique among all runs, not only these, so `show` accepts them."""
+    every = records[0].repo.refs(names.REF_PREFIX) if records else {}
+    return short_ids([*(ref.rsplit("/", 1)[-1] for ref in every), *(r.id for r in records)])
+
+
 def differing(values: Sequence[dict[str, Any]]) -> list[str]:
     """Keys whose values are not the same in every mapping (a missing key counts as a value)."""
     keys = sorted({k for v in values for k in v})
@@ -73,50 +81,96 @@ def differing(values: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def run_rows(records: Sequence[RunRecord], extra: Sequence[str] | None = None,
-             all_columns: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and rows for `git exp ls`: the base columns plus the params and metrics that differ."""
-    # Short ids must be unique among all runs, not only the listed ones, so `show` accepts them.
-    every = records[0].repo.refs(names.REF_PREFIX) if records else {}
-    shorts = short_ids([*(ref.rsplit("/", 1)[-1] for ref in every), *(r.id for r in records)])
-    params = [flatten(r.params) for r in records]
-    metrics = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} for r in records]
+             all_columns: bool = False, only_changed: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows for `git exp ls`: the base columns plus the params and metrics that differ.
+
+    *extra* columns are any --where field (params.KEY, metrics.KEY.max, env.python, inputs.X.sha256...)
+    or a meta.yaml key; *only_changed* keeps, besides id and name, only the columns whose values differ.
+    """
+    shorts = run_short_ids(records)
     if extra is None:
+        params = [flatten(r.params) for r in records]
+        metrics = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} for r in records]
         pcols, mcols = differing(params), differing(metrics)
-        if not all_columns:
+        if not (all_columns or only_changed):
             pcols, mcols = pcols[:8], mcols[:8]
-        extra = [f"params.{k}" for k in pcols] + [f"metrics.{k}" for k in mcols]
+        extra = [f"params.{_quoted(k)}" for k in pcols] + [f"metrics.{_quoted(k)}" for k in mcols]
+    extra = [c for c in dict.fromkeys(extra) if c not in BASE_COLUMNS]
+    getters = [(column, column_getter(column)) for column in extra]
     rows = []
-    for record, flat, last in zip(records, params, metrics, strict=True):
+    for record in records:
         row: dict[str, Any] = {
             "id": shorts[record.id], "name": record.name, "status": record.status,
             "start": record.start, "duration": record.duration, "commit": (record.base_commit or "")[:7],
         }
-        for column in extra:
-            row[column] = lookup(record, column, flat, last)
+        for column, getter in getters:
+            row[column] = getter(record)
         rows.append(row)
-    return [*BASE_COLUMNS, *extra], rows
+    columns = [*BASE_COLUMNS, *extra]
+    if only_changed and len(rows) > 1:
+        changed = set(differing([{c: row.get(c) for c in columns} for row in rows]))
+        columns = [c for c in columns if c in ("id", "name") or c in changed]
+    return columns, rows
 
 
-def lookup(record: RunRecord, column: str, flat: dict[str, Any], last: dict[str, Any]) -> Any:
-    kind, _, key = column.partition(".")
-    if kind == "params":
-        return flat.get(key)
-    if kind == "metrics":
-        for stat in ("min", "max", "last", "count", "step"):
-            if key.endswith(f".{stat}") and key[: -len(stat) - 1] in record.metrics:
-                return record.metrics[key[: -len(stat) - 1]].get(stat)
-        return last.get(key, (record.metrics.get(key) or {}).get("last"))
-    if kind == "tags":
-        return record.tags.get(key)
-    if kind == "env":
-        node: Any = record.env
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        return node
-    if column in BASE_COLUMNS or column in record.meta:
-        return record.meta.get(column)
-    raise GitexpError(f"unknown column {column!r}; use params.KEY, metrics.KEY, tags.KEY, env.KEY or one of "
-                      f"{', '.join(BASE_COLUMNS)}")
+def _quoted(key: str) -> str:
+    """A param or metric key as a column name that column_getter reads back (backticks when needed)."""
+    from gitexp.search import column_path
+
+    for candidate in (key, "`" + key.replace("`", "``") + "`"):
+        try:
+            if column_path(f"metrics.{candidate}")[1:] in ((key,), tuple(key.split("."))):
+                return candidate
+        except GitexpError:
+            continue
+    return key
+
+
+def split_columns(text: str) -> list[str]:
+    """"params.lr,metrics.`a,b`" -> ["params.lr", "metrics.`a,b`"]: commas inside backticks stay."""
+    columns, current, quoted = [], [], False
+    for char in text:
+        if char == "`":
+            quoted = not quoted
+        if char == "," and not quoted:
+            columns.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    columns.append("".join(current).strip())
+    return [c for c in columns if c]
+
+
+META_COLUMNS = ("experiment", "end", "user", "host", "pid", "command", "exit_code", "description")
+
+
+def column_getter(column: str) -> Callable[[RunRecord], Any]:
+    """What one `--columns` entry reads from a run; parsed once, so 10,000 rows stay cheap."""
+    if column in BASE_COLUMNS or column in META_COLUMNS:
+        special = {"id": lambda r: r.id, "experiment": lambda r: r.experiment,
+                   "commit": lambda r: r.base_commit}
+        return special.get(column, lambda r: r.meta.get(column))
+    from gitexp.query import MISSING
+    from gitexp.search import RunFields, column_path
+
+    try:
+        path = column_path(column)
+    except GitexpError:
+        raise GitexpError(
+            f"unknown column {column!r}; use params.KEY, metrics.KEY (or metrics.KEY.min|max|last|count), "
+            f"tags.KEY, env.KEY, inputs.NAME.sha256 or one of {', '.join(BASE_COLUMNS + META_COLUMNS)}"
+        ) from None
+
+    def get(record: RunRecord) -> Any:
+        value = RunFields(record)(path)
+        return None if value is MISSING else value
+    return get
+
+
+def lookup(record: RunRecord, column: str, flat: dict[str, Any] | None = None,
+           last: dict[str, Any] | None = None) -> Any:
+    """The value of one column for one run (None when the run lacks it)."""
+    return column_getter(column)(record)
 
 
 def cell(value: Any, precision: int) -> str:

@@ -151,6 +151,63 @@ class Run:
             self.state.update_meta(changes)
             self._pending.append(journal.record_line("S", changes))
 
+    # -- artifacts and inputs (gitexp/artifacts.py, gitexp/inputs.py) --------------------------
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
+        """Store a file (or a folder) as artifacts/<name> (default: its file name)."""
+        from gitexp import artifacts
+
+        return artifacts.log_artifact(self, path, name)
+
+    def log_artifacts(self, directory: str | os.PathLike[str], prefix: str | None = None) -> list[str]:
+        from gitexp import artifacts
+
+        return artifacts.log_artifacts(self, directory, prefix)
+
+    def log_text(self, text: str, name: str) -> str | None:
+        from gitexp import artifacts
+
+        return artifacts.log_text(self, text, name)
+
+    def log_dict(self, obj: Any, name: str) -> str | None:
+        from gitexp import artifacts
+
+        return artifacts.log_dict(self, obj, name)
+
+    def log_figure(self, figure: Any, name: str) -> str | None:
+        from gitexp import artifacts
+
+        return artifacts.log_figure(self, figure, name)
+
+    def log_model(self, obj: Any, name: str, format: str = "pickle") -> list[str]:
+        from gitexp import artifacts
+
+        return artifacts.log_model(self, obj, name, format)
+
+    def log_input(self, path_or_dataset: Any, name: str | None = None, source: str | None = None,
+                  copy: bool = False) -> dict[str, Any] | None:
+        from gitexp import inputs
+
+        return inputs.log_input(self, path_or_dataset, name, source, copy)
+
+    def _add_artifacts(self, entries: dict[str, Entry]) -> None:
+        """Record stored artifacts, journaled before returning so that a crash right after keeps them."""
+        from gitexp.artifacts import check_conflicts
+
+        if self.ended:
+            raise GitexpError(f"run {self.id} has ended; artifacts {', '.join(entries)} were not logged")
+        with self._lock:
+            check_conflicts({p: e for p, e in self.state.artifacts.items() if p not in entries}, entries)
+            self.state.artifacts.update(entries)
+            self._pending.append(journal.record_line("A", {p: [e.oid, e.mode] for p, e in entries.items()}))
+        self._flush(checkpoint=False)
+
+    def _add_inputs(self, entries: dict[str, Any]) -> None:
+        with self._lock:
+            self.state.inputs.update(entries)
+            self._pending.append(journal.record_line("I", entries))
+        self._flush(checkpoint=False)
+
     # -- background work ---------------------------------------------------------------------
 
     def _start_background(self) -> None:
@@ -206,7 +263,7 @@ class Run:
             return
         try:
             journal.apply(self.state, self._journal.read_others())
-            if self.state.env is None and env_mod.ready():
+            if self.state.env is None and self._settings["capture_env"] and env_mod.ready():
                 self._set_env(env_mod.capture_env(self._settings["env_variables"]))
         except Exception as exc:  # a bad record from a child must not stop the run
             self._warn_once("reading attached processes' journals", exc)
@@ -276,6 +333,7 @@ class Run:
         for attempt in range(5):
             if self._commit():
                 self._journal.remove()
+                _add_note(self)
                 return
             time.sleep(0.05 * 2**attempt)
         self._flush(checkpoint=False)
@@ -340,6 +398,9 @@ def _git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]
         base_tree = repo.tree_of(head.commit) if head.commit else None
         git["dirty"] = tree != base_tree
         code["tree"] = tree
+        cwd = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(repo.workdir))
+        if not cwd.startswith(".."):  # where in code/ the command ran: a rerun starts there too
+            code["cwd"] = cwd
         if skipped:
             code["skipped"] = skipped
             warnings.warn(f"gitexp: {len(skipped)} file(s) over {int(settings['max_snapshot'])} bytes left out "
@@ -357,16 +418,25 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
               repo: str | os.PathLike[str] | None = None, *, command: list[str] | None = None,
               capture_env: bool | None = None, capture_code: bool | None = None,
               system_metrics_interval: float | None = None, checkpoint_interval: float | None = None,
-              flush_interval: float | None = None) -> Run:
-    """Start a run (or, inside `git exp run`, attach to the run it started) and make it active."""
+              flush_interval: float | None = None, resume: Any = None, fork: Any = None,
+              meta: dict[str, Any] | None = None) -> Run:
+    """Start a run (or, inside `git exp run`, attach to the run it started) and make it active.
+
+    resume=RUN continues an ended run on its own ref; fork=RUN starts a new run whose first
+    commit has RUN's commit as a second parent (RUN: id, id prefix, name, Run or RunRecord).
+    meta: extra meta fields of a new run (`git exp rerun` records rerun_of).
+    """
     attach_id = os.environ.get(ENV_RUN_ID)
-    if attach_id and not any(r.id == attach_id for r in _active):
+    overrides = {"capture_env": capture_env, "capture_code": capture_code, "system_interval":
+                 system_metrics_interval, "checkpoint_interval": checkpoint_interval, "flush_interval": flush_interval}
+    if resume is not None:
+        run = _resume(resume, repo, overrides, params, tags)
+    elif attach_id and not any(r.id == attach_id for r in _active):
         run = _attach(attach_id, params, tags, description)
+        if fork is not None:  # the run exists already: the fork is in meta, without the extra parent
+            run._meta({"forked_from": _source(run.repo, fork).id})
     else:
-        run = _create(name, experiment, params, tags, description, repo, command, {
-            "capture_env": capture_env, "capture_code": capture_code,
-            "system_interval": system_metrics_interval, "checkpoint_interval": checkpoint_interval,
-            "flush_interval": flush_interval})
+        run = _create(name, experiment, params, tags, description, repo, command, overrides, fork, meta)
     with _registry_lock:
         _active.append(run)
     _install_exit_handlers()
@@ -375,8 +445,13 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
 
 def _create(name: str | None, experiment: str | None, params: dict[str, Any] | None,
             tags: dict[str, Any] | None, description: str | None, path: Any, command: list[str] | None,
-            overrides: dict[str, Any]) -> Run:
+            overrides: dict[str, Any], fork: Any = None, extra_meta: dict[str, Any] | None = None) -> Run:
     repo = Repo.discover(path)
+    extra_parents: tuple[str, ...] = ()
+    if fork is not None:
+        source = _source(repo, fork)
+        extra_meta, extra_parents = {**(extra_meta or {}), "forked_from": source.id}, (source.commit,)
+        experiment = experiment or source.experiment
     settings = _settings(repo, overrides)
     if settings["capture_env"]:
         env_mod.prefetch()
@@ -394,7 +469,7 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
         "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
         "command": redact.mask_argv(list(command if command is not None else sys.orig_argv)),
         "tags": clean_tags, "description": description,
-        **_git_state(repo, settings, files),
+        **_git_state(repo, settings, files), **(extra_meta or {}),
     }
     state = RunState(meta=meta, params=clean_params, files=files)
     if settings["capture_env"] and env_mod.ready():
@@ -408,7 +483,7 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
                            f"{journal.journal_root(repo.commondir)} ({exc.strerror or exc}); check that the "
                            "repository is writable and the disk is not full") from exc
     try:
-        tip = store.commit_state(repo, state, None)
+        tip = store.commit_state(repo, state, None, extra_parents=extra_parents)
     except BaseException:
         jour.remove()
         raise
@@ -416,6 +491,59 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
     run = Run(repo, state, True, jour, tip, settings)
     run._start_background()
     return run
+
+
+def _source(repo: Repo, run: Any) -> Any:
+    """The RunRecord that resume= or fork= names."""
+    from gitexp import runs
+
+    return runs.resolve(runs.load_runs(repo), getattr(run, "id", run))
+
+
+def _resume(target: Any, path: Any, overrides: dict[str, Any], params: dict[str, Any] | None = None,
+            tags: dict[str, Any] | None = None) -> Run:
+    """Continue an ended run: new commits on its ref, metric steps going on from where they stopped."""
+    repo = Repo.discover(path)
+    record = _source(repo, target)
+    if record.status == "RUNNING":
+        raise GitexpError(f"run {record.id} ({record.name}) is still RUNNING (pid {record.meta.get('pid')} on "
+                          f"{record.meta.get('host')}); resume it once it has ended")
+    state = fmt.read_state(repo, record.commit)
+    state.set_params(normalize(params or {}))  # the same params again are fine; changed ones are refused
+    state.set_tags({names.check_key(k, "tag"): str(v) for k, v in (tags or {}).items()})
+    for key in ("end", "duration", "error", "exit_code"):
+        state.meta.pop(key, None)
+    state.update_meta({"status": "RUNNING", "host": socket.gethostname(), "pid": os.getpid()})
+    info = {"id": record.id, "experiment": record.experiment}
+    try:
+        jour = journal.Journal.create(repo.commondir, record.id, info)
+    except OSError as exc:
+        raise StorageError(f"cannot resume run {record.id}: its journal in {journal.journal_root(repo.commondir)} "
+                           f"cannot be created ({exc.strerror or exc}); is another process resuming it?") from exc
+    try:
+        tip = store.commit_state(repo, state, record.commit)
+    except BaseException:
+        jour.remove()
+        raise
+    # The journal extends this session's first commit, as a new run's extends its first one.
+    jour.write_info({**info, "host": state.meta["host"], "pid": state.meta["pid"], "base": tip})
+    run = Run(repo, state, True, jour, tip, _settings(repo, overrides))
+    run._keys.update(state.metrics)
+    run._steps.update({key: max(series.steps) + 1 for key, series in state.metrics.items() if series.steps})
+    run._start_background()
+    return run
+
+
+def _add_note(run: Run) -> None:
+    """The run's line in refs/notes/experiments: derived data, so a failure only warns."""
+    try:
+        if run.repo.config_bool("exp.notes", True):
+            from gitexp import notes
+
+            notes.add_run_note(run.repo, run.state.meta, fmt.summaries(run.state))
+    except Exception as exc:
+        warnings.warn(f"gitexp: run {run.id} is saved, but its note in refs/notes/experiments was not written "
+                      f"({exc}); `git exp notes rebuild` writes it", RuntimeWarning, stacklevel=4)
 
 
 def _attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | None,
@@ -477,6 +605,35 @@ def set_tag(key: str, value: Any) -> None:
 
 def set_tags(tags: dict[str, Any]) -> None:
     _current().set_tags(tags)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> list[str]:
+    return _current().log_artifact(path, name)
+
+
+def log_artifacts(directory: str | os.PathLike[str], prefix: str | None = None) -> list[str]:
+    return _current().log_artifacts(directory, prefix)
+
+
+def log_text(text: str, name: str) -> str | None:
+    return _current().log_text(text, name)
+
+
+def log_dict(obj: Any, name: str) -> str | None:
+    return _current().log_dict(obj, name)
+
+
+def log_figure(figure: Any, name: str) -> str | None:
+    return _current().log_figure(figure, name)
+
+
+def log_model(obj: Any, name: str, format: str = "pickle") -> list[str]:
+    return _current().log_model(obj, name, format)
+
+
+def log_input(path_or_dataset: Any, name: str | None = None, source: str | None = None,
+              copy: bool = False) -> dict[str, Any] | None:
+    return _current().log_input(path_or_dataset, name, source, copy)
 
 
 def params() -> dict[str, Any]:

@@ -67,3 +67,23 @@ def env_for_subprocess(isolated_git: Path) -> dict[str, str]:
     env.update(GIT_ENV)
     env["HOME"] = str(isolated_git)
     return env
+
+
+@pytest.fixture
+def gitexp_env(env_for_subprocess: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """env_for_subprocess for processes git starts (hooks running `git exp`): a `git-exp` first on PATH
+    that runs this Python with the gitexp under test, whatever is installed (or being reinstalled)."""
+    import shlex
+    import sys
+
+    import gitexp
+
+    env = dict(env_for_subprocess)
+    source = str(Path(gitexp.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    bin_dir = tmp_path_factory.mktemp("bin")
+    shim = bin_dir / "git-exp"
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m gitexp \"$@\"\n")
+    shim.chmod(0o755)
+    env["PATH"] = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env

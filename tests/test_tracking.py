@@ -259,6 +259,6 @@ def test_unwritable_git_directory_is_a_clear_error_at_start(repo: Path) -> None:
     # Root ignores file modes, so block the journal folder with a file instead.
     (repo / ".git" / "gitexp").mkdir(exist_ok=True)
     (repo / ".git" / "gitexp" / "journal").write_text("not a folder")
-    with pytest.raises(gitexp.GitexpError, match="cannot start a run.*journal"):
+    with pytest.raises(gitexp.GitexpError, match=r"cannot start a run.*journal"):
         gitexp.start_run(**QUIET)
     assert git(repo, "for-each-ref", "refs/experiments/") == ""

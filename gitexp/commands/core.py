@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gitexp.commands.options import add_sort
 from gitexp.errors import GitexpError
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
@@ -58,24 +59,28 @@ def cmd_run(command: list[str], name: str | None, experiment: str | None, params
 
 
 def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | None,
-           precision: int, all_columns: bool) -> int:
-    from gitexp import runs, table
+           precision: int, all_columns: bool, where: str | None = None, sort: str | None = None,
+           only_changed: bool = False) -> int:
+    from gitexp import search, table
 
     if limit is not None and limit < 0:
         raise GitexpError(f"-n {limit}: the number of runs to list must be 0 or more")
-    records = runs.load_runs(experiment=experiment)
+    records = search.search_runs(where, sort, experiment=experiment)
     if limit is not None:
         records = records[:limit]
     if not records:
-        where = f" in experiment {experiment!r}" if experiment else ""
-        print(f"no runs{where} yet; start one with `git exp run -- python train.py` or gitexp.start_run()",
-              file=sys.stderr)
+        scope = f" in experiment {experiment!r}" if experiment else ""
+        if where:
+            print(f"no runs{scope} match --where {where!r}", file=sys.stderr)
+        else:
+            print(f"no runs{scope} yet; start one with `git exp run -- python train.py` or gitexp.start_run()",
+                  file=sys.stderr)
         return 0
-    if form == "json":
+    if form == "json" and not columns and not only_changed:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
         return 0
-    extra = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    cols, rows = table.run_rows(records, extra, all_columns=all_columns or form == "csv")
+    extra = table.split_columns(columns) if columns else None
+    cols, rows = table.run_rows(records, extra, all_columns=all_columns or form == "csv", only_changed=only_changed)
     sys.stdout.write(table.render(cols, rows, form, precision))
     return 0
 
@@ -120,6 +125,9 @@ def cmd_gc(dry_run: bool) -> int:
 
     for ref in trash.gc(dry_run):
         print(f"{'would delete' if dry_run else 'deleted'} {ref}")
+    from gitexp.commands.share import gc_lfs  # LFS objects no run references any more (issue 3)
+
+    gc_lfs(dry_run)
     return 0
 
 
@@ -136,13 +144,19 @@ def register(add: AddCommand) -> None:
 
     p = add("ls", "List runs, newest first, with the params and metrics that differ between them.")
     p.add_argument("--experiment", "-e", help="only this experiment")
-    p.add_argument("-n", type=int, dest="limit", help="only the N newest runs")
+    p.add_argument("-n", type=int, dest="limit", help="only the first N runs: the newest, unless --sort")
     p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"))
     p.add_argument("--columns", "-c", help="comma-separated columns, e.g. params.lr,metrics.acc")
     p.add_argument("--precision", type=int, default=4, help="significant digits of numbers (default 4)")
     p.add_argument("--all", "-a", dest="all_columns", action="store_true",
                    help="every differing param and metric, not only the first 8 of each")
-    p.set_defaults(func=lambda a: cmd_ls(a.experiment, a.limit, a.form, a.columns, a.precision, a.all_columns))
+    p.add_argument("--where", "-w", metavar="EXPR",
+                   help="only runs matching EXPR, e.g. \"params.lr < 0.1 and metrics.acc > 0.9\" (docs/query.md)")
+    add_sort(p, "sort keys, '-' for descending, e.g. -metrics.acc,duration; runs missing a key go last")
+    p.add_argument("--only-changed", action="store_true",
+                   help="only the columns whose values differ between the listed runs (id and name stay)")
+    p.set_defaults(func=lambda a: cmd_ls(a.experiment, a.limit, a.form, a.columns, a.precision, a.all_columns,
+                                         a.where, a.sort, a.only_changed))
 
     p = add("show", "Show one run: status, git state, params, metrics, environment.")
     p.add_argument("run", help="run id, unique id prefix, or unique run name")
@@ -160,6 +174,6 @@ def register(add: AddCommand) -> None:
     p = add("recover", "Finish runs whose process died (kill -9, OOM, power loss) as CRASHED.")
     p.set_defaults(func=lambda a: cmd_recover())
 
-    p = add("gc", "Delete removed runs for good.")
+    p = add("gc", "Delete removed runs, and LFS objects nothing references, for good.")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     p.set_defaults(func=lambda a: cmd_gc(a.dry_run))
