@@ -111,13 +111,9 @@ def millis(iso: str | None) -> int | None:
 
 def param_strings(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Params as MLflow has them: flat keys (nested gitexp params joined with '.'), string values."""
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        if isinstance(value, dict) and value:
-            out.update(param_strings(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = str(value)
-    return out
+    from gitexp.table import flatten
+
+    return {key: str(value) for key, value in flatten(params, prefix).items()}
 
 
 def run_tags(meta: dict[str, Any]) -> dict[str, str]:
