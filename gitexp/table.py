@@ -77,7 +77,24 @@ def differing(values: Sequence[dict[str, Any]]) -> list[str]:
     keys = sorted({k for v in values for k in v})
     if len(values) <= 1:
         return keys
-    return [k for k in keys if len({json.dumps(v.get(k), sort_keys=True, default=str) for v in values}) > 1]
+    return [k for k in keys if _varies(values, k)]
+
+
+_MISSING = object()
+
+
+def _comparable(value: Any) -> Any:
+    # Scalars compare as themselves (type included: 1 and 1.0 and True differ); only nested
+    # values pay for a canonical JSON form.
+    if isinstance(value, (dict, list)):
+        return ("json", json.dumps(value, sort_keys=True, default=str))
+    return (type(value).__name__, value if value == value else "nan")
+
+
+def _varies(values: Sequence[dict[str, Any]], key: str) -> bool:
+    """Whether *key* has two different values across *values*; stops at the first difference."""
+    first = _comparable(values[0].get(key, _MISSING))
+    return any(_comparable(v.get(key, _MISSING)) != first for v in values[1:])
 
 
 def run_rows(records: Sequence[RunRecord], extra: Sequence[str] | None = None,
