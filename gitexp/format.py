@@ -126,8 +126,7 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
         METRICS: dump_yaml(metric_summaries),
         # The same three documents as one JSON blob: listing 10,000 runs parses these in
         # 0.3 s, the YAML in about 5 s. The YAML stays the record; this is its index.
-        SUMMARY: json.dumps({"meta": meta, "params": state.params, "metrics": metric_summaries},
-                            sort_keys=True, default=str, separators=(",", ":")).encode(),
+        SUMMARY: summary_json(meta, state.params, metric_summaries),
     }
     if history:
         spec[HISTORY_DIR] = history
@@ -179,13 +178,17 @@ def read_meta(repo: Repo, commit: str) -> dict[str, Any]:
     return meta
 
 
+def summary_json(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> bytes:
+    return json.dumps({"meta": meta, "params": params, "metrics": metrics}, sort_keys=True, default=str,
+                      separators=(",", ":")).encode()
+
+
 def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any]:
     """The tree of *commit* with meta.yaml (and its summary.json index) replaced by *meta*."""
     spec: dict[str, Any] = dict(repo.tree_entries(commit))
     _, params, metrics = read_summary(repo, commit)
     spec[META] = dump_yaml(meta)
-    spec[SUMMARY] = json.dumps({"meta": meta, "params": params, "metrics": metrics}, sort_keys=True,
-                               default=str, separators=(",", ":")).encode()
+    spec[SUMMARY] = summary_json(meta, params, metrics)
     return spec
 
 

@@ -7,7 +7,7 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,15 +247,6 @@ class Repo:
                 return {}
         return {e.name: Entry(str(e.id), int(e.filemode)) for e in tree}
 
-    def walk_blobs(self, commit: str, path: str) -> Iterator[tuple[str, bytes]]:
-        """(relative path, data) of every blob under *path* in *commit*."""
-        for name, entry in self.tree_entries(commit, path).items():
-            if entry.mode == TREE_MODE:
-                for sub, data in self.walk_blobs(commit, f"{path}/{name}"):
-                    yield f"{name}/{sub}", data
-            else:
-                yield name, self._r[entry.oid].data
-
     def commit_info(self, commit: str) -> tuple[list[str], str, int]:
         c = self._r[commit].peel(pygit2.Commit)
         return [str(p) for p in c.parent_ids], c.message, c.commit_time
@@ -364,11 +355,6 @@ class Repo:
         except (KeyError, pygit2.GitError):
             return []
         return [(str(e.oid_old), str(e.oid_new), e.message or "") for e in reversed(entries)]
-
-    def pack_refs(self) -> None:
-        self._r.references.compress()
-
-    # -- working tree ------------------------------------------------------------------------
 
     def head(self) -> HeadState:
         try:

@@ -132,10 +132,6 @@ class _Cache:
             pass  # a read-only repository still lists runs, only slower
 
 
-def _summary(repo: Repo, commit: str) -> tuple:
-    return fmt.read_listing(repo, commit)
-
-
 def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
     experiment, _, run_id = ref[len(namespace):].rpartition("/")
     return experiment, run_id
@@ -162,7 +158,7 @@ def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str
         entry = cache.entries.get(commit)
         if entry is None:
             try:
-                entry = _summary(repo, commit)
+                entry = fmt.read_listing(repo, commit)
             except CorruptRunError as exc:
                 warnings.warn(f"gitexp: skipping run {ref}: {exc}", RuntimeWarning, stacklevel=2)
                 continue

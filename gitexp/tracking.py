@@ -15,7 +15,6 @@ import threading
 import time
 import traceback
 import warnings
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -683,6 +682,3 @@ def _end_all_at_exit() -> None:
         except Exception as error:  # interpreter exit: report, never raise
             print(f"gitexp: could not end run {run.id}: {error}", file=sys.stderr)
 
-
-def repo_of(run: Run) -> Path:
-    return run.repo.workdir or run.repo.gitdir
