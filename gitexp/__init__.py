@@ -17,16 +17,16 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Run": "tracking", "start_run": "tracking", "active_run": "tracking", "end_run": "tracking",
-    "log_metric": "tracking", "log_metrics": "tracking", "log_param": "tracking",
+    "flush": "tracking", "log_metric": "tracking", "log_metrics": "tracking", "log_param": "tracking",
     "log_params": "tracking", "set_tag": "tracking", "set_tags": "tracking", "params": "tracking",
     "load_runs": "runs", "get_run": "runs", "RunRecord": "runs",
     "search_runs": "search", "plot": "plots",
 }
 
 __all__ = [
-    "GitexpError", "Run", "RunRecord", "__version__", "active_run", "end_run", "get_run", "load_runs",
-    "log_metric", "log_metrics", "log_param", "log_params", "params", "plot", "search_runs", "set_tag", "set_tags",
-    "start_run",
+    "GitexpError", "Run", "RunRecord", "__version__", "active_run", "end_run", "flush", "get_run",
+    "load_runs", "log_metric", "log_metrics", "log_param", "log_params", "params", "plot", "search_runs", "set_tag",
+    "set_tags", "start_run",
 ]
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         Run,
         active_run,
         end_run,
+        flush,
         log_metric,
         log_metrics,
         log_param,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -27,13 +28,24 @@ class _Worker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampler: Any = None
+        self._chores: list[Callable[[], None]] = []
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="gitexp-flusher", daemon=True)
+            self._thread.start()
+
+    def add_chore(self, chore: Callable[[], None]) -> None:
+        """Call *chore* on every tick from now on (it must not raise; it decides itself whether it is due)."""
+        with self._lock:
+            if chore not in self._chores:
+                self._chores.append(chore)
+            self._ensure_thread()
 
     def add(self, run: Flushable, system_interval: float) -> None:
         with self._lock:
             self._runs[id(run)] = run
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="gitexp-flusher", daemon=True)
-                self._thread.start()
+            self._ensure_thread()
             if run.wants_system_metrics and self._sampler is None:
                 from gitexp.system import SystemSampler
 
@@ -54,13 +66,15 @@ class _Worker:
     def _loop(self) -> None:
         while True:
             with self._lock:
-                runs = list(self._runs.values())
+                runs, chores = list(self._runs.values()), list(self._chores)
             interval = min((r.flush_interval for r in runs), default=1.0)
             self._wake.wait(interval)
             self._wake.clear()
             now = time.monotonic()
             for run in runs:
                 run.tick(now)  # never raises: a run handles its own failures
+            for chore in chores:
+                chore()
 
 
 worker = _Worker()

@@ -115,6 +115,7 @@ def commit_log(repo: Repo, start: str = "HEAD", limit: int = 20, runs_only: bool
     if head is None:
         raise GitexpError(f"{start!r} names no commit in {repo.workdir or repo.gitdir}; "
                           "`git exp log` starts from HEAD, or give a run: git exp log RUN")
+    notes.flush_pending()
     tip = repo.ref(notes.NOTES_REF)
     annotated = repo.notes_map(tip) if tip else {}
     out: list[str] = []

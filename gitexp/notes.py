@@ -15,15 +15,30 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from gitexp.errors import GitexpError, StorageError
 from gitexp.repo import RefConflictError, Repo
 
 NOTES_REF = "refs/notes/experiments"
 ATTEMPTS = 60  # enough for dozens of runs of a sweep ending in the same second
+NOTE_DELAY = 1.0  # seconds a finished run's line may wait to share a notes commit with others
+
+
+class NoteEntry(NamedTuple):
+    run_id: str
+    line: str
+    commits: tuple[str, ...]
+
+
+_queue: list[tuple[Path, float, NoteEntry]] = []
+_queue_lock = threading.Lock()
+_flush_lock = threading.Lock()  # one writer per process at a time: the background thread or a reader
 
 
 def headline(metrics: Mapping[str, Mapping[str, Any]], chosen: str | None = None) -> str:
@@ -62,6 +77,7 @@ def render(lines: Iterable[str]) -> bytes:
 
 def notes_of(repo: Repo, notes_commit: str | None = None) -> dict[str, list[str]]:
     """Code commit -> note lines, for the notes ref (or another notes commit)."""
+    flush_pending()
     tip = notes_commit or repo.ref(NOTES_REF)
     if tip is None:
         return {}
@@ -71,15 +87,19 @@ def notes_of(repo: Repo, notes_commit: str | None = None) -> dict[str, list[str]
 def lines_for(repo: Repo, commit: str, notes: Mapping[str, str] | None = None) -> list[str]:
     """The note lines of one code commit (*notes*: a notes_map, to look up many commits at once)."""
     if notes is None:
+        flush_pending()
         tip = repo.ref(NOTES_REF)
         notes = repo.notes_map(tip) if tip else {}
     blob = notes.get(commit)
     return parse(repo.read_blob(blob)) if blob else []
 
 
-def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | None], message: str) -> str | None:
+def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | None], message: str,
+           flush: bool = True) -> str | None:
     """Apply *change* (current notes commit -> {annotated: blob or None}) and move the notes ref by
     compare-and-swap, recomputing the change after every lost race. Returns the new notes commit."""
+    if flush:
+        flush_pending()  # queued lines go first, so that this change is made on top of them
     for attempt in range(ATTEMPTS):
         tip = repo.ref(NOTES_REF)
         updates = change(tip)
@@ -100,24 +120,73 @@ def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | No
 
 
 def add_run_note(repo: Repo, meta: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """Put (or replace) this run's line in the note of every commit it belongs to."""
-    commits = [c for c in annotated_commits(meta) if repo.has_object(c)]
-    if not commits:
+    """Put (or replace) this run's line in the note of every commit it belongs to, now."""
+    flush_pending()  # an older queued line of the same run must not land after this one
+    return add_lines(repo, [_entry(repo, meta, metrics)])
+
+
+def queue_run_note(repo: Repo, meta: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> None:
+    """add_run_note, deferred: the runs of a sweep that end within NOTE_DELAY share one notes
+    commit instead of rewriting the note once per run. flush_pending() writes them; the
+    background thread calls it, readers of the notes call it, and so does process exit."""
+    entry = _entry(repo, meta, metrics)
+    with _queue_lock:
+        _queue.append((repo.commondir, time.monotonic(), entry))
+
+
+def flush_pending(min_age: float = 0.0) -> None:
+    """Write the queued notes (only if the oldest waited *min_age* seconds). A failure warns:
+    the runs are saved either way, and `git exp notes rebuild` rewrites every line."""
+    with _flush_lock:
+        with _queue_lock:
+            if not _queue or time.monotonic() - _queue[0][1] < min_age:
+                return
+            items = list(_queue)
+            _queue.clear()
+        by_repo: dict[Path, list[NoteEntry]] = {}
+        for commondir, _, entry in items:
+            by_repo.setdefault(commondir, []).append(entry)
+        for commondir, entries in by_repo.items():
+            try:
+                add_lines(Repo.discover(commondir), entries)
+            except GitexpError as exc:
+                warnings.warn(f"gitexp: the notes of {len(entries)} run(s) in {commondir} were not written "
+                              f"({exc}); `git exp notes rebuild` writes them", RuntimeWarning, stacklevel=2)
+
+
+def flush_due() -> None:
+    """The background thread's chore: write queued notes once the oldest has waited NOTE_DELAY."""
+    flush_pending(NOTE_DELAY)
+
+
+def _entry(repo: Repo, meta: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> NoteEntry:
+    return NoteEntry(str(meta["id"]), note_line(meta, metrics, repo.config("exp.noteMetrics")),
+                     tuple(annotated_commits(meta)))
+
+
+def add_lines(repo: Repo, entries: list[NoteEntry]) -> str | None:
+    """One notes commit putting each entry's line on its commits, replacing that run's old line."""
+    wanted: dict[str, dict[str, str]] = {}  # code commit -> run id -> line (the last entry wins)
+    for entry in entries:
+        for commit in entry.commits:
+            if repo.has_object(commit):
+                wanted.setdefault(commit, {})[entry.run_id] = entry.line
+    if not wanted:
         return None
-    line = note_line(meta, metrics, repo.config("exp.noteMetrics"))
-    prefix = f"{meta['id']} "
 
     def change(tip: str | None) -> dict[str, str | None]:
         current = repo.notes_map(tip) if tip else {}
         updates: dict[str, str | None] = {}
-        for commit in commits:
+        for commit, lines in wanted.items():
             old = parse(repo.read_blob(current[commit])) if commit in current else []
-            lines = [x for x in old if not x.startswith(prefix)] + [line]
-            if sorted(set(lines)) != old:
-                updates[commit] = repo.write_blob(render(lines))
+            new = [x for x in old if x.split(" ", 1)[0] not in lines] + list(lines.values())
+            if sorted(set(new)) != old:
+                updates[commit] = repo.write_blob(render(new))
         return updates
 
-    return update(repo, change, f"gitexp: note {meta['id']}")
+    first = entries[0].run_id
+    return update(repo, change, f"gitexp: note {first}" + (f" and {len(entries) - 1} more" if len(entries) > 1 else ""),
+                  flush=False)
 
 
 def rebuild(repo: Repo, records: Iterable[Any]) -> tuple[str | None, int]:
@@ -148,6 +217,7 @@ def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
     are the local tip and *other_notes_commit*. Safe against concurrent writers (compare-and-
     swap, retried). Returns the resulting notes commit (None when both sides are empty).
     """
+    flush_pending()
     other = repo.resolve_commit(other_notes_commit)
     if other is None:
         raise GitexpError(f"cannot merge notes from {other_notes_commit!r}: no such commit in "

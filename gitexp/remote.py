@@ -117,6 +117,7 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
 
     name = transport.resolve_remote(repo, remote)
     store.recover(repo)  # runs that crashed here are finished before they are shared
+    notes.flush_pending()  # and the notes of runs that ended in this process
     if run_texts:
         records = runs.load_runs(repo, recover=False)
         chosen = list(dict.fromkeys(runs.resolve(records, text).ref for text in run_texts))

@@ -534,12 +534,14 @@ def _resume(target: Any, path: Any, overrides: dict[str, Any], params: dict[str,
 
 
 def _add_note(run: Run) -> None:
-    """The run's line in refs/notes/experiments: derived data, so a failure only warns."""
+    """Queue the run's line in refs/notes/experiments (written within notes.NOTE_DELAY, with the
+    lines of other runs ending meanwhile); derived data, so a failure only warns."""
     try:
         if run.repo.config_bool("exp.notes", True):
             from gitexp import notes
 
-            notes.add_run_note(run.repo, run.state.meta, fmt.summaries(run.state))
+            notes.queue_run_note(run.repo, run.state.meta, fmt.summaries(run.state))
+            worker.add_chore(notes.flush_due)
     except Exception as exc:
         warnings.warn(f"gitexp: run {run.id} is saved, but its note in refs/notes/experiments was not written "
                       f"({exc}); `git exp notes rebuild` writes it", RuntimeWarning, stacklevel=4)
@@ -681,4 +683,16 @@ def _end_all_at_exit() -> None:
             run.end(status, exc)
         except Exception as error:  # interpreter exit: report, never raise
             print(f"gitexp: could not end run {run.id}: {error}", file=sys.stderr)
+    flush()
+
+
+def flush() -> None:
+    """Write now what gitexp would otherwise write within about a second: the notes of ended runs.
+
+    Ending a run writes the run itself; its line in refs/notes/experiments is batched with
+    other runs ending meanwhile. Process exit flushes too, so scripts need not call this.
+    """
+    notes = sys.modules.get("gitexp.notes")
+    if notes is not None:
+        notes.flush_pending()
 

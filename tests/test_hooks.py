@@ -126,6 +126,7 @@ def test_show_in_log_only_when_asked_and_removed_on_uninstall(repo: Path, capsys
     assert git(repo, "config", "--get-all", "notes.displayRef").split() == ["refs/notes/review", notes.NOTES_REF]
     with gitexp.start_run(name="visible", **QUIET):
         pass
+    gitexp.flush()  # the note, as the end of the script would write it
     assert "visible FINISHED" in git(repo, "log", "-1")  # plain git log shows the run
     assert cli(capsys, "hooks", "uninstall")[0] == 0
     assert git(repo, "config", "--get-all", "notes.displayRef").split() == ["refs/notes/review"]

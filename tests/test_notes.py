@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ QUIET = {"system_metrics_interval": 0, "capture_env": False}
 
 
 def note_of(repo: Path, rev: str = "HEAD", ref: str = "experiments") -> list[str]:
+    gitexp.flush()  # lines of runs that ended in this process are batched until then (or exit)
     return git(repo, "notes", "--ref", ref, "show", rev).splitlines()
 
 
@@ -47,6 +49,20 @@ def test_lines_are_sorted_unique_and_one_per_run(repo: Path) -> None:
     assert len(lines) == 2 and f"{first.id} default/one FINISHED acc=0.9" in lines
 
 
+def test_runs_ending_together_share_a_notes_commit_and_the_background_writes_it(repo: Path) -> None:
+    def notes_commits() -> int:
+        return len(git(repo, "rev-list", "refs/notes/experiments", check=False).split())
+
+    ids = [finished(f"sweep-{i}", acc=i / 10).id for i in range(5)]
+    assert notes_commits() < 5  # batched (a slow machine may split the batch, never one per run)
+    deadline = time.monotonic() + 30
+    while notes_commits() == 0 or len(git(repo, "notes", "--ref", "experiments", "show", "HEAD",
+                                          check=False).splitlines()) < 5:
+        assert time.monotonic() < deadline, "the background thread never wrote the queued notes"
+        time.sleep(0.05)
+    assert [line.split()[0] for line in note_of(repo)] == ids
+
+
 def test_headline_metrics_can_be_chosen(repo: Path) -> None:
     git(repo, "config", "exp.noteMetrics", "val/acc,loss")
     record = finished("chosen", acc=0.1, loss=2.0, **{"val/acc": 0.7})
@@ -64,6 +80,7 @@ def test_notes_off_and_failed_notes_never_fail_the_run(repo: Path, monkeypatch: 
     monkeypatch.setattr(notes, "ATTEMPTS", 2)
     with pytest.warns(RuntimeWarning, match="notes rebuild"):
         record = finished("unlucky", acc=1.0)
+        gitexp.flush()
     assert record.status == "FINISHED"
     lock.unlink()
     assert main(["notes", "rebuild"]) == 0
@@ -89,8 +106,10 @@ def test_rebuild_regenerates_the_notes_from_the_runs(repo: Path, capsys: pytest.
 def test_merge_notes_is_the_union_git_cat_sort_uniq_makes(repo: Path, tmp_path: Path) -> None:
     handle = Repo.discover(repo)
     finished("shared", acc=0.5)
+    gitexp.flush()
     git(repo, "update-ref", "refs/notes/theirs", "refs/notes/experiments")  # both sides start equal
     mine = finished("mine", acc=0.6)
+    gitexp.flush()
     their_line = "20261127-0fffffffffffffff other-machine/run FINISHED acc=0.7"
     git(repo, "notes", "--ref", "theirs", "append", "-m", their_line, "HEAD")
     git(repo, "commit", "-q", "--allow-empty", "-m", "second")
@@ -129,9 +148,12 @@ def test_notes_written_by_git_with_fanout_are_read_and_kept(repo: Path) -> None:
 
 WRITER = """
 import sys, gitexp
-for i in range(int(sys.argv[1])):
+count = int(sys.argv[1])
+for i in range(count):
     with gitexp.start_run(name=f"w{sys.argv[2]}-{i}", system_metrics_interval=0, capture_env=False) as run:
         run.log_metric("acc", i)
+    if i < count - 1:
+        gitexp.flush()  # a notes commit per run, to make the writers collide; exit writes the last
 """
 
 

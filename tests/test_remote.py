@@ -58,6 +58,7 @@ def make_run(name: str, artifacts: dict[str, bytes] | None = None, experiment: s
             source = Path.cwd() / ".." / f"{name}-{path.replace('/', '_')}"
             source.write_bytes(data)
             run.log_artifact(source, path)
+    gitexp.flush()  # the run's note, as the end of a training script writes it
     return run
 
 
