@@ -37,6 +37,7 @@ _VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # listing the installed packages is slow, so it is computed once, possibly in the background.
 _lock = threading.Lock()
 _static: Future[dict[str, Any]] | None = None
+_last: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
 
 def parse_variable_list(value: str | None) -> list[str]:
@@ -165,6 +166,13 @@ def capture_env(variables: Sequence[str] | None = None) -> dict[str, Any]:
 
     Secret-looking variable names are never recorded, even when asked for.
     """
+    return copy.deepcopy(shared_env(variables))
+
+
+def shared_env(variables: Sequence[str] | None = None) -> dict[str, Any]:
+    """capture_env without the copy: one object for every equal capture (a sweep's runs), which
+    lets the YAML of it be written once per process. Read-only."""
+    global _last
     future = _static_future(background=False)
     try:
         static = future.result()
@@ -172,10 +180,18 @@ def capture_env(variables: Sequence[str] | None = None) -> dict[str, Any]:
         _reset(only=future)
         raise
     names = dict.fromkeys([*DEFAULT_VARIABLES, *(variables or ())])
+    conda = os.environ.get("CONDA_DEFAULT_ENV") or None
+    chosen = dict(sorted(filter_environ(os.environ, names).items()))
+    key = (future, conda, tuple(chosen.items()))  # the future itself: an id could be reused
+    last = _last
+    if last is not None and last[0] == key:
+        return last[1]
     env = copy.deepcopy(static)
-    env["conda_env"] = os.environ.get("CONDA_DEFAULT_ENV") or None
-    env["variables"] = dict(sorted(filter_environ(os.environ, names).items()))
-    return dict(sorted(env.items()))
+    env["conda_env"] = conda
+    env["variables"] = chosen
+    env = dict(sorted(env.items()))
+    _last = (key, env)
+    return env
 
 
 def env_yaml(env: dict[str, Any]) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from gitexp import names
+from gitexp import names, yamltext
 from gitexp.errors import CorruptRunError
 from gitexp.repo import Entry, Repo
 from gitexp.state import RunState, Series
@@ -31,21 +31,43 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 
 def dump_yaml(data: Any) -> bytes:
+    if not data and isinstance(data, dict):
+        return b"{}\n"
+    fast = yamltext.dump(data)
+    if fast is not None:
+        return fast
     return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
                      allow_unicode=True, width=100).encode()
 
 
-_env_dumps: dict[str, bytes] = {}
+_params_dumps: list[tuple[dict[str, Any], bytes]] = []
+
+
+def dump_params(params: dict[str, Any]) -> bytes:
+    """dump_yaml, remembered for the last few params dicts: a run's commits share one (params
+    are immutable once logged, and logging more makes a new dict), and YAML is slow to write."""
+    for known, data in _params_dumps:
+        if known is params:
+            return data
+    data = dump_yaml(params)
+    _params_dumps.insert(0, (params, data))  # holding the dict keeps its identity from being reused
+    del _params_dumps[4:]
+    return data
+
+
+_env_dumps: dict[int, tuple[dict[str, Any], bytes]] = {}
 
 
 def dump_env(env: dict[str, Any]) -> bytes:
-    """dump_yaml for the environment, remembered: every run of a process has the same one."""
-    key = json.dumps(env, sort_keys=True, default=str)
-    data = _env_dumps.get(key)
-    if data is None:
-        if len(_env_dumps) > 8:
-            _env_dumps.clear()
-        data = _env_dumps[key] = dump_yaml(env)
+    """dump_yaml for the environment, remembered: every run of a process shares one (read-only)
+    capture, and serialising its package list again for each run would cost more than the run."""
+    cached = _env_dumps.get(id(env))
+    if cached is not None and cached[0] is env:
+        return cached[1]
+    if len(_env_dumps) > 8:
+        _env_dumps.clear()
+    data = dump_yaml(env)
+    _env_dumps[id(env)] = (env, data)  # holding env keeps its id from being reused
     return data
 
 
@@ -122,7 +144,7 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
     metric_summaries = summaries(state)
     spec: dict[str, Any] = {
         META: dump_yaml(meta),
-        PARAMS: dump_yaml(state.params),
+        PARAMS: dump_params(state.params),
         METRICS: dump_yaml(metric_summaries),
         # The same three documents as one JSON blob: listing 10,000 runs parses these in
         # 0.3 s, the YAML in about 5 s. The YAML stays the record; this is its index.
