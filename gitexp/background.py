@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -17,6 +18,8 @@ class Flushable(Protocol):
     wants_system_metrics: bool
 
     def tick(self, now: float) -> None: ...
+
+    def before_read(self, commondir: Path) -> None: ...
 
     def log_system(self, values: dict[str, float], stamp: float) -> None: ...
 
@@ -52,6 +55,14 @@ class _Worker:
                 self._sampler = SystemSampler(self._broadcast, system_interval)
                 self._sampler.start()
         self._wake.set()  # re-evaluate the tick: this run may want a shorter one
+
+    def before_read(self, commondir: Path) -> None:
+        """Readers of runs call this first, so that a process always sees the runs it started
+        (their RUNNING commit may still be waiting for the first flush)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.before_read(commondir)
 
     def remove(self, run: Flushable) -> None:
         with self._lock:

@@ -1,7 +1,9 @@
 """Crash safety: every logged value is appended to a journal in the git directory.
 
 A live run has, in `<common git dir>/gitexp/journal/`, the file `<run-id>.lock`: it holds
-run.json-style info (id, experiment, host, pid, base commit) and is flock-ed by the owning
+JSON info (id, experiment, host, pid, the run's first commit once known as "base", and the
+run as it started as "initial", for a run that dies before its first commit is written)
+and is flock-ed by the owning
 process for as long as it lives, so a free lock means the owner is dead, even after kill -9.
 Each writing process appends records to its own segment `<run-id>.<pid>.log` (created on
 first write; `git exp run` and the script it runs, attached to the same run, each have one),
@@ -77,6 +79,20 @@ def apply(state: RunState, lines: Iterable[str]) -> None:
                     state.artifacts[path] = Entry(str(value[0]), int(value[1]))
 
 
+def initial_info(state: RunState, extra_parents: tuple[str, ...]) -> dict[str, Any]:
+    """The lock's copy of a run as it started, so a run that dies before its first commit
+    reaches the disk is still recovered (its code snapshot objects are written at start)."""
+    return {"meta": state.meta, "params": state.params, "parents": list(extra_parents),
+            "files": {path: [entry.oid, entry.mode] for path, entry in state.files.items()}}
+
+
+def initial_state(info: dict[str, Any]) -> tuple[RunState, tuple[str, ...]]:
+    """initial_info read back: the RunState of the run's first commit and its extra parents."""
+    files = {str(path): Entry(str(value[0]), int(value[1])) for path, value in info.get("files", {}).items()}
+    state = RunState(meta=dict(info["meta"]), params=dict(info.get("params") or {}), files=files)
+    return state, tuple(str(p) for p in info.get("parents", []))
+
+
 def _deep(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged = dict(current)
     for key, value in new.items():
@@ -98,14 +114,19 @@ class Journal:
         self.output = root / f"{run_id}.output"
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        self.info: dict[str, Any] = {}
         self._offsets: dict[Path, int] = {self.segment: -1}
 
     @classmethod
     def create(cls, commondir: Path, run_id: str, info: dict[str, Any]) -> Journal:
         root = journal_root(commondir)
-        root.mkdir(parents=True, exist_ok=True)
         journal = cls(root, run_id, owner=True)
-        fd = os.open(root / f"{run_id}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        lock, flags = root / f"{run_id}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(lock, flags, 0o644)
+        except FileNotFoundError:  # the first run of this repository
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, flags, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         journal._lock_fd = fd
         journal.write_info({**info, "host": socket.gethostname(), "pid": os.getpid()})
@@ -113,9 +134,11 @@ class Journal:
 
     def write_info(self, info: dict[str, Any]) -> None:
         assert self._lock_fd is not None
-        data = json.dumps(info).encode()
-        os.ftruncate(self._lock_fd, 0)
+        data = json.dumps(info, default=str).encode()
+        # Overwrite, then cut: info only grows, so a crash in between leaves the old info whole.
         os.pwrite(self._lock_fd, data, 0)
+        os.ftruncate(self._lock_fd, len(data))
+        self.info = info
 
     @classmethod
     def attach(cls, commondir: Path, run_id: str) -> Journal:
@@ -135,7 +158,7 @@ class Journal:
     def read_others(self) -> list[str]:
         """Complete lines that other processes appended to their segments since the last call."""
         lines: list[str] = []
-        for path in sorted(self.root.glob(f"{self.run_id}.*.log")):
+        for path in segment_paths(self.root, self.run_id):
             start = self._offsets.setdefault(path, 0)
             if start < 0:
                 continue
@@ -160,8 +183,18 @@ class Journal:
         self.close()
 
 
+def segment_paths(root: Path, run_id: str) -> list[Path]:
+    """`<run-id>.<pid>.log` files, sorted (a plain listing: glob compiles a pattern per call)."""
+    prefix = f"{run_id}."
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return [root / n for n in sorted(names) if n.startswith(prefix) and n.endswith(".log")]
+
+
 def remove_files(root: Path, run_id: str) -> None:
-    for path in (*root.glob(f"{run_id}.*.log"), root / f"{run_id}.output", root / f"{run_id}.lock"):
+    for path in (*segment_paths(root, run_id), root / f"{run_id}.output", root / f"{run_id}.lock"):
         path.unlink(missing_ok=True)
 
 
@@ -181,7 +214,7 @@ def take_lock(lock: Path) -> int | None:
 
 def segments(root: Path, run_id: str, owner_pid: int | None) -> list[Path]:
     """Segments in replay order: the owner's first."""
-    paths = sorted(root.glob(f"{run_id}.*.log"))
+    paths = segment_paths(root, run_id)
     return sorted(paths, key=lambda p: (p.name != f"{run_id}.{owner_pid}.log", p.name))
 
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from gitexp import search
 from gitexp.compare import run_labels
 from gitexp.errors import GitexpError
+from gitexp.isotime import parse_iso
 from gitexp.runs import RunRecord
-from gitexp.store import parse_iso
 
 if TYPE_CHECKING:
     import numpy as np

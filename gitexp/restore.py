@@ -177,9 +177,12 @@ def download_artifacts(run: Any, path: str | None = None, dst: str | os.PathLike
         repo, commit, run_id = record.repo, record.commit, record.id
     elif isinstance(run, runs.RunRecord):
         repo, commit, run_id = run.repo, run.commit, run.id
-    else:  # a live Run: what its ref holds now (its last checkpoint)
-        repo, run_id = run.repo, run.id
+    else:  # a Run: what its ref holds now (its last checkpoint, or its final commit)
+        repo, run_id = Repo.discover(run.repo.gitdir), run.id  # run.repo belongs to the run's threads
         commit = repo.ref(run.ref)
+        if commit is None and not run.ended:
+            run.checkpoint()  # its first commit was not written yet
+            commit = repo.ref(run.ref)
         if commit is None:
             raise ArtifactError(f"run {run_id} has no commit yet")
     chosen = select(list_artifacts(repo, commit), [path] if path else [], run_id)

@@ -5,23 +5,15 @@ from __future__ import annotations
 import os
 import socket
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gitexp import format as fmt
 from gitexp import journal, names
 from gitexp.errors import GitexpError
+from gitexp.isotime import iso, parse_iso
 from gitexp.repo import Entry, RefConflictError, Repo
 from gitexp.state import FINAL_STATUSES, RunState
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def run_ref(experiment: str, run_id: str) -> str:
@@ -29,27 +21,52 @@ def run_ref(experiment: str, run_id: str) -> str:
 
 
 def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tuple[str, ...] = (),
-                 files: dict[str, Any] | None = None) -> str:
+                 files: dict[str, Any] | None = None, first: str | None = None) -> str:
     """Commit *state* on top of *tip* (None: create the ref) and return the new commit.
 
     The first commit's parent is the code commit the run started from (so pushing a run
-    carries its code); later commits have the previous commit of the run first.
+    carries its code); later commits have the previous commit of the run first. *first*:
+    the run's first commit when the ref does not exist yet (staged by stage_first, or written
+    by a process that died before creating the ref): the new commit goes on top of it, and
+    both reach the disk in one pack and the ref in one update.
     """
-    ref = run_ref(state.meta["experiment"], state.id)
     tree = repo.stage_tree(fmt.tree_spec(repo, state, files))
-    if tip is None:
+    if first is not None:
+        parents = [first]
+    elif tip is None:
         base = state.meta.get("git", {}).get("commit")
         parents = [base] if base else []
     else:
         parents = [tip]
     parents += [p for p in extra_parents if p not in parents]
     commit = repo.commit_staged(tree, parents, fmt.commit_message(state), sign=repo.config_bool("exp.sign", False))
+    _move_ref(repo, state, tip, commit)
+    return commit
+
+
+def stage_first(repo: Repo, initial: RunState, extra_parents: tuple[str, ...] = ()) -> str:
+    """Stage (not write) a run's RUNNING commit as it started; commit_state(first=...) writes it."""
+    base = initial.meta.get("git", {}).get("commit")
+    parents = [base] if base else []
+    parents += [p for p in extra_parents if p not in parents]
+    tree = repo.stage_tree(fmt.tree_spec(repo, initial))
+    return repo.stage_commit(tree, parents, fmt.commit_message(initial), sign=repo.config_bool("exp.sign", False))
+
+
+def put_first(repo: Repo, initial: RunState, first: str) -> str:
+    """Write the staged RUNNING commit *first* and create the run's ref at it."""
+    repo.write_staged()
+    _move_ref(repo, initial, None, first)
+    return first
+
+
+def _move_ref(repo: Repo, state: RunState, tip: str | None, commit: str) -> None:
+    ref = run_ref(state.meta["experiment"], state.id)
     reason = f"gitexp: {state.meta.get('status', 'RUNNING').lower()} {state.id}"
     if tip is None:
         repo.create_ref(ref, commit, reason)
     else:
         repo.update_ref(ref, commit, tip, reason)
-    return commit
 
 
 def output_log_entry(repo: Repo, path: Path) -> dict[str, Any]:
@@ -78,10 +95,14 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
     root = journal.journal_root(repo.commondir)
     ref = run_ref(info["experiment"], run_id) if "experiment" in info else None
     tip = repo.ref(ref) if ref else None
-    # The base is the commit the journal extends; a run that died right after its first
-    # commit, before recording the base, extends that first commit.
-    base = info.get("base") or tip
-    if base is None:
+    # The base is the run's first commit, which the journal extends. It is recorded before it
+    # is written, so it may be missing from the disk: then the run is rebuilt as it started.
+    base = info.get("base")
+    if base is not None and not repo.has_object(base):
+        base = None
+    if base is None and "initial" not in info:
+        base = tip  # a journal from before "initial" existed: the ref's first commit
+    if base is None and "initial" not in info:
         journal.remove_files(root, run_id)  # died before committing anything: nothing to keep
         return run_id, "EMPTY"
     final = fmt.read_meta(repo, tip).get("status") if tip else None
@@ -90,7 +111,16 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
         # journal's base is always a RUNNING commit, so a final tip is the owner's last word).
         journal.remove_files(root, run_id)
         return run_id, final
-    state = fmt.read_state(repo, base)
+    if base is not None:
+        state = fmt.read_state(repo, base)
+    else:
+        state, extra_parents = journal.initial_state(info["initial"])
+        # Whatever of the start-up snapshot never reached the disk is left out, not referenced.
+        state.files = {p: e for p, e in state.files.items() if repo.has_object(e.oid)}
+        code = state.meta.get("code") or {}
+        if code.get("tree") and not repo.has_object(code["tree"]):
+            state.meta["code"] = {k: v for k, v in code.items() if k != "tree"}
+        base = stage_first(repo, state, extra_parents)
     last_time = 0.0
     for segment in journal.segments(root, run_id, info.get("pid")):
         with open(segment, encoding="utf-8", errors="replace") as handle:
@@ -109,7 +139,9 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
             state.meta["duration"] = round(max(0.0, parse_iso(state.meta["end"]) - parse_iso(start)), 3)
     for _ in range(5):
         try:
-            commit_state(repo, state, repo.ref(ref), files=output_log_entry(repo, root / f"{run_id}.output"))
+            current = repo.ref(ref)
+            commit_state(repo, state, current, files=output_log_entry(repo, root / f"{run_id}.output"),
+                         first=base if current is None else None)
             break
         except RefConflictError:
             continue

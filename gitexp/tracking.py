@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import getpass
 import json
 import operator
@@ -15,6 +16,7 @@ import threading
 import time
 import traceback
 import warnings
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +32,12 @@ ENV_RUN_ID, ENV_REPO, ENV_PARAMS, ENV_EXPERIMENT = "GITEXP_RUN_ID", "GITEXP_REPO
 
 _active: list[Run] = []
 _registry_lock = threading.Lock()
+
+
+@functools.cache
+def _user() -> str:
+    """The login name (read from /etc/passwd when no variable names it: once per process)."""
+    return getpass.getuser()
 
 
 def resolve_experiment(repo: Repo, experiment: str | None) -> str:
@@ -48,6 +56,12 @@ class Run:
         self.ended = False
         self._journal = journal_
         self._tip = tip
+        # The run as it started, while its RUNNING commit is not yet on the ref: the background
+        # thread writes it at the first flush, or end() writes it with the final commit (one
+        # pack, one ref update), so a short run costs one commit's I/O instead of two.
+        self._initial: RunState | None = None
+        self._first: str | None = None
+        self._extra_parents: tuple[str, ...] = ()
         self._settings = settings
         self._buf: collections.deque[tuple[str, int, float, float]] = collections.deque()
         self._steps: dict[str, int] = {}
@@ -263,29 +277,74 @@ class Run:
         try:
             journal.apply(self.state, self._journal.read_others())
             if self.state.env is None and self._settings["capture_env"] and env_mod.ready():
-                self._set_env(env_mod.capture_env(self._settings["env_variables"]))
+                self._set_env(env_mod.shared_env(self._settings["env_variables"]))
         except Exception as exc:  # a bad record from a child must not stop the run
             self._warn_once("reading attached processes' journals", exc)
-        due = time.monotonic() - self._last_checkpoint >= self._settings["checkpoint_interval"]
-        if checkpoint and due:
-            self._commit()
+        if not checkpoint:
+            return
+        if time.monotonic() - self._last_checkpoint >= self._settings["checkpoint_interval"]:
+            self._commit()  # with the RUNNING commit under it, if that is not written yet
+        elif self._initial is not None:
+            self._write_first()
 
     def _set_env(self, captured: dict[str, Any]) -> None:
         self.state.env = captured
         with self._lock:
             self._pending.append(journal.record_line("E", captured))
 
+    def checkpoint(self) -> None:
+        """Commit everything logged so far now, so other processes (`git exp ls`, a push) see it.
+
+        The background thread does this on its own every exp.checkpointInterval seconds, and
+        puts a new run's RUNNING commit on its ref within exp.flushInterval of its start.
+        """
+        if self.ended:
+            return
+        if not self.owner:
+            self._flush(checkpoint=False)  # the owner commits what attached processes journal
+            return
+        with self._flush_lock:
+            self._flush_locked(checkpoint=False, to_journal=True)
+            self._commit()
+
+    def before_read(self, commondir: Path) -> None:
+        """A reader in this process is about to list the runs of *commondir*: be on the ref by then."""
+        if self._initial is not None and self.repo.commondir == commondir:
+            self._write_first()
+
+    def _write_first(self) -> None:
+        """Put the RUNNING commit (the run as it started) on the ref."""
+        try:
+            with self._lock:
+                if self._initial is None:
+                    return
+                self._tip = store.put_first(self.repo, self._initial, self._stage_first())
+                self._initial = None
+        except (GitexpError, OSError) as exc:
+            self._warn_once("writing the first commit", exc)
+
+    def _stage_first(self) -> str:
+        """The RUNNING commit's id, staged once; the journal records it before it is written."""
+        if self._first is None:
+            assert self._initial is not None
+            self._first = store.stage_first(self.repo, self._initial, self._extra_parents)
+            self._journal.write_info({**self._journal.info, "base": self._first})
+        return self._first
+
     def _commit(self) -> bool:
         started = time.monotonic()
         try:
             with self._lock:
                 files = store.output_log_entry(self.repo, self._journal.output)
+                first = self._stage_first() if self._initial is not None else None
                 try:
-                    self._tip = store.commit_state(self.repo, self.state, self._tip, files=files)
+                    self._tip = store.commit_state(self.repo, self.state, self._tip, files=files, first=first)
                 except RefConflictError:
                     # Someone moved our ref (e.g. `git exp rm`): build on what is there now.
                     self._tip = self.repo.ref(self.ref)
-                    self._tip = store.commit_state(self.repo, self.state, self._tip, files=files)
+                    self._tip = store.commit_state(self.repo, self.state, self._tip, files=files,
+                                                   first=first if self._tip is None else None)
+                self._initial = None
         except (GitexpError, OSError) as exc:
             self._warn_once("committing a checkpoint", exc)
             return False
@@ -315,7 +374,7 @@ class Run:
             changes.update({"status": status, "end": store.iso(now),
                             "duration": round(now - store.parse_iso(self.state.meta["start"]), 3)})
             if self.state.env is None and self._settings["capture_env"]:
-                self._set_env(env_mod.capture_env(self._settings["env_variables"]))
+                self._set_env(env_mod.shared_env(self._settings["env_variables"]))
         if changes:
             self._meta(changes)
         self._finish()
@@ -333,6 +392,7 @@ class Run:
             if self._commit():
                 self._journal.remove()
                 _add_note(self)
+                self.repo.give_back()
                 return
             time.sleep(0.05 * 2**attempt)
         self._flush(checkpoint=False)
@@ -408,7 +468,7 @@ def _git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]
         if git["dirty"] and tree:
             patch = repo.diff_trees(base_tree, tree)
             if patch:
-                state_files[fmt.PATCH] = Entry(repo.stage_blob(patch.encode()))
+                state_files[fmt.PATCH] = Entry(repo.ensure_blob(patch.encode()))  # on disk: see _create
     return {"git": git, "code": code}
 
 
@@ -445,7 +505,7 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
 def _create(name: str | None, experiment: str | None, params: dict[str, Any] | None,
             tags: dict[str, Any] | None, description: str | None, path: Any, command: list[str] | None,
             overrides: dict[str, Any], fork: Any = None, extra_meta: dict[str, Any] | None = None) -> Run:
-    repo = Repo.discover(path)
+    repo = Repo.borrow(path)
     extra_parents: tuple[str, ...] = ()
     if fork is not None:
         source = _source(repo, fork)
@@ -465,29 +525,34 @@ def _create(name: str | None, experiment: str | None, params: dict[str, Any] | N
         "id": names.new_run_id(),
         "name": names.check_run_name(name) if name is not None else names.random_run_name(),
         "experiment": exp, "status": "RUNNING", "start": store.iso(started),
-        "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
+        "user": _user(), "host": socket.gethostname(), "pid": os.getpid(),
         "command": redact.mask_argv(list(command if command is not None else sys.orig_argv)),
         "tags": clean_tags, "description": description,
         **_git_state(repo, settings, files), **(extra_meta or {}),
     }
     state = RunState(meta=meta, params=clean_params, files=files)
     if settings["capture_env"] and env_mod.ready():
-        state.env = env_mod.capture_env(settings["env_variables"])
-    # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it.
-    info = {"id": meta["id"], "experiment": exp}
+        state.env = env_mod.shared_env(settings["env_variables"])
+    # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
+    # it holds the run as it started, so even a run that dies before its first commit is kept.
+    info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(state, extra_parents)}
     try:
         jour = journal.Journal.create(repo.commondir, meta["id"], info)
     except OSError as exc:
         raise StorageError(f"cannot start a run: gitexp needs to write its journal in "
                            f"{journal.journal_root(repo.commondir)} ({exc.strerror or exc}); check that the "
                            "repository is writable and the disk is not full") from exc
-    try:
-        tip = store.commit_state(repo, state, None, extra_parents=extra_parents)
-    except BaseException:
-        jour.remove()
-        raise
-    jour.write_info({**info, "host": meta["host"], "pid": meta["pid"], "base": tip})
-    run = Run(repo, state, True, jour, tip, settings)
+    run = Run(repo, state, True, jour, None, settings)
+    run._initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
+    run._extra_parents = extra_parents
+    if repo.config_bool("exp.sign", False):
+        # A signing set-up that fails must fail here, not in the background: signing costs a
+        # process anyway, so the RUNNING commit is written now.
+        try:
+            run._tip, run._initial = store.put_first(repo, run._initial, run._stage_first()), None
+        except BaseException:
+            jour.remove()
+            raise
     run._start_background()
     return run
 
@@ -687,11 +752,14 @@ def _end_all_at_exit() -> None:
 
 
 def flush() -> None:
-    """Write now what gitexp would otherwise write within about a second: the notes of ended runs.
+    """Write now what gitexp would otherwise write within a few seconds: a checkpoint of every
+    live run of this process (Run.checkpoint) and the notes of ended runs.
 
     Ending a run writes the run itself; its line in refs/notes/experiments is batched with
     other runs ending meanwhile. Process exit flushes too, so scripts need not call this.
     """
+    for run in list(_active):
+        run.checkpoint()
     notes = sys.modules.get("gitexp.notes")
     if notes is not None:
         notes.flush_pending()

@@ -98,15 +98,40 @@ def test_run_without_with_ends_at_interpreter_exit(repo: Path, env_for_subproces
         assert record.meta["error"] == {**record.meta["error"], "type": "ValueError", "message": "boom"}
 
 
+def test_a_run_killed_before_its_first_commit_is_kept_from_its_lock(repo: Path,
+                                                                   env_for_subprocess: dict) -> None:
+    (repo / "train.py").write_text("print('edited')\n")  # a dirty tree: the snapshot must survive
+    proc = spawn(repo, env_for_subprocess, """
+        import time, gitexp
+        run = gitexp.start_run(name="early", params={"lr": 0.5, "model": {"depth": 3}}, tags={"k": "v"},
+                               flush_interval=3600, system_metrics_interval=0)
+        print("started", run.id, flush=True)
+        time.sleep(600)
+    """)
+    run_id = wait_for_line(proc, "started")
+    assert git(repo, "for-each-ref", "refs/experiments/") == ""  # nothing on a ref yet
+    proc.kill()
+    proc.wait()
+
+    record = gitexp.get_run(run_id)
+    assert record.status == "CRASHED" and record.name == "early"
+    assert record.params == {"lr": 0.5, "model": {"depth": 3}} and record.tags == {"k": "v"}
+    commits = git(repo, "rev-list", "--parents", record.ref).splitlines()
+    assert len(commits) == 3 and commits[1].split()[1] == git(repo, "rev-parse", "HEAD").strip()  # + HEAD
+    assert "Status: RUNNING" in git(repo, "log", "-1", "--format=%B", commits[1].split()[0])
+    assert git(repo, "show", f"{record.ref}:code/train.py") == "print('edited')\n"
+    assert "+print('edited')" in git(repo, "show", f"{record.ref}:code.patch")
+
+
 def test_locked_ref_never_raises_into_the_script_and_loses_nothing(repo: Path) -> None:
     run = gitexp.start_run(name="locked", system_metrics_interval=0, checkpoint_interval=3600)
     lock = repo / ".git" / f"{run.ref}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)  # the run's ref is not written yet
     lock.write_text("held by another process\n")
     for i in range(50):
         run.log_metric("loss", float(i))
     with pytest.warns(RuntimeWarning, match="git exp recover"):
-        run.end()  # must not raise although the ref cannot be updated
-    assert gitexp.get_run("locked").status in ("RUNNING", "FINISHED")
+        run.end()  # must not raise although the ref cannot be created
     lock.unlink()
     assert main(["recover"]) == 0
     record = gitexp.get_run("locked")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +65,11 @@ def test_commits_form_the_run_history(repo: Path) -> None:
     message = git(repo, "log", "-1", "--format=%B", run.ref)
     assert f"Run-Id: {run.id}" in message and "Status: FINISHED" in message
     assert message.splitlines()[0].startswith("default/hist: FINISHED")
+    assert git(repo, "log", "-1", "--format=%s", commits[1].split()[0]).startswith("default/hist: RUNNING")
+    # A run this short ends before the background thread puts its RUNNING commit on the ref:
+    # both commits are written together, with one ref update.
     reflog = git(repo, "reflog", "show", "--format=%gs", run.ref).splitlines()
-    assert reflog == [f"gitexp: finished {run.id}", f"gitexp: running {run.id}"]
+    assert reflog == [f"gitexp: finished {run.id}"]
     # The code snapshot of a clean tree is the base commit's tree: stored for free.
     assert git(repo, "rev-parse", f"{run.ref}:code").strip() == git(repo, "rev-parse", "HEAD^{tree}").strip()
     assert git(repo, "cat-file", "-e", f"{run.ref}:code.patch", check=False) == ""
@@ -83,6 +90,25 @@ def test_dirty_tree_snapshot_holds_edits_and_untracked_files_only(repo: Path) ->
     assert "+print('edited')" in patch and "new.py" in patch
     meta = show_yaml(repo, run.ref, "meta.yaml")
     assert meta["git"]["dirty"] is True and meta["code"]["skipped"] == ["big.bin"]
+
+
+def test_a_sweep_reuses_the_snapshot_but_never_misses_an_edit(repo: Path) -> None:
+    script = repo / "train.py"
+    script.write_text("print('one')\n")
+    past = time.time_ns() - 10**10  # settled ten seconds ago: the snapshot of it can be reused
+    os.utime(script, ns=(past, past))
+
+    def code_of_new_run() -> tuple[str, str]:
+        with gitexp.start_run(**QUIET) as run:
+            pass
+        return git(repo, "rev-parse", f"{run.ref}:code").strip(), git(repo, "show", f"{run.ref}:code/train.py")
+
+    first, again = code_of_new_run(), code_of_new_run()
+    assert first == again and first[1] == "print('one')\n"
+    script.write_text("print('two')\n")  # same size, and the same mtime put back: only ctime tells
+    os.utime(script, ns=(past, past))
+    tree, text = code_of_new_run()
+    assert text == "print('two')\n" and tree != first[0]
 
 
 def test_params_are_immutable_but_repeating_a_value_is_fine(repo: Path) -> None:
@@ -162,6 +188,33 @@ def test_keyboard_interrupt_marks_run_killed(repo: Path) -> None:
     assert show_yaml(repo, run.ref, "meta.yaml")["status"] == "KILLED"
 
 
+def test_the_running_commit_reaches_the_ref_while_the_run_lives(repo: Path) -> None:
+    run = gitexp.start_run(name="slow", flush_interval=0.01, **QUIET)
+    try:
+        deadline = time.monotonic() + 10
+        while git(repo, "rev-parse", "-q", "--verify", run.ref, check=False) == "":  # another process's view
+            assert time.monotonic() < deadline, "the background thread never wrote the RUNNING commit"
+            time.sleep(0.01)
+        assert "Status: RUNNING" in git(repo, "log", "-1", "--format=%B", run.ref)
+    finally:
+        run.end()
+    reflog = git(repo, "reflog", "show", "--format=%gs", run.ref).splitlines()
+    assert reflog == [f"gitexp: finished {run.id}", f"gitexp: running {run.id}"]
+
+
+def test_a_process_sees_its_own_live_runs_at_once(repo: Path, gitexp_env: dict[str, str]) -> None:
+    run = gitexp.start_run(name="fresh", **QUIET)  # flush interval 1 s: not on the ref yet
+    try:
+        assert gitexp.get_run("fresh").status == "RUNNING"  # this process reads it: written first
+        run.log_metric("loss", 0.5)
+        gitexp.flush()  # and another process sees everything logged so far
+        shown = subprocess.run([sys.executable, "-m", "gitexp", "show", "fresh"], cwd=repo, env=gitexp_env,
+                               capture_output=True, text=True, check=True).stdout
+        assert "RUNNING" in shown and "loss" in shown
+    finally:
+        run.end()
+
+
 def test_module_level_verbs_act_on_the_active_run(repo: Path) -> None:
     assert gitexp.active_run() is None
     run = gitexp.start_run(name="module", **QUIET)
@@ -216,8 +269,6 @@ def test_live_run_shows_progress_to_other_readers(repo: Path) -> None:
         assert gitexp.get_run("live").status == "RUNNING"
         run.log_metric("loss", 0.25)
         # Wait for the flusher to commit a checkpoint, with a deadline rather than a fixed sleep.
-        import time
-
         deadline = time.monotonic() + 10
         while "loss" not in gitexp.get_run("live").metrics:
             assert time.monotonic() < deadline, "no checkpoint commit within 10 s"

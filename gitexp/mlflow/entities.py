@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp.store import parse_iso
+from gitexp.isotime import parse_iso
 
 # gitexp's CRASHED (the process died) has no MLflow name; FAILED is the closest.
 STATUS_TO_MLFLOW = {"CRASHED": "FAILED"}
