@@ -149,7 +149,8 @@ def bench_plot(cfg: dict[str, Any], work: Path, rows: list[list[str]], notes: li
     histories = statistics.median(r["histories_s"] for r in results)
     if any(r["lines"] != PLOT_RUNS for r in results):
         raise RuntimeError(f"the plot has {results[0]['lines']} lines, expected {PLOT_RUNS}")
-    notes.append(f"plot: reading and parsing the {PLOT_RUNS} histories (format.parse_history) alone takes "
+    notes.append(f"plot: reading the {PLOT_RUNS} histories (record.history: parsed once, then from the "
+                 f"history cache by blob id) alone takes "
                  f"{histories:.2f} s of the in-process time; matplotlib's import is not counted in-process")
     rows.append([f"gitexp.plot() of {PLOT_RUNS} runs x {PLOT_STEPS:,} steps to PNG, in-process "
                  f"(median of {cfg['plot_reps']})", core.secs(seconds), "n/a (no plotting API)", "≤ 2 s",
