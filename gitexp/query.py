@@ -18,29 +18,14 @@ from datetime import date, datetime, timezone
 from typing import NoReturn, TypeVar
 
 from gitexp.errors import QueryError
+from gitexp.fields import FIELDS, IDENT, MISSING, PREFIXES  # defined there for search, kept here too
 
-
-class _Missing:
-    """What a lookup returns for a field the run does not have (also accepted: None)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __reduce__(self) -> str:
-        return "MISSING"
-
-
-MISSING = _Missing()
 Path = tuple[str, ...]
 Lookup = Callable[[Path], object]
 Scalar = int | float | str | bool | date | datetime | None
 Value = Scalar | tuple[Scalar, ...]
 T = TypeVar("T")
 
-FIELDS = ("status", "name", "id", "experiment", "commit", "start", "end", "duration")
-PREFIXES = ("params", "metrics", "tags", "env", "inputs", "meta")
 _VALID = ", ".join(FIELDS) + " or a key under " + ", ".join(p + "." for p in PREFIXES)
 
 
@@ -99,7 +84,7 @@ class SortKey:
         return ("-" if self.descending else "") + _unparse_path(self.path)
 
 
-_IDENT = re.compile(r"[A-Za-z0-9_/-]+")
+_IDENT = IDENT
 _WORD = re.compile(r"[A-Za-z0-9_./-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9_./-]+|\S")
 _SPACE = re.compile(r"\s*")
@@ -463,16 +448,33 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+def _checked(test: Pred, v: object) -> bool:
+    """A leaf's test of one value: a missing value, or one the test cannot compare, fails."""
+    if v is MISSING or v is None:
+        return False
+    try:
+        return bool(test(v))
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+
+
 def _guard(path: Path, test: Pred) -> Callable[[Lookup], bool]:
-    def check(look: Lookup) -> bool:
-        v = look(path)
-        if v is MISSING or v is None:
-            return False
-        try:
-            return bool(test(v))
-        except (TypeError, ValueError, ArithmeticError):
-            return False
-    return check
+    return lambda look: _checked(test, look(path))
+
+
+def _leaf_test(node: Node) -> Pred:
+    """The test of the value of a comparison, in, like or glob node's field (present, not None)."""
+    match node:
+        case Compare(_, op, value):
+            return _predicate(op, value)
+        case In(_, values, negated):
+            preds = [_predicate("=", v) for v in values]
+            strings = frozenset(v for v in values if isinstance(v, str))
+            return lambda v: ((isinstance(v, str) and v in strings) or any(p(v) for p in preds)) != negated
+        case Match(_, kind, pattern, negated):
+            rx = _like_regex(pattern) if kind == "like" else re.compile(fnmatch.translate(pattern))
+            return lambda v: isinstance(v, str) and (rx.fullmatch(v) is not None) != negated
+    raise TypeError(f"not a query node: {node!r}")
 
 
 def _compile(node: Node) -> Callable[[Lookup], bool]:
@@ -489,19 +491,59 @@ def _compile(node: Node) -> Callable[[Lookup], bool]:
         case Not(operand):
             inner = _compile(operand)
             return lambda look: not inner(look)
-        case Compare(path, op, value):
-            return _guard(path, _predicate(op, value))
-        case In(path, values, negated):
-            preds = [_predicate("=", v) for v in values]
-            strings = frozenset(v for v in values if isinstance(v, str))
-            return _guard(path, lambda v: ((isinstance(v, str) and v in strings)
-                                           or any(p(v) for p in preds)) != negated)
-        case Match(path, kind, pattern, negated):
-            rx = _like_regex(pattern) if kind == "like" else re.compile(fnmatch.translate(pattern))
-            return _guard(path, lambda v: isinstance(v, str) and (rx.fullmatch(v) is not None) != negated)
         case IsNull(path, negated):
             return lambda look: ((v := look(path)) is MISSING or v is None) != negated
+        case Compare() | In() | Match():
+            return _guard(node.path, _leaf_test(node))
     raise TypeError(f"not a query node: {node!r}")
+
+
+Fetch = Callable[[Sequence[T], Path], Sequence[object]]
+Vector = Callable[[Sequence[T], Fetch], list[bool]]
+
+
+def _vector(node: Node) -> Vector:
+    match node:
+        case And(operands) | Or(operands):
+            parts = [_vector(o) for o in operands]
+            want = isinstance(node, Or)
+
+            def junction(items: Sequence[T], fetch: Fetch) -> list[bool]:
+                # Each operand sees only the items that the operands before it left undecided:
+                # the very tests, on the very items, that compile_where's junction makes.
+                result = [not want] * len(items)
+                todo = list(range(len(items)))
+                for part in parts:
+                    if not todo:
+                        break
+                    undecided = []
+                    for i, answer in zip(todo, part([items[i] for i in todo], fetch), strict=True):
+                        if answer is want:
+                            result[i] = want
+                        else:
+                            undecided.append(i)
+                    todo = undecided
+                return result
+            return junction
+        case Not(operand):
+            inner = _vector(operand)
+            return lambda items, fetch: [not answer for answer in inner(items, fetch)]
+        case IsNull(path, negated):
+            return lambda items, fetch: [(v is MISSING or v is None) != negated for v in fetch(items, path)]
+        case Compare() | In() | Match():
+            path, test = node.path, _leaf_test(node)
+            return lambda items, fetch: [_checked(test, v) for v in fetch(items, path)]
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def compile_columns(where: str | Node | None) -> Vector:
+    """compile_where for many items at once: the predicate takes the items and fetch(items, path),
+    the values of a field for each of some items, and answers for each item. Each field is fetched
+    for the items that compile_where would look it up for, and no other, so a costly field is read
+    only where it must be; a field of many items at once is read without a call per item."""
+    if where is None or (isinstance(where, str) and not where.strip()):
+        return lambda items, fetch: [True] * len(items)
+    return _vector(parse(where) if isinstance(where, str) else where)
 
 
 def compile_where(where: str | Node | None) -> Callable[[Lookup], bool]:

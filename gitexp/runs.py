@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import gc
-import marshal
 import os
+import sys
 import warnings
-from collections.abc import Iterable
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
-from gitexp import format as fmt
-from gitexp import names, store
+from gitexp import names
 from gitexp.errors import AmbiguousRunError, CorruptRunError, RunNotFoundError
 from gitexp.repo import Repo
-from gitexp.state import Series
+from gitexp.runcache import BASE_COMMIT, DURATION, NAME, START, STATUS, Cache, Summaries
 
-CACHE_FILE = Path("gitexp") / "cache" / "runs-v1.marshal"
+if TYPE_CHECKING:
+    from gitexp.state import Series
+
+# gitexp.format and gitexp.store (and with them yaml, 20 ms to import) are imported where they
+# are used: a warm `git exp ls` needs neither.
+
 MISSING: Any = None
+_SUMMARY = ("meta", "params", "metrics")
+# The run ids of the last load_runs, when it listed every run: what its records were read
+# against, so that their short ids (table.run_short_ids) need not list 10,000 refs again.
+_last_ids: tuple[weakref.ReferenceType[Repo], list[str]] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RunRecord:
     """What gitexp knows of one run, as of its ref's current commit."""
 
@@ -34,18 +43,47 @@ class RunRecord:
     repo: Repo = field(repr=False, compare=False)
     env_blob: str | None = field(default=None, repr=False)
     _env: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # A record of load_runs has meta, params and metrics unset until one is first used: then
+    # __getattr__ reads all three from _summaries (the cache's). Until then _row holds what
+    # listings read (runcache.ROW_FIELDS), so listing 10,000 runs reads none of them.
+    _summaries: Summaries | None = field(default=None, repr=False, compare=False)
+    _row: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not set: meta, params or metrics of a record not read yet.
+        summaries = self._summaries if name in _SUMMARY else None
+        if summaries is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        found = summaries.read(self.commit)
+        if found is None:  # not in the cache file after all (another process rewrote it)
+            from gitexp import format as fmt
+
+            found = fmt.read_listing(self.repo, self.commit)[:3]
+        self.meta, self.params, self.metrics = found
+        self._summaries = None
+        return object.__getattribute__(self, name)
+
+    @property
+    def listing_row(self) -> tuple[Any, ...] | None:
+        """The listing row of the cache (runcache.ROW_FIELDS) while meta, params and metrics are not
+        read yet (after that, they say what is true: a caller may have changed them); else None."""
+        return self._row if self._summaries is not None else None
 
     @property
     def ref(self) -> str:
-        return store.run_ref(self.experiment, self.id)
+        from gitexp.store import run_ref
+
+        return run_ref(self.experiment, self.id)
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or ""
+        row = self.listing_row
+        return (self.meta.get("name") or "") if row is None else row[NAME]
 
     @property
     def status(self) -> str:
-        return self.meta.get("status", "RUNNING")
+        row = self.listing_row
+        return self.meta.get("status", "RUNNING") if row is None else row[STATUS]
 
     @property
     def tags(self) -> dict[str, str]:
@@ -53,19 +91,24 @@ class RunRecord:
 
     @property
     def start(self) -> str | None:
-        return self.meta.get("start")
+        row = self.listing_row
+        return self.meta.get("start") if row is None else row[START]
 
     @property
     def duration(self) -> float | None:
-        return self.meta.get("duration")
+        row = self.listing_row
+        return self.meta.get("duration") if row is None else row[DURATION]
 
     @property
     def base_commit(self) -> str | None:
-        return (self.meta.get("git") or {}).get("commit")
+        row = self.listing_row
+        return (self.meta.get("git") or {}).get("commit") if row is None else row[BASE_COMMIT]
 
     @property
     def env(self) -> dict[str, Any]:
         if self._env is None:
+            from gitexp import format as fmt
+
             data = self.repo.read_path(self.commit, fmt.ENV)
             self._env = fmt.load_yaml(data, f"{fmt.ENV} of run {self.id}") or {}
         return self._env
@@ -82,7 +125,9 @@ class RunRecord:
         if key not in self.metrics:
             raise RunNotFoundError(f"run {self.id} has no metric {key!r}; it has: "
                                    f"{', '.join(sorted(self.metrics)) or 'no metrics'}")
-        return fmt.read_history(self.repo, self.commit, key)
+        from gitexp.histories import read_history
+
+        return read_history(self.repo, self.commit, key)
 
     def read(self, path: str) -> bytes | None:
         """Raw bytes of a file of the run commit's tree (output.log, code.patch...)."""
@@ -96,45 +141,42 @@ class RunRecord:
         return out
 
 
-class _Cache:
-    """Parsed summaries keyed by commit id: a commit never changes, so an entry never goes stale."""
+def _unread(run_id: str, experiment: str, commit: str, repo: Repo, env_blob: str | None, summaries: Summaries,
+            row: tuple[Any, ...] | None) -> RunRecord:
+    """A RunRecord whose meta, params and metrics are read from *summaries* when first used."""
+    record = object.__new__(RunRecord)
+    record.id, record.experiment, record.commit, record.repo = run_id, experiment, commit, repo
+    record.env_blob, record._env, record._summaries, record._row = env_blob, None, summaries, row
+    return record
 
-    def __init__(self, repo: Repo) -> None:
-        self.path = repo.commondir / CACHE_FILE
-        self.entries: dict[str, tuple] = {}
-        self.dirty = False
-        # marshal.load on a file reads piecemeal through Python calls (5x slower than loads of
-        # the bytes), and the cyclic GC would walk the many new containers for nothing.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            loaded = marshal.loads(self.path.read_bytes())
-            if isinstance(loaded, dict):
-                self.entries = loaded
-        except (OSError, EOFError, ValueError, TypeError):
-            pass  # no cache or an unreadable one: rebuild from git
-        finally:
-            if collecting:
-                gc.enable()
 
-    def save(self, keep: Iterable[str]) -> None:
-        if not self.dirty:
-            return
-        keep = set(keep)
-        data = {k: v for k, v in self.entries.items() if k in keep}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as handle:
-                marshal.dump(data, handle)
-            tmp.replace(self.path)
-        except (OSError, ValueError):  # ValueError: a value marshal cannot store (from a foreign tool)
-            pass  # a read-only repository still lists runs, only slower
+def listing_rows(records: Sequence[RunRecord]) -> list[tuple[Any, ...] | None]:
+    """[r.listing_row for r in records], at a fraction of the cost."""
+    return [r._row if r._summaries is not None else None for r in records]
 
 
 def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
     experiment, _, run_id = ref[len(namespace):].rpartition("/")
     return experiment, run_id
+
+
+def _recover(repo: Repo) -> None:
+    """store.recover, importing store (and yaml) only when the journal holds a dead run."""
+    # Cheaper still: with no lock file (docs/format.md: <run-id>.lock) no run can need it.
+    try:
+        if not any(name.endswith(".lock") for name in os.listdir(repo.commondir / "gitexp" / "journal")):
+            return
+    except OSError:  # no journal folder: no run ever started here
+        return
+    from gitexp import journal
+
+    found = journal.orphans(repo.commondir)
+    for _, _, fd in found:
+        os.close(fd)  # store.recover takes the locks again
+    if found:
+        from gitexp import store
+
+        store.recover(repo)
 
 
 def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str | None = None,
@@ -144,31 +186,65 @@ def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str
     Runs whose process died on this machine are finished as CRASHED first (*recover*);
     *namespace* is refs/experiments-trash/ to list removed runs.
     """
+    global _last_ids
     repo = repo if isinstance(repo, Repo) else Repo.discover(repo)
+    # The runs this process started may not be on their refs yet (their first commit waits for
+    # the background flush): have them written first. Without gitexp.background, it started none.
+    background = sys.modules.get("gitexp.background")
+    if background is not None:
+        background.worker.before_read(repo.commondir)
     if recover:
-        store.recover(repo)
+        _recover(repo)
     prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
     refs = repo.refs(prefix)
-    cache = _Cache(repo)
-    records = []
+    skip = len(namespace)
+    ids, listed = [], []
     for ref, commit in refs.items():
-        exp, run_id = split_ref(ref, namespace)
-        if experiment and exp != experiment:
-            continue
-        entry = cache.entries.get(commit)
-        if entry is None:
-            try:
-                entry = fmt.read_listing(repo, commit)
-            except CorruptRunError as exc:
-                warnings.warn(f"gitexp: skipping run {ref}: {exc}", RuntimeWarning, stacklevel=2)
-                continue
-            cache.entries[commit] = entry
-            cache.dirty = True
-        meta, params, metrics, env_blob = entry
-        records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
-    cache.save(refs.values())
-    records.sort(key=lambda r: r.id, reverse=True)
+        exp, _, run_id = ref[skip:].rpartition("/")
+        ids.append(run_id)
+        if not experiment or exp == experiment:
+            listed.append((run_id, exp, ref, commit))
+    # Newest first, as they are returned; made in that order (and the cache written in it), the
+    # records and their rows lie in memory in the order a listing reads them.
+    listed.sort(key=itemgetter(0), reverse=True)
+    records = []
+    # The cyclic GC would walk the cache's many new objects again every few hundred records made
+    # (none of them can form a cycle): off, loading takes a third less time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        cache = Cache(repo.commondir)
+        entries, summaries = cache.entries, cache.summaries
+        for run_id, exp, ref, commit in listed:
+            entry = entries.get(commit)
+            if entry is None:
+                from gitexp import format as fmt
+
+                try:
+                    meta, params, metrics, env_blob = fmt.read_listing(repo, commit)
+                except CorruptRunError as exc:
+                    warnings.warn(f"gitexp: skipping run {ref}: {exc}", RuntimeWarning, stacklevel=2)
+                    continue
+                entry = cache.add(commit, meta, params, metrics, env_blob)
+                if entry is None:
+                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
+                    continue
+            env_blob, row = entry
+            records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
+    finally:
+        if collecting:
+            gc.enable()
+    # Entries of commits that no run points at any more go, when every run was listed.
+    cache.save([commit for *_, commit in listed], prune=prefix == names.REF_PREFIX)
+    _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
     return records
+
+
+def run_ids(repo: Repo) -> list[str]:
+    """The id of every run: as the last load_runs listed them, when that was of all runs of *repo*."""
+    if _last_ids is not None and _last_ids[0]() is repo:
+        return _last_ids[1]
+    return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
 
 
 def resolve(records: list[RunRecord], text: str) -> RunRecord:

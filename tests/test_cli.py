@@ -546,3 +546,35 @@ def test_console_script_and_module(repo: Path, env_for_subprocess: dict[str, str
                           timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.startswith("git exp: error: no run matches 'nope'")
+
+
+def test_each_command_is_registered_by_the_module_commands_names() -> None:
+    import argparse
+    import importlib
+
+    from gitexp.cli import COMMAND_MODULES, COMMANDS, build_parser
+
+    registered: dict[str, str] = {}
+    for module in COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(f"gitexp.commands.{module}").register(lambda name, text, sub=sub: sub.add_parser(name))
+        registered.update(dict.fromkeys(sub.choices, module))
+    assert registered == COMMANDS
+    for command in COMMANDS:  # the parser of one module knows the command as the whole parser does
+        one = next(a for a in build_parser(command)._actions if isinstance(a, argparse._SubParsersAction))
+        assert command in one.choices
+
+
+def test_ls_as_a_process_prints_what_it_prints_in_process(three_runs: list[gitexp.Run], repo: Path,
+                                                          env_for_subprocess: dict[str, str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # The process ends without the interpreter's teardown once its output is out (cli.exit_now).
+    for args in (["ls"], ["ls", "-f", "md"], ["ls", "-f", "csv"], ["ls", "--where", "params.lr < 0.1", "-s", "name"]):
+        _, expected, _ = cli(capsys, *args)
+        proc = subprocess.run([sys.executable, "-m", "gitexp", *args], cwd=repo, env=env_for_subprocess,
+                              capture_output=True, text=True, timeout=60)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected, ""), args
+    head = subprocess.run(f"{sys.executable} -m gitexp ls | head -1", shell=True, cwd=repo, env=env_for_subprocess,
+                          capture_output=True, text=True, timeout=60)
+    assert head.stdout.split()[:2] == ["id", "name"] and head.stderr == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -22,6 +23,7 @@ from gitexp.query import (
     Not,
     Or,
     SortKey,
+    compile_columns,
     compile_where,
     field_paths,
     mapping_lookup,
@@ -524,3 +526,38 @@ def test_sorting_arbitrary_values_never_raises(values: list[object], descending:
     assert len(out) == len(values)
     missing = [v is MISSING or v is None or (isinstance(v, float) and v != v) for v in out]
     assert missing == sorted(missing)  # every missing value after every present one
+
+
+@given(_nodes, st.data())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_column_filters_answer_and_look_up_as_record_filters_do(node: Node, data: st.DataObject) -> None:
+    paths = sorted(field_paths(node))
+    records = [{path: data.draw(_field_values) for path in paths} for _ in range(data.draw(st.integers(0, 6)))]
+    looked_up: list[tuple[int, tuple[str, ...]]] = []
+    fetched: list[tuple[int, tuple[str, ...]]] = []
+
+    def look_in(i: int) -> Callable[[tuple[str, ...]], object]:
+        def look(path: tuple[str, ...]) -> object:
+            looked_up.append((i, path))
+            return records[i].get(path, MISSING)
+        return look
+
+    def fetch(items: list[int], path: tuple[str, ...]) -> list[object]:
+        fetched.extend((i, path) for i in items)
+        return [records[i].get(path, MISSING) for i in items]
+
+    expected = [compile_where(node)(look_in(i)) for i in range(len(records))]
+    assert compile_columns(node)(list(range(len(records))), fetch) == expected
+    assert sorted(fetched) == sorted(looked_up)  # the same fields of the same records, no more
+
+
+@given(st.one_of(_paths.map(lambda path: ".".join(path)), st.text(alphabet="abmetrics.`-_/ +", max_size=20)))
+@settings(max_examples=400)
+def test_plain_paths_are_what_the_sort_parser_reads(text: str) -> None:
+    from gitexp.fields import plain_path
+
+    path = plain_path(text)
+    if path is None:
+        return  # the parser decides (or refuses) such a name
+    keys = parse_sort(text)
+    assert len(keys) == 1 and not keys[0].descending and keys[0].path == path

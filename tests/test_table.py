@@ -8,9 +8,23 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tabulate import tabulate
 
 from gitexp.errors import GitexpError
-from gitexp.table import differing, flatten, human_duration, render, short_ids
+from gitexp.plaintable import plain_table
+from gitexp.table import (
+    cell,
+    cells,
+    differing,
+    flatten,
+    human_duration,
+    local_time,
+    local_times,
+    render,
+    short_ids,
+)
 
 
 def test_flatten_nested_params_to_dotted_keys() -> None:
@@ -124,3 +138,66 @@ def test_booleans_and_structures_in_cells() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(GitexpError, match="unknown format 'xml'"):
         render(COLUMNS, ROWS, "xml")
+
+
+# -- the fast paths of `git exp ls` against what they stand for ------------------------------------
+
+_cell_text = st.text(alphabet="ab c-.%|:1_", max_size=7)
+
+
+@given(st.lists(st.text(alphabet="hx. %|", max_size=6), min_size=1, max_size=5), st.data())
+@settings(max_examples=300)
+def test_plain_table_is_what_tabulate_prints(headers: list[str], data: st.DataObject) -> None:
+    rows = data.draw(st.integers(1, 6))
+    columns = [data.draw(st.one_of(st.lists(_cell_text, min_size=rows, max_size=rows),
+                                   st.lists(st.sampled_from(["True", "False", ""]), min_size=rows, max_size=rows)))
+               for _ in headers]
+    table = [list(row) for row in zip(*columns, strict=True)]
+    for markdown, style in ((False, "simple"), (True, "github")):
+        expected = tabulate(table, headers=headers, tablefmt=style, disable_numparse=True) + "\n"
+        assert plain_table(headers, columns, markdown=markdown) == expected
+
+
+@pytest.mark.parametrize("text", ["café", "漢字", "two\nlines", "\x1b[31mred\x1b[0m", "tab\there", "\x7f"])
+def test_text_tabulate_measures_otherwise_is_left_to_it(text: str) -> None:
+    assert plain_table(["name"], [[text, "plain"]]) is None
+    rows = [{"name": text, "v": 1.5}, {"name": "plain", "v": None}]
+    for form, style in (("table", "simple"), ("md", "github")):
+        expected = tabulate([[text, "1.5"], ["plain", ""]], headers=["name", "v"], tablefmt=style,
+                            disable_numparse=True) + "\n"
+        assert render(["name", "v"], rows, form) == expected
+
+
+@given(st.lists(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4),
+                          st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
+                                                                               max_size=2))),
+       st.sampled_from([1, 4, 17]))
+def test_cells_of_a_column_are_its_cells(values: list[object], precision: int) -> None:
+    assert cells(values, precision) == [cell(v, precision) for v in values]
+
+
+def _short_ids_one_by_one(ids: list[str], minimum: int) -> dict[str, str]:
+    ordered = sorted(set(ids))
+    out = {}
+    for i, current in enumerate(ordered):
+        need = minimum
+        for other in ordered[max(i - 1, 0):i] + ordered[i + 1:i + 2]:
+            common = 0
+            while common < min(len(current), len(other)) and current[common] == other[common]:
+                common += 1
+            need = max(need, common + 1)
+        out[current] = current[:need]
+    return out
+
+
+@given(st.lists(st.text(alphabet="ab", max_size=10), max_size=30), st.integers(1, 6))
+def test_short_ids_are_the_shortest_unique_prefixes(ids: list[str], minimum: int) -> None:
+    assert short_ids(ids, minimum) == _short_ids_one_by_one(ids, minimum)
+
+
+def test_local_times_are_remembered_by_the_minute_only_when_that_is_exact() -> None:
+    times = [f"2026-03-29T0{h}:{m:02d}:{s:02d}.{ms:03d}Z" for h in range(4) for m in (0, 59) for s in (0, 30, 59)
+             for ms in (0, 999)] + ["2026-03-29T01:00:00Z", "1970-01-01T00:00:30.000Z", None, ""]
+    fresh = [local_time(t) for t in times]
+    assert local_times(times) == fresh  # the second time from the memo
+    assert [local_time(t) for t in times] == fresh

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,6 +61,19 @@ def cmd_run(command: list[str], name: str | None, experiment: str | None, params
 def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | None,
            precision: int, all_columns: bool, where: str | None = None, sort: str | None = None,
            only_changed: bool = False) -> int:
+    # The cyclic GC would walk the listing's many objects (none in a cycle) again and again as
+    # rows are made. They are freed when _ls returns, before the GC is back.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _ls(experiment, limit, form, columns, precision, all_columns, where, sort, only_changed)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _ls(experiment: str | None, limit: int | None, form: str, columns: str | None, precision: int,
+        all_columns: bool, where: str | None, sort: str | None, only_changed: bool) -> int:
     from gitexp import search, table
 
     if limit is not None and limit < 0:
@@ -77,11 +90,17 @@ def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | 
                   file=sys.stderr)
         return 0
     if form == "json" and not columns and not only_changed:
+        import json
+
         print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
         return 0
     extra = table.split_columns(columns) if columns else None
-    cols, rows = table.run_rows(records, extra, all_columns=all_columns or form == "csv", only_changed=only_changed)
-    sys.stdout.write(table.render(cols, rows, form, precision))
+    cols, values = table.run_columns(records, extra, all_columns=all_columns or form == "csv",
+                                     only_changed=only_changed)
+    sys.stdout.write(table.render_columns(cols, values, form, precision))
+    from gitexp.cli import exit_now
+
+    exit_now(0)  # the process: without freeing the listing's objects first
     return 0
 
 
