@@ -651,7 +651,7 @@ class Repo:
         finding the ref locked by one, raises RefConflictError so the caller reloads and retries."""
         try:
             if old is None:
-                self.create_ref(name, new, message)
+                self._create_ref_atomically(name, new, message)
             else:
                 self.update_ref(name, new, old, message)
         except RefConflictError:
@@ -660,6 +660,20 @@ class Repo:
             if "lock" in str(exc).lower():
                 raise RefConflictError(f"ref {name} is being updated by another process: {exc}") from exc
             raise
+
+    def _create_ref_atomically(self, name: str, new: str, message: str) -> None:
+        """Create *name* unless it exists, deciding under the ref's lock. libgit2 checks that a ref
+        does not exist before it takes the lock, so two processes creating the same ref at once
+        could both succeed, the second overwriting the first (a lost notes commit); git's
+        update-ref with the zero id as the old value checks under the lock."""
+        self._ensure_reflog(name)
+        proc = subprocess.run(["git", "--git-dir", str(self.gitdir), "update-ref", "-m", message, name, new, ZERO],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+        if proc.returncode != 0:
+            error = proc.stderr.strip()
+            if "exists" in error or "lock" in error:
+                raise RefConflictError(f"ref {name} was created or is being updated by another process: {error}")
+            raise StorageError(f"cannot create ref {name} with `git update-ref`: {error or proc.returncode}")
 
     def walk(self, start: str, limit: int) -> list[tuple[str, list[str], str, int]]:
         """(id, parents, message, commit time) of up to *limit* commits reachable from *start*,
