@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +36,7 @@ from gitexp.repo import Entry
 from gitexp.state import RunState
 
 JOURNAL_DIR = Path("gitexp") / "journal"
+SPARE_PREFIX = "spare."
 
 
 def journal_root(commondir: Path) -> Path:
@@ -121,13 +123,16 @@ class Journal:
     def create(cls, commondir: Path, run_id: str, info: dict[str, Any]) -> Journal:
         root = journal_root(commondir)
         journal = cls(root, run_id, owner=True)
-        lock, flags = root / f"{run_id}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(lock, flags, 0o644)
-        except FileNotFoundError:  # the first run of this repository
-            root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, flags, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock = root / f"{run_id}.lock"
+        fd = _take_spare(root, lock)
+        if fd is None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+            try:
+                fd = os.open(lock, flags, 0o644)
+            except FileNotFoundError:  # the first run of this repository
+                root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, flags, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         journal._lock_fd = fd
         journal.write_info({**info, "host": socket.gethostname(), "pid": os.getpid()})
         return journal
@@ -179,8 +184,66 @@ class Journal:
 
     def remove(self) -> None:
         """Delete this run's journal files; the lock goes last, so a crash here leaves it recoverable."""
-        remove_files(self.root, self.run_id)
+        lock_fd, self._lock_fd = self._lock_fd, None
+        for path in (*segment_paths(self.root, self.run_id), self.output):
+            path.unlink(missing_ok=True)
+        if lock_fd is None or not _keep_spare(self.root, self.root / f"{self.run_id}.lock", lock_fd):
+            (self.root / f"{self.run_id}.lock").unlink(missing_ok=True)
+            if lock_fd is not None:
+                os.close(lock_fd)
         self.close()
+
+
+# The lock of a run that ended is emptied and kept, still flock-ed, as this process's spare
+# (`spare.<pid>.lock`): its next run renames it instead of creating a file, which costs several
+# times more (0.2-0.7 ms here). Readers skip spares; a dead process's spare is removed by the
+# next recovery scan, a living one at exit.
+_spares: dict[Path, tuple[int, int]] = {}  # journal folder -> (pid, descriptor)
+_spares_lock = threading.Lock()
+
+
+def _spare_path(root: Path) -> Path:
+    return root / f"{SPARE_PREFIX}{os.getpid()}.lock"
+
+
+def _take_spare(root: Path, lock: Path) -> int | None:
+    with _spares_lock:
+        pid, fd = _spares.pop(root, (None, None))
+    if fd is None:
+        return None
+    if pid != os.getpid():
+        os.close(fd)  # inherited through fork: the lock is the parent's, and so is the name
+        return None
+    try:
+        os.rename(_spare_path(root), lock)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _keep_spare(root: Path, lock: Path, fd: int) -> bool:
+    with _spares_lock:
+        if root in _spares:
+            return False
+        try:
+            os.ftruncate(fd, 0)
+            os.rename(lock, _spare_path(root))
+        except OSError:
+            return False
+        _spares[root] = (os.getpid(), fd)
+    return True
+
+
+def release_spares() -> None:
+    """Remove this process's spare locks (at exit)."""
+    with _spares_lock:
+        spares = list(_spares.items())
+        _spares.clear()
+    for root, (pid, fd) in spares:
+        if pid == os.getpid():
+            _spare_path(root).unlink(missing_ok=True)
+        os.close(fd)
 
 
 def segment_paths(root: Path, run_id: str) -> list[Path]:
@@ -230,6 +293,10 @@ def orphans(commondir: Path) -> list[tuple[str, dict[str, Any], int]]:
     for lock in locks:
         fd = take_lock(lock)
         if fd is None:
+            continue
+        if lock.name.startswith(SPARE_PREFIX):  # a dead process's spare: nothing in it
+            lock.unlink(missing_ok=True)
+            os.close(fd)
             continue
         try:
             info = json.loads(os.pread(fd, 1 << 20, 0) or b"{}")

@@ -164,7 +164,8 @@ def _recover(repo: Repo) -> None:
     """store.recover, importing store (and yaml) only when the journal holds a dead run."""
     # Cheaper still: with no lock file (docs/format.md: <run-id>.lock) no run can need it.
     try:
-        if not any(name.endswith(".lock") for name in os.listdir(repo.commondir / "gitexp" / "journal")):
+        if not any(name.endswith(".lock") and not name.startswith("spare.")
+                   for name in os.listdir(repo.commondir / "gitexp" / "journal")):
             return
     except OSError:  # no journal folder: no run ever started here
         return

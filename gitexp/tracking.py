@@ -749,6 +749,7 @@ def _end_all_at_exit() -> None:
         except Exception as error:  # interpreter exit: report, never raise
             print(f"gitexp: could not end run {run.id}: {error}", file=sys.stderr)
     flush()
+    journal.release_spares()
 
 
 def flush() -> None:

@@ -123,6 +123,34 @@ def test_a_run_killed_before_its_first_commit_is_kept_from_its_lock(repo: Path,
     assert "+print('edited')" in git(repo, "show", f"{record.ref}:code.patch")
 
 
+def test_a_process_reuses_one_lock_file_and_leaves_none_behind(repo: Path, env_for_subprocess: dict) -> None:
+    proc = spawn(repo, env_for_subprocess, """
+        import os, time, gitexp
+        for i in range(3):
+            with gitexp.start_run(name=f"seq-{i}", system_metrics_interval=0):
+                pass
+        print("ended", *sorted(os.listdir(".git/gitexp/journal")), flush=True)
+        time.sleep(600)
+    """)
+    assert proc.stdout is not None
+    listing = proc.stdout.readline().split()
+    assert listing == ["ended", f"spare.{proc.pid}.lock"]  # the ended runs' lock, emptied and kept
+    assert [r.status for r in gitexp.load_runs()] == ["FINISHED"] * 3  # a live spare is nobody's run
+    proc.kill()
+    proc.wait()
+    assert main(["recover"]) == 0  # a dead process's spare is removed, and is no run either
+    assert os.listdir(repo / ".git" / "gitexp" / "journal") == []
+    assert len(gitexp.load_runs()) == 3
+
+    done = spawn(repo, env_for_subprocess, """
+        import gitexp
+        with gitexp.start_run(name="clean-exit", system_metrics_interval=0):
+            pass
+    """)
+    assert done.wait(timeout=60) == 0
+    assert os.listdir(repo / ".git" / "gitexp" / "journal") == []  # exit removes the spare
+
+
 def test_locked_ref_never_raises_into_the_script_and_loses_nothing(repo: Path) -> None:
     run = gitexp.start_run(name="locked", system_metrics_interval=0, checkpoint_interval=3600)
     lock = repo / ".git" / f"{run.ref}.lock"
