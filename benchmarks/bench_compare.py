@@ -105,6 +105,7 @@ def cached_plot_fixture() -> Path:
             log = run.log_metric
             for step in range(PLOT_STEPS):  # a noisy decaying loss: not a line matplotlib can simplify away
                 log("loss", math.exp(-step / 2500) * (1 + 0.05 * math.sin(step * 0.7 + i)) + i * 0.002, step=step)
+    gitexp.flush()  # the runs' notes, before the repository moves
     (tmp / "fixture.json").write_text(json.dumps({"runs": PLOT_RUNS, "steps": PLOT_STEPS}))
     tmp.rename(final)
     return final / "repo"

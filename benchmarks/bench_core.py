@@ -325,6 +325,7 @@ def make_runs(job: tuple[str, int, int]) -> tuple[int, int]:
             for step in range(10):
                 run.log_metric("loss", 1.0 / (step + 1) + i * 1e-6, step=step)
                 run.log_metric("acc", step / 10 + i * 1e-6, step=step)
+    gitexp.flush()  # a pool worker may end without atexit: write the batch of notes now
     return count, failures
 
 
@@ -655,7 +656,8 @@ class Bench:
         self.rows.append([f"load_runs() over {n:,} runs, warm (fresh process), in-process{mlflow_label}",
                           secs(warm["seconds"]), m_warm, "≤ 0.3 s", ok(warm["seconds"] <= 0.3)])
         self.rows.append([f"`git exp ls` over {n:,} runs, whole process, warm (median of {reps}){mlflow_label}",
-                          secs(ls_s), m_ls, "— (no target)", "-"])
+                          secs(ls_s), m_ls, "≤ 0.3 s (issue 2: load_runs and ls)",
+                          ok(ls_s <= 0.3) if n >= 10_000 else "-"])
 
 
 def ls_command() -> list[str]:
