@@ -62,6 +62,7 @@ def text(record: RunRecord) -> str:
         lines += [f"  {k:<{width}}  {cell(v.get('last'), 6):>12} {v.get('step', ''):>8} "
                   f"{cell(v.get('min'), 6):>12} {cell(v.get('max'), 6):>12} {v.get('count', ''):>7}"
                   for k, v in rows]
+    lines += _artifacts(record) + _inputs(record)
     env = record.env
     if env:
         python = env.get("python") or {}
@@ -75,3 +76,33 @@ def text(record: RunRecord) -> str:
             ("packages", len(env.get("packages") or {})),
         ])
     return "\n".join(lines) + "\n"
+
+
+def _artifacts(record: RunRecord) -> list[str]:
+    from gitexp.artifacts import human_size
+
+    found = record.artifacts
+    if not found:
+        return []
+    width = max(len(a.path) for a in found)
+    rows = []
+    for a in found:
+        where = "" if not a.lfs else "  LFS" if a.present else "  LFS, not here (`git exp get` fetches it)"
+        rows.append(f"  {a.path:<{width}}  {human_size(a.size):>10}{where}")
+    return ["", f"artifacts ({len(found)}, `git exp get {record.id[:13]} PATH` restores one)", *rows]
+
+
+def _inputs(record: RunRecord) -> list[str]:
+    from gitexp.artifacts import human_size
+    from gitexp.search import inputs_of
+
+    pairs = []
+    for name, entry in sorted(inputs_of(record).items()):
+        if not isinstance(entry, dict):
+            continue
+        version = f"sha256 {str(entry['sha256'])[:12]}" if entry.get("sha256") else \
+            f"fingerprint {entry.get('fingerprint')}" if entry.get("fingerprint") else str(entry.get("kind", ""))
+        size = f"  {human_size(entry['size'])}" if isinstance(entry.get("size"), int) else ""
+        source = f"  from {entry['source']}" if entry.get("source") else ""
+        pairs.append((name, f"{version}{size}{source}"))
+    return _section("inputs", pairs)

@@ -84,3 +84,18 @@ def test_show_text_without_params_or_metrics(repo: Path, capsys: pytest.CaptureF
     assert "params" not in titles
     assert not any(t.startswith("metrics") for t in titles)
     assert "error" not in titles
+
+
+def test_show_lists_artifacts_and_inputs(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "model.bin").write_bytes(b"w" * 3000)
+    (repo / "data.csv").write_text("x,y\n1,2\n")
+    with gitexp.start_run(name="with-files", system_metrics_interval=0, capture_env=False) as run:
+        run.log_artifact(repo / "model.bin", "models/model.bin")
+        run.log_text("hello", "notes.txt")
+        run.log_input(repo / "data.csv", name="train", source="s3://bucket/data.csv")
+        run.log_metric("loss", 0.5)
+    out = show(capsys, "with-files")
+    assert [line[:2] for line in section(out, "artifacts")] == [["models/model.bin", "2.9"], ["notes.txt", "5"]]
+    (train,) = section(out, "inputs")
+    assert train[:2] == ["train", "sha256"] and train[-2:] == ["from", "s3://bucket/data.csv"]
+    assert out.index("\nmetrics") < out.index("\nartifacts") < out.index("\ninputs")  # after the numbers
