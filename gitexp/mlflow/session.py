@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from gitexp import names, tracking
+from gitexp import launch, names, tracking
 from gitexp.errors import InvalidNameError
 from gitexp.mlflow.entities import Experiment
 from gitexp.mlflow.exceptions import MlflowException
@@ -118,7 +118,7 @@ def experiment_for_id(experiment_id: str | int | None) -> str | None:
     if experiment_id is None:
         return None
     if str(experiment_id) == DEFAULT_EXPERIMENT_ID:  # MLflow's Default: gitexp's usual choice
-        return tracking.resolve_experiment(repo(), None)
+        return launch.resolve_experiment(repo(), None)
     return experiment_name(str(experiment_id))
 
 
@@ -137,7 +137,7 @@ def current() -> str | None:
 
 
 def current_resolved() -> str:
-    return current() or tracking.resolve_experiment(repo(), None)
+    return current() or launch.resolve_experiment(repo(), None)
 
 
 def exists(name: str) -> bool:
