@@ -6,6 +6,7 @@ and a sweep of many runs in one process from spawning a thread pair per run.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ class _Worker:
         self._thread: threading.Thread | None = None
         self._sampler: Any = None
         self._chores: list[Callable[[], None]] = []
+        # Set in a forked child (a multiprocessing worker ends with os._exit, skipping exit
+        # handlers): work that waits for the thread or for exit must be done at once there.
+        self.in_forked_child = False
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -88,4 +92,12 @@ class _Worker:
                 chore()
 
 
+    def forget_after_fork(self) -> None:
+        """In a forked child no thread of the parent runs: start afresh (chores stay registered)."""
+        self._runs, self._lock, self._wake = {}, threading.Lock(), threading.Event()
+        self._thread = self._sampler = None
+        self.in_forked_child = True
+
+
 worker = _Worker()
+os.register_at_fork(after_in_child=worker.forget_after_fork)

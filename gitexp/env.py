@@ -150,6 +150,18 @@ def _reset(only: Future[dict[str, Any]] | None = None) -> None:
             _static = None
 
 
+def _after_fork() -> None:
+    """In a forked child the thread filling a pending capture does not exist: it would never
+    finish, and a run ending there would wait for it forever. Start afresh."""
+    global _lock, _static, _last
+    _lock = threading.Lock()
+    if _static is not None and not _static.done():
+        _static, _last = None, None
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def prefetch() -> None:
     """Start the slow part of capture_env in a background thread; calling it again does nothing."""
     _static_future(background=True)

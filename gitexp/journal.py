@@ -202,6 +202,18 @@ _spares: dict[Path, tuple[int, int]] = {}  # journal folder -> (pid, descriptor)
 _spares_lock = threading.Lock()
 
 
+_keeping = True  # off in a forked child: it may end with os._exit, and leave its spare behind
+
+
+def _spares_after_fork() -> None:
+    global _spares_lock, _keeping
+    _spares_lock = threading.Lock()  # a parent's thread may have held it; its spares are told apart by pid
+    _keeping = False
+
+
+os.register_at_fork(after_in_child=_spares_after_fork)
+
+
 def _spare_path(root: Path) -> Path:
     return root / f"{SPARE_PREFIX}{os.getpid()}.lock"
 
@@ -224,7 +236,7 @@ def _take_spare(root: Path, lock: Path) -> int | None:
 
 def _keep_spare(root: Path, lock: Path, fd: int) -> bool:
     with _spares_lock:
-        if root in _spares:
+        if root in _spares or not _keeping:
             return False
         try:
             os.ftruncate(fd, 0)

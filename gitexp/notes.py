@@ -14,6 +14,7 @@ ref by compare-and-swap and retries when it loses, so concurrent writers lose no
 from __future__ import annotations
 
 import math
+import os
 import random
 import threading
 import time
@@ -39,6 +40,15 @@ class NoteEntry(NamedTuple):
 _queue: list[tuple[Path, float, NoteEntry]] = []
 _queue_lock = threading.Lock()
 _flush_lock = threading.Lock()  # one writer per process at a time: the background thread or a reader
+
+
+def _after_fork() -> None:
+    global _queue_lock, _flush_lock
+    _queue_lock, _flush_lock = threading.Lock(), threading.Lock()
+    _queue.clear()  # the parent's queued lines are the parent's to write
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def headline(metrics: Mapping[str, Mapping[str, Any]], chosen: str | None = None) -> str:
@@ -129,6 +139,11 @@ def queue_run_note(repo: Repo, meta: Mapping[str, Any], metrics: Mapping[str, Ma
     """add_run_note, deferred: the runs of a sweep that end within NOTE_DELAY share one notes
     commit instead of rewriting the note once per run. flush_pending() writes them; the
     background thread calls it, readers of the notes call it, and so does process exit."""
+    from gitexp.background import worker
+
+    if worker.in_forked_child:  # it may end with os._exit, before any flush: write the line now
+        add_run_note(repo, meta, metrics)
+        return
     entry = _entry(repo, meta, metrics)
     with _queue_lock:
         _queue.append((repo.commondir, time.monotonic(), entry))

@@ -52,6 +52,15 @@ _pool: dict[str, Repo] = {}
 _pool_lock = threading.Lock()
 
 
+def _pool_after_fork() -> None:
+    global _pool_lock
+    _pool_lock = threading.Lock()  # a parent's thread may have held it
+    _pool.clear()
+
+
+os.register_at_fork(after_in_child=_pool_after_fork)
+
+
 @contextlib.contextmanager
 def _trusting(trusted: bool) -> Iterator[None]:
     """Let libgit2 point a ref at an object without looking it up, when gitexp has just written it

@@ -31,6 +31,18 @@ _active: list[Run] = []
 _registry_lock = threading.Lock()
 
 
+def _forget_after_fork() -> None:
+    """In a forked child (a DataLoader or multiprocessing worker): the parent's runs stay the
+    parent's. The child must not log into copies of them that nobody flushes, nor end them at
+    its exit; the lock may have been held by a thread that does not exist in the child."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _active.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class Run:
     """A live run. Created by start_run(); ends with end() or at the end of a `with` block."""
 

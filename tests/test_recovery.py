@@ -151,6 +151,41 @@ def test_a_process_reuses_one_lock_file_and_leaves_none_behind(repo: Path, env_f
     assert os.listdir(repo / ".git" / "gitexp" / "journal") == []  # exit removes the spare
 
 
+def test_forked_children_keep_to_their_own_runs(repo: Path, env_for_subprocess: dict) -> None:
+    proc = spawn(repo, env_for_subprocess, """
+        import multiprocessing, os, sys, gitexp
+
+        def worker(name):
+            with gitexp.start_run(name=name, system_metrics_interval=0) as run:
+                run.log_metric("acc", 0.5)
+
+        parent = gitexp.start_run(name="parent", system_metrics_interval=0)
+        parent.log_metric("loss", 1.0)
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # a plain child exiting normally: its exit handlers must leave "parent" alone
+        os.waitpid(pid, 0)
+        # multiprocessing's forked workers end with os._exit, skipping exit handlers.
+        workers = [multiprocessing.get_context("fork").Process(target=worker, args=(f"worker-{k}",))
+                   for k in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        parent.log_metric("loss", 0.5)
+        parent.end()
+        print("done", *[w.exitcode for w in workers], flush=True)
+    """)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    records = {r.name: r for r in gitexp.load_runs()}
+    assert sorted(records) == ["parent", "worker-0", "worker-1"]
+    assert records["parent"].status == "FINISHED" and records["parent"].metrics["loss"]["count"] == 2
+    assert all(records[f"worker-{k}"].status == "FINISHED" for k in range(2))
+    noted = {line.split()[0] for line in git(repo, "notes", "--ref", "experiments", "show", "HEAD").splitlines()}
+    assert noted == {r.id for r in records.values()}  # the workers' lines too, though they skip exit handlers
+    assert os.listdir(repo / ".git" / "gitexp" / "journal") == []  # no lock or spare left by anyone
+
+
 def test_locked_ref_never_raises_into_the_script_and_loses_nothing(repo: Path) -> None:
     run = gitexp.start_run(name="locked", system_metrics_interval=0, checkpoint_interval=3600)
     lock = repo / ".git" / f"{run.ref}.lock"
