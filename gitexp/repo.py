@@ -77,13 +77,16 @@ def _trusting(trusted: bool) -> Iterator[None]:
         pygit2.settings.enable_strict_object_creation(True)
 
 
-def _identity(gitdir: Path) -> tuple[int, int]:
-    """Which directory *gitdir* is: a repository deleted and created again is another one."""
+def _identity(gitdir: Path) -> tuple[int, int, int]:
+    """Which directory *gitdir* is, and whether git changed its top level since (its ctime moves
+    with every lock file git takes there): a repository deleted and created again is another one
+    even where the file system hands out the same inode, and a Repo is reused only by runs that
+    follow each other with no git command in between."""
     try:
         info = gitdir.stat()
     except OSError:
-        return (-1, -1)
-    return info.st_dev, info.st_ino
+        return (-1, -1, -1)
+    return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
 def _lstat(path: Path) -> os.stat_result | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -109,6 +110,19 @@ def test_a_sweep_reuses_the_snapshot_but_never_misses_an_edit(repo: Path) -> Non
     os.utime(script, ns=(past, past))
     tree, text = code_of_new_run()
     assert text == "print('two')\n" and tree != first[0]
+
+
+def test_a_repository_made_again_at_the_same_path_is_not_mistaken_for_the_old_one(repo: Path) -> None:
+    with gitexp.start_run(name="old", **QUIET):
+        pass
+    shutil.rmtree(repo / ".git")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "again")
+    with gitexp.start_run(name="new", **QUIET):
+        pass
+    assert [r.name for r in gitexp.load_runs()] == ["new"]
+    assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""
 
 
 def test_params_are_immutable_but_repeating_a_value_is_fine(repo: Path) -> None:
