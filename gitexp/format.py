@@ -40,35 +40,28 @@ def dump_yaml(data: Any) -> bytes:
                      allow_unicode=True, width=100).encode()
 
 
-_params_dumps: list[tuple[dict[str, Any], bytes]] = []
+# The last few documents dumped, by identity: a run's commits share one params dict (params are
+# immutable once logged; logging more makes a new dict) and every run of a process shares one
+# read-only environment capture, whose package list costs more to write than the rest of a run.
+_dumped: list[tuple[Any, bytes]] = []
+
+
+def _dump_remembered(data: Any) -> bytes:
+    for known, text in _dumped:
+        if known is data:
+            return text
+    text = dump_yaml(data)
+    _dumped.insert(0, (data, text))  # holding the object keeps its identity from being reused
+    del _dumped[8:]
+    return text
 
 
 def dump_params(params: dict[str, Any]) -> bytes:
-    """dump_yaml, remembered for the last few params dicts: a run's commits share one (params
-    are immutable once logged, and logging more makes a new dict), and YAML is slow to write."""
-    for known, data in _params_dumps:
-        if known is params:
-            return data
-    data = dump_yaml(params)
-    _params_dumps.insert(0, (params, data))  # holding the dict keeps its identity from being reused
-    del _params_dumps[4:]
-    return data
-
-
-_env_dumps: dict[int, tuple[dict[str, Any], bytes]] = {}
+    return _dump_remembered(params)
 
 
 def dump_env(env: dict[str, Any]) -> bytes:
-    """dump_yaml for the environment, remembered: every run of a process shares one (read-only)
-    capture, and serialising its package list again for each run would cost more than the run."""
-    cached = _env_dumps.get(id(env))
-    if cached is not None and cached[0] is env:
-        return cached[1]
-    if len(_env_dumps) > 8:
-        _env_dumps.clear()
-    data = dump_yaml(env)
-    _env_dumps[id(env)] = (env, data)  # holding env keeps its id from being reused
-    return data
+    return _dump_remembered(env)
 
 
 def load_yaml(data: bytes | None, what: str) -> Any:

@@ -185,12 +185,7 @@ class Journal:
     def remove(self) -> None:
         """Delete this run's journal files; the lock goes last, so a crash here leaves it recoverable."""
         lock_fd, self._lock_fd = self._lock_fd, None
-        for path in (*segment_paths(self.root, self.run_id), self.output):
-            path.unlink(missing_ok=True)
-        if lock_fd is None or not _keep_spare(self.root, self.root / f"{self.run_id}.lock", lock_fd):
-            (self.root / f"{self.run_id}.lock").unlink(missing_ok=True)
-            if lock_fd is not None:
-                os.close(lock_fd)
+        remove_files(self.root, self.run_id, lock_fd)
         self.close()
 
 
@@ -268,9 +263,16 @@ def segment_paths(root: Path, run_id: str) -> list[Path]:
     return [root / n for n in sorted(names) if n.startswith(prefix) and n.endswith(".log")]
 
 
-def remove_files(root: Path, run_id: str) -> None:
-    for path in (*segment_paths(root, run_id), root / f"{run_id}.output", root / f"{run_id}.lock"):
+def remove_files(root: Path, run_id: str, lock_fd: int | None = None) -> None:
+    """Delete a run's journal; its lock goes last, or, held by this process (*lock_fd*), becomes
+    the process's spare (the descriptor is then kept, else closed)."""
+    for path in (*segment_paths(root, run_id), root / f"{run_id}.output"):
         path.unlink(missing_ok=True)
+    lock = root / f"{run_id}.lock"
+    if lock_fd is None or not _keep_spare(root, lock, lock_fd):
+        lock.unlink(missing_ok=True)
+        if lock_fd is not None:
+            os.close(lock_fd)
 
 
 def take_lock(lock: Path) -> int | None:

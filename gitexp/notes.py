@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gitexp.background import worker
 from gitexp.errors import GitexpError, StorageError
 from gitexp.repo import RefConflictError, Repo
 
@@ -139,8 +140,6 @@ def queue_run_note(repo: Repo, meta: Mapping[str, Any], metrics: Mapping[str, Ma
     """add_run_note, deferred: the runs of a sweep that end within NOTE_DELAY share one notes
     commit instead of rewriting the note once per run. flush_pending() writes them; the
     background thread calls it, readers of the notes call it, and so does process exit."""
-    from gitexp.background import worker
-
     if worker.in_forked_child:  # it may end with os._exit, before any flush: write the line now
         add_run_note(repo, meta, metrics)
         return

@@ -31,14 +31,11 @@ def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tu
     both reach the disk in one pack and the ref in one update.
     """
     tree = repo.stage_tree(fmt.tree_spec(repo, state, files))
-    if first is not None:
-        parents = [first]
-    elif tip is None:
-        base = state.meta.get("git", {}).get("commit")
-        parents = [base] if base else []
+    previous = first if first is not None else tip
+    if previous is None:
+        parents = _first_parents(state, extra_parents)
     else:
-        parents = [tip]
-    parents += [p for p in extra_parents if p not in parents]
+        parents = [previous, *(p for p in extra_parents if p != previous)]
     commit = repo.commit_staged(tree, parents, fmt.commit_message(state), sign=repo.config_bool("exp.sign", False))
     _move_ref(repo, state, tip, commit)
     return commit
@@ -46,11 +43,17 @@ def commit_state(repo: Repo, state: RunState, tip: str | None, extra_parents: tu
 
 def stage_first(repo: Repo, initial: RunState, extra_parents: tuple[str, ...] = ()) -> str:
     """Stage (not write) a run's RUNNING commit as it started; commit_state(first=...) writes it."""
-    base = initial.meta.get("git", {}).get("commit")
-    parents = [base] if base else []
-    parents += [p for p in extra_parents if p not in parents]
     tree = repo.stage_tree(fmt.tree_spec(repo, initial))
-    return repo.stage_commit(tree, parents, fmt.commit_message(initial), sign=repo.config_bool("exp.sign", False))
+    return repo.stage_commit(tree, _first_parents(initial, extra_parents), fmt.commit_message(initial),
+                             sign=repo.config_bool("exp.sign", False))
+
+
+def _first_parents(state: RunState, extra_parents: tuple[str, ...]) -> list[str]:
+    """A run's first commit: the code commit it started from (none in an empty repository), then
+    any extra parents (the run it was forked from)."""
+    base = state.meta.get("git", {}).get("commit")
+    parents = [base] if base else []
+    return parents + [p for p in extra_parents if p not in parents]
 
 
 def put_first(repo: Repo, initial: RunState, first: str) -> str:
@@ -100,11 +103,11 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
     base = info.get("base")
     if base is not None and not repo.has_object(base):
         base = None
-    if base is None and "initial" not in info:
-        base = tip  # a journal from before "initial" existed: the ref's first commit
-    if base is None and "initial" not in info:
-        journal.remove_files(root, run_id)  # died before committing anything: nothing to keep
-        return run_id, "EMPTY"
+    if base is None and "initial" not in info:  # a journal from before "initial" existed
+        if tip is None:
+            journal.remove_files(root, run_id)  # died before committing anything: nothing to keep
+            return run_id, "EMPTY"
+        base = tip  # then the ref's first commit
     final = fmt.read_meta(repo, tip).get("status") if tip else None
     if final in FINAL_STATUSES:
         # The owner committed its final state and died before removing its journal (the
