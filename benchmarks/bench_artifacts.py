@@ -126,6 +126,17 @@ def bench_ingest(work: Path, big: Path, rounds: int) -> dict[str, float]:
             "added_bytes": added}
 
 
+def _timed_gitexp(command: str, cwd: Path) -> float:
+    """Seconds `git exp COMMAND` takes as a process in *cwd*; its last line goes to the log."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "gitexp", command], cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if proc.returncode:
+        raise RuntimeError(f"git exp {command} failed: {proc.stderr}")
+    log(proc.stdout.splitlines()[-1])
+    return seconds
+
+
 def bench_sharing(work: Path, runs: int) -> dict[str, float]:
     import gitexp
 
@@ -141,23 +152,13 @@ def bench_sharing(work: Path, runs: int) -> dict[str, float]:
                               capture_env=False) as run:
             for step in range(10):
                 run.log_metric("loss", 1 / (step + 1 + i), step=step)
-    command = [sys.executable, "-m", "gitexp"]
-    started = time.perf_counter()
-    proc = subprocess.run([*command, "push"], cwd=origin, capture_output=True, text=True)
-    push_s = time.perf_counter() - started
-    if proc.returncode:
-        raise RuntimeError(f"git exp push failed: {proc.stderr}")
-    log(proc.stdout.splitlines()[-1])
+    gitexp.flush()  # the runs' batched notes, which the push sends too
+    push_s = _timed_gitexp("push", origin)
     clone = work / "clone"
     started = time.perf_counter()
     git(work, "clone", "-q", remote.as_uri(), str(clone))
     clone_s = time.perf_counter() - started
-    started = time.perf_counter()
-    proc = subprocess.run([*command, "fetch"], cwd=clone, capture_output=True, text=True)
-    fetch_s = time.perf_counter() - started
-    if proc.returncode:
-        raise RuntimeError(f"git exp fetch failed: {proc.stderr}")
-    log(proc.stdout.splitlines()[-1])
+    fetch_s = _timed_gitexp("fetch", clone)
     fetched = len(git(clone, "for-each-ref", "refs/experiments/").splitlines())
     os.chdir(work)
     return {"runs": runs, "push_s": push_s, "clone_s": clone_s, "fetch_s": fetch_s, "fetched": fetched}
