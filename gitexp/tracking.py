@@ -68,8 +68,9 @@ class Run:
         self._flush_lock = threading.Lock()  # one flush at a time: the flusher thread or end()
         self._pending: list[str] = []
         self._warned: set[str] = set()
-        self._last_checkpoint = self._last_flush = time.monotonic()
+        self._last_checkpoint = time.monotonic()
         self.flush_interval = float(settings["flush_interval"])
+        self.next_flush = self._last_checkpoint + self.flush_interval
         self.wants_system_metrics = owner and settings["system_interval"] > 0
 
     # -- identity ----------------------------------------------------------------------------
@@ -231,9 +232,9 @@ class Run:
 
     def tick(self, now: float) -> None:
         """Called by the shared background thread; flushes when this run's interval is due."""
-        if now - self._last_flush < self.flush_interval or self.ended:
+        if now < self.next_flush or self.ended:
             return
-        self._last_flush = now
+        self.next_flush = now + self.flush_interval
         try:
             self._flush(checkpoint=True)
         except Exception as exc:  # the background thread serves every run: never let one kill it
