@@ -5,6 +5,10 @@ rename, which costs 0.3-1.5 ms on common ext4 set-ups; written as one pack (pack
 its v2 index, as specified in git's Documentation/gitformat-pack.txt) it is two files
 whatever the object count. git and libgit2 read such packs like any other, and git's own
 `gc --auto` folds small packs together.
+
+Objects under STORE_BELOW bytes are written as stored (uncompressed) deflate blocks: zlib's
+set-up costs 15-20 µs a call in a busy process, a quarter of a millisecond for the dozen small
+objects of a run, to save about 80 bytes each. Larger objects are compressed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import zlib
 from pathlib import Path
 
 COMMIT, TREE, BLOB = 1, 2, 3
+STORE_BELOW = 1024
 _NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 
 
@@ -52,14 +57,23 @@ def _header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
+def deflate(data: bytes) -> bytes:
+    """*data* as a zlib stream (RFC 1950), stored as is when small (see the module's docstring)."""
+    if len(data) >= STORE_BELOW:
+        return zlib.compress(data, 1)
+    # Header 0x78 0x01 (32 KiB window, no dictionary), one final stored block, then Adler-32.
+    return (b"\x78\x01\x01" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+            + struct.pack(">I", zlib.adler32(data)))
+
+
 def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]]) -> Path:
     """Write *objects* (oid -> (kind, data)) as one pack and its index; returns the .pack path."""
     body = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
     offsets: dict[str, tuple[int, int]] = {}
     for oid, (kind, data) in objects.items():
-        start = len(body)
-        body += _header(kind, len(data)) + zlib.compress(data, 1)
-        offsets[oid] = (start, zlib.crc32(body[start:]))
+        entry = _header(kind, len(data)) + deflate(data)
+        offsets[oid] = (len(body), zlib.crc32(entry))
+        body += entry
     checksum = hashlib.sha1(body).digest()
     body += checksum
 
@@ -78,13 +92,18 @@ def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]]) -> Path:
     index += checksum
     index += hashlib.sha1(index).digest()
 
-    name = f"pack-{checksum.hex()}"
-    final = pack_dir / f"{name}.pack"
+    digest = checksum.hex()
+    folder = os.fspath(pack_dir)
     # The pack must be complete before its index appears: readers only look at indexed packs.
     # Temporary names must not end in .pack/.idx, or a concurrent `git gc` deletes them as garbage.
-    for suffix, data in ((".pack", body), (".idx", index)):
-        tmp = pack_dir / f"tmp_{suffix[1:]}_{checksum.hex()[:16]}_{os.getpid()}"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, pack_dir / f"{name}{suffix}")
-    return final
+    for suffix, data in (("pack", body), ("idx", index)):
+        tmp = f"{folder}/tmp_{suffix}_{digest[:16]}_{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, f"{folder}/pack-{digest}.{suffix}")
+    return pack_dir / f"pack-{digest}.pack"
