@@ -111,10 +111,28 @@ def set_config_search_path(directory: str) -> None:
         pygit2.settings.search_path[level] = directory
 
 
-def _person(sig: pygit2.Signature) -> str:
-    """A signature as a commit header writes it: 'Name <email> 1700000000 +0100'."""
-    sign, minutes = ("-" if sig.offset < 0 else "+"), abs(sig.offset)
-    return f"{sig.name} <{sig.email}> {sig.time} {sign}{minutes // 60:02d}{minutes % 60:02d}"
+_offsets: dict[tuple[int, tuple[str, str]], str] = {}  # (quarter hour, zone) -> UTC offset, "+0100"
+
+
+def _local_offset(when: int) -> str:
+    # Time zones change offset only on the quarter hour (in UTC too: every offset in use is a
+    # multiple of 15 minutes), so one localtime() call covers a quarter hour of commits. The
+    # zone's names are in the key: time.tzset() may switch zones within a process.
+    bucket = (when // 900, time.tzname)
+    found = _offsets.get(bucket)
+    if found is None:
+        minutes = time.localtime(when).tm_gmtoff // 60
+        sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+        found = _offsets[bucket] = f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+        if len(_offsets) > 64:
+            _offsets.clear()
+    return found
+
+
+def _clean_ident(text: str) -> str:
+    """A name or email as git writes it in a commit header: without the characters that would end
+    the field (git drops them too)."""
+    return "".join(ch for ch in text if ch not in "<>\n\r\0").strip()
 
 
 class Repo:
@@ -266,8 +284,10 @@ class Repo:
 
         *sign* (git config exp.sign) adds a `gpgsig` header made with the user's git signing key.
         """
-        author, committer = (_person(s) for s in self.signature())
-        data = pack.encode_commit(tree, parents, author, committer, message)
+        author, committer = self._identities()
+        stamp = int(time.time())
+        when = f" {stamp} {_local_offset(stamp)}"
+        data = pack.encode_commit(tree, parents, author + when, committer + when, message)
         if sign:
             from gitexp import signing
 
@@ -317,14 +337,24 @@ class Repo:
             subprocess.Popen(["git", "gc", "--auto", "--quiet"], cwd=self.commondir, start_new_session=True,
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def signature(self) -> tuple[pygit2.Signature, pygit2.Signature]:
-        """Author and committer as git would pick them; never fails a training run for lack of one."""
+    def _people(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(name, email) of author and committer as git would pick them; never fails a training
+        run for lack of one."""
         name = self.config("user.name") or os.environ.get("USER") or "gitexp"
         email = self.config("user.email") or f"{name}@{os.uname().nodename}"
         env = os.environ
-        author = pygit2.Signature(env.get("GIT_AUTHOR_NAME", name), env.get("GIT_AUTHOR_EMAIL", email))
-        committer = pygit2.Signature(env.get("GIT_COMMITTER_NAME", name), env.get("GIT_COMMITTER_EMAIL", email))
+        return ((env.get("GIT_AUTHOR_NAME", name), env.get("GIT_AUTHOR_EMAIL", email)),
+                (env.get("GIT_COMMITTER_NAME", name), env.get("GIT_COMMITTER_EMAIL", email)))
+
+    def _identities(self) -> tuple[str, str]:
+        """Author and committer as a commit header writes them, less the time: 'Name <email>'."""
+        author, committer = (f"{_clean_ident(n) or 'gitexp'} <{_clean_ident(e)}>" for n, e in self._people())
         return author, committer
+
+    def signature(self) -> tuple[pygit2.Signature, pygit2.Signature]:
+        """Author and committer for libgit2's own commit writing."""
+        (a_name, a_email), (c_name, c_email) = self._people()
+        return pygit2.Signature(a_name, a_email), pygit2.Signature(c_name, c_email)
 
     def commit(self, tree: str, parents: list[str], message: str) -> str:
         author, committer = self.signature()
@@ -364,7 +394,11 @@ class Repo:
         return str(self._r[commit].peel(pygit2.Tree).id)
 
     def has_object(self, oid: str) -> bool:
-        return oid in self._r
+        # The odb's existence check: `oid in repository` reads (and inflates) the whole object.
+        try:
+            return bool(self._r.odb.exists(oid))
+        except (ValueError, pygit2.GitError):
+            return False
 
     # -- refs --------------------------------------------------------------------------------
 
@@ -390,10 +424,13 @@ class Repo:
     def _ensure_reflog(self, name: str) -> None:
         # git keeps reflogs only for branches by default; an existing log file makes both git
         # and libgit2 append to it for any ref, without touching the user's config.
-        log = self.commondir / "logs" / name
-        if not log.exists():
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.touch()
+        log = f"{self.commondir}/logs/{name}"
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:  # the experiment's first run
+            os.makedirs(os.path.dirname(log), exist_ok=True)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        os.close(fd)
 
     def create_ref(self, name: str, oid: str, message: str) -> None:
         """Create *name*; fails with RefConflictError if it exists already."""

@@ -61,3 +61,24 @@ def test_run_commits_pass_git_fsck_strict(repo: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert git(repo, "cat-file", "-t", run.ref).strip() == "commit"
     assert "lr: 0.1" in git(repo, "show", f"{run.ref}:params.yaml")
+
+
+def test_run_commits_name_people_and_time_zone_as_git_does(repo: Path, monkeypatch) -> None:
+    import time
+
+    # Nepal's +05:45 checks the minutes of the offset; the brackets are what git drops from a name.
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Ann <admin> Lee ")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "<ann@example.com>")
+    try:
+        with gitexp.start_run(system_metrics_interval=0) as run:
+            run.log_metric("loss", 1.0)
+        git(repo, "commit", "-q", "--allow-empty", "-m", "by git")
+        fields = "%an|%ae|%cn|%ce|%ad"
+        ours = git(repo, "log", "-1", f"--format={fields}", "--date=format:%z", run.ref).strip()
+        theirs = git(repo, "log", "-1", f"--format={fields}", "--date=format:%z", "HEAD").strip()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert ours == theirs == "Ann admin Lee|ann@example.com|Test Committer|committer@example.com|+0545"
