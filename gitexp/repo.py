@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pygit2
 from pygit2.enums import FileMode
@@ -104,11 +105,25 @@ class RefConflictError(StorageError):
     """A compare-and-swap ref update lost a race; the caller reloads and retries."""
 
 
+_CONFIG_FILES = ((pygit2.enums.ConfigLevel.GLOBAL, ".gitconfig"), (pygit2.enums.ConfigLevel.XDG, "config"),
+                 (pygit2.enums.ConfigLevel.SYSTEM, "gitconfig"))
+_user_config_files: list[str] | None = None  # where libgit2 looks for them: set once it starts
+
+
 def set_config_search_path(directory: str) -> None:
     """Point libgit2's global/XDG/system config lookup at *directory* (used to isolate tests)."""
-    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG,
-                  pygit2.enums.ConfigLevel.SYSTEM):
+    global _user_config_files
+    for level, _ in _CONFIG_FILES:
         pygit2.settings.search_path[level] = directory
+    _user_config_files = None
+
+
+def _config_files() -> list[str]:
+    global _user_config_files
+    if _user_config_files is None:
+        _user_config_files = [os.path.join(folder, name) for level, name in _CONFIG_FILES
+                              for folder in str(pygit2.settings.search_path[level]).split(os.pathsep) if folder]
+    return _user_config_files
 
 
 _offsets: dict[tuple[int, tuple[str, str]], str] = {}  # (quarter hour, zone) -> UTC offset, "+0100"
@@ -148,6 +163,8 @@ class Repo:
         self._stage_lock = threading.Lock()
         self._fresh: set[str] = set()  # objects the last write_staged() put in a new pack
         self._config: pygit2.Config | None = None
+        self._values: dict[str, Any] = {}  # what was read from _config
+        self._config_stamp: tuple[Any, ...] | None = None  # the files _config was read from, as they were
         self._identity = _identity(self.gitdir)
 
     @classmethod
@@ -163,7 +180,8 @@ class Repo:
             repo = _pool.pop(found, None) if found else None
         if repo is None or repo._identity != _identity(repo.gitdir):
             return cls.discover(path)
-        repo._config = None  # the config may have changed since: read it afresh
+        if repo._config_stamp is None or repo._config_stamp != repo._config_files_stamp():
+            repo._config, repo._values = None, {}  # the config changed since: read it afresh
         return repo
 
     def give_back(self) -> None:
@@ -192,15 +210,40 @@ class Repo:
     # -- config ------------------------------------------------------------------------------
 
     def config(self, key: str) -> str | None:
+        found = self._values.get(key, self._values)
+        if found is not self._values:
+            return found  # type: ignore[no-any-return]
         try:
             if self._config is None:
                 # One consistent snapshot per Repo: a run reads a dozen keys at start.
+                stamp = self._config_files_stamp()
                 self._config = self._r.config.snapshot()
-            return self._config[key]
+                # Included files are not in the stamp: such a config is read afresh by every run.
+                includes = any(e.name.startswith(("include.", "includeif.")) for e in self._config)
+                self._config_stamp = None if includes else stamp
+            found = self._config[key]
         except KeyError:
-            return None
+            found = None
         except pygit2.GitError as exc:
             raise GitexpError(f"cannot read git config {key}: {exc}") from exc
+        self._values[key] = found
+        return found
+
+    def _config_files_stamp(self) -> tuple[Any, ...] | None:
+        """The stat of every file the config is read from, so that a pooled Repo's next run re-reads
+        it only when one changed (a snapshot and a dozen lookups cost 0.1 ms a run). None when one
+        changed within 2 s: it could change again, unseen, within the clock's granularity."""
+        now, stamp = time.time_ns(), []
+        for path in (f"{self.commondir}/config", f"{self.gitdir}/config.worktree", *_config_files()):
+            try:
+                info = os.stat(path)
+            except OSError:
+                stamp.append(None)
+                continue
+            if now - info.st_mtime_ns < 2_000_000_000:
+                return None
+            stamp.append((info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino))
+        return tuple(stamp)
 
     def config_bool(self, key: str, default: bool) -> bool:
         value = self.config(key)
@@ -228,7 +271,7 @@ class Repo:
 
     def set_config(self, key: str, value: str) -> None:
         self._r.config[key] = value
-        self._config = None
+        self._config, self._values, self._config_stamp = None, {}, None
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -517,10 +560,14 @@ class Repo:
             raise StorageError(f"cannot read HEAD in {self.gitdir}: {exc}") from exc
 
     def remote_url(self, name: str | None = None) -> str | None:
-        remotes = {r.name: r.url for r in self._r.remotes}
-        if name:
-            return remotes.get(name)
-        return remotes.get("origin") or next(iter(remotes.values()), None)
+        # Remembered with the config values it comes from (url.*.insteadOf applied by libgit2).
+        key = f"\0remote-url {name or ''}"
+        if key not in self._values:
+            remotes = {r.name: r.url for r in self._r.remotes}
+            self.config("core.bare")  # takes the config snapshot and its stamp, if not taken yet
+            self._values[key] = remotes.get(name) if name else \
+                remotes.get("origin") or next(iter(remotes.values()), None)
+        return self._values[key]  # type: ignore[no-any-return]
 
     def snapshot(self, base: str | None, max_size: int) -> tuple[str | None, list[str]]:
         """Tree of the working tree as it is now (tracked edits plus untracked, non-ignored files).

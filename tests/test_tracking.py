@@ -125,6 +125,23 @@ def test_a_repository_made_again_at_the_same_path_is_not_mistaken_for_the_old_on
     assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""
 
 
+def test_a_changed_global_config_reaches_the_next_run_of_the_process(repo: Path, isolated_git: Path) -> None:
+    # Runs of a process share one Repo and what it read of the config while no config file
+    # changes. These edits keep the file's size and put its mtime back, as `git config` would
+    # within a second: only the inode tells (libgit2 itself looks at no more).
+    config, past = isolated_git / ".gitconfig", time.time_ns() - 3600 * 10**9
+    os.utime(repo / ".git" / "config", ns=(past, past))  # a config file changed in the last 2 s is always re-read
+    experiments = []
+    for name in ("first", "first", "other", "again"):
+        (isolated_git / "new").write_text(f"[exp]\n\texperiment = {name}\n")
+        os.utime(isolated_git / "new", ns=(past, past))
+        os.replace(isolated_git / "new", config)
+        with gitexp.start_run(**QUIET) as run:
+            pass
+        experiments.append(run.experiment)
+    assert experiments == ["first", "first", "other", "again"]
+
+
 def test_params_are_immutable_but_repeating_a_value_is_fine(repo: Path) -> None:
     with gitexp.start_run(params={"lr": 0.1, "opt": {"name": "sgd"}}, **QUIET) as run:
         run.log_param("lr", 0.1)
