@@ -119,7 +119,7 @@ def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | No
         tree = repo.notes_tree(tip, updates)
         if tip is not None and tree == repo.tree_of(tip):
             return tip
-        commit = repo.commit(tree, [tip] if tip else [], message)
+        commit = repo.commit_staged(tree, [tip] if tip else [], message)
         try:
             repo.cas_ref(NOTES_REF, commit, tip, message)
             return commit
@@ -162,7 +162,9 @@ def flush_pending(min_age: float = 0.0) -> None:
             by_repo.setdefault(commondir, []).append(entry)
         for commondir, entries in by_repo.items():
             try:
-                add_lines(Repo.discover(commondir), entries)
+                repo = Repo.borrow(commondir)
+                add_lines(repo, entries)
+                repo.give_back()
             except GitexpError as exc:
                 warnings.warn(f"gitexp: the notes of {len(entries)} run(s) in {commondir} were not written "
                               f"({exc}); `git exp notes rebuild` writes them", RuntimeWarning, stacklevel=2)
@@ -195,7 +197,7 @@ def add_lines(repo: Repo, entries: list[NoteEntry]) -> str | None:
             old = parse(repo.read_blob(current[commit])) if commit in current else []
             new = [x for x in old if x.split(" ", 1)[0] not in lines] + list(lines.values())
             if sorted(set(new)) != old:
-                updates[commit] = repo.write_blob(render(new))
+                updates[commit] = repo.stage_blob(render(new), look_up=False)
         return updates
 
     first = entries[0].run_id
@@ -211,7 +213,7 @@ def rebuild(repo: Repo, records: Iterable[Any]) -> tuple[str | None, int]:
         for commit in annotated_commits(record.meta):
             if repo.has_object(commit):
                 wanted.setdefault(commit, []).append(note_line(record.meta, record.metrics, chosen))
-    blobs = {commit: repo.write_blob(render(lines)) for commit, lines in wanted.items()}
+    blobs = {commit: repo.stage_blob(render(lines), look_up=False) for commit, lines in wanted.items()}
 
     def change(tip: str | None) -> dict[str, str | None]:
         current = repo.notes_map(tip) if tip else {}
@@ -245,10 +247,10 @@ def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
             commit, message = other, f"gitexp: notes fast-forward to {other[:12]}"
         else:
             ours = notes_of(repo, tip)
-            updates = {c: repo.write_blob(render([*ours.get(c, []), *lines]))
+            updates = {c: repo.stage_blob(render([*ours.get(c, []), *lines]), look_up=False)
                        for c, lines in theirs.items() if sorted(set([*ours.get(c, []), *lines])) != ours.get(c)}
             message = f"gitexp: merge notes from {other[:12]}"
-            commit = repo.commit(repo.notes_tree(tip, updates), [tip, other], message)
+            commit = repo.commit_staged(repo.notes_tree(tip, updates), [tip, other], message)
         try:
             repo.cas_ref(NOTES_REF, commit, tip, message)
             return commit

@@ -298,11 +298,11 @@ class Repo:
 
     # -- batched writes: a run commit's new objects reach the disk as one pack -----------------
 
-    def stage_blob(self, data: bytes) -> str:
+    def stage_blob(self, data: bytes, look_up: bool = True) -> str:
         oid = pack.object_id(pack.BLOB, data)
         # A small object written twice costs a few bytes in a pack (git tolerates duplicates
         # across packs); looking it up costs more, and most run blobs are new anyway.
-        if oid not in self._staged and (len(data) < 4096 or not self.has_object(oid)):
+        if oid not in self._staged and (len(data) < 4096 or not look_up or not self.has_object(oid)):
             with self._stage_lock:
                 self._staged[oid] = (pack.BLOB, data)
         return oid
@@ -724,23 +724,28 @@ class Repo:
         return out
 
     def notes_tree(self, notes_commit: str | None, updates: Mapping[str, str | None]) -> str:
-        """The notes tree of *notes_commit* with *updates* (annotated id -> blob id; None removes).
+        """Stage the notes tree of *notes_commit* with *updates* (annotated id -> blob id; None
+        removes); it reaches the disk with the next commit_staged().
 
-        Written flat (git reads any fan-out); an unchanged flat tree is edited in place, so a
-        new note costs one tree write however many notes there are.
+        Written flat (git reads any fan-out). Staged rather than written by libgit2: libgit2's
+        write of a new object first rescans the pack folder, which in a sweep holds hundreds of
+        packs until `gc --auto` folds them.
         """
         root = self._r[notes_commit].peel(pygit2.Tree) if notes_commit else None
         if root is not None and any(int(e.filemode) == TREE_MODE for e in root):
             flat: dict[str, str | None] = {**self.notes_map(notes_commit), **updates}  # type: ignore[arg-type]
-            return self.write_tree({k: Entry(v) for k, v in sorted(flat.items()) if v})
-        builder = self._r.TreeBuilder(root) if root is not None else self._r.TreeBuilder()
+            return self.stage_tree({k: Entry(v) for k, v in sorted(flat.items()) if v})
+        entries = {e.name: (int(e.filemode), str(e.id)) for e in root} if root is not None else {}
         for annotated, blob in updates.items():
             if blob is None:
-                if builder.get(annotated) is not None:
-                    builder.remove(annotated)
+                entries.pop(annotated, None)
             else:
-                builder.insert(annotated, pygit2.Oid(hex=blob), BLOB_MODE)
-        return str(builder.write())
+                entries[annotated] = (BLOB_MODE, blob)
+        data = pack.encode_tree(entries)
+        oid = pack.object_id(pack.TREE, data)
+        with self._stage_lock:
+            self._staged.setdefault(oid, (pack.TREE, data))
+        return oid
 
     def cas_ref(self, name: str, new: str, old: str | None, message: str) -> None:
         """Create *name* (old None) or move it from *old*; losing to a concurrent writer, including
