@@ -106,9 +106,14 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
     state = RunState(meta=meta, params=clean_params, files=files)
     if chosen["capture_env"] and env_mod.ready():
         state.env = env_mod.shared_env(chosen["env_variables"])
+    initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
+    # Staged now (written at the first flush, or with the final commit of a shorter run), so the
+    # journal's info names it from the start.
+    first = store.stage_first(repo, initial, extra_parents)
     # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
     # it holds the run as it started, so even a run that dies before its first commit is kept.
-    info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(state, extra_parents)}
+    info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(state, extra_parents),
+            "base": first}
     try:
         jour = journal.Journal.create(repo.commondir, meta["id"], info)
     except OSError as exc:
@@ -116,8 +121,7 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
                            f"{journal.journal_root(repo.commondir)} ({exc.strerror or exc}); check that the "
                            "repository is writable and the disk is not full") from exc
     run = Run(repo, state, True, jour, None, chosen)
-    run._initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
-    run._extra_parents = extra_parents
+    run._initial, run._first, run._extra_parents = initial, first, extra_parents
     if repo.config_bool("exp.sign", False):
         # A signing set-up that fails must fail here, not in the background: signing costs a
         # process anyway, so the RUNNING commit is written now.
