@@ -90,9 +90,9 @@ def _identity(gitdir: Path) -> tuple[int, int, int]:
     return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def _lstat(path: str) -> os.stat_result | None:
     try:
-        return path.lstat()
+        return os.lstat(path)
     except FileNotFoundError:
         return None
 
@@ -582,7 +582,8 @@ class Repo:
             status = self._r.status(untracked_files="all")
         except pygit2.GitError as exc:
             raise StorageError(f"cannot read the status of {self.workdir}: {exc}") from exc
-        stats = {path: _lstat(self.workdir / path) for path in status}
+        top = os.fspath(self.workdir)
+        stats = {path: _lstat(f"{top}/{path}") for path in status}
         key = (str(self.commondir), base, max_size, frozenset(
             (path, flags, stats[path] and _signature(stats[path])) for path, flags in status.items()))
         cached = _snapshots.get(key)
