@@ -1,0 +1,295 @@
+"""gitexp/gitfiles.py and the LazyRepo of load_runs: git's files read without libgit2 answer exactly
+what libgit2 (gitexp.repo.Repo) answers, or None, never something else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import gitexp
+from gitexp import gitfiles, runs
+from gitexp.lazyrepo import LazyRepo, open_repository
+from gitexp.names import REF_PREFIX
+from gitexp.repo import Repo
+from tests.conftest import git
+
+QUIET = {"system_metrics_interval": 0}
+IDS = [f"2026010{day}-{n:015x}" for day in (1, 2) for n in range(3)]
+
+
+def commits(repo: Path, count: int) -> list[str]:
+    """*count* new commits of *repo* (none on a branch)."""
+    tree = git(repo, "write-tree").strip()
+    return [git(repo, "commit-tree", "-m", f"c{i}", tree).strip() for i in range(count)]
+
+
+def make_refs(repo: Path, names: list[str], oids: list[str] | None = None) -> dict[str, str]:
+    oids = oids or commits(repo, len(names))
+    made = dict(zip(names, oids, strict=True))
+    script = "".join(f"create {name} {oid}\n" for name, oid in made.items())
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=repo, input=script, text=True, check=True)
+    return made
+
+
+def run_names(*experiments: str) -> list[str]:
+    return [f"{REF_PREFIX}{experiment}/{run_id}" for experiment in experiments for run_id in IDS]
+
+
+def same_refs(repo: Path, prefix: str = REF_PREFIX) -> dict[str, str] | None:
+    """read_refs, checked against Repo.refs (its order too) when it answers."""
+    found = gitfiles.read_refs(repo / ".git", prefix)
+    if found is not None:
+        assert list(found.items()) == list(Repo.discover(repo).refs(prefix).items())
+    return found
+
+
+def same_location(start: Path) -> gitfiles.Location | None:
+    """locate, checked against Repo.discover (pygit2.discover_repository) when it answers."""
+    found = gitfiles.locate(str(start))
+    if found is not None:
+        repo = Repo.discover(start)
+        assert (found.gitdir, found.commondir) == (repo.gitdir, repo.commondir)
+        assert Repo.discover(found.workdir).gitdir == repo.gitdir
+        assert LazyRepo(found).workdir == repo.workdir
+    return found
+
+
+# -- read_refs ---------------------------------------------------------------------------------------
+
+
+def test_loose_packed_and_mixed_refs_read_as_libgit2_reads_them(repo: Path) -> None:
+    made = make_refs(repo, run_names("cnn", "team/cnn/v2", "a-b", "a"))
+    assert same_refs(repo) == made  # loose
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "experiments" / "cnn" / IDS[0]).exists()
+    assert same_refs(repo) == made  # packed
+    more = make_refs(repo, [f"{REF_PREFIX}a/20260103-000000000000000", f"{REF_PREFIX}zz/20260103-000000000000001"])
+    assert same_refs(repo) == {**made, **more}  # mixed: loose first in libgit2's order, then packed
+    for prefix in ("refs/experiments/a", "refs/experiments/a/", "refs/experiments/team/", "refs/heads/"):
+        assert same_refs(repo, prefix) is not None, prefix
+
+
+def test_a_ref_moved_or_deleted_after_packing(repo: Path) -> None:
+    made = make_refs(repo, run_names("cnn"))
+    git(repo, "pack-refs", "--all")
+    moved, deleted = run_names("cnn")[:2]
+    (newer,) = commits(repo, 1)
+    git(repo, "update-ref", moved, newer)
+    git(repo, "update-ref", "-d", deleted)
+    found = same_refs(repo)
+    assert found is not None and found[moved] == newer and deleted not in found
+    assert len(found) == len(made) - 1
+
+
+def test_peeled_tags_in_packed_refs(repo: Path) -> None:
+    git(repo, "tag", "-a", "-m", "v1", "v1")
+    git(repo, "tag", "light")
+    tag = git(repo, "rev-parse", "v1").strip()
+    make_refs(repo, [f"{REF_PREFIX}tagged/{IDS[0]}"], [tag])  # a run ref at an annotated tag, peeled too
+    make_refs(repo, run_names("cnn"))
+    git(repo, "pack-refs", "--all")
+    assert "^" in (repo / ".git" / "packed-refs").read_text()
+    found = same_refs(repo)
+    assert found is not None and found[f"{REF_PREFIX}tagged/{IDS[0]}"] == tag
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert same_refs(repo, "refs/tags/") == {"refs/tags/light": head, "refs/tags/v1": tag}
+
+
+def test_no_refs_at_all(repo: Path) -> None:
+    assert same_refs(repo) == {}
+    git(repo, "pack-refs", "--all")
+    assert same_refs(repo) == {}
+    assert gitfiles.read_refs(repo / ".git", "refs/experiments-trash/") == {}
+
+
+def test_a_symbolic_ref_is_left_to_libgit2(repo: Path) -> None:
+    make_refs(repo, run_names("cnn"))
+    git(repo, "symbolic-ref", f"{REF_PREFIX}cnn/link", "refs/heads/main")
+    assert same_refs(repo) is None
+    assert f"{REF_PREFIX}cnn/link" not in Repo.discover(repo).refs(REF_PREFIX)
+
+
+@pytest.mark.parametrize("content", ["not a ref\n", "", "abc\n", "0" * 40 + " trailing\n", "0" * 39 + "g\n"])
+def test_a_damaged_loose_ref_is_left_to_libgit2(repo: Path, content: str) -> None:
+    make_refs(repo, run_names("cnn"))
+    (repo / ".git" / "refs" / "experiments" / "cnn" / "bad").write_text(content)
+    assert same_refs(repo) is None
+
+
+def test_lock_files_are_not_refs(repo: Path) -> None:
+    made = make_refs(repo, run_names("cnn"))
+    (repo / ".git" / "refs" / "experiments" / "cnn" / f"{IDS[0]}.lock").write_text("0" * 40 + "\n")
+    (repo / ".git" / "refs" / "experiments" / "cnn" / "new.lock").write_text("")
+    assert same_refs(repo) == made
+
+
+@pytest.mark.parametrize("name", [".hidden", "a..b", "sp ace", "tilde~1", "unicodé", "end."])
+def test_a_name_git_would_refuse_is_left_to_libgit2(repo: Path, name: str) -> None:
+    make_refs(repo, run_names("cnn"))
+    (oid,) = commits(repo, 1)
+    (repo / ".git" / "refs" / "experiments" / "cnn" / name).write_text(oid + "\n")
+    assert same_refs(repo) is None
+
+
+@pytest.mark.parametrize("damage", ["drop the last newline", "a stray line", "a lone peel", "upper-case id"])
+def test_a_damaged_packed_refs_file_is_left_to_libgit2(repo: Path, damage: str) -> None:
+    make_refs(repo, run_names("cnn"))
+    git(repo, "pack-refs", "--all")
+    packed = repo / ".git" / "packed-refs"
+    text = packed.read_text()
+    lines = text.splitlines(keepends=True)
+    text = {"drop the last newline": text[:-1], "a stray line": text + "garbage\n",
+            "a lone peel": "".join([lines[0], "^" + "1" * 40 + "\n", *lines[1:]]),
+            "upper-case id": text.replace(lines[-1], lines[-1][:40].upper() + lines[-1][40:])}[damage]
+    packed.write_text(text)
+    assert gitfiles.read_refs(repo / ".git", REF_PREFIX) is None
+
+
+def test_packed_refs_out_of_order(repo: Path) -> None:
+    made = make_refs(repo, [*run_names("cnn", "rnn"), "refs/heads/x", "refs/notes/n"])
+    git(repo, "pack-refs", "--all")
+    packed = repo / ".git" / "packed-refs"
+    header, *lines = packed.read_text().splitlines(keepends=True)
+    packed.write_text(header + "".join(lines[1::2] + lines[::2]))  # git sorts them; another writer might not
+    assert same_refs(repo) == {name: oid for name, oid in sorted(made.items()) if name.startswith(REF_PREFIX)}
+
+
+def test_only_refs_of_the_common_dir_are_read(repo: Path) -> None:
+    for prefix in ("refs/", "refs/bisect/", "refs/worktree/x", "heads/", ""):
+        assert gitfiles.read_refs(repo / ".git", prefix) is None, prefix
+
+
+# -- locate ------------------------------------------------------------------------------------------
+
+
+def test_locate_from_the_working_tree_and_below(repo: Path) -> None:
+    (repo / "sub" / "deeper").mkdir(parents=True)
+    for start in (repo, repo / "sub", repo / "sub" / "deeper"):
+        found = same_location(start)
+        assert found is not None and found.workdir == repo, start
+    assert gitfiles.locate() == gitfiles.locate(str(repo))  # the current directory
+
+
+def test_locate_through_a_symlinked_folder(repo: Path, tmp_path: Path) -> None:
+    (repo / "sub").mkdir()
+    (tmp_path / "link").symlink_to(repo / "sub")
+    assert same_location(tmp_path / "link") is not None
+
+
+def test_locate_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", str(worktree), "-b", "side")
+    (worktree / "sub").mkdir()
+    for start in (worktree, worktree / "sub"):
+        found = same_location(start)
+        assert found is not None and found.commondir == repo / ".git" != found.gitdir
+        assert found.workdir == worktree
+    make_refs(repo, run_names("cnn"))
+    handle = open_repository(worktree)
+    assert isinstance(handle, LazyRepo)
+    assert handle.refs(REF_PREFIX) == Repo.discover(worktree).refs(REF_PREFIX) != {}
+    assert not handle.opened
+    (handle.gitdir / "refs" / "experiments").mkdir(parents=True)  # not where git keeps them: libgit2 says
+    assert handle.refs(REF_PREFIX) == Repo.discover(worktree).refs(REF_PREFIX) and handle.opened
+
+
+def test_locate_gives_up_where_libgit2_must_decide(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    assert gitfiles.locate(str(outside)) is None
+    assert gitfiles.locate(str(tmp_path / "missing")) is None
+    assert gitfiles.locate(str(repo / "train.py")) is None  # a file
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    assert gitfiles.locate(str(bare)) is None
+    assert Repo.discover(bare).gitdir == bare
+    assert gitfiles.locate(str(repo / ".git")) is None  # inside the git dir
+    assert gitfiles.locate(str(repo / ".git" / "refs")) is None
+
+
+def test_locate_a_separate_git_dir(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    git(tmp_path, "init", "-q", f"--separate-git-dir={tmp_path / 'store.git'}", str(work))
+    found = same_location(work)
+    assert found is not None and found.gitdir == tmp_path / "store.git"
+
+
+@pytest.mark.parametrize("config", ["[extensions]\n\trefStorage = reftable\n", "[include]\n\tpath = other.inc\n",
+                                    "[core]\n\trepositoryformatversion = 2\n", "[core]\n\tworktree = /elsewhere\n"])
+def test_locate_leaves_unusual_configs_to_libgit2(repo: Path, config: str) -> None:
+    with (repo / ".git" / "config").open("a") as file:
+        file.write(config)
+    assert gitfiles.locate(str(repo)) is None
+
+
+def test_locate_leaves_a_symlinked_git_dir_to_libgit2(repo: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".git").symlink_to(repo / ".git")
+    assert gitfiles.locate(str(other)) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give files away")
+def test_locate_leaves_another_users_repository_to_libgit2(repo: Path) -> None:
+    os.chown(repo / ".git", 4242, 4242)
+    assert gitfiles.locate(str(repo)) is None
+
+
+# -- load_runs with a LazyRepo ----------------------------------------------------------------------
+
+
+def test_load_runs_opens_libgit2_only_for_what_it_needs(repo: Path) -> None:
+    with gitexp.start_run(name="a", params={"lr": 0.1}, **QUIET) as run:
+        run.log_metric("loss", 0.5)
+    runs.load_runs()  # the cache, warm
+    (record,) = runs.load_runs()
+    handle = record.repo
+    assert isinstance(handle, LazyRepo) and not handle.opened
+    assert runs.run_ids(handle) == [run.id]
+    assert handle.workdir == repo and handle.opened  # the Repo's answer
+    expected = Repo.discover(repo)
+    assert (handle.gitdir, handle.commondir) == (expected.gitdir, expected.commondir)
+    assert record.history("loss").values == [0.5]
+    assert record.env == runs.load_runs(expected)[0].env
+    assert Repo.discover(handle).gitdir == expected.gitdir  # a LazyRepo passes for a path
+    assert [r.id for r in runs.load_runs(handle)] == [run.id]
+
+
+def test_load_runs_falls_back_to_libgit2_for_unusual_refs(repo: Path) -> None:
+    with gitexp.start_run(name="a", **QUIET):
+        pass
+    git(repo, "symbolic-ref", f"{REF_PREFIX}cnn/link", "refs/heads/main")
+    (record,) = runs.load_runs()
+    assert isinstance(record.repo, LazyRepo) and record.repo.opened
+    assert record.name == "a"
+
+
+def test_warm_ls_never_imports_pygit2_and_lists_the_same(repo: Path, gitexp_env: dict[str, str]) -> None:
+    for name, lr in (("alpha", 0.1), ("beta", 0.01), ("gamma", 0.001)):
+        with gitexp.start_run(name=name, experiment="cnn" if lr > 0.005 else "rnn", params={"lr": lr},
+                              **QUIET) as run:
+            run.log_metric("acc", lr * 3)
+    script = textwrap.dedent("""
+        import sys
+        from gitexp.cli import main
+        code = main(["ls"])
+        print("pygit2" in sys.modules, file=sys.stderr)
+        sys.exit(code)
+    """)
+
+    def ls() -> tuple[str, bool]:
+        proc = subprocess.run([sys.executable, "-c", script], cwd=repo, env=gitexp_env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout, proc.stderr.splitlines()[-1] == "True"
+
+    ls()  # warms the cache
+    listed, imported = ls()
+    assert "alpha" in listed and not imported
+    git(repo, "config", "include.path", "missing.inc")  # now gitfiles gives up: pygit2 lists
+    assert ls() == (listed, True)
