@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from gitexp import names
 from gitexp.errors import AmbiguousRunError, CorruptRunError, RunNotFoundError
-from gitexp.repo import Repo
+from gitexp.lazyrepo import LazyRepo, open_repository, real
 from gitexp.runcache import BASE_COMMIT, DURATION, NAME, START, STATUS, Cache, Summaries
 
 if TYPE_CHECKING:
+    from gitexp.repo import Repo
     from gitexp.state import Series
 
 # gitexp.format and gitexp.store (and with them yaml, 20 ms to import) are imported where they
-# are used: a warm `git exp ls` needs neither.
+# are used: a warm `git exp ls` needs neither; nor pygit2 (gitexp.repo, 70 ms), when the
+# repository's files are plain enough for gitfiles to read (a LazyRepo).
 
 MISSING: Any = None
 _SUMMARY = ("meta", "params", "metrics")
@@ -40,7 +42,7 @@ class RunRecord:
     meta: dict[str, Any]
     params: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
-    repo: Repo = field(repr=False, compare=False)
+    repo: Repo = field(repr=False, compare=False)  # or a LazyRepo, which passes for one
     env_blob: str | None = field(default=None, repr=False)
     _env: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     # A record of load_runs has meta, params and metrics unset until one is first used: then
@@ -160,7 +162,7 @@ def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
     return experiment, run_id
 
 
-def _recover(repo: Repo) -> None:
+def _recover(repo: Repo | LazyRepo) -> None:
     """store.recover, importing store (and yaml) only when the journal holds a dead run."""
     # Cheaper still: with no lock file (docs/format.md: <run-id>.lock) no run can need it.
     try:
@@ -177,10 +179,10 @@ def _recover(repo: Repo) -> None:
     if found:
         from gitexp import store
 
-        store.recover(repo)
+        store.recover(real(repo))
 
 
-def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str | None = None,
+def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, experiment: str | None = None,
               recover: bool = True, namespace: str = names.REF_PREFIX) -> list[RunRecord]:
     """Every run (of *experiment*, or all), newest first.
 
@@ -188,7 +190,7 @@ def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str
     *namespace* is refs/experiments-trash/ to list removed runs.
     """
     global _last_ids
-    repo = repo if isinstance(repo, Repo) else Repo.discover(repo)
+    repo = open_repository(repo)
     # The runs this process started may not be on their refs yet (their first commit waits for
     # the background flush): have them written first. Without gitexp.background, it started none.
     background = sys.modules.get("gitexp.background")
@@ -222,7 +224,7 @@ def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str
                 from gitexp import format as fmt
 
                 try:
-                    meta, params, metrics, env_blob = fmt.read_listing(repo, commit)
+                    meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit)
                 except CorruptRunError as exc:
                     warnings.warn(f"gitexp: skipping run {ref}: {exc}", RuntimeWarning, stacklevel=2)
                     continue
@@ -241,7 +243,7 @@ def load_runs(repo: Repo | str | os.PathLike[str] | None = None, experiment: str
     return records
 
 
-def run_ids(repo: Repo) -> list[str]:
+def run_ids(repo: Repo | LazyRepo) -> list[str]:
     """The id of every run: as the last load_runs listed them, when that was of all runs of *repo*."""
     if _last_ids is not None and _last_ids[0]() is repo:
         return _last_ids[1]
@@ -262,6 +264,6 @@ def resolve(records: list[RunRecord], text: str) -> RunRecord:
                            "`git exp ls` lists the runs")
 
 
-def get_run(id_or_name: str, repo: Repo | str | os.PathLike[str] | None = None,
+def get_run(id_or_name: str, repo: Repo | LazyRepo | str | os.PathLike[str] | None = None,
             experiment: str | None = None) -> RunRecord:
     return resolve(load_runs(repo, experiment), id_or_name)
