@@ -159,7 +159,20 @@ def _after_fork() -> None:
         _static, _last = None, None
 
 
-os.register_at_fork(after_in_child=_after_fork)
+def _before_fork() -> None:
+    """Let a capture under way finish before the process forks. Its thread imports modules
+    (importlib.metadata reads every package's metadata through the email package), and a module
+    lock held by a thread at fork time stays held in the child, which would hang on its first
+    import of that module: forked workers (multiprocessing, DataLoader) starting runs did."""
+    future = _static
+    if future is not None and not future.done():
+        try:
+            future.exception(timeout=10)
+        except TimeoutError:
+            pass  # a capture stuck this long: fork anyway rather than hang the parent
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork)
 
 
 def prefetch() -> None:

@@ -140,3 +140,30 @@ def test_ready_reports_whether_capture_would_block() -> None:
     assert not env.ready()
     env.capture_env()
     assert env.ready()
+
+
+def test_a_process_forked_during_the_capture_gets_it_finished(repo, env_for_subprocess) -> None:
+    # The capture's thread imports modules; a module lock it held at fork time would stay held in
+    # the child forever, and the child's first import of that module would hang (a forked
+    # DataLoader or multiprocessing worker starting a run did). So fork waits for the capture.
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, gitexp
+        from gitexp import env
+        run = gitexp.start_run(system_metrics_interval=0)  # starts the capture in a thread
+        pending = not env.ready()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if env.ready() else 3)
+        _, status = os.waitpid(pid, 0)
+        run.end()
+        print(pending, os.waitstatus_to_exitcode(status))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env_for_subprocess, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pending, child = proc.stdout.split()
+    assert child == "0", "the child was forked while the capture was still running"
+    assert pending == "True", "the capture finished before the fork: this test checked nothing; make it slower"
