@@ -260,14 +260,17 @@ def segment_paths(root: Path, run_id: str) -> list[Path]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return [root / n for n in sorted(names) if n.startswith(prefix) and n.endswith(".log")]
+    return [root / n for n in sorted(n for n in names if n.startswith(prefix) and n.endswith(".log"))]
 
 
 def remove_files(root: Path, run_id: str, lock_fd: int | None = None) -> None:
     """Delete a run's journal; its lock goes last, or, held by this process (*lock_fd*), becomes
     the process's spare (the descriptor is then kept, else closed)."""
-    for path in (*segment_paths(root, run_id), root / f"{run_id}.output"):
-        path.unlink(missing_ok=True)
+    for path in (*segment_paths(root, run_id), f"{root}/{run_id}.output"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
     lock = root / f"{run_id}.lock"
     if lock_fd is None or not _keep_spare(root, lock, lock_fd):
         lock.unlink(missing_ok=True)

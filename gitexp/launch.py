@@ -30,6 +30,16 @@ def user() -> str:
     return getpass.getuser()
 
 
+def _physical(path: str) -> str:
+    # POSIX getcwd() returns the path without symlinks already; realpath would lstat each part.
+    return path if os.name == "posix" else os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_workdir(workdir: str) -> str:
+    return os.path.realpath(workdir)
+
+
 def resolve_experiment(repo: Repo, experiment: str | None) -> str:
     chosen = experiment or os.environ.get(ENV_EXPERIMENT) or repo.config("exp.experiment")
     return names.check_experiment(chosen or names.DEFAULT_EXPERIMENT)
@@ -60,7 +70,7 @@ def git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any])
         base_tree = repo.tree_of(head.commit) if head.commit else None
         git["dirty"] = tree != base_tree
         code["tree"] = tree
-        cwd = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(repo.workdir))
+        cwd = os.path.relpath(_physical(os.getcwd()), _real_workdir(str(repo.workdir)))
         if not cwd.startswith(".."):  # where in code/ the command ran: a rerun starts there too
             code["cwd"] = cwd
         if skipped:

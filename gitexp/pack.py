@@ -24,8 +24,16 @@ STORE_BELOW = 1024
 _NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 
 
+# Copying a hash object skips OpenSSL's look-up of the algorithm, which hashlib.sha1() does each
+# call (a run hashes a dozen objects).
+_SHA1 = hashlib.sha1()
+
+
 def object_id(kind: int, data: bytes) -> str:
-    return hashlib.sha1(b"%s %d\0" % (_NAMES[kind], len(data)) + data).hexdigest()
+    digest = _SHA1.copy()
+    digest.update(b"%s %d\0" % (_NAMES[kind], len(data)))
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def encode_tree(entries: dict[str, tuple[int, str]]) -> bytes:
@@ -44,6 +52,12 @@ def encode_commit(tree: str, parents: list[str], author: str, committer: str, me
     """A commit object's content; *author*/*committer* are 'Name <email> 1700000000 +0000'."""
     lines = [f"tree {tree}", *(f"parent {p}" for p in parents), f"author {author}", f"committer {committer}"]
     return ("\n".join(lines) + "\n\n" + message).encode()
+
+
+def _sha1(data: bytes | bytearray) -> bytes:
+    digest = _SHA1.copy()
+    digest.update(data)
+    return digest.digest()
 
 
 def _header(kind: int, size: int) -> bytes:
@@ -74,7 +88,7 @@ def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]]) -> Path:
         entry = _header(kind, len(data)) + deflate(data)
         offsets[oid] = (len(body), zlib.crc32(entry))
         body += entry
-    checksum = hashlib.sha1(body).digest()
+    checksum = _sha1(body)
     body += checksum
 
     ordered = sorted(offsets)
@@ -90,7 +104,7 @@ def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]]) -> Path:
     index += b"".join(struct.pack(">I", offsets[oid][1]) for oid in ordered)
     index += b"".join(struct.pack(">I", offsets[oid][0]) for oid in ordered)
     index += checksum
-    index += hashlib.sha1(index).digest()
+    index += _sha1(index)
 
     digest = checksum.hex()
     folder = os.fspath(pack_dir)
