@@ -26,6 +26,7 @@ from typing import Any
 
 CACHE_FILE = Path("gitexp") / "cache" / "runs-v2.marshal"
 SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v2-summaries.marshal"
+OBSOLETE_FILES = (Path("gitexp") / "cache" / "runs-v1.marshal",)  # what earlier versions wrote
 # A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
 # table.flatten does) when no key at any level has a dot or is not text, else None; the last
 # value of each metric but system/ ones, when each of those has one, else None.
@@ -137,6 +138,7 @@ class Cache:
     """The entries of CACHE_FILE, loaded at once, extended by add(), written back by save()."""
 
     def __init__(self, commondir: Path) -> None:
+        self.commondir = commondir
         self.path = commondir / CACHE_FILE
         self.entries: dict[str, Entry] = _load(self.path)
         if not all(type(entry) is tuple and len(entry) == 2 for entry in self.entries.values()):
@@ -181,5 +183,7 @@ class Cache:
         if not prune:
             entries.update((commit, entry) for commit, entry in self.entries.items() if commit not in entries)
         entries = {commit: entry for commit, entry in entries.items() if commit in summaries}
-        if _write(self.summaries.path, {commit: summaries[commit] for commit in entries}):
-            _write(self.path, entries)
+        if _write(self.summaries.path, {commit: summaries[commit] for commit in entries}) and \
+                _write(self.path, entries):
+            for old in OBSOLETE_FILES:  # this version's files replace them: they would only take room
+                (self.commondir / old).unlink(missing_ok=True)

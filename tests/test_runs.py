@@ -13,7 +13,7 @@ from gitexp import format as fmt
 from gitexp import runs
 from gitexp.query import MISSING
 from gitexp.repo import Repo
-from gitexp.runcache import CACHE_FILE, ROW_FIELDS, SUMMARIES_FILE
+from gitexp.runcache import CACHE_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
 from gitexp.runs import RunRecord, load_runs, run_ids
 from gitexp.search import field_value, search_runs
 from gitexp.table import run_rows
@@ -89,6 +89,15 @@ def test_listing_one_experiment_keeps_the_others_cached(repo: Path) -> None:
     make_run("c", experiment="cnn")
     assert [r.name for r in load_runs(experiment="cnn")] == ["c", "a"]
     assert commits < set(cached(repo))
+
+
+def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:
+    make_run("a")
+    old = repo / ".git" / OBSOLETE_FILES[0]
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(marshal.dumps({"0" * 40: ("x",)}))
+    assert [r.name for r in load_runs()] == ["a"]
+    assert not old.exists() and cached(repo)
 
 
 @pytest.mark.parametrize(("damaged", "data"), [
