@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -142,12 +143,21 @@ def test_ready_reports_whether_capture_would_block() -> None:
     assert env.ready()
 
 
-def test_a_process_forked_during_the_capture_gets_it_finished(repo, env_for_subprocess) -> None:
+def test_a_process_forked_during_the_capture_gets_it_finished(repo, env_for_subprocess, tmp_path) -> None:
     # The capture's thread imports modules; a module lock it held at fork time would stay held in
     # the child forever, and the child's first import of that module would hang (a forked
     # DataLoader or multiprocessing worker starting a run did). So fork waits for the capture.
     import subprocess
     import textwrap
+
+    # 400 more installed packages to list make sure the capture is still running at the fork.
+    site = tmp_path / "site"
+    for k in range(400):
+        info = site / f"pkg{k}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pkg{k}\nVersion: 1.0\n")
+    env_for_subprocess = {**env_for_subprocess, "PYTHONPATH": os.pathsep.join(
+        [str(site), *filter(None, [env_for_subprocess.get("PYTHONPATH")])])}
 
     script = textwrap.dedent("""
         import os, gitexp
