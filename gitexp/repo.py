@@ -386,12 +386,14 @@ class Repo:
         name = self.config("user.name") or os.environ.get("USER") or "gitexp"
         email = self.config("user.email") or f"{name}@{os.uname().nodename}"
         env = os.environ
-        return ((env.get("GIT_AUTHOR_NAME", name), env.get("GIT_AUTHOR_EMAIL", email)),
-                (env.get("GIT_COMMITTER_NAME", name), env.get("GIT_COMMITTER_EMAIL", email)))
+        return ((_clean_ident(env.get("GIT_AUTHOR_NAME", name)) or "gitexp",
+                 _clean_ident(env.get("GIT_AUTHOR_EMAIL", email))),
+                (_clean_ident(env.get("GIT_COMMITTER_NAME", name)) or "gitexp",
+                 _clean_ident(env.get("GIT_COMMITTER_EMAIL", email))))
 
     def _identities(self) -> tuple[str, str]:
         """Author and committer as a commit header writes them, less the time: 'Name <email>'."""
-        author, committer = (f"{_clean_ident(n) or 'gitexp'} <{_clean_ident(e)}>" for n, e in self._people())
+        author, committer = (f"{n} <{e}>" for n, e in self._people())
         return author, committer
 
     def signature(self) -> tuple[pygit2.Signature, pygit2.Signature]:
