@@ -122,7 +122,7 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
     first = store.stage_first(repo, initial, extra_parents)
     # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
     # it holds the run as it started, so even a run that dies before its first commit is kept.
-    info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(state, extra_parents),
+    info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(initial, extra_parents),
             "base": first}
     try:
         jour = journal.Journal.create(repo.commondir, meta["id"], info)
