@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 # Beyond plain files-backend refs, libgit2 (or git) may read these differently: extensions (reftable
 # refStorage, sha256 objectFormat, worktreeConfig), core.worktree (another working tree to vet for
@@ -28,9 +28,9 @@ _NAME_CHARS = bytes(c for c in range(0x21, 0x7F) if chr(c) not in "~^:?*[\\")
 _BAD_DOTS = re.compile(r"\.\.|/\.|\.lock(?:/|\n|\Z)|\.(?:\n|\Z)")
 
 
-@dataclass(frozen=True)
-class Location:
-    """A repository as gitexp.repo.Repo.discover would open it."""
+class Location(NamedTuple):
+    """A repository as gitexp.repo.Repo.discover would open it (not a dataclass: `dataclasses`
+    imports `inspect`, which costs a listing 8 ms)."""
 
     gitdir: Path  # Repo.gitdir: what pygit2.discover_repository answers
     commondir: Path  # Repo.commondir
