@@ -550,15 +550,18 @@ class Repo:
         return [(str(e.oid_old), str(e.oid_new), e.message or "") for e in reversed(entries)]
 
     def head(self) -> HeadState:
+        # One read of HEAD and one of its branch (head_is_unborn, head and head_is_detached read
+        # HEAD each): every run starts with this.
         try:
-            if self._r.head_is_unborn:
-                branch = self._r.references["HEAD"].target
-                return HeadState(None, str(branch).removeprefix("refs/heads/"), False)
-            head = self._r.head
-            detached = self._r.head_is_detached
-            branch = None if detached else head.shorthand
-            return HeadState(str(head.target), branch, detached)
-        except pygit2.GitError as exc:
+            ref = self._r.references["HEAD"]
+            if ref.type != pygit2.enums.ReferenceType.SYMBOLIC:
+                return HeadState(str(ref.target), None, True)
+            try:
+                branch = ref.resolve()
+            except pygit2.NotFoundError:  # a branch without commits yet
+                return HeadState(None, str(ref.target).removeprefix("refs/heads/"), False)
+            return HeadState(str(branch.target), branch.shorthand, False)
+        except (pygit2.GitError, KeyError) as exc:
             raise StorageError(f"cannot read HEAD in {self.gitdir}: {exc}") from exc
 
     def remote_url(self, name: str | None = None) -> str | None:

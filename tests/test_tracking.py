@@ -317,7 +317,7 @@ def test_repository_without_commits(empty_repo: Path) -> None:
     parents = git(empty_repo, "rev-list", "--parents", run.ref).splitlines()
     assert parents[-1].split()[1:] == [], "the first commit of a run in an empty repository has no parent"
     meta = show_yaml(empty_repo, run.ref, "meta.yaml")
-    assert meta["git"]["commit"] is None
+    assert meta["git"]["commit"] is None and meta["git"]["branch"] == "main"
     assert git(empty_repo, "show", f"{run.ref}:code/train.py") == "print(1)\n"
 
 
