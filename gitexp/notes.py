@@ -115,9 +115,11 @@ def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | No
         tip = repo.ref(NOTES_REF)
         updates = change(tip)
         if not updates:
+            repo.discard_staged()  # blobs a caller staged for the change: all already there
             return tip
         tree = repo.notes_tree(tip, updates)
         if tip is not None and tree == repo.tree_of(tip):
+            repo.discard_staged()
             return tip
         commit = repo.commit_staged(tree, [tip] if tip else [], message)
         try:

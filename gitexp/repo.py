@@ -346,6 +346,11 @@ class Repo:
         self.write_staged()
         return oid
 
+    def discard_staged(self) -> None:
+        """Forget the staged objects: what they were staged for will not be written."""
+        with self._stage_lock:
+            self._staged = {}
+
     def write_staged(self) -> None:
         with self._stage_lock:
             staged, self._staged = self._staged, {}
