@@ -71,6 +71,42 @@ def _require_artifacts() -> Any:
     return download
 
 
+def _artifact_folders(record: RunRecord) -> list[str]:
+    """artifacts/ and every folder under it that the run's artifacts will be restored into."""
+    from gitexp.artifacts import list_artifacts
+
+    folders = {"artifacts"}
+    for artifact in list_artifacts(record.repo, record.commit):
+        parts = artifact.path.split("/")[:-1]
+        folders.update("/".join(["artifacts", *parts[:i]]) for i in range(1, len(parts) + 1))
+    return sorted(folders)
+
+
+def _check_artifacts_destination(record: RunRecord) -> None:
+    """Refuse, before anything changes, a run whose code has a symlink or a file where --artifacts must
+    create a folder: its artifacts would be written wherever that symlink points."""
+    from gitexp.repo import LINK_MODE, TREE_MODE
+
+    repo = record.repo
+    tree = (record.meta.get("code") or {}).get("tree")
+    if not tree or not repo.has_object(tree):
+        return  # code_commit refuses it
+    for folder in _artifact_folders(record):
+        parent, _, name = folder.rpartition("/")
+        entry = repo.tree_entries(tree, parent).get(name)
+        if entry is None or entry.mode == TREE_MODE:
+            continue
+        if entry.mode == LINK_MODE:
+            what = f"a symlink to {repo.read_blob(entry.oid).decode(errors='replace')!r}"
+        else:
+            what = "a file"
+        raise GitexpError(
+            f"cannot check out run {record.id} with --artifacts: its code has {folder} as {what}, not a folder, "
+            "so its artifacts would be written through it, possibly outside the checkout. Nothing was changed. "
+            f"Check the code out without --artifacts and restore the artifacts into a folder you choose with "
+            f"`git exp get {record.id} -o DIR`")
+
+
 def checkout(record: RunRecord, branch: str | None, worktree: str | None, artifacts: bool = False) -> list[str]:
     """Recreate the run's code on a new branch (switched to) and/or in a new worktree."""
     repo = record.repo
@@ -79,6 +115,8 @@ def checkout(record: RunRecord, branch: str | None, worktree: str | None, artifa
         raise GitexpError("say where the code should go: -b BRANCH (a new branch here) or --worktree DIR")
     if branch and repo.ref(f"refs/heads/{branch}") is not None:
         raise GitexpError(f"branch {branch!r} exists already; pick another name for the run's code")
+    if restore is not None:
+        _check_artifacts_destination(record)
     commit = code_commit(repo, record)
     cwd = repo.workdir or repo.gitdir
     done = []
@@ -111,8 +149,11 @@ def checkout(record: RunRecord, branch: str | None, worktree: str | None, artifa
         done.append(f"switched to the new branch {branch} with the code of run {record.id} ({commit[:12]})")
     if restore is not None:
         # Into artifacts/ of the checkout, as the run's tree holds them; an existing different file
-        # there is refused, never overwritten.
-        target = restore(record, dst=dest / "artifacts")
+        # there is refused, never overwritten. The checkout's files came from the run (or are
+        # untracked files of yours): from its top down, no symlink is followed.
+        target = restore(record, dst=dest / "artifacts", within=dest,
+                         advice=f"move it away and check again, or restore the artifacts into a folder you "
+                                f"choose with `git exp get {record.id} -o DIR`")
         done.append(f"restored the artifacts of run {record.id} into {target}")
     return done + _warn_skipped(record)
 

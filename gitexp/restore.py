@@ -59,39 +59,81 @@ def ensure_present(repo: Repo, artifacts: list[Artifact], remote: str | None) ->
     return len(missing)
 
 
-def restore(repo: Repo, artifacts: list[Artifact], dst: Path, force: bool = False) -> list[Path]:
-    """Write *artifacts* under *dst*; returns the files written (identical ones already there are kept)."""
+def restore(repo: Repo, artifacts: list[Artifact], dst: Path, force: bool = False,
+            within: Path | None = None, advice: str = "remove it or choose another folder with -o") -> list[Path]:
+    """Write *artifacts* under *dst*; returns the files written (identical ones already there are kept).
+
+    *dst* itself is the caller's choice and may be reached through symlinks, unless *within* is
+    given: then *dst* must lie inside the folder *within*, and every component from there down
+    is entered without following symlinks, as the folders under *dst* always are. A checkout
+    passes its own top folder, since the files below it came from the run. *advice* ends the
+    error that refuses a symlink or a file on the way.
+    """
     bad = [a for a in artifacts if a.problem]
     if bad:
         raise CorruptArtifactError("; ".join(a.problem or "" for a in bad[:3]))
     for artifact in artifacts:
         check_name(artifact.path, "artifact path in the run")
-    dst.mkdir(parents=True, exist_ok=True)
-    root = os.open(dst, os.O_RDONLY | os.O_DIRECTORY)
+    if within is None:
+        dst.mkdir(parents=True, exist_ok=True)
+        root = os.open(dst, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        root = _open_within(within, dst, advice)
     written = []
     try:
         for artifact in artifacts:
-            if _restore_one(repo, artifact, root, dst, force):
+            if _restore_one(repo, artifact, root, dst, force, advice):
                 written.append(dst / artifact.path)
     finally:
         os.close(root)
     return written
 
 
-def _enter(parent: int, parts: list[str], dst: Path, path: str) -> int:
+def _open_within(top: Path, dst: Path, advice: str) -> int:
+    """A descriptor of *dst*, created as needed, reached from *top* without following a symlink."""
+    try:
+        parts = list(dst.relative_to(top).parts)
+    except ValueError:
+        raise ArtifactError(f"cannot restore artifacts into {dst}: it is not inside {top}") from None
+    if any(part in ("..", ".") for part in parts):
+        raise ArtifactError(f"cannot restore artifacts into {dst}: the path goes up out of {top}")
+    base = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return _enter(base, parts, top, str(dst), advice)
+    finally:
+        os.close(base)
+
+
+def _refusal(path: str, where: Path, advice: str) -> ArtifactError:
+    """Why a component on the way to an artifact cannot be written through, naming it."""
+    try:
+        info = os.lstat(where)
+    except OSError:
+        what = "could not be opened as a folder"
+    else:
+        if stat.S_ISLNK(info.st_mode):
+            what = f"is a symlink (to {os.readlink(where)!r}), not a folder"
+        else:
+            what = "is a file, not a folder"
+    return ArtifactError(f"cannot restore {path}: {where} {what}; writing through it could put files outside "
+                         f"the folder restored into, so it was refused and nothing was written there ({advice})")
+
+
+def _enter(parent: int, parts: list[str], dst: Path, path: str,
+           advice: str = "remove it or choose another folder with -o") -> int:
     fd = os.dup(parent)
     for i, part in enumerate(parts):
         try:
             os.mkdir(part, 0o777, dir_fd=fd)
         except FileExistsError:
             pass
+        except OSError:
+            pass  # a component that is a dangling symlink, or no permission: the open below says which
         try:
             child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
         except OSError:
             os.close(fd)
-            where = dst.joinpath(*parts[: i + 1])
-            raise ArtifactError(f"cannot restore {path}: {where} is a symlink or not a folder; refusing to write "
-                                "through it (remove it or choose another folder with -o)") from None
+            raise _refusal(path, dst.joinpath(*parts[: i + 1]), advice) from None
         os.close(fd)
         fd = child
     return fd
@@ -105,9 +147,9 @@ def _hash_at(folder: int, name: str) -> str:
         os.close(fd)
 
 
-def _restore_one(repo: Repo, artifact: Artifact, root: int, dst: Path, force: bool) -> bool:
+def _restore_one(repo: Repo, artifact: Artifact, root: int, dst: Path, force: bool, advice: str) -> bool:
     *parents, leaf = artifact.path.split("/")
-    folder = _enter(root, parents, dst, artifact.path)
+    folder = _enter(root, parents, dst, artifact.path, advice)
     try:
         try:
             info: os.stat_result | None = os.stat(leaf, dir_fd=folder, follow_symlinks=False)
@@ -164,11 +206,14 @@ def _copy(repo: Repo, artifact: Artifact, out: int) -> tuple[str, int]:
 
 
 def download_artifacts(run: Any, path: str | None = None, dst: str | os.PathLike[str] | None = None,
-                       remote: str | None = None, force: bool = False) -> Path:
+                       remote: str | None = None, force: bool = False, *,
+                       within: str | os.PathLike[str] | None = None, advice: str | None = None) -> Path:
     """Restore a run's artifacts (all, or the file or folder *path*) under *dst*; returns the local path.
 
     *run* is a RunRecord, a live Run, or a run id, id prefix or name. *dst* defaults to a new
     temporary folder. Content not present locally is fetched through Git LFS from *remote*.
+    *within*: a folder *dst* must lie in, entered from there without following symlinks (see
+    restore); *advice* ends the error refusing a symlink on the way.
     """
     from gitexp import runs
 
@@ -188,7 +233,8 @@ def download_artifacts(run: Any, path: str | None = None, dst: str | os.PathLike
     chosen = select(list_artifacts(repo, commit), [path] if path else [], run_id)
     ensure_present(repo, chosen, remote)
     target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix=f"gitexp-{run_id}-"))
-    restore(repo, chosen, target, force=force)
+    restore(repo, chosen, target, force=force, within=Path(within) if within is not None else None,
+            **({"advice": advice} if advice else {}))
     return target / path.strip("/") if path and path.strip("/") else target
 
 
