@@ -53,8 +53,8 @@ def _warn_skipped(record: RunRecord) -> list[str]:
     skipped = (record.meta.get("code") or {}).get("skipped") or []
     if not skipped:
         return []
-    return [f"warning: {len(skipped)} file(s) over exp.snapshotMaxSize were left out of the snapshot and are "
-            f"missing: {', '.join(skipped[:5])}"]
+    return [f"warning: {len(skipped)} file(s) were left out of the snapshot (over exp.snapshotMaxSize, or "
+            f"untracked files that look like secrets, such as .env) and are missing: {', '.join(skipped[:5])}"]
 
 
 def _require_artifacts() -> Any:

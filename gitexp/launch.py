@@ -19,7 +19,7 @@ from gitexp import env as env_mod
 from gitexp import format as fmt
 from gitexp import journal, names, redact, store
 from gitexp.errors import GitexpError, StorageError
-from gitexp.repo import Entry, Repo
+from gitexp.repo import TREE_MODE, Entry, Repo
 from gitexp.state import RunState, normalize
 from gitexp.tracking import ENV_EXPERIMENT, ENV_PARAMS, ENV_REPO, ENV_RUN_ID, Run
 
@@ -59,22 +59,105 @@ def settings(repo: Repo, overrides: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+# (base tree, snapshot tree, index stamp) -> (the snapshot without untracked secret-looking files,
+# those files): trees never change, so a sweep's runs on one dirty tree look once.
+_secret_free: dict[tuple[str | None, str, tuple[int, ...]], tuple[str | None, tuple[str, ...]]] = {}
+
+
+def _added_secret_files(repo: Repo, old: str | None, new: str, prefix: str = "") -> list[str]:
+    """Paths in tree *new* but not in tree *old* whose names look like credential files; only the
+    subtrees that differ are read."""
+    found = []
+    before = repo.tree_entries(old) if old else {}
+    for name, entry in repo.tree_entries(new).items():
+        was = before.get(name)
+        if was is not None and was == entry:
+            continue
+        path = prefix + name
+        if entry.mode == TREE_MODE:
+            found += _added_secret_files(repo, was.oid if was is not None and was.mode == TREE_MODE else None,
+                                         entry.oid, path + "/")
+        elif was is None and redact.is_secret_file(path):
+            found.append(path)
+    return found
+
+
+def _tree_without(repo: Repo, tree: str, paths: list[str]) -> str | None:
+    """*tree* less *paths* (folders left empty go too); None when nothing is left."""
+    spec: dict[str, Any] = dict(repo.tree_entries(tree))
+    below: dict[str, list[str]] = {}
+    for path in paths:
+        top, _, rest = path.partition("/")
+        if rest:
+            below.setdefault(top, []).append(rest)
+        else:
+            spec.pop(top, None)
+    for top, rest in below.items():
+        sub = _tree_without(repo, spec[top].oid, rest)
+        if sub is None:
+            del spec[top]
+        else:
+            spec[top] = Entry(sub, TREE_MODE)
+    return repo.write_tree(spec) if spec else None
+
+
+def _untracked(repo: Repo, paths: list[str]) -> list[str]:
+    """Those of *paths* not in the index (a staged file is git's already, and stays in the snapshot)."""
+    import pygit2
+
+    try:
+        index = pygit2.Index(os.path.join(repo.gitdir, "index"))
+    except (OSError, pygit2.GitError, ValueError):
+        return paths  # no index yet: nothing is tracked
+    return [path for path in paths if path not in index]
+
+
+def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[str | None, list[str]]:
+    """The snapshot *tree* without the untracked files that look like credentials (.env, *.pem,
+    id_rsa...: redact.is_secret_file), and those files. A tracked one stays: git has it already."""
+    try:  # what is tracked can change while the trees do not (`git add .env`)
+        info = os.stat(os.path.join(repo.gitdir, "index"))
+        index_stamp: tuple[int, ...] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    except OSError:
+        index_stamp = ()
+    key = (base_tree, tree, index_stamp)
+    cached = _secret_free.get(key)
+    if cached is None:
+        found = _added_secret_files(repo, base_tree, tree)
+        dropped = _untracked(repo, found) if found else []
+        kept = (_tree_without(repo, tree, dropped) or repo.write_tree({})) if dropped else tree
+        if len(_secret_free) > 64:
+            _secret_free.clear()
+        cached = _secret_free[key] = (kept, tuple(dropped))
+    return cached[0], list(cached[1])
+
+
 def git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]) -> dict[str, Any]:
     head = repo.head()
     git: dict[str, Any] = {"commit": head.commit, "branch": head.branch, "dirty": False}
     url = repo.remote_url()
-    git["remote"] = redact.strip_url_credentials(url) if url else None
+    # user:password@ and a bare token@ go; a token in the query (?access_token=...) is masked.
+    git["remote"] = redact.mask_text(redact.strip_url_credentials(url)) if url else None
     code: dict[str, Any] = {}
     if settings["capture_code"] and repo.workdir is not None:
         tree, skipped = repo.snapshot(head.commit, int(settings["max_snapshot"]))
         base_tree = repo.tree_of(head.commit) if head.commit else None
+        secret_files: list[str] = []
+        if tree is not None and tree != base_tree:  # a clean tree has no untracked files to look at
+            tree, secret_files = without_secret_files(repo, base_tree, tree)
+            if secret_files:
+                warnings.warn(f"gitexp: {len(secret_files)} untracked file(s) that look like secrets were left "
+                              f"out of the code snapshot: {', '.join(secret_files[:5])}; a rerun or checkout "
+                              "of this run will not have them. `git add` one to include it, or list it in "
+                              ".gitignore to silence this", RuntimeWarning, stacklevel=4)
         git["dirty"] = tree != base_tree
         code["tree"] = tree
         cwd = os.path.relpath(_physical(os.getcwd()), _real_workdir(str(repo.workdir)))
         if not cwd.startswith(".."):  # where in code/ the command ran: a rerun starts there too
             code["cwd"] = cwd
+        if skipped or secret_files:
+            code["skipped"] = sorted([*skipped, *secret_files])
         if skipped:
-            code["skipped"] = skipped
             warnings.warn(f"gitexp: {len(skipped)} file(s) over {int(settings['max_snapshot'])} bytes left out "
                           f"of the code snapshot: {', '.join(skipped[:5])}; raise git config "
                           "exp.snapshotMaxSize to include them", RuntimeWarning, stacklevel=4)

@@ -41,6 +41,25 @@ _OPTION_RE = re.compile(
 # does not leak the rest of the password.
 _URL_RE = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*+://)(?P<userinfo>[^\s/?#]+)@")
 _URL_START_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#]*)@")
+# Credentials with a well-known shape, masked wherever they appear, whatever name (if any) they are
+# given: Hugging Face, GitHub (classic and fine-grained), OpenAI/Anthropic (sk-...), Stripe, AWS
+# access key ids, Slack, GitLab, Google API keys, npm and PyPI tokens. Whole tokens only, so
+# "sk-learn" or a word that happens to contain "ghp_" is left alone.
+_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9_\-])(?:"
+    r"hf_[A-Za-z0-9]{30,}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|github_pat_[A-Za-z0-9_]{30,}"
+    r"|sk-[A-Za-z0-9_\-]{20,}"
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|npm_[A-Za-z0-9]{36}"
+    r"|pypi-[A-Za-z0-9_\-]{50,}"
+    r")(?![A-Za-z0-9_\-])"
+)
 _ARG_OPTION_RE = re.compile(rf"-{{1,2}}{_NAME_CHARS}+")
 _ARG_ASSIGN_RE = re.compile(rf"(?P<name>-{{0,2}}{_NAME_CHARS}+)=(?P<value>.*)", re.DOTALL)
 
@@ -103,6 +122,7 @@ class Masker:
             text = self._values_re.sub(MASK, text)
         if "://" in text:
             text = _URL_RE.sub(_mask_url, text)
+        text = _TOKEN_RE.sub(MASK, text)
         upper = text.upper()
         # Plain substring tests are several times faster than a case-insensitive regex search.
         if any(word in upper for word in SECRET_WORDS):
@@ -165,6 +185,37 @@ def strip_url_credentials(url: str) -> str:
     return scheme + url[match.end() :]
 
 
+# Files that hold credentials by convention. An untracked one is left out of a run's code snapshot
+# (a tracked one is in git already, so it stays): see launch.git_state.
+_SECRET_FILE_NAMES = frozenset({
+    ".env", ".netrc", "_netrc", ".pgpass", ".git-credentials", ".pypirc", ".htpasswd", ".npmrc",
+    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "credentials.json",
+})
+_SECRET_FILE_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+# .env.example and the like are the templates projects share on purpose.
+_ENV_TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist")
+
+
+def is_secret_file(path: str) -> bool:
+    """True for a path whose name says it holds credentials: .env and .env.* (not .env.example,
+    .sample, .template, .dist), *.pem, *.key, *.p12, *.pfx, SSH private keys (id_rsa, id_ed25519...),
+    .netrc, .pgpass, .git-credentials, .pypirc, .npmrc, .htpasswd, credentials.json,
+    client_secret*.json, .aws/credentials."""
+    name = path.rsplit("/", 1)[-1].lower()
+    if name in _SECRET_FILE_NAMES or name.endswith(_SECRET_FILE_SUFFIXES):
+        return True
+    if name.startswith(".env."):
+        return not name.endswith(_ENV_TEMPLATE_SUFFIXES)
+    if name.startswith("client_secret") and name.endswith(".json"):
+        return True
+    return path == ".aws/credentials" or path.endswith("/.aws/credentials")
+
+
 def filter_environ(environ: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
-    """The selected variables that are set, never one with a secret-looking name."""
-    return {name: environ[name] for name in names if name in environ and not is_secret_name(name)}
+    """The selected variables that are set, never one with a secret-looking name; the values are
+    masked as output is (a DATABASE_URL keeps its user and host, not its password; tokens go)."""
+    chosen = [name for name in names if name in environ and not is_secret_name(name)]
+    if not chosen:
+        return {}
+    masker = _default_masker(environ)
+    return {name: masker.text(environ[name]) for name in chosen}

@@ -58,7 +58,7 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
     try:
         child = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
-        run._meta({"exit_code": 127, "error": {"type": type(exc).__name__, "message": str(exc)}})
+        run._meta({"exit_code": 127, "error": {"type": type(exc).__name__, "message": redact.mask_text(str(exc))}})
         run.end("FAILED")
         raise GitexpError(f"cannot run {command[0]!r}: {exc.strerror or exc}; check the command name and "
                           f"PATH (the run {run.id} is recorded as FAILED)") from exc

@@ -366,8 +366,11 @@ class Run:
         worker.remove(self)
         changes: dict[str, Any] = {}
         if error is not None:
-            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            changes["error"] = {"type": type(error).__name__, "message": str(error), "traceback": tb[-8000:]}
+            from gitexp.redact import mask_text  # masked as output.log is: URL passwords, tokens, KEY=...
+
+            tb = mask_text("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+            changes["error"] = {"type": type(error).__name__, "message": mask_text(str(error)),
+                                "traceback": tb[-8000:]}
         if self.owner:
             now = time.time()
             changes.update({"status": status, "end": store.iso(now),
