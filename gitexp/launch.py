@@ -185,10 +185,12 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
     for key in clean_params:
         names.check_key(key, "param")
     clean_tags = {names.check_key(k, "tag"): str(v) for k, v in (tags or {}).items()}
-    started = time.time()
+    # The id and meta.start come from one reading of the clock; the duration, from a monotonic one.
+    run_id, started = names.new_run_id_at()
+    clock_start = time.monotonic()
     files: dict[str, Any] = {}
     meta: dict[str, Any] = {
-        "id": names.new_run_id(),
+        "id": run_id,
         "name": names.check_run_name(name) if name is not None else names.random_run_name(),
         "experiment": exp, "status": "RUNNING", "start": store.iso(started),
         "user": user(), "host": socket.gethostname(), "pid": os.getpid(),
@@ -215,6 +217,7 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
                            "repository is writable and the disk is not full") from exc
     run = Run(repo, state, True, jour, None, chosen)
     run._initial, run._first, run._extra_parents = initial, first, extra_parents
+    run._clock_start = clock_start  # what Run.end measures the duration from
     if repo.config_bool("exp.sign", False):
         # A signing set-up that fails must fail here, not in the background: signing costs a
         # process anyway, so the RUNNING commit is written now.

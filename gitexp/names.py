@@ -62,6 +62,10 @@ def is_run_id(text: str) -> bool:
 
 _id_lock = threading.Lock()
 _last_ms = 0
+# A clock that steps back by less than this keeps a process's ids increasing (ids run a little
+# ahead of it until it catches up); a bigger step is taken as the time, so that a run's id and
+# meta.start never disagree by more than this.
+_BACKSTEP_MS = 1000
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -70,16 +74,27 @@ def new_run_id(now: float | None = None) -> str:
     Fixed width, so ids sort by creation time as strings; 32 random bits make ids created
     on different machines in the same millisecond distinct without coordination.
     """
+    return new_run_id_at(now)[0]
+
+
+def new_run_id_at(now: float | None = None) -> tuple[str, float]:
+    """A new run id and the time it encodes (Unix seconds, whole milliseconds): a run's meta.start
+    is that time, so the id's date and time are always the start's.
+
+    Without *now*, the clock is read and a process's ids strictly increase, even within one
+    millisecond or after the clock steps back by less than a second; after a bigger step back
+    the ids follow the clock.
+    """
     global _last_ms
     with _id_lock:
         ms = int((time.time() if now is None else now) * 1000)
         if now is None:
-            # Within one process, ids are strictly increasing even within a millisecond.
-            ms = max(ms, _last_ms + 1)
+            if ms > _last_ms - _BACKSTEP_MS:
+                ms = max(ms, _last_ms + 1)
             _last_ms = ms
     day, ms_of_day = divmod(ms, 86_400_000)
     date = time.strftime("%Y%m%d", time.gmtime(day * 86_400))
-    return f"{date}-{ms_of_day:07x}{int.from_bytes(os.urandom(4), 'big'):08x}"
+    return f"{date}-{ms_of_day:07x}{int.from_bytes(os.urandom(4), 'big'):08x}", ms / 1000
 
 
 SHORT_ID_LEN = 13  # date, '-', and 4 hex digits: unique unless runs started within 4 s

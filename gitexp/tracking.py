@@ -374,7 +374,11 @@ class Run:
         if self.owner:
             now = time.time()
             changes.update({"status": status, "end": store.iso(now),
-                            "duration": round(now - store.parse_iso(self.state.meta["start"]), 3)})
+                            # A monotonic clock read at the start (launch.create) gives it, whatever the
+                            # system clock did; a resumed run counts from its first start.
+                            "duration": round(max(0.0, time.monotonic() - self._clock_start
+                                                  if hasattr(self, "_clock_start")
+                                                  else now - store.parse_iso(self.state.meta["start"])), 3)})
             if self.state.env is None and self._settings["capture_env"]:
                 self._set_env(env_mod.shared_env(self._settings["env_variables"]))
         if changes:
