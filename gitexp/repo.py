@@ -7,7 +7,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
-from gitexp import pack
+from gitexp import maintenance, pack
 from gitexp.errors import GitexpError, NotARepositoryError, StorageError
+from gitexp.warn import warn
 
 ZERO = "0" * 40
 TREE_MODE = int(FileMode.TREE)
@@ -42,7 +43,6 @@ class HeadState:
     detached: bool
 
 
-_last_gc = _last_count = -1e9
 # Code snapshots by (repository, base, size limit, status with each file's stat): the runs of
 # a sweep start from the same working tree, and hashing it again for each would be waste.
 _snapshots: dict[tuple[object, ...], tuple[str, tuple[str, ...]]] = {}
@@ -162,6 +162,10 @@ class Repo:
         # Staging may happen in one thread (artifacts) while another writes a pack.
         self._stage_lock = threading.Lock()
         self._fresh: set[str] = set()  # objects the last write_staged() put in a new pack
+        # .keep of each pack written and not yet reached by a ref -> the objects in it that a later
+        # commit must name (empty: a commit's own pack); objects named by trees staged since.
+        self._keeps: dict[str, frozenset[str]] = {}
+        self._referenced: set[str] = set()
         self._config: pygit2.Config | None = None
         self._values: dict[str, Any] = {}  # what was read from _config
         self._config_stamp: tuple[Any, ...] | None = None  # the files _config was read from, as they were
@@ -275,8 +279,13 @@ class Repo:
 
     # -- objects -----------------------------------------------------------------------------
 
+    # Objects written for a caller to refer to later (artifacts, code snapshots) go into a kept pack
+    # each, lifted once a commit that refers to them is on a ref (see gitexp/maintenance.py).
+
     def write_blob(self, data: bytes) -> str:
-        return str(self._r.create_blob(data))
+        oid = self.stage_blob(data, look_up=False)
+        self.write_staged(roots={oid})
+        return oid
 
     def ensure_blob(self, data: bytes) -> str:
         """The blob of *data*, written now unless the repository has it already."""
@@ -286,15 +295,9 @@ class Repo:
         return oid
 
     def write_tree(self, spec: TreeSpec) -> str:
-        builder = self._r.TreeBuilder()
-        for name, value in spec.items():
-            if isinstance(value, Entry):
-                builder.insert(name, pygit2.Oid(hex=value.oid), value.mode)
-            elif isinstance(value, bytes):
-                builder.insert(name, self._r.create_blob(value), BLOB_MODE)
-            else:
-                builder.insert(name, pygit2.Oid(hex=self.write_tree(value)), TREE_MODE)
-        return str(builder.write())
+        oid = self.stage_tree(spec)
+        self.write_staged(roots={oid})
+        return oid
 
     # -- batched writes: a run commit's new objects reach the disk as one pack -----------------
 
@@ -312,6 +315,7 @@ class Repo:
         for name, value in spec.items():
             if isinstance(value, Entry):
                 entries[name] = (value.mode, value.oid)
+                self._referenced.add(value.oid)
             elif isinstance(value, bytes):
                 entries[name] = (BLOB_MODE, self.stage_blob(value))
             else:
@@ -331,6 +335,7 @@ class Repo:
         stamp = int(time.time())
         when = f" {stamp} {_local_offset(stamp)}"
         data = pack.encode_commit(tree, parents, author + when, committer + when, message)
+        self._referenced.update(parents)
         if sign:
             from gitexp import signing
 
@@ -351,39 +356,54 @@ class Repo:
         with self._stage_lock:
             self._staged = {}
 
-    def write_staged(self) -> None:
+    def write_staged(self, roots: set[str] | None = None) -> None:
+        """Write the staged objects as one pack, kept until a ref of this Repo that reaches them
+        moves (gitexp/maintenance.py). Always a pack, even for one object: a loose object that no
+        ref reaches yet is deleted by a concurrent `git gc --prune=now`; a kept pack is not.
+
+        *roots*: the objects a caller will refer to from a later commit (write_blob, write_tree);
+        their pack stays kept until a commit whose tree names them is on a ref. By default, the
+        commits staged: kept until a ref reaches them (directly, or as a parent). A pack no ref
+        comes to reach (a commit whose ref update lost) stays kept until the process exits.
+        """
         with self._stage_lock:
             staged, self._staged = self._staged, {}
         self._fresh = set()
+        if not staged:
+            return
         try:
-            if len(staged) <= 2:  # a pack is two files: for one or two objects, loose is cheaper
-                for kind, content in staged.values():
-                    self._r.odb.write(kind, content)
-            elif staged:
-                pack.write_pack(self.commondir / "objects" / "pack", staged)
-                self._fresh = set(staged)
-                self._maybe_gc()
+            written = pack.write_pack(self.commondir / "objects" / "pack", staged, maintenance.hold)
         except (pygit2.GitError, OSError) as exc:
             with self._stage_lock:
                 self._staged.update(staged)  # keep them for the retry
             raise StorageError(f"cannot write objects to {self.commondir / 'objects'}: {exc}") from exc
+        if roots is None:  # a commit's pack: kept until a ref reaches that commit
+            roots = {oid for oid, (kind, _) in staged.items() if kind == pack.COMMIT}
+        with self._stage_lock:
+            self._keeps[os.fspath(written.with_suffix(".keep"))] = frozenset(roots)
+        self._fresh = set(staged)
+        try:
+            maintenance.after_write(self.commondir)
+        except OSError as exc:  # the pack is written: a merge that failed only leaves more packs
+            warn(f"gitexp: could not merge the small packs in {written.parent} ({exc}); `git gc` merges them")
 
-    def _maybe_gc(self) -> None:
-        """Let git's own `gc --auto` fold small packs together once there are many of them."""
-        global _last_gc, _last_count
-        now = time.monotonic()
-        # Counting the packs lists a folder that grows with them: once a second is often enough.
-        if now - _last_gc < 60 or now - _last_count < 1:
-            return
-        _last_count = now
-        limit = int(self.config_number("gc.autoPackLimit", 50))
-        packs = sum(name.endswith(".idx") for name in os.listdir(self.commondir / "objects" / "pack"))
-        if limit > 0 and packs > limit:
-            _last_gc = time.monotonic()
-            import subprocess  # here: listing runs never gets this far, and the import costs 3 ms
+    def _moved(self, commit: str) -> None:
+        """A ref of this Repo moved to *commit*: lift the keep of each pack that commit reaches
+        (its own, its first parent's, and those of the objects its tree names)."""
+        with self._stage_lock:
+            self._referenced.add(commit)
+            lifted = [keep for keep, roots in self._keeps.items() if roots <= self._referenced]
+            for keep in lifted:
+                del self._keeps[keep]
+            self._referenced = set()
+        maintenance.release(lifted)
 
-            subprocess.Popen(["git", "gc", "--auto", "--quiet"], cwd=self.commondir, start_new_session=True,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def release_all(self) -> None:
+        """Let git repack every pack this Repo wrote, reached by a ref or not (a run that gave up:
+        its journal keeps the data)."""
+        with self._stage_lock:
+            lifted, self._keeps = list(self._keeps), {}
+        maintenance.release(lifted)
 
     def _people(self) -> tuple[tuple[str, str], tuple[str, str]]:
         """(name, email) of author and committer as git would pick them; never fails a training
@@ -488,6 +508,7 @@ class Repo:
         try:
             with _trusting(oid in self._fresh):
                 self._r.create_reference_direct(name, pygit2.Oid(hex=oid), False, message=message)
+            self._moved(oid)
         except pygit2.AlreadyExistsError as exc:
             raise RefConflictError(f"ref {name} exists already") from exc
         except (pygit2.GitError, OSError) as exc:
@@ -505,6 +526,7 @@ class Repo:
         try:
             with _trusting(new in self._fresh):
                 ref.set_target(pygit2.Oid(hex=new), message)
+            self._moved(new)
         except pygit2.GitError as exc:
             if "does not match" in str(exc):
                 raise RefConflictError(f"ref {name} changed while updating it: {exc}") from exc
@@ -603,6 +625,7 @@ class Repo:
         if base:
             index.read_tree(self._r[base].peel(pygit2.Tree))
         skipped: list[str] = []
+        written: set[str] = set()
         settled = True
         wt_deleted = pygit2.enums.FileStatus.WT_DELETED | pygit2.enums.FileStatus.INDEX_DELETED
         for path, flags in status.items():
@@ -614,23 +637,55 @@ class Repo:
             # A file changed within the clock's granularity of this read could change again
             # without its stat changing: such a snapshot is used once, never cached.
             settled = settled and info.st_mtime < time.time() - 0.1
-            if stat.S_ISLNK(info.st_mode):
-                oid, mode = self._r.create_blob(os.readlink(full).encode()), LINK_MODE
-            elif stat.S_ISREG(info.st_mode):
-                if info.st_size > max_size:
-                    skipped.append(path)
+            try:
+                if stat.S_ISLNK(info.st_mode):
+                    oid, mode = self._r.create_blob(os.fsencode(os.readlink(full))), LINK_MODE
+                elif stat.S_ISREG(info.st_mode):
+                    if info.st_size > max_size:
+                        skipped.append(path)
+                        continue
+                    oid = self._r.create_blob_fromworkdir(path)
+                    mode = EXEC_MODE if info.st_mode & stat.S_IXUSR else BLOB_MODE
+                else:
                     continue
-                oid = self._r.create_blob_fromworkdir(path)
-                mode = EXEC_MODE if info.st_mode & stat.S_IXUSR else BLOB_MODE
-            else:
+            except (OSError, pygit2.GitError):  # removed or rewritten while being read: left out, said so
+                skipped.append(path)
+                settled = False
                 continue
             index.add(pygit2.IndexEntry(path, oid, mode))
+            written.add(str(oid))
         tree = str(index.write_tree(self._r))
+        self._keep_snapshot(tree, written, status)
         if settled:
             if len(_snapshots) > 64:
                 _snapshots.clear()
             _snapshots[key] = (tree, tuple(sorted(skipped)))
         return tree, sorted(skipped)
+
+    def _keep_snapshot(self, tree: str, blobs: set[str], paths: Iterable[str]) -> None:
+        """Copy a snapshot's new objects, which libgit2 wrote loose (applying the repository's
+        filters), into a kept pack: until the run's first commit is on its ref nothing reaches
+        them, and a concurrent `git gc --prune=now` deletes unreachable loose objects."""
+        root = self._r[tree]
+        dirs = {""}
+        for path in paths:
+            parts = path.split("/")[:-1]
+            dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+        fresh = set(blobs)
+        for folder in dirs:
+            try:
+                fresh.add(str(root.id if not folder else root[folder].id))
+            except KeyError:  # a folder whose files were all deleted
+                continue
+        try:
+            for oid in fresh:
+                kind, data = self._r.odb.read(oid)
+                with self._stage_lock:
+                    self._staged[oid] = (int(kind), data)
+        except (KeyError, pygit2.GitError) as exc:
+            raise StorageError(f"the code snapshot's object {oid[:12]} vanished as it was written ({exc}); "
+                               "is `git gc --prune=now` running? Start the run again") from exc
+        self.write_staged(roots={tree})
 
     def diff_trees(self, old: str | None, new: str) -> str:
         """A unified patch from tree *old* (None: empty) to tree *new*."""
@@ -783,7 +838,9 @@ class Repo:
         self._ensure_reflog(name)
         proc = subprocess.run(["git", "--git-dir", str(self.gitdir), "update-ref", "-m", message, name, new, ZERO],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-        if proc.returncode != 0:
+        if proc.returncode == 0:
+            self._moved(new)
+        else:
             error = proc.stderr.strip()
             if "exists" in error or "lock" in error:
                 raise RefConflictError(f"ref {name} was created or is being updated by another process: {error}")

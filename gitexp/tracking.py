@@ -249,6 +249,10 @@ class Run:
     def _flush(self, checkpoint: bool, to_journal: bool = True) -> None:
         """Move buffered values into the state and the journal; commit a checkpoint when due."""
         with self._flush_lock:
+            if checkpoint and self.ended:
+                # A tick that began as end() was called: end() wrote the final commit, and the Repo
+                # may serve the next run by now.
+                return
             self._flush_locked(checkpoint, to_journal)
 
     def _flush_locked(self, checkpoint: bool, to_journal: bool) -> None:
