@@ -23,6 +23,8 @@ MARKER = b"gitexp-managed-hook"
 MANIFEST = Path("gitexp") / "hooks.json"
 NOTES_REF = "refs/notes/experiments"
 AUTORUN_KEY = "exp.autorun"
+AUTORUN_MAX_KEY = "exp.autorunMax"  # how many auto-runs at once (default 1); the rest wait
+AUTORUN_REWRITES_KEY = "exp.autorunRewrites"  # true: rebases, amends... start auto-runs too
 
 
 def hook_script(name: str) -> bytes:
@@ -86,10 +88,14 @@ def _display_refs(cwd: Path) -> list[str]:
     return run_git(cwd, "config", "--get-all", "notes.displayRef", check=False).split()
 
 
-def install(cwd: Path, auto_run: str | None = None, show_in_log: bool = False) -> list[str]:
+def install(cwd: Path, auto_run: str | None = None, show_in_log: bool = False, auto_run_max: int | None = None,
+            auto_run_rewrites: bool = False) -> list[str]:
     """Install (or update) the hooks; idempotent. Returns what it did, one line each."""
     if auto_run is not None and not auto_run.strip():
         raise GitexpError("--auto-run needs a command, e.g. --auto-run 'python train.py --quick'")
+    if auto_run_max is not None and auto_run_max < 1:
+        raise GitexpError(f"--auto-run-max {auto_run_max}: at least 1 auto-run must be able to run; "
+                          "e.g. --auto-run-max 2 runs two at once, the others waiting their turn")
     directory, common = _where(cwd)
     manifest = _manifest(common)
     done = []
@@ -103,7 +109,16 @@ def install(cwd: Path, auto_run: str | None = None, show_in_log: bool = False) -
         done.append(_install_one(directory, name))
     if auto_run is not None:
         run_git(cwd, "config", AUTORUN_KEY, auto_run)
-        done.append(f"each commit will start a tracked run of: {auto_run} (git config {AUTORUN_KEY})")
+        done.append(f"each commit will start a tracked run of: {auto_run} (git config {AUTORUN_KEY}), in a "
+                    "temporary checkout of that commit")
+    if auto_run_max is not None:
+        run_git(cwd, "config", AUTORUN_MAX_KEY, str(auto_run_max))
+        done.append(f"at most {auto_run_max} auto-run(s) at once, the others waiting in commit order "
+                    f"(git config {AUTORUN_MAX_KEY})")
+    if auto_run_rewrites:
+        run_git(cwd, "config", AUTORUN_REWRITES_KEY, "true")
+        done.append("rebases, amends, cherry-picks and merges will start an auto-run per commit too "
+                    f"(git config {AUTORUN_REWRITES_KEY})")
     if show_in_log and NOTES_REF not in _display_refs(cwd):
         run_git(cwd, "config", "--add", "notes.displayRef", NOTES_REF)
         manifest["display_ref_added"] = True
@@ -154,9 +169,10 @@ def uninstall(cwd: Path) -> list[str]:
             done.append(f"{name}: restored {target} from {chained.name}")
         elif _exists(chained):
             done.append(f"{name}: left {chained} alone: {target} is not gitexp's any more; merge them by hand")
-    if run_git(cwd, "config", "--get", AUTORUN_KEY, check=False).strip():
-        run_git(cwd, "config", "--unset-all", AUTORUN_KEY)
-        done.append(f"removed git config {AUTORUN_KEY}")
+    for key in (AUTORUN_KEY, AUTORUN_MAX_KEY, AUTORUN_REWRITES_KEY):
+        if run_git(cwd, "config", "--get", key, check=False).strip():
+            run_git(cwd, "config", "--unset-all", key)
+            done.append(f"removed git config {key}")
     if manifest.get("display_ref_added") and NOTES_REF in _display_refs(cwd):
         run_git(cwd, "config", "--unset", "notes.displayRef", f"^{NOTES_REF}$")
         done.append("git log no longer shows runs (removed notes.displayRef)")
@@ -183,7 +199,16 @@ def status(cwd: Path) -> list[str]:
             state += f"; chains the previous hook, kept as {chained.name}"
         lines.append(f"{name}: {state}")
     autorun = run_git(cwd, "config", "--get", AUTORUN_KEY, check=False).strip()
-    lines.append(f"auto-run: {autorun or 'off'}")
+    if autorun:
+        from gitexp import runner  # only here: the hook's path on every commit does without it
+
+        limit = run_git(cwd, "config", "--get", AUTORUN_MAX_KEY, check=False).strip() or "1"
+        rewrites = run_git(cwd, "config", "--type=bool", "--get", AUTORUN_REWRITES_KEY, check=False).strip()
+        running, waiting = runner.autorun_state(common)
+        lines.append(f"auto-run: {autorun} (at most {limit} at once; {running} running, {waiting} waiting; "
+                     f"rebases, amends, cherry-picks, merges: {'run too' if rewrites == 'true' else 'skipped'})")
+    else:
+        lines.append("auto-run: off")
     shown = NOTES_REF in _display_refs(cwd)
     lines.append(f"runs in git log: {'shown' if shown else 'not shown'} (notes.displayRef)")
     if not any(os.access(os.path.join(d, "git-exp"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)):
@@ -191,6 +216,7 @@ def status(cwd: Path) -> list[str]:
     log = common / "gitexp" / "hooks.log"
     if log.exists():
         recent = log.read_text(errors="replace").splitlines()[-3:]
-        lines += ["recent problems of the background hook work (" + str(log) + "):", *(f"  {x}" for x in recent)]
+        lines += ["recent problems and messages of the background hook work (" + str(log) + "):",
+                  *(f"  {x}" for x in recent)]
     return lines
 

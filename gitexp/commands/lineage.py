@@ -54,12 +54,13 @@ def cmd_notes(action: str, other: str | None) -> int:
     return 0
 
 
-def cmd_hooks(action: str, auto_run: str | None, show_in_log: bool) -> int:
+def cmd_hooks(action: str, auto_run: str | None, show_in_log: bool, auto_run_max: int | None = None,
+              auto_run_rewrites: bool = False) -> int:
     from gitexp import hooks
 
     cwd = Path.cwd()
     if action == "install":
-        _print(hooks.install(cwd, auto_run, show_in_log))
+        _print(hooks.install(cwd, auto_run, show_in_log, auto_run_max, auto_run_rewrites))
     elif action == "uninstall":
         _print(hooks.uninstall(cwd))
     else:
@@ -134,11 +135,16 @@ def register(add: AddCommand) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     install = sub.add_parser("install", help="install the hooks, keeping and chaining any existing ones")
     install.add_argument("--auto-run", metavar="CMD", help="start a tracked run of CMD on every commit")
+    install.add_argument("--auto-run-max", metavar="N", type=int,
+                         help="at most N auto-runs at once, the others waiting in commit order (default 1)")
+    install.add_argument("--auto-run-rewrites", action="store_true",
+                         help="also start an auto-run for each commit a rebase, amend, cherry-pick or merge makes")
     install.add_argument("--show-in-log", action="store_true",
                          help="make `git log` show the runs of each commit (sets notes.displayRef)")
     sub.add_parser("uninstall", help="remove the hooks and restore exactly what was there before")
     sub.add_parser("status", help="say what is installed where")
-    p.set_defaults(func=lambda a: cmd_hooks(a.action, getattr(a, "auto_run", None), getattr(a, "show_in_log", False)))
+    p.set_defaults(func=lambda a: cmd_hooks(a.action, getattr(a, "auto_run", None), getattr(a, "show_in_log", False),
+                                            getattr(a, "auto_run_max", None), getattr(a, "auto_run_rewrites", False)))
 
     p = add("hook", "The entry point git hooks call (git exp hook post-commit); never fails the git command.")
     p.add_argument("name", metavar="HOOK")
