@@ -113,7 +113,7 @@ def install(cwd: Path, auto_run: str | None = None, show_in_log: bool = False, a
                     "temporary checkout of that commit")
     if auto_run_max is not None:
         run_git(cwd, "config", AUTORUN_MAX_KEY, str(auto_run_max))
-        done.append(f"at most {auto_run_max} auto-run(s) at once, the others waiting in commit order "
+        done.append(f"at most {auto_run_max} auto-run(s) at once, the others waiting their turn "
                     f"(git config {AUTORUN_MAX_KEY})")
     if auto_run_rewrites:
         run_git(cwd, "config", AUTORUN_REWRITES_KEY, "true")

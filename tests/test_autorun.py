@@ -167,8 +167,6 @@ def test_at_most_exp_autorun_max_at_once_and_the_rest_wait(repo: Path, gitexp_en
     spans = [(r.metrics["t_start"]["last"], r.metrics["t_end"]["last"]) for r in found.values()]
     most = max(sum(1 for start, end in spans if start <= t < end) for t, _ in spans)
     assert most == 2, spans
-    # They ran in commit order.
-    assert [c for _, c in sorted((r.metrics["t_start"]["last"], c) for c, r in found.items())] == commits
     assert cli(capsys, "hooks", "uninstall")[0] == 0
     assert git(repo, "config", "--get", "exp.autorunMax", check=False) == ""
 

@@ -136,7 +136,7 @@ def register(add: AddCommand) -> None:
     install = sub.add_parser("install", help="install the hooks, keeping and chaining any existing ones")
     install.add_argument("--auto-run", metavar="CMD", help="start a tracked run of CMD on every commit")
     install.add_argument("--auto-run-max", metavar="N", type=int,
-                         help="at most N auto-runs at once, the others waiting in commit order (default 1)")
+                         help="at most N auto-runs at once, the others waiting their turn (default 1)")
     install.add_argument("--auto-run-rewrites", action="store_true",
                          help="also start an auto-run for each commit a rebase, amend, cherry-pick or merge makes")
     install.add_argument("--show-in-log", action="store_true",
