@@ -159,11 +159,12 @@ def _after_fork() -> None:
         _static, _last = None, None
 
 
-def _before_fork() -> None:
-    """Let a capture under way finish before the process forks. Its thread imports modules
-    (importlib.metadata reads every package's metadata through the email package), and a module
-    lock held by a thread at fork time stays held in the child, which would hang on its first
-    import of that module: forked workers (multiprocessing, DataLoader) starting runs did."""
+def settle() -> None:
+    """Let a capture under way finish. Its thread imports modules (importlib.metadata reads every
+    package's metadata through the email package): a module lock held by a thread at fork time
+    stays held in the child, which would hang on its first import of that module (forked workers
+    starting runs did), and at interpreter exit one held while the main thread imports hung the
+    exit after a Ctrl-C."""
     future = _static
     if future is not None and not future.done():
         try:
@@ -172,7 +173,7 @@ def _before_fork() -> None:
             pass  # a capture stuck this long: fork anyway rather than hang the parent
 
 
-os.register_at_fork(before=_before_fork, after_in_child=_after_fork)
+os.register_at_fork(before=settle, after_in_child=_after_fork)
 
 
 def prefetch() -> None:

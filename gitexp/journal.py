@@ -18,6 +18,8 @@ is one line:
     E<TAB>json                               the captured environment
     I<TAB>json                               inputs (merged)
     A<TAB>json                               artifacts: {path: [blob oid, mode]} (merged)
+    F<TAB>{}                                 the owner wrote all it had, status last, and gave up
+                                             committing: its status stands (else CRASHED)
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ from gitexp.repo import Entry
 from gitexp.state import RunState
 
 JOURNAL_DIR = Path("gitexp") / "journal"
+
+
+class PartialWriteError(OSError):
+    """An append that failed part-way and could not be cut back: *remainder* was not written."""
+
+    def __init__(self, cause: OSError, remainder: str) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.remainder = remainder
 SPARE_PREFIX = "spare."
 
 
@@ -81,6 +91,14 @@ def apply(state: RunState, lines: Iterable[str]) -> None:
                     state.artifacts[path] = Entry(str(value[0]), int(value[1]))
 
 
+COMPLETE = "F\t{}\n"
+
+
+def is_complete(lines: list[str]) -> bool:
+    """Whether a segment ends with the owner's F record (see the module docstring)."""
+    return bool(lines) and lines[-1] == COMPLETE
+
+
 def initial_info(state: RunState, extra_parents: tuple[str, ...]) -> dict[str, Any]:
     """The lock's copy of a run as it started, so a run that dies before its first commit
     reaches the disk is still recovered (its code snapshot objects are written at start)."""
@@ -118,6 +136,7 @@ class Journal:
         self._lock_fd: int | None = None
         self.info: dict[str, Any] = {}
         self._offsets: dict[Path, int] = {self.segment: -1}
+        self._size = 0  # of this process's segment, as far as it wrote it
 
     @classmethod
     def create(cls, commondir: Path, run_id: str, info: dict[str, Any]) -> Journal:
@@ -152,13 +171,31 @@ class Journal:
     def exists(self) -> bool:
         return (self.root / f"{self.run_id}.lock").exists()
 
+    def is_open(self) -> bool:
+        """Whether this process has written to its segment already."""
+        return self._fd is not None
+
     def append(self, text: str) -> None:
+        """Append whole records, or nothing: a write that fails part-way (the disk filled up) is cut
+        back off, so the caller retries all of *text* without a record written twice or a torn
+        line run into the next record. Raises PartialWriteError when even that failed."""
         if self._fd is None:
             self._fd = os.open(self.segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        data = text.encode()
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
+            self._size = os.fstat(self._fd).st_size
+        data = text.encode(errors="surrogateescape")
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError as exc:
+            if done:
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    self._size += done
+                    raise PartialWriteError(exc, data[done:].decode(errors="surrogateescape")) from exc
+            raise
+        self._size += done
 
     def read_others(self) -> list[str]:
         """Complete lines that other processes appended to their segments since the last call."""
@@ -281,7 +318,7 @@ def remove_files(root: Path, run_id: str, lock_fd: int | None = None) -> None:
 def take_lock(lock: Path) -> int | None:
     """A descriptor holding *lock* if its owner is gone (the caller closes it), else None."""
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDONLY)  # flock needs no write access, and a reader may have none
     except FileNotFoundError:
         return None
     try:
@@ -305,6 +342,8 @@ def orphans(commondir: Path) -> list[tuple[str, dict[str, Any], int]]:
         locks = [p for p in root.iterdir() if p.suffix == ".lock"]
     except FileNotFoundError:
         return []
+    if not os.access(root, os.W_OK):
+        return []  # a user who may only read the repository lists the runs as they are; a writer recovers
     found = []
     host = socket.gethostname()
     for lock in locks:

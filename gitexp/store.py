@@ -10,7 +10,7 @@ from typing import Any
 
 from gitexp import format as fmt
 from gitexp import journal, names
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, StorageError
 from gitexp.isotime import iso, parse_iso
 from gitexp.repo import Entry, RefConflictError, Repo
 from gitexp.state import FINAL_STATUSES, RunState
@@ -124,18 +124,31 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
         if code.get("tree") and not repo.has_object(code["tree"]):
             state.meta["code"] = {k: v for k, v in code.items() if k != "tree"}
         base = stage_first(repo, state, extra_parents)
-    last_time = 0.0
+    last_time, complete = 0.0, False
     for segment in journal.segments(root, run_id, info.get("pid")):
         with open(segment, encoding="utf-8", errors="replace") as handle:
-            journal.apply(state, handle.readlines())
+            lines = handle.readlines()
+        journal.apply(state, lines)
+        complete = complete or (segment.name == f"{run_id}.{info.get('pid')}.log" and journal.is_complete(lines))
         last_time = max(last_time, segment.stat().st_mtime)
-    if state.meta.get("status") not in FINAL_STATUSES:
+    # Only a final commit on the ref makes a run FINISHED: a status the journal holds was written
+    # as the process began to end, and whatever it committed after that never landed.
+    ended_as = state.meta.get("status")
+    if complete and ended_as in FINAL_STATUSES:
+        pass  # the owner journaled everything, then its status, and gave up committing: it stands
+    elif ended_as in FINAL_STATUSES:
+        why = (f"process {info.get('pid')} on {socket.gethostname()} ended the run as {ended_as}, but its "
+               "final commit never landed (killed while writing it, or unable to); gitexp finished it from "
+               "its journal")
+    else:
+        why = (f"process {info.get('pid')} on {socket.gethostname()} exited without ending the run; "
+               "gitexp finished it from its journal")
+    if not complete and (ended_as != "CRASHED" or "error" not in state.meta):
         state.update_meta({
             "status": "CRASHED",
             "end": iso(last_time or time.time()),
-            "error": {"type": "ProcessDied",
-                      "message": f"process {info.get('pid')} on {socket.gethostname()} exited without "
-                                 "ending the run; gitexp finished it from its journal"},
+            "error": {"type": "ProcessDied", "message": why,
+                      **({"cause": state.meta["error"]} if isinstance(state.meta.get("error"), dict) else {})},
         })
         start = state.meta.get("start")
         if start:
@@ -148,6 +161,8 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
             break
         except RefConflictError:
             continue
+    else:  # the journal stays until the ref holds what it recovered
+        raise StorageError(f"{ref} kept moving while gitexp recovered run {run_id}; its journal is kept")
     journal.remove_files(root, run_id)
     try:  # the ended run's line in refs/notes/experiments: derived data, `git exp notes rebuild` redoes it
         if repo.config_bool("exp.notes", True):

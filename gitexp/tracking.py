@@ -22,10 +22,18 @@ from gitexp import format as fmt
 from gitexp import journal, names, store
 from gitexp.background import worker
 from gitexp.errors import GitexpError, InvalidValueError
+from gitexp.redact import mask_text
 from gitexp.repo import Entry, RefConflictError, Repo
 from gitexp.state import FINAL_STATUSES, STATUSES, RunState, merge_params, normalize
 
 ENV_RUN_ID, ENV_REPO, ENV_PARAMS, ENV_EXPERIMENT = "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GITEXP_EXPERIMENT"
+
+# Values log_metric keeps in memory before it writes them to the journal itself (a tenth of a second
+# of work) rather than leave them to the background thread, which falls behind past ~100,000 a second.
+MAX_BUFFERED = 100_000
+# An ending run with more values than this not yet journaled journals them before its final commit,
+# which then takes long enough for a kill to land in it.
+JOURNAL_FIRST = 10_000
 
 _active: list[Run] = []
 _registry_lock = threading.Lock()
@@ -120,6 +128,16 @@ class Run:
             step = _to_step(key, step)
         self._steps[key] = step + 1
         self._buf.append((key, step, time.time() if timestamp is None else float(timestamp), value))
+        if len(self._buf) > MAX_BUFFERED:
+            self._relieve()
+
+    def _relieve(self) -> None:
+        """More values wait than the background thread keeps up with: journal them in this thread,
+        so the journal never lags the logging by more than MAX_BUFFERED values (docs/format.md)."""
+        try:
+            self._flush(checkpoint=False)
+        except Exception as exc:  # logging never raises into training
+            self._warn_once("writing the journal", exc)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
         stamp = time.time() if timestamp is None else timestamp
@@ -255,7 +273,8 @@ class Run:
                 return
             self._flush_locked(checkpoint, to_journal)
 
-    def _flush_locked(self, checkpoint: bool, to_journal: bool) -> None:
+    def _drain(self) -> None:
+        """Move the buffered values into the state and the pending journal text (flush lock held)."""
         buf, lines = self._buf, []
         add = self.state.add_metric
         for _ in range(len(buf)):
@@ -264,6 +283,10 @@ class Run:
             lines.append(journal.metric_line(key, step, stamp, value))
         with self._lock:
             self._pending.extend(lines)
+
+    def _flush_locked(self, checkpoint: bool, to_journal: bool) -> None:
+        self._drain()
+        with self._lock:
             text, self._pending = "".join(self._pending), []
             if not to_journal:
                 self._pending.insert(0, text)
@@ -273,7 +296,7 @@ class Run:
                 self._journal.append(text)
             except OSError as exc:
                 with self._lock:
-                    self._pending.insert(0, text)
+                    self._pending.insert(0, getattr(exc, "remainder", text))
                 self._warn_once("writing the journal", exc)
         if not self.owner:
             return
@@ -368,10 +391,13 @@ class Run:
             raise InvalidValueError(f"invalid run status {status!r}; use one of {', '.join(FINAL_STATUSES)}")
         self.ended = True
         worker.remove(self)
+        with self._flush_lock:
+            # Every value logged goes ahead of the status record: a journal replayed after a kill
+            # never holds a status with data missing before it.
+            self._drain()
         changes: dict[str, Any] = {}
         if error is not None:
-            from gitexp.redact import mask_text  # masked as output.log is: URL passwords, tokens, KEY=...
-
+            # masked as output.log is: URL passwords, tokens, KEY=...
             tb = mask_text("".join(traceback.format_exception(type(error), error, error.__traceback__)))
             changes["error"] = {"type": type(error).__name__, "message": mask_text(str(error)),
                                 "traceback": tb[-8000:]}
@@ -393,8 +419,12 @@ class Run:
                 _active.remove(self)
 
     def _finish(self) -> None:
-        # The final commit makes the tail of the journal redundant: only write it if that fails.
-        self._flush(checkpoint=False, to_journal=not self.owner)
+        # The final commit makes the tail of the journal redundant, so a short run does not write it
+        # (creating the journal file would cost more than the run). A run that journals already, or
+        # has many values waiting, writes them first: its final commit takes long enough to be killed in.
+        with self._lock:
+            waiting = len(self._pending)
+        self._flush(checkpoint=False, to_journal=not self.owner or self._journal.is_open() or waiting > JOURNAL_FIRST)
         if not self.owner:
             self._journal.close()
             return
@@ -405,8 +435,11 @@ class Run:
                 self.repo.give_back()
                 return
             time.sleep(0.05 * 2**attempt)
+        with self._lock:
+            self._pending.append(journal.COMPLETE)  # after all data and the status: it stands
         self._flush(checkpoint=False)
         self._journal.close()
+        self.repo.release_all()
         warnings.warn(f"gitexp: run {self.id} could not be committed; its journal is kept in "
                       f"{self._journal.root} and `git exp recover` will finish it", RuntimeWarning,
                       stacklevel=3)
@@ -575,6 +608,9 @@ def _install_exit_handlers() -> None:
     if _handlers_installed:
         return
     _handlers_installed = True
+    # What ending a run at exit uses, imported now: an import at exit can wait forever on a module
+    # lock that a background thread held when the interpreter began to shut down.
+    from gitexp import notes  # noqa: F401
     atexit.register(_end_all_at_exit)
     previous_hook = sys.excepthook
 
@@ -596,6 +632,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _end_all_at_exit() -> None:
+    env_mod.settle()  # no environment capture importing modules while the runs end
     exc = _uncaught[-1] if _uncaught else None
     status = "FINISHED" if exc is None else "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
     for run in reversed(list(_active)):
