@@ -437,8 +437,9 @@ class Repo:
 
     def read_path(self, commit: str, path: str) -> bytes | None:
         """Bytes of the blob at *path* in *commit*'s tree, or None when absent."""
+        tree = self._peel(commit, pygit2.Tree)
         try:
-            obj = self._r[commit].peel(pygit2.Tree)[path]
+            obj = tree[path]
         except KeyError:
             return None
         if obj.type != pygit2.enums.ObjectType.BLOB:
@@ -446,7 +447,7 @@ class Repo:
         return obj.data
 
     def tree_entries(self, commit: str, path: str = "") -> dict[str, Entry]:
-        tree = self._r[commit].peel(pygit2.Tree)
+        tree = self._peel(commit, pygit2.Tree)
         if path:
             try:
                 tree = self._r[tree[path].id]
@@ -457,11 +458,20 @@ class Repo:
         return {e.name: Entry(str(e.id), int(e.filemode)) for e in tree}
 
     def commit_info(self, commit: str) -> tuple[list[str], str, int]:
-        c = self._r[commit].peel(pygit2.Commit)
+        c = self._peel(commit, pygit2.Commit)
         return [str(p) for p in c.parent_ids], c.message, c.commit_time
 
     def tree_of(self, commit: str) -> str:
-        return str(self._r[commit].peel(pygit2.Tree).id)
+        return str(self._peel(commit, pygit2.Tree).id)
+
+    def _peel(self, oid: str, kind: type[Any]) -> Any:
+        """The *kind* (pygit2.Tree, pygit2.Commit) that object *oid* is or leads to; a missing or
+        unreadable object (a damaged or hostile run, a pack removed as it was read) is a StorageError."""
+        try:
+            return self._r[oid].peel(kind)
+        except (KeyError, ValueError, TypeError, pygit2.GitError) as exc:
+            raise StorageError(f"cannot read object {oid[:12]} as a {kind.__name__.lower()} in {self.gitdir}: "
+                               f"{exc}") from exc
 
     def has_object(self, oid: str) -> bool:
         # The odb's existence check: `oid in repository` reads (and inflates) the whole object.
@@ -777,7 +787,7 @@ class Repo:
         """annotated object id -> note blob id of a notes commit, whatever its fan-out
         (git splits the ids into directories, e.g. ab/cdef..., once there are many notes)."""
         out: dict[str, str] = {}
-        stack: list[tuple[str, pygit2.Tree]] = [("", self._r[notes_commit].peel(pygit2.Tree))]
+        stack: list[tuple[str, pygit2.Tree]] = [("", self._peel(notes_commit, pygit2.Tree))]
         while stack:
             prefix, tree = stack.pop()
             for entry in tree:
@@ -797,7 +807,7 @@ class Repo:
         write of a new object first rescans the pack folder, which in a sweep holds hundreds of
         packs until `gc --auto` folds them.
         """
-        root = self._r[notes_commit].peel(pygit2.Tree) if notes_commit else None
+        root = self._peel(notes_commit, pygit2.Tree) if notes_commit else None
         if root is not None and any(int(e.filemode) == TREE_MODE for e in root):
             flat: dict[str, str | None] = {**self.notes_map(notes_commit), **updates}  # type: ignore[arg-type]
             return self.stage_tree({k: Entry(v) for k, v in sorted(flat.items()) if v})
