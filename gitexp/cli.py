@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gitexp import __version__
 from gitexp.errors import GitexpError
@@ -66,6 +66,26 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _one_line_warnings(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A warnings.showwarning that prints gitexp's own warnings ("gitexp: ...") as one line on stderr,
+    `git exp: warning: ...`, each once, rather than with a line of gitexp's source; others as before."""
+    from gitexp.plaintable import printable
+
+    shown: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = str(message)
+        if not text.startswith("gitexp: "):
+            fallback(message, category, filename, lineno, file, line)
+            return
+        text = printable(text[len("gitexp: "):])
+        if text not in shown:
+            shown.add(text)
+            print(f"git exp: warning: {text}", file=sys.stderr)
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     global _program
     _program = argv is None
@@ -80,10 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    import warnings
+
+    from gitexp.plaintable import printable
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores the previous showwarning (main may be called in-process)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return args.func(args)
     except GitexpError as exc:
-        print(f"git exp: error: {exc}", file=sys.stderr)
+        # Messages quote run data (names, keys), which may come from an untrusted remote.
+        print(f"git exp: error: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ from typing import Any
 
 from gitexp import search
 from gitexp.errors import GitexpError
+from gitexp.plaintable import printable
 from gitexp.runs import RunRecord
 from gitexp.table import cell, flatten
 
@@ -133,6 +134,12 @@ def render_diff(diff: dict[str, Any], form: str = "text") -> str:
     lines += _env_lines(diff["env"])
     lines += _pairs("inputs (sha256)", diff["inputs"], show=lambda v: str(v)[:12] if isinstance(v, str) else cell(v, 6))
     lines += _code_lines(diff["code"])
+    # Each line holds run data (names, keys, values, file names), which may come from an untrusted
+    # remote: none may break into two lines or reach the terminal with its control characters.
+    lines = [printable(line) for line in lines]
+    patch = diff["code"].get("patch")
+    if patch:
+        lines += ["", printable(patch.rstrip("\n"), keep="\n\t")]
     return "\n".join(lines) + "\n"
 
 
@@ -189,6 +196,4 @@ def _code_lines(code: dict[str, Any]) -> list[str]:
         out += [f"    {status} {path}  +{added} -{deleted}" for status, path, added, deleted in files]
         if "patch" not in code:
             out.append("  (`git exp diff --code A B` prints the patch)")
-    if code.get("patch"):
-        out += ["", code["patch"].rstrip("\n")]
-    return out
+    return out  # the patch, if any, follows: render_diff adds it

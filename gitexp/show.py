@@ -7,6 +7,7 @@ import shlex
 from typing import Any
 
 from gitexp import format as fmt
+from gitexp.plaintable import printable
 from gitexp.runs import RunRecord
 from gitexp.table import cell, flatten, human_duration, local_time
 
@@ -22,14 +23,24 @@ def render(record: RunRecord, form: str = "text") -> str:
 def _section(title: str, pairs: list[tuple[str, Any]]) -> list[str]:
     if not pairs:
         return []
+    pairs = [(printable(str(k)), v) for k, v in pairs]
     width = max(len(k) for k, _ in pairs)
-    return ["", title, *(f"  {k:<{width}}  {cell(v, 6)}" for k, v in pairs)]
+    return ["", title, *(f"  {k:<{width}}  {printable(cell(v, 6))}" for k, v in pairs)]
+
+
+def _lines_of(value: Any, indent: int) -> str:
+    """Free text that may span lines (a description, an error message): control characters shown
+    escaped but for newlines and tabs, and each later line indented by *indent*, so that no line
+    of it reads as a field of its own."""
+    return printable(str(value), keep="\n\t").replace("\n", "\n" + " " * indent)
 
 
 def text(record: RunRecord) -> str:
+    """The run for a person. Every value is run data, which may come from an untrusted remote: each
+    is printed through printable(), which shows control characters escaped."""
     meta = record.meta
     git = meta.get("git") or {}
-    lines = [f"run {record.id}  {record.experiment}/{record.name}"]
+    lines = [printable(f"run {record.id}  {record.experiment}/{record.name}")]
     head = [
         ("status", record.status + (f" (exit code {meta['exit_code']})" if meta.get("exit_code") is not None
                                     else "")),
@@ -43,20 +54,21 @@ def text(record: RunRecord) -> str:
         ("host", f"{meta.get('user')}@{meta.get('host')} pid {meta.get('pid')}"),
         ("command", shlex.join(meta.get("command") or [])),
     ]
+    width = max(len(k) for k in [*(k for k, _ in head), *(["description"] if meta.get("description") else [])])
+    lines += [f"{k:<{width}}  {printable(v)}" for k, v in head]
     if meta.get("description"):
-        head.append(("description", meta["description"]))
-    width = max(len(k) for k, _ in head)
-    lines += [f"{k:<{width}}  {v}" for k, v in head]
+        lines.append(f"{'description':<{width}}  {_lines_of(meta['description'], width + 2)}")
     if meta.get("error"):
-        lines += ["", "error", f"  {meta['error'].get('type')}: {meta['error'].get('message')}"]
+        error = meta["error"]
+        lines += ["", "error", f"  {printable(str(error.get('type')))}: {_lines_of(error.get('message'), 4)}"]
     skipped = (meta.get("code") or {}).get("skipped")
     if skipped:
         lines += ["", f"warning: {len(skipped)} large file(s) left out of the code snapshot: "
-                      + ", ".join(skipped[:5])]
+                      + printable(", ".join(skipped[:5]))]
     lines += _section("tags", sorted(record.tags.items()))
     lines += _section("params", sorted(flatten(record.params).items()))
     if record.metrics:
-        rows = [(k, v) for k, v in sorted(record.metrics.items())]
+        rows = [(printable(k), v) for k, v in sorted(record.metrics.items())]
         width = max(len(k) for k, _ in rows)
         lines += ["", f"{'metrics':<{width + 2}}  {'last':>12} {'step':>8} {'min':>12} {'max':>12} {'count':>7}"]
         lines += [f"  {k:<{width}}  {cell(v.get('last'), 6):>12} {v.get('step', ''):>8} "
@@ -88,7 +100,7 @@ def _artifacts(record: RunRecord) -> list[str]:
     rows = []
     for a in found:
         where = "" if not a.lfs else "  LFS" if a.present else "  LFS, not here (`git exp get` fetches it)"
-        rows.append(f"  {a.path:<{width}}  {human_size(a.size):>10}{where}")
+        rows.append(f"  {printable(a.path):<{width}}  {human_size(a.size):>10}{where}")
     return ["", f"artifacts ({len(found)}, `git exp get {record.id[:13]} PATH` restores one)", *rows]
 
 
@@ -104,5 +116,5 @@ def _inputs(record: RunRecord) -> list[str]:
             f"fingerprint {entry.get('fingerprint')}" if entry.get("fingerprint") else str(entry.get("kind", ""))
         size = f"  {human_size(entry['size'])}" if isinstance(entry.get("size"), int) else ""
         source = f"  from {entry['source']}" if entry.get("source") else ""
-        pairs.append((name, f"{version}{size}{source}"))
+        pairs.append((name, f"{version}{size}{source}"))  # _section escapes both
     return _section("inputs", pairs)

@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Any
 
 from gitexp.errors import GitexpError
-from gitexp.plaintable import plain_table
+from gitexp.plaintable import has_unsafe, plain_table, printable
 from gitexp.runcache import BASE_COMMIT, DURATION, FLAT_PARAMS, LASTS, NAME, START, STATUS
 from gitexp.runs import RunRecord, listing_rows, run_ids
 
@@ -298,6 +298,7 @@ def lookup(record: RunRecord, column: str, flat: dict[str, Any] | None = None,
 
 
 def cell(value: Any, precision: int) -> str:
+    """*value* as text; a view shows it through printable() (render_columns does) before a terminal does."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -311,6 +312,11 @@ def cell(value: Any, precision: int) -> str:
 
         return json.dumps(value, default=str)
     return str(value)
+
+
+def _printable_column(column: list[str], keep: str = "") -> list[str]:
+    """The cells of a column through printable(), when any needs it (one scan of the whole column)."""
+    return [printable(c, keep) for c in column] if has_unsafe("".join(column)) else column
 
 
 def cells(values: Sequence[Any], precision: int) -> list[str]:
@@ -363,9 +369,15 @@ def render_columns(columns: Sequence[str], values: Sequence[Sequence[Any]], form
 
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*shown, strict=True) if shown else [[] for _ in range(rows)])
+        writer.writerow(_printable_column(list(columns), keep="\n\t"))  # csv quotes a cell's lines
+        writer.writerows(zip(*(_printable_column(c, keep="\n\t") for c in shown), strict=True) if shown
+                         else [[] for _ in range(rows)])
         return out.getvalue()
+    text = plain_table(columns, shown, markdown=form == "md")
+    if text is not None:
+        return text  # every cell printable ASCII: nothing to escape (the usual case, and the fast one)
+    # A table cell is one line: no control character (a newline, ESC...) of run data reaches the terminal.
+    columns, shown = _printable_column(list(columns)), [_printable_column(c) for c in shown]
     text = plain_table(columns, shown, markdown=form == "md")
     if text is not None:
         return text

@@ -43,8 +43,11 @@ def cmd_artifacts(run: str, form: str, experiment: str | None) -> int:
     if not artifacts:
         print(f"run {record.id} has no artifacts", file=sys.stderr)
         return 0
-    rows = [(a.path, human_size(a.size) if not a.problem else "?", "lfs" if a.lfs else "git",
-             "yes" if a.present else "no", a.sha256 or f"INVALID: {a.problem}") for a in artifacts]
+    from gitexp.plaintable import printable
+
+    # Paths are tree entry names of the run, which may come from an untrusted remote.
+    rows = [(printable(a.path), human_size(a.size) if not a.problem else "?", "lfs" if a.lfs else "git",
+             "yes" if a.present else "no", a.sha256 or printable(f"INVALID: {a.problem}")) for a in artifacts]
     header = ("path", "size", "storage", "local", "sha256")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
@@ -84,7 +87,9 @@ def cmd_push(args: list[str], no_artifacts: bool) -> int:
     for status in ("new", "updated", "forced"):
         _list_refs(status, [u.ref for u in report.runs if u.status == status])
     for update in report.rejected:
-        print(f"  ! {update.ref}: {update.reason}", file=sys.stderr)
+        from gitexp.plaintable import printable
+
+        print(printable(f"  ! {update.ref}: {update.reason}"), file=sys.stderr)  # the remote's words
     summary = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no runs"
     notes = f"; notes {report.notes.status}" if report.notes else ""
     lfs = f"; LFS: {report.lfs_objects} object(s), {human_size(report.lfs_bytes)}" if report.lfs_objects else ""
