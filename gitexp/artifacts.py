@@ -243,6 +243,11 @@ def list_artifacts(repo: Repo, commit: str) -> list[Artifact]:
     out = []
     for path, entry in sorted(repo.tree_files(commit, fmt.ARTIFACTS_DIR).items()):
         where = f"{fmt.ARTIFACTS_DIR}/{path}"
+        try:  # the rule restoring applies: a name it refuses is a problem of the run (`git exp verify`)
+            check_name(path, "artifact path in the run")
+        except ArtifactError as exc:
+            out.append(Artifact(path, 0, "", False, entry.oid, False, entry.mode, str(exc)))
+            continue
         if entry.mode not in (BLOB_MODE, EXEC_MODE):
             out.append(Artifact(path, 0, "", False, entry.oid, False, entry.mode,
                                 f"{where} is not a regular file (mode {entry.mode:o}); refusing it"))

@@ -55,3 +55,13 @@ class CorruptArtifactError(CorruptRunError):
 
 class RemoteError(GitexpError):
     """A transfer with a git remote or its LFS server failed, or a ref was rejected."""
+
+
+class DamagedRunError(CorruptRunError):
+    """A run gitexp cannot read (its ref is not a commit, or its files do not parse or have the wrong
+    types): listings skip it with a warning, `git exp verify` lists it, a command aimed at it says this."""
+
+    def __init__(self, run_id: str, ref: str, commit: str, problem: str) -> None:
+        self.run_id, self.ref, self.commit, self.problem = run_id, ref, commit, problem
+        self.hint = f"`git exp verify {run_id}` lists what is wrong with it, `git update-ref -d {ref}` deletes it"
+        super().__init__(f"run {run_id} ({ref}) is damaged: {problem}; {self.hint}")

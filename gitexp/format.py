@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from gitexp import names, yamltext
-from gitexp.errors import CorruptRunError
+from gitexp.errors import CorruptRunError, GitexpError
 from gitexp.repo import Entry, Repo
 from gitexp.state import RunState, Series
 
@@ -25,9 +25,17 @@ MAX_YAML_BYTES = 16 * 2**20  # runs may come from an untrusted remote: refuse ab
 
 try:  # the C loader/dumper are several times faster; both are the safe variants
     _Loader: type = yaml.CSafeLoader
-    _Dumper: type = yaml.CSafeDumper
+    _SafeDumper: type = yaml.CSafeDumper
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
+    _Loader, _SafeDumper = yaml.SafeLoader, yaml.SafeDumper
+
+
+class _Dumper(_SafeDumper):  # type: ignore[misc, valid-type]
+    """The safe dumper without anchors and aliases: PyYAML writes them for an object met twice, and
+    readers refuse them (load_yaml), so gitexp never writes any."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def dump_yaml(data: Any) -> bytes:
@@ -65,14 +73,34 @@ def dump_env(env: dict[str, Any]) -> bytes:
 
 
 def load_yaml(data: bytes | None, what: str) -> Any:
+    """The document in *data*, read with the safe loader; CorruptRunError naming *what* (the file) when
+    it is too large, is not YAML, or uses anchors and aliases.
+
+    Every YAML file gitexp reads comes through here, and runs may come from an untrusted remote: an
+    alias bomb (nine levels of nine aliases, a kilobyte) expands into gigabytes in whatever walks the
+    result, so aliases are refused before anything is built. gitexp never writes them (_Dumper).
+    """
     if data is None:
         return None
     if len(data) > MAX_YAML_BYTES:
         raise CorruptRunError(f"{what} is {len(data)} bytes, over the {MAX_YAML_BYTES} byte limit; not reading it")
     try:
+        if b"&" in data or b"*" in data:  # else there can be no anchor or alias: skip the scan
+            _refuse_aliases(data, what)
         return yaml.load(data, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise CorruptRunError(f"{what} is not valid YAML: {exc}") from exc
+        raise CorruptRunError(f"{what} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError:
+        raise CorruptRunError(f"{what} nests too deeply to read") from None
+
+
+def _refuse_aliases(data: bytes, what: str) -> None:
+    for event in yaml.parse(data, Loader=_Loader):
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise CorruptRunError(
+                f"{what} uses the YAML anchor or alias {anchor!r}, which gitexp never writes; it is refused "
+                "because aliases can expand a small file into gigabytes (a 'billion laughs' bomb)")
 
 
 def format_value(value: float) -> str:
@@ -186,11 +214,155 @@ def _mapping(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def read_meta(repo: Repo, commit: str) -> dict[str, Any]:
-    meta = _mapping(load_yaml(repo.read_path(commit, META), f"{META} of commit {commit[:12]}"), META)
-    if "id" not in meta or "experiment" not in meta:
-        raise CorruptRunError(f"{META} of commit {commit[:12]} lacks 'id' or 'experiment'")
+# -- what a reader may rely on -------------------------------------------------------------------
+# Runs may come from an untrusted remote, so a run's documents are checked against the types of
+# docs/format.md once, where they are read from git (a listing's cache holds only checked runs):
+# every view can then use them without guarding each access.
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: its repr (escaped, so safe on a terminal), cut short, and its type."""
+    text, kind = repr(value), type(value).__name__
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _is_int(value: Any) -> bool:
+    return value is None or type(value) is int
+
+
+def _is_mapping(value: Any) -> bool:
+    return value is None or type(value) is dict
+
+
+def _is_texts(value: Any) -> bool:
+    return value is None or (type(value) is list and all(type(item) is str for item in value))
+
+
+def _is_duration(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
+
+
+def _is_time(value: Any) -> bool:
+    if value is None:
+        return True
+    if type(value) is not str:
+        return False
+    from gitexp.isotime import parse_iso
+
+    try:
+        parse_iso(value)
+    except (ValueError, OverflowError, OSError):
+        return False
+    return True
+
+
+def _is_tags(value: Any) -> bool:
+    return value is None or (type(value) is dict and all(
+        type(k) is str and (v is None or type(v) in (str, int, float, bool)) for k, v in value.items()))
+
+
+_TEXT, _TEXTS, _MAPPING = (_is_text, "text"), (_is_texts, "a list of text"), (_is_mapping, "a mapping")
+_REQUIRED = (lambda v: type(v) is str and bool(v), "non-empty text")
+META_RULES: dict[str, tuple[Any, str]] = {
+    "id": _REQUIRED, "experiment": _REQUIRED, "name": _TEXT, "status": (lambda v: type(v) is str, "text"),
+    "start": (_is_time, "an ISO 8601 time"), "end": (_is_time, "an ISO 8601 time"),
+    "duration": (_is_duration, "a finite number of seconds"), "user": _TEXT, "host": _TEXT,
+    "pid": (_is_int, "an integer"), "exit_code": (_is_int, "an integer"), "format": (_is_int, "an integer"),
+    "command": _TEXTS, "tags": (_is_tags, "a mapping of text to text"), "description": _TEXT, "error": _MAPPING,
+    "git": _MAPPING, "code": _MAPPING, "imported_from": _MAPPING, "forked_from": _TEXT, "rerun_of": _TEXT,
+    "linked_commit": _TEXT, "parent_run": _TEXT,
+}
+_NESTED_RULES: dict[str, dict[str, tuple[Any, str]]] = {
+    "git": {"commit": _TEXT, "branch": _TEXT, "remote": _TEXT,
+            "dirty": (lambda v: v is None or type(v) is bool, "true or false")},
+    "code": {"tree": _TEXT, "skipped": _TEXTS, "cwd": _TEXT},
+}
+
+
+def check_meta(meta: Any, what: str = META) -> dict[str, Any]:
+    """*meta* when it has the types docs/format.md gives meta.yaml, else CorruptRunError saying which value."""
+    meta = _mapping(meta, what)
+    for key in ("id", "experiment"):
+        if key not in meta:
+            raise CorruptRunError(f"{what} lacks {key!r}")
+    for key, value in meta.items():
+        rule = META_RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise CorruptRunError(f"{what}: {key} is {_shown(value)}, not {rule[1]}")
+    for key, rules in _NESTED_RULES.items():
+        for field, (valid, expected) in rules.items() if meta.get(key) else ():
+            value = meta[key].get(field)
+            if not valid(value):
+                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not {expected}")
     return meta
+
+
+_SUMMARY_FIELDS = (("last", float), ("min", float), ("max", float), ("step", int), ("count", int))
+
+
+def check_metrics(metrics: Any, what: str = METRICS) -> dict[str, Any]:
+    """*metrics* when it maps metric keys to summaries of numbers, else CorruptRunError saying which."""
+    metrics = _mapping(metrics, what)
+    for key, summary in metrics.items():
+        try:
+            names.check_key(key)
+        except GitexpError as exc:
+            raise CorruptRunError(f"{what}: {exc}") from None
+        if type(summary) is not dict:
+            raise CorruptRunError(f"{what} maps {key!r} to {_shown(summary)}, not to a summary of the metric "
+                                  "(last, step, min, max, count)")
+        for field, kind in _SUMMARY_FIELDS:
+            value = summary.get(field)
+            if value is not None and type(value) is not int and (kind is int or type(value) is not float):
+                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not "
+                                      f"{'an integer' if kind is int else 'a number'}")
+    return metrics
+
+
+def check_env(env: Any, what: str = ENV) -> dict[str, Any]:
+    """*env* ({} for none) when its parts have the types docs/format.md gives env.yaml, else CorruptRunError."""
+    env = _mapping(env, what)
+    for key in ("python", "os", "cpu", "gpu", "packages", "variables"):
+        value = env.get(key)
+        if not _is_mapping(value):
+            raise CorruptRunError(f"{what}: {key} is {_shown(value)}, not a mapping")
+        if key in ("packages", "variables") and value and not all(type(name) is str for name in value):
+            raise CorruptRunError(f"{what}: {key} has a name that is not text")
+    devices = (env.get("gpu") or {}).get("devices")
+    if devices is not None and not (type(devices) is list and all(type(d) is dict for d in devices)):
+        raise CorruptRunError(f"{what}: gpu.devices is {_shown(devices)}, not a list of mappings")
+    return env
+
+
+def load_env(data: bytes | None, what: str) -> dict[str, Any]:
+    """env.yaml as a mapping ({} when absent), checked: CorruptRunError naming *what* when it is not usable."""
+    return check_env(load_yaml(data, what), what)
+
+
+def object_kind(repo: Repo, oid: str) -> str:
+    """What *oid* is, for a message: "a commit", "an annotated tag", "a tree", "a blob", "a missing object"."""
+    if not repo.has_object(oid):
+        return "a missing object"
+    if repo.resolve_commit(oid) == oid:
+        return "a commit"
+    try:
+        return "a tree" if repo.tree_of(oid) == oid else "an annotated tag"
+    except (KeyError, ValueError, GitexpError):  # it does not peel to a tree
+        return "a blob"
+
+
+def check_commit(repo: Repo, oid: str) -> None:
+    """CorruptRunError unless *oid*, a run ref's target, is a commit (a fetched ref may point at anything)."""
+    if repo.resolve_commit(oid) != oid:
+        raise CorruptRunError(f"the ref points at {object_kind(repo, oid)} ({oid[:12]}), not at a commit")
+
+
+def read_meta(repo: Repo, commit: str) -> dict[str, Any]:
+    return check_meta(load_yaml(repo.read_path(commit, META), f"{META} of commit {commit[:12]}"), META)
 
 
 def summary_json(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> bytes:
@@ -210,32 +382,45 @@ def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any
 def read_listing(repo: Repo, commit: str) -> tuple[dict, dict, dict, str | None]:
     """(meta, params, metric summaries, env.yaml blob id) of a run commit: what listing needs.
 
-    Read from summary.json when the commit has one (gitexp writes it), else from the YAML.
+    Read from summary.json when the commit has one (gitexp writes it) and it is sound, else from the
+    YAML; checked either way (CorruptRunError says what is wrong, also when *commit* is not a commit).
     """
+    check_commit(repo, commit)
     entries = repo.tree_entries(commit)
     env = entries.get(ENV)
-    summary = entries.get(SUMMARY)
-    if summary is not None:
-        data = repo.read_blob(summary.oid)
+    if SUMMARY in entries:
         try:
-            if len(data) > MAX_YAML_BYTES:
-                raise ValueError(f"{len(data)} bytes")
-            parsed = json.loads(data)
-            meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
-            if all(isinstance(x, dict) for x in (meta, params, metrics)) and "id" in meta and "experiment" in meta:
-                return meta, params, metrics, env.oid if env else None
-        except (ValueError, KeyError, TypeError):
+            meta, params, metrics = read_index(repo, commit)
+            return meta, params, metrics, env.oid if env else None
+        except CorruptRunError:
             pass  # a damaged index: the YAML below is the record
     meta, params, metrics = read_summary(repo, commit)
     return meta, params, metrics, env.oid if env else None
 
 
+def read_index(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
+    """(meta, params, metric summaries) from summary.json, checked; CorruptRunError when it is
+    absent or unsound (verify reports it, listings fall back to the YAML)."""
+    data = repo.read_path(commit, SUMMARY)
+    if data is None:
+        raise CorruptRunError(f"{SUMMARY} is missing")
+    if len(data) > MAX_YAML_BYTES:
+        raise CorruptRunError(f"{SUMMARY} is {len(data)} bytes, over the {MAX_YAML_BYTES} byte limit")
+    try:
+        parsed = json.loads(data)
+        meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise CorruptRunError(f"{SUMMARY} is not the JSON object of meta, params and metrics ({exc})") from None
+    return check_meta(meta, f"{SUMMARY} meta"), _mapping(params, f"{SUMMARY} params"), \
+        check_metrics(metrics, f"{SUMMARY} metrics")
+
+
 def read_summary(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
-    """(meta, params, metric summaries) of a run commit: what listing needs."""
+    """(meta, params, metric summaries) of a run commit from its YAML files, checked."""
     where = f"of commit {commit[:12]}"
     meta = read_meta(repo, commit)
     params = _mapping(load_yaml(repo.read_path(commit, PARAMS), f"{PARAMS} {where}"), PARAMS)
-    metrics = _mapping(load_yaml(repo.read_path(commit, METRICS), f"{METRICS} {where}"), METRICS)
+    metrics = check_metrics(load_yaml(repo.read_path(commit, METRICS), f"{METRICS} {where}"), METRICS)
     return meta, params, metrics
 
 

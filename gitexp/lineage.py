@@ -13,6 +13,7 @@ from typing import Any
 
 from gitexp import notes
 from gitexp.errors import GitexpError
+from gitexp.plaintable import printable
 from gitexp.repo import Repo
 from gitexp.runs import RunRecord
 from gitexp.state import FINAL_STATUSES
@@ -69,7 +70,7 @@ def _describe(record: RunRecord, asked: str) -> str:
     shown = notes.headline(record.metrics)
     mark = "*" if record.id == asked else "o"
     text = f"{mark} {record.id}  {record.experiment}/{record.name}  {record.status}"
-    return f"{text}  {shown}" if shown else text
+    return printable(f"{text}  {shown}" if shown else text)
 
 
 def graph(records: Iterable[RunRecord], run: RunRecord) -> list[str]:
@@ -85,7 +86,7 @@ def graph(records: Iterable[RunRecord], run: RunRecord) -> list[str]:
     while (link := parent_of(root)) is not None and link[1] not in seen:
         seen.add(link[1])
         if link[1] not in by_id:
-            head.append(f"  ({root.id} is a {link[0]} of {link[1]}, which is not in this repository)")
+            head.append(printable(f"  ({root.id} is a {link[0]} of {link[1]}, which is not in this repository)"))
             break
         root = by_id[link[1]]
     lines = [*head]
@@ -116,7 +117,7 @@ def commit_log(repo: Repo, start: str = "HEAD", limit: int = 20, runs_only: bool
         raise GitexpError(f"{start!r} names no commit in {repo.workdir or repo.gitdir}; "
                           "`git exp log` starts from HEAD, or give a run: git exp log RUN")
     notes.flush_pending()
-    tip = repo.ref(notes.NOTES_REF)
+    tip = notes.notes_tip(repo)
     annotated = repo.notes_map(tip) if tip else {}
     out: list[str] = []
     shown = 0
@@ -125,8 +126,8 @@ def commit_log(repo: Repo, start: str = "HEAD", limit: int = 20, runs_only: bool
         if runs_only and not lines:
             continue
         subject = message.split("\n", 1)[0]
-        out.append(f"{commit[:12]}  {_clock(when)}  {subject}")
-        out += [f"    {line}" for line in lines]
+        out.append(f"{commit[:12]}  {_clock(when)}  {printable(subject)}")
+        out += [f"    {printable(line)}" for line in lines]  # a remote's notes may hold anything
         shown += 1
         if shown >= limit:
             break

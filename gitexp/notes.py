@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from gitexp.background import worker
 from gitexp.errors import GitexpError, StorageError
+from gitexp.plaintable import printable
 from gitexp.repo import RefConflictError, Repo
 
 NOTES_REF = "refs/notes/experiments"
@@ -65,11 +66,20 @@ def headline(metrics: Mapping[str, Mapping[str, Any]], chosen: str | None = None
     return " ".join(shown)
 
 
+def clean_line(text: str) -> str:
+    """*text* as one note line: whitespace folded to single spaces, other control characters shown escaped.
+
+    `git log --notes` prints note lines raw: run data (a fetched run's name, status, metric keys) and a
+    remote's note lines must neither break a line into two (a fake run line) nor reach the terminal as
+    escape sequences.
+    """
+    return printable(" ".join(text.split()))
+
+
 def note_line(meta: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]], chosen: str | None = None) -> str:
-    name = " ".join(str(meta.get("name") or meta["id"]).split())  # one line, whatever the name holds
-    line = f"{meta['id']} {meta['experiment']}/{name} {meta.get('status', 'RUNNING')}"
+    name = meta.get("name") or meta["id"]
     shown = headline(metrics, chosen)
-    return f"{line} {shown}" if shown else line
+    return clean_line(f"{meta['id']} {meta['experiment']}/{name} {meta.get('status', 'RUNNING')} {shown}")
 
 
 def annotated_commits(meta: Mapping[str, Any]) -> list[str]:
@@ -86,10 +96,29 @@ def render(lines: Iterable[str]) -> bytes:
     return "".join(f"{line}\n" for line in sorted(set(lines))).encode()
 
 
+def _commit_or_none(repo: Repo, ref_value: str | None) -> str | None:
+    """*ref_value* (the notes ref's target) when it is a commit, else None: a notes ref fetched or
+    written by something else may point at a blob or a tree, which holds no notes to read."""
+    return ref_value if ref_value is not None and repo.resolve_commit(ref_value) == ref_value else None
+
+
+def notes_tip(repo: Repo) -> str | None:
+    """The notes commit refs/notes/experiments points at; None without one, and, with a warning,
+    when it points at something else (the next notes write replaces it)."""
+    value = repo.ref(NOTES_REF)
+    tip = _commit_or_none(repo, value)
+    if value is not None and tip is None:
+        from gitexp.format import object_kind
+
+        warnings.warn(f"gitexp: ignoring {NOTES_REF}: it points at {object_kind(repo, value)} ({value[:12]}), not "
+                      "at a notes commit; `git exp notes rebuild` writes it again", RuntimeWarning, stacklevel=2)
+    return tip
+
+
 def notes_of(repo: Repo, notes_commit: str | None = None) -> dict[str, list[str]]:
     """Code commit -> note lines, for the notes ref (or another notes commit)."""
     flush_pending()
-    tip = notes_commit or repo.ref(NOTES_REF)
+    tip = notes_commit or notes_tip(repo)
     if tip is None:
         return {}
     return {commit: parse(repo.read_blob(blob)) for commit, blob in repo.notes_map(tip).items()}
@@ -99,7 +128,7 @@ def lines_for(repo: Repo, commit: str, notes: Mapping[str, str] | None = None) -
     """The note lines of one code commit (*notes*: a notes_map, to look up many commits at once)."""
     if notes is None:
         flush_pending()
-        tip = repo.ref(NOTES_REF)
+        tip = notes_tip(repo)
         notes = repo.notes_map(tip) if tip else {}
     blob = notes.get(commit)
     return parse(repo.read_blob(blob)) if blob else []
@@ -112,7 +141,8 @@ def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | No
     if flush:
         flush_pending()  # queued lines go first, so that this change is made on top of them
     for attempt in range(ATTEMPTS):
-        tip = repo.ref(NOTES_REF)
+        current = repo.ref(NOTES_REF)
+        tip = _commit_or_none(repo, current)  # a ref at anything else is replaced
         updates = change(tip)
         if not updates:
             repo.discard_staged()  # blobs a caller staged for the change: all already there
@@ -123,7 +153,7 @@ def update(repo: Repo, change: Callable[[str | None], dict[str, str | None] | No
             return tip
         commit = repo.commit_staged(tree, [tip] if tip else [], message)
         try:
-            repo.cas_ref(NOTES_REF, commit, tip, message)
+            repo.cas_ref(NOTES_REF, commit, current, message)
             return commit
         except RefConflictError:
             # Jittered backoff: writers that collided now spread out instead of colliding again.
@@ -226,6 +256,24 @@ def rebuild(repo: Repo, records: Iterable[Any]) -> tuple[str | None, int]:
     return tip, sum(len(set(lines)) for lines in wanted.values())
 
 
+def _their_lines(repo: Repo, other: str) -> tuple[dict[str, list[str]], bool]:
+    """(code commit -> note lines, each through clean_line) of another notes commit, and whether its
+    notes are text without control characters but newlines: only then is it taken as it is (a
+    fast-forward), since `git log --notes` prints its blobs raw."""
+    theirs, clean = {}, True
+    for commit, blob in repo.notes_map(other).items():
+        data = repo.read_blob(blob)
+        theirs[commit] = [clean_line(line) for line in parse(data)]
+        if clean:
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                clean = False
+            else:
+                clean = printable(text, keep="\n") == text
+    return theirs, clean
+
+
 def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
     """Merge another notes commit (e.g. a remote's refs/notes/experiments, just fetched) into
     refs/notes/experiments: for every code commit, the union of both sides' lines, sorted and
@@ -240,21 +288,27 @@ def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
     if other is None:
         raise GitexpError(f"cannot merge notes from {other_notes_commit!r}: no such commit in "
                           f"{repo.gitdir}; fetch the remote's {NOTES_REF} first")
-    theirs = notes_of(repo, other)
+    theirs, clean = _their_lines(repo, other)
     for attempt in range(ATTEMPTS):
-        tip = repo.ref(NOTES_REF)
+        current = repo.ref(NOTES_REF)
+        tip = _commit_or_none(repo, current)  # a ref at anything else is replaced
         if tip is not None and repo.is_ancestor(other, tip):
             return tip  # nothing new on their side
-        if tip is None or repo.is_ancestor(tip, other):
+        if (tip is None or repo.is_ancestor(tip, other)) and clean:
             commit, message = other, f"gitexp: notes fast-forward to {other[:12]}"
         else:
-            ours = notes_of(repo, tip)
-            updates = {c: repo.stage_blob(render([*ours.get(c, []), *lines]), look_up=False)
-                       for c, lines in theirs.items() if sorted(set([*ours.get(c, []), *lines])) != ours.get(c)}
+            # Theirs as cleaned: all of it where it contains ours, else the union with ours.
+            ours = notes_of(repo, tip) if tip is not None else {}
+            replace = tip is None or repo.is_ancestor(tip, other)
+            updates: dict[str, str | None] = {c: None for c in ours if c not in theirs} if replace else {}
+            for c, lines in theirs.items():
+                merged = lines if replace else [*ours.get(c, []), *lines]
+                if sorted(set(merged)) != ours.get(c):
+                    updates[c] = repo.stage_blob(render(merged), look_up=False)
             message = f"gitexp: merge notes from {other[:12]}"
-            commit = repo.commit_staged(repo.notes_tree(tip, updates), [tip, other], message)
+            commit = repo.commit_staged(repo.notes_tree(tip, updates), [tip, other] if tip else [other], message)
         try:
-            repo.cas_ref(NOTES_REF, commit, tip, message)
+            repo.cas_ref(NOTES_REF, commit, current, message)
             return commit
         except RefConflictError:
             time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))

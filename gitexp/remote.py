@@ -103,6 +103,10 @@ def _merge_tracked_notes(repo: Repo, track: str) -> str | None:
     theirs = repo.ref(track)
     if theirs is None:
         return None
+    if repo.resolve_commit(theirs) != theirs:  # a remote's ref may point at anything
+        from gitexp.format import object_kind
+
+        return f"ignored: the remote's {NOTES_REF} points at {object_kind(repo, theirs)}, not at a notes commit"
     before = repo.ref(NOTES_REF)
     after = notes.merge_notes(repo, theirs)
     if after == before:
@@ -189,11 +193,13 @@ def _integrate(repo: Repo, remote: str) -> FetchReport:
             valid = bool(names.check_experiment(experiment)) and names.is_run_id(run_id)
         except InvalidNameError:
             valid = False
+        ref, conflict = names.REF_PREFIX + rel, f"{CONFLICTS_PREFIX}{remote}/{rel}"
+        ours = local.get(ref)
+        if valid and ours != theirs and repo.resolve_commit(theirs) != theirs:
+            valid = False  # a blob, a tree or a tag is no run (checked where the ref would change anything)
         if not valid:
             report.invalid.append(rel)  # not a run ref: a remote's stray data is never imported
             continue
-        ref, conflict = names.REF_PREFIX + rel, f"{CONFLICTS_PREFIX}{remote}/{rel}"
-        ours = local.get(ref)
         if ours is None and run_id in trashed:
             report.removed_here.append(ref)
         elif ours is None:

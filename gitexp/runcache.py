@@ -1,18 +1,20 @@
 """The local cache behind load_runs: what each run commit holds, kept by commit id.
 
-`<common git dir>/gitexp/cache/runs-v2.marshal` maps a commit id to (env_blob, row):
+`<common git dir>/gitexp/cache/runs-v3.marshal` maps a commit id to (env_blob, row):
 
 - env_blob: the id of the commit's env.yaml blob, or None;
 - row: what listing runs reads (ROW_FIELDS, from make_row), so that `git exp ls` and the usual
   queries over 10,000 runs read nothing else; None when the run is too unusual for it.
 
-`runs-v2-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
+`runs-v3-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
 params, metric summaries). It is read only when a record's meta, params or metrics are first used
 (runs.RunRecord.__getattr__): a listing does not wait for it. A summary it lacks (the two files
 are written one after the other) is read from git.
 
 A commit never changes, so an entry never goes stale; deleting the files is always safe. A change
-to make_row (or to what it stands for) needs a new version in the file names.
+to make_row (or to what it stands for) needs a new version in the file names. Only runs that passed
+format.read_listing's checks are entered (v3: v2 also held runs of the wrong types, which the
+listing then failed on), so a listing need not check the runs it finds here again.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-CACHE_FILE = Path("gitexp") / "cache" / "runs-v2.marshal"
-SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v2-summaries.marshal"
-OBSOLETE_FILES = (Path("gitexp") / "cache" / "runs-v1.marshal",)  # what earlier versions wrote
+CACHE_FILE = Path("gitexp") / "cache" / "runs-v3.marshal"
+SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v3-summaries.marshal"
+OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
+    "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal"))
 # A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
 # table.flatten does) when no key at any level has a dot or is not text, else None; the last
 # value of each metric but system/ ones, when each of those has one, else None.

@@ -12,8 +12,9 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from gitexp import names
-from gitexp.errors import AmbiguousRunError, CorruptRunError, RunNotFoundError
+from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
 from gitexp.lazyrepo import LazyRepo, open_repository, real
+from gitexp.plaintable import printable
 from gitexp.runcache import BASE_COMMIT, DURATION, NAME, START, STATUS, Cache, Summaries
 
 if TYPE_CHECKING:
@@ -140,11 +141,17 @@ class RunRecord:
 
     @property
     def env(self) -> dict[str, Any]:
+        """The run's env.yaml ({} when it has none; with a warning, when it cannot be used)."""
         if self._env is None:
             from gitexp import format as fmt
 
             data = self.repo.read_path(self.commit, fmt.ENV)
-            self._env = fmt.load_yaml(data, f"{fmt.ENV} of run {self.id}") or {}
+            try:
+                self._env = fmt.load_env(data, f"{fmt.ENV} of run {self.id}")
+            except CorruptRunError as exc:  # the rest of the run is sound: shown, and `verify` reports this
+                warnings.warn(f"gitexp: ignoring the environment of run {self.id}: {exc}", RuntimeWarning,
+                              stacklevel=2)
+                self._env = {}
         return self._env
 
     @property
@@ -184,6 +191,17 @@ def _unread(run_id: str, experiment: str, commit: str, repo: Repo, env_blob: str
     return record
 
 
+class RunList(list):  # type: ignore[type-arg]
+    """load_runs' records, plus the runs it skipped as damaged (run id -> DamagedRunError), so that
+    resolve() can say what is wrong with a damaged run named on the command line."""
+
+    __slots__ = ("damaged",)
+
+    def __init__(self, records: list[RunRecord], damaged: dict[str, DamagedRunError]) -> None:
+        super().__init__(records)
+        self.damaged = damaged
+
+
 def listing_rows(records: Sequence[RunRecord]) -> list[tuple[Any, ...] | None]:
     """[r.listing_row for r in records], at a fraction of the cost."""
     return [r._row if r._summaries is not None else None for r in records]
@@ -215,11 +233,12 @@ def _recover(repo: Repo | LazyRepo) -> None:
 
 
 def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, experiment: str | None = None,
-              recover: bool = True, namespace: str = names.REF_PREFIX) -> list[RunRecord]:
+              recover: bool = True, namespace: str = names.REF_PREFIX) -> RunList:
     """Every run (of *experiment*, or all), newest first.
 
     Runs whose process died on this machine are finished as CRASHED first (*recover*);
-    *namespace* is refs/experiments-trash/ to list removed runs.
+    *namespace* is refs/experiments-trash/ to list removed runs. A damaged run (its ref not at a
+    commit, its files unreadable or of the wrong types) is left out with a warning naming it.
     """
     global _last_ids
     repo = open_repository(repo)
@@ -243,6 +262,7 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
     # records and their rows lie in memory in the order a listing reads them.
     listed.sort(key=itemgetter(0), reverse=True)
     records = []
+    damaged: dict[str, DamagedRunError] = {}
     # The cyclic GC would walk the cache's many new objects again every few hundred records made
     # (none of them can form a cycle): off, loading takes a third less time.
     collecting = gc.isenabled()
@@ -258,7 +278,9 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
                 try:
                     meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit)
                 except CorruptRunError as exc:
-                    warnings.warn(f"gitexp: skipping run {ref}: {exc}", RuntimeWarning, stacklevel=2)
+                    error = damaged[run_id] = DamagedRunError(run_id, ref, commit, str(exc))
+                    warnings.warn(f"gitexp: leaving out run {run_id} ({ref}), which is damaged: {exc}; {error.hint}",
+                                  RuntimeWarning, stacklevel=2)
                     continue
                 entry = cache.add(commit, meta, params, metrics, env_blob)
                 if entry is None:
@@ -272,7 +294,7 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
     # Entries of commits that no run points at any more go, when every run was listed.
     cache.save([commit for *_, commit in listed], prune=prefix == names.REF_PREFIX)
     _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
-    return records
+    return RunList(records, damaged)
 
 
 def run_ids(repo: Repo | LazyRepo) -> list[str]:
@@ -283,14 +305,25 @@ def run_ids(repo: Repo | LazyRepo) -> list[str]:
 
 
 def resolve(records: list[RunRecord], text: str) -> RunRecord:
-    """The one run whose id is *text*, whose name is *text*, or whose id starts with *text*."""
-    for matches in ([r for r in records if r.id == text], [r for r in records if r.name == text],
-                    [r for r in records if r.id.startswith(text)] if len(text) >= 4 else []):
-        if len(matches) == 1:
+    """The one run whose id is *text*, whose name is *text*, or whose id starts with *text*.
+
+    A damaged run that load_runs left out (RunList.damaged) matches by id too: naming it raises its
+    DamagedRunError, which says what is wrong with it, rather than that no run matches.
+    """
+    damaged: dict[str, DamagedRunError] = getattr(records, "damaged", None) or {}
+    by_prefix = len(text) >= 4
+    for matches, broken in (([r for r in records if r.id == text], [e for i, e in damaged.items() if i == text]),
+                            ([r for r in records if r.name == text], []),
+                            ([r for r in records if r.id.startswith(text)] if by_prefix else [],
+                             [e for i, e in damaged.items() if i.startswith(text)] if by_prefix else [])):
+        if len(matches) + len(broken) == 1:
+            if broken:
+                raise broken[0]
             return matches[0]
-        if len(matches) > 1:
-            listed = "\n".join(f"  {r.id}  {r.experiment}  {r.name}" for r in matches[:10])
-            raise AmbiguousRunError(f"{text!r} matches {len(matches)} runs:\n{listed}\n"
+        if len(matches) + len(broken) > 1:
+            listed = "\n".join([*(printable(f"  {r.id}  {r.experiment}  {r.name}") for r in matches[:10]),
+                                *(f"  {e.run_id}  (damaged)" for e in broken[:10])])
+            raise AmbiguousRunError(f"{text!r} matches {len(matches) + len(broken)} runs:\n{listed}\n"
                                     "give more characters of the id, or the full id")
     raise RunNotFoundError(f"no run matches {text!r} (by id, id prefix of at least 4 characters, or name); "
                            "`git exp ls` lists the runs")

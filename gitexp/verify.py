@@ -18,7 +18,7 @@ from typing import Any
 
 from gitexp import format as fmt
 from gitexp import names, signing
-from gitexp.errors import CorruptRunError, GitexpError
+from gitexp.errors import CorruptRunError, GitexpError, StorageError
 from gitexp.repo import TREE_MODE, ZERO, Repo
 from gitexp.state import FINAL_STATUSES, STATUSES
 from gitexp.table import flatten
@@ -28,24 +28,40 @@ MAX_WALK = 100_000  # first-parent steps per reflog entry before giving up on a 
 
 
 def verify_runs(repo: Repo, refs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(run label, problem) for every problem found in the runs at *refs* ((ref, commit) pairs)."""
+    """(run label, problem) for every problem found in the runs at *refs* ((ref, commit) pairs).
+
+    Runs may come from an untrusted remote: whatever is wrong with one run is a problem of that
+    run, and every other run is still checked.
+    """
     problems = []
     cwd = repo.workdir or repo.gitdir
     for ref, commit in refs:
         experiment, run_id = ref[len(names.REF_PREFIX):].rpartition("/")[::2]
+        label = f"{run_id} {experiment}"
         try:
-            meta = fmt.read_meta(repo, commit)
-            label = f"{run_id} {experiment}/{meta.get('name') or ''}".rstrip("/")
-        except CorruptRunError:
-            label = f"{run_id} {experiment}"
+            fmt.check_commit(repo, commit)
+            name = fmt.read_meta(repo, commit).get("name")
+            label = f"{run_id} {experiment}/{name or ''}".rstrip("/")
+        except (CorruptRunError, StorageError):
+            pass  # check_run says what is wrong
         for problem in check_run(repo, ref, commit, run_id, experiment, cwd):
             problems.append((label, problem))
     return problems
 
 
 def check_run(repo: Repo, ref: str, commit: str, run_id: str, experiment: str, cwd: Path) -> list[str]:
-    return [*check_tree(repo, commit, run_id, experiment), *check_artifacts(repo, commit),
-            *check_signature(repo, ref, commit, cwd), *check_reflog(repo, ref)]
+    try:
+        fmt.check_commit(repo, commit)
+    except CorruptRunError as exc:
+        return [str(exc)]  # nothing else of it can be read
+    out = []
+    for check in (lambda: check_tree(repo, commit, run_id, experiment), lambda: check_artifacts(repo, commit),
+                  lambda: check_signature(repo, ref, commit, cwd), lambda: check_reflog(repo, ref)):
+        try:
+            out += check()
+        except (GitexpError, KeyError, ValueError) as exc:  # ValueError: pygit2 meeting an object of a wrong type
+            out.append(f"could not be checked through: {exc}")
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -70,16 +86,13 @@ def check_tree(repo: Repo, commit: str, run_id: str, experiment: str) -> list[st
                    f"{experiment}/{run_id}")
     if meta.get("status") not in STATUSES:
         out.append(f"meta.yaml has the unknown status {meta.get('status')!r}")
-    if repo.read_path(commit, fmt.SUMMARY) is not None and fmt.read_listing(repo, commit)[:3] != \
-            fmt.read_summary(repo, commit):
-        out.append("summary.json does not match meta.yaml, params.yaml and metrics.yaml (one was edited "
-                   "without the other); listings show summary.json")
+    out += _check_index(repo, commit)
     code = (meta.get("code") or {}).get("tree")
     if code and repo.entry_oid(commit, fmt.CODE_DIR) != code:
         out.append(f"code/ is not the snapshot meta.yaml records ({code[:12]})")
-    if repo.read_path(commit, fmt.ENV) is not None:
+    for name, read in ((fmt.ENV, fmt.load_env), (fmt.INPUTS, fmt.load_yaml)):
         try:
-            fmt.load_yaml(repo.read_path(commit, fmt.ENV), fmt.ENV)
+            read(repo.read_path(commit, name), name)
         except CorruptRunError as exc:
             out.append(str(exc))
     for key, summary in metrics.items():
@@ -93,6 +106,20 @@ def check_tree(repo: Repo, commit: str, run_id: str, experiment: str) -> list[st
             out.append(f"metrics.yaml says {key} last={summary.get('last')} count={summary.get('count')}, but "
                        f"its history has last={series.last} count={series.count}")
     return out
+
+
+def _check_index(repo: Repo, commit: str) -> list[str]:
+    """summary.json, when present, is sound and says what the YAML files say."""
+    if repo.read_path(commit, fmt.SUMMARY) is None:
+        return []
+    try:
+        index = fmt.read_index(repo, commit)
+    except CorruptRunError as exc:
+        return [f"{exc}; listings read the YAML files instead"]
+    if index != fmt.read_summary(repo, commit):
+        return ["summary.json does not match meta.yaml, params.yaml and metrics.yaml (one was edited "
+                "without the other); listings show summary.json"]
+    return []
 
 
 def check_artifacts(repo: Repo, commit: str) -> list[str]:

@@ -93,21 +93,37 @@ def cmd_rerun(run: str, params: list[str], name: str | None, experiment: str | N
     return code
 
 
+def _verified_ref(records: list, text: str) -> tuple[str, str]:
+    """(ref, commit) of the run *text* names, damaged or not: verify is the command that says what is wrong."""
+    from gitexp import runs
+    from gitexp.errors import DamagedRunError
+
+    try:
+        record = runs.resolve(records, text)
+    except DamagedRunError as exc:
+        return exc.ref, exc.commit
+    return record.ref, record.commit
+
+
 def cmd_verify(run_texts: list[str], experiment: str | None) -> int:
+    import warnings
+
     from gitexp import names, runs, verify
+    from gitexp.plaintable import printable
     from gitexp.repo import Repo
 
     repo = Repo.discover()
     if run_texts:
-        records = runs.load_runs(repo, experiment)
-        chosen = [runs.resolve(records, text) for text in run_texts]
-        refs = [(r.ref, r.commit) for r in chosen]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the damaged runs the listing leaves out are verify's to report
+            records = runs.load_runs(repo, experiment)
+        refs = list(dict.fromkeys(_verified_ref(records, text) for text in run_texts))
     else:
         prefix = names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else "")
         refs = sorted(repo.refs(prefix).items())
     problems = verify.verify_runs(repo, refs)
     for label, problem in problems:
-        print(f"{label}: {problem}")
+        print(printable(f"{label}: {problem}"))  # both quote run data
     bad = len({label for label, _ in problems})
     print(f"verified {len(refs)} run(s): " + (f"{len(problems)} problem(s) in {bad} run(s)" if problems
                                                else "no problems"), file=sys.stderr)
