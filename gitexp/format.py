@@ -10,6 +10,7 @@ import yaml
 
 from gitexp import names, yamltext
 from gitexp.errors import CorruptRunError, GitexpError
+from gitexp.isotime import parse_iso
 from gitexp.repo import Entry, Repo
 from gitexp.state import RunState, Series
 
@@ -251,8 +252,6 @@ def _is_time(value: Any) -> bool:
         return True
     if type(value) is not str:
         return False
-    from gitexp.isotime import parse_iso
-
     try:
         parse_iso(value)
     except (ValueError, OverflowError, OSError):
