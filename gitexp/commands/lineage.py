@@ -7,8 +7,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitexp.errors import GitexpError
+
+if TYPE_CHECKING:
+    from gitexp.runs import RunRecord
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
@@ -93,7 +97,7 @@ def cmd_rerun(run: str, params: list[str], name: str | None, experiment: str | N
     return code
 
 
-def _verified_ref(records: list, text: str) -> tuple[str, str]:
+def _verified_ref(records: list[RunRecord], text: str) -> tuple[str, str]:
     """(ref, commit) of the run *text* names, damaged or not: verify is the command that says what is wrong."""
     from gitexp import runs
     from gitexp.errors import DamagedRunError
