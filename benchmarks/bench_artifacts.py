@@ -55,7 +55,7 @@ def isolate(home: Path) -> None:
     for key in ("GITEXP_EXPERIMENT", "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GIT_DIR", "GIT_WORK_TREE"):
         os.environ.pop(key, None)
     sys.path.insert(0, str(ROOT))
-    from gitexp import repo as repo_mod
+    from gitexp.git import repo as repo_mod
 
     repo_mod.set_config_search_path(str(home))
 

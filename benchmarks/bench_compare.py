@@ -48,7 +48,7 @@ QUICK = {"runs": 1000, "reps": 3, "mlflow_fallback": 500, "mlflow_budget_s": 120
 
 def worker_search(args: dict[str, Any]) -> dict[str, Any]:
     import gitexp
-    from gitexp.repo import Repo
+    from gitexp.git.repo import Repo
 
     Repo.discover(args["repo"])
     gitexp.load_runs(args["repo"])  # the cache is warm, as after any earlier `git exp ls`

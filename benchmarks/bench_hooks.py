@@ -108,7 +108,7 @@ def row(name: str, runs: int | str, values: list[float], target: float | None) -
 
 def link_scan(repo: Path, env: dict[str, str], reps: int) -> list[float]:
     """The background half's cost: scanning every run for one whose snapshot is the new commit."""
-    code = ("import sys, time; from gitexp import link; from gitexp.repo import Repo\n"
+    code = ("import sys, time; from gitexp.ops import link; from gitexp.git.repo import Repo\n"
             "repo = Repo.discover('.'); head = repo.resolve_commit('HEAD')\n"
             "for _ in range(int(sys.argv[1])):\n"
             "    t = time.perf_counter(); link.link_runs(repo, head); print((time.perf_counter() - t) * 1000)\n")

@@ -16,11 +16,11 @@ from gitexp.errors import GitexpError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Run": "tracking", "start_run": "tracking", "active_run": "tracking", "end_run": "tracking",
-    "flush": "tracking", "log_metric": "tracking", "log_metrics": "tracking", "log_param": "tracking",
-    "log_params": "tracking", "set_tag": "tracking", "set_tags": "tracking", "params": "tracking",
-    "load_runs": "runs", "get_run": "runs", "RunRecord": "runs",
-    "search_runs": "search", "plot": "plots",
+    "Run": "tracking.run", "start_run": "tracking.run", "active_run": "tracking.run", "end_run": "tracking.run",
+    "flush": "tracking.run", "log_metric": "tracking.run", "log_metrics": "tracking.run", "log_param": "tracking.run",
+    "log_params": "tracking.run", "set_tag": "tracking.run", "set_tags": "tracking.run", "params": "tracking.run",
+    "load_runs": "store.runs", "get_run": "store.runs", "RunRecord": "store.runs",
+    "search_runs": "store.search", "plot": "views.plots",
 }
 
 __all__ = [
@@ -30,10 +30,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from gitexp.plots import plot
-    from gitexp.runs import RunRecord, get_run, load_runs
-    from gitexp.search import search_runs
-    from gitexp.tracking import (
+    from gitexp.store.runs import RunRecord, get_run, load_runs
+    from gitexp.store.search import search_runs
+    from gitexp.tracking.run import (
         Run,
         active_run,
         end_run,
@@ -47,17 +46,18 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
+    from gitexp.views.plots import plot
 
-# Artifacts and inputs (gitexp/artifacts.py, gitexp/inputs.py, gitexp/restore.py).
+# Artifacts and inputs (gitexp/store/artifacts.py, gitexp/tracking/inputs.py, gitexp/ops/restore.py).
 _ARTIFACT_NAMES = ("log_artifact", "log_artifacts", "log_text", "log_dict", "log_figure", "log_model", "log_input")
-_LAZY.update({name: "tracking" for name in _ARTIFACT_NAMES})
-_LAZY["download_artifacts"] = "restore"
+_LAZY.update({name: "tracking.run" for name in _ARTIFACT_NAMES})
+_LAZY["download_artifacts"] = "ops.restore"
 __all__ += ["download_artifacts", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_input", "log_model",
             "log_text"]
 
 if TYPE_CHECKING:
-    from gitexp.restore import download_artifacts
-    from gitexp.tracking import (
+    from gitexp.ops.restore import download_artifacts
+    from gitexp.tracking.run import (
         log_artifact,
         log_artifacts,
         log_dict,

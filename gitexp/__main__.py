@@ -1,5 +1,5 @@
 import sys
 
-from gitexp.cli import main
+from gitexp.cli.main import main
 
 sys.exit(main())

@@ -28,7 +28,7 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.setenv(key, value)
     for key in ("GITEXP_EXPERIMENT", "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GIT_DIR", "GIT_WORK_TREE"):
         monkeypatch.delenv(key, raising=False)
-    from gitexp import repo as repo_mod
+    from gitexp.git import repo as repo_mod
 
     repo_mod.set_config_search_path(str(home))
     yield home

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 import gitexp
-from gitexp import lfs
-from gitexp.cli import main
+from gitexp.cli.main import main
 from gitexp.errors import ArtifactError, CorruptArtifactError
+from gitexp.git import lfs
 from tests.conftest import git
 
 ROOT = Path(__file__).resolve().parent.parent

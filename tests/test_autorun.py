@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 from tests.conftest import git
 
 # Records what it ran on: the length of train.py as it read it, and when it ran.
@@ -192,7 +192,7 @@ def test_an_auto_run_from_inside_a_tracked_run_is_its_own_run(repo: Path, gitexp
 
 def test_a_full_queue_skips_with_a_message_and_dead_waiters_do_not_count(repo: Path) -> None:
     """Real locks, taken here as the workers of other commits would hold them."""
-    from gitexp import runner
+    from gitexp.tracking import runner
 
     common = repo / ".git"
     root = common / "gitexp" / "autorun"

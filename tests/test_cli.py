@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import gitexp
-from gitexp.cli import main
-from gitexp.table import short_ids
+from gitexp.cli.main import main
+from gitexp.views.table import short_ids
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
@@ -552,13 +552,13 @@ def test_each_command_is_registered_by_the_module_commands_names() -> None:
     import argparse
     import importlib
 
-    from gitexp.cli import COMMAND_MODULES, COMMANDS, build_parser
+    from gitexp.cli.main import COMMAND_MODULES, COMMANDS, build_parser
 
     registered: dict[str, str] = {}
     for module in COMMAND_MODULES:
         parser = argparse.ArgumentParser()
         sub = parser.add_subparsers()
-        importlib.import_module(f"gitexp.commands.{module}").register(lambda name, text, sub=sub: sub.add_parser(name))
+        importlib.import_module(f"gitexp.cli.{module}").register(lambda name, text, sub=sub: sub.add_parser(name))
         registered.update(dict.fromkeys(sub.choices, module))
     assert registered == COMMANDS
     for command in COMMANDS:  # the parser of one module knows the command as the whole parser does

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp import isotime
+from gitexp.store import isotime
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}
 
@@ -40,7 +40,7 @@ def test_a_clock_stepping_back_gives_no_negative_duration_nor_an_id_off_its_star
 
 
 def test_ids_within_a_process_still_increase_through_a_small_step_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gitexp import names
+    from gitexp.store import names
 
     real = time.time
     first = [names.new_run_id_at() for _ in range(5)]

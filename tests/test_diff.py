@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp.cli import main
-from gitexp.compare import best_run, compare_rows, guess_minimize, run_labels
-from gitexp.diff import diff_runs, env_summary, metric_change, render_diff
+from gitexp.cli.main import main
 from gitexp.errors import GitexpError
+from gitexp.views.compare import best_run, compare_rows, guess_minimize, run_labels
+from gitexp.views.diff import diff_runs, env_summary, metric_change, render_diff
 from tests.conftest import git
 from tests.sample_runs import QUIET, Sample, sample_runs, sha
 

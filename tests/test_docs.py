@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitexp.cli import build_parser
+from gitexp.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from importlib import metadata
 import pytest
 import yaml
 
-from gitexp import env, gpu
 from gitexp.errors import InvalidNameError
+from gitexp.tracking import env, gpu
 
 
 @pytest.fixture(autouse=True)
@@ -161,7 +161,7 @@ def test_a_process_forked_during_the_capture_gets_it_finished(repo, env_for_subp
 
     script = textwrap.dedent("""
         import os, gitexp
-        from gitexp import env
+        from gitexp.tracking import env
         run = gitexp.start_run(system_metrics_interval=0)  # starts the capture in a thread
         pending = not env.ready()
         pid = os.fork()

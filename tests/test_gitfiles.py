@@ -1,5 +1,5 @@
-"""gitexp/gitfiles.py and the LazyRepo of load_runs: git's files read without libgit2 answer exactly
-what libgit2 (gitexp.repo.Repo) answers, or None, never something else."""
+"""gitexp/git/gitfiles.py and the LazyRepo of load_runs: git's files read without libgit2 answer exactly
+what libgit2 (gitexp.git.repo.Repo) answers, or None, never something else."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp import gitfiles, runs
-from gitexp.lazyrepo import LazyRepo, open_repository
-from gitexp.names import REF_PREFIX
-from gitexp.repo import Repo
+from gitexp.git import gitfiles
+from gitexp.git.lazyrepo import LazyRepo, open_repository
+from gitexp.git.repo import Repo
+from gitexp.store import runs
+from gitexp.store.names import REF_PREFIX
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
@@ -277,7 +278,7 @@ def test_warm_ls_never_imports_pygit2_and_lists_the_same(repo: Path, gitexp_env:
             run.log_metric("acc", lr * 3)
     script = textwrap.dedent("""
         import sys
-        from gitexp.cli import main
+        from gitexp.cli.main import main
         code = main(["ls"])
         print("pygit2" in sys.modules, file=sys.stderr)
         sys.exit(code)

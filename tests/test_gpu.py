@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gitexp import gpu
+from gitexp.tracking import gpu
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +80,7 @@ def test_init_happens_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> No
 def test_importing_does_not_load_pynvml_or_psutil() -> None:
     # Both are slow to import and NVML init can take seconds: only a call may pay for them.
     code = (
-        "import sys, gitexp.gpu, gitexp.env, gitexp.system, gitexp.redact; "
+        "import sys, gitexp.tracking.gpu, gitexp.tracking.env, gitexp.tracking.system, gitexp.tracking.redact; "
         "print(sorted({'pynvml', 'psutil'} & set(sys.modules)))"
     )
     root = Path(__file__).resolve().parents[1]

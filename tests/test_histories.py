@@ -1,4 +1,4 @@
-"""Metric histories (gitexp/histories.py): the fast parser, and the cache of parsed histories by blob id."""
+"""Metric histories (gitexp/store/histories.py): the fast parser, and the cache of parsed histories by blob id."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gitexp
-from gitexp import format as fmt
-from gitexp import histories
 from gitexp.errors import CorruptRunError
-from gitexp.state import Series
+from gitexp.store import codec as fmt
+from gitexp.store import histories
+from gitexp.store.state import Series
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
@@ -120,7 +120,7 @@ def test_a_corrupt_history_is_an_error(repo: Path) -> None:
         histories.parse_history(b"step\ttime\tvalue\n1\t2\n")
     run = long_run()
     record = gitexp.get_run("long")
-    from gitexp.repo import Repo
+    from gitexp.git.repo import Repo
 
     repo_ = Repo.discover()
     spec = dict(repo_.tree_entries(record.commit))

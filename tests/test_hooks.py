@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 import gitexp
-from gitexp import hookentry, hooks, notes
-from gitexp.cli import main
+from gitexp.cli.main import main
+from gitexp.ops import hookentry, hooks
+from gitexp.store import notes
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}
@@ -290,7 +291,7 @@ def test_the_package_ships_the_hook_scripts(tmp_path: Path) -> None:
             assert archive.read(info) == (ROOT / "hooks" / name).read_bytes()
             assert (info.external_attr >> 16) & 0o111
         archive.extractall(tmp_path / "site")
-    found = subprocess.run([sys.executable, "-c", "import gitexp.hooks as h; import sys; "
+    found = subprocess.run([sys.executable, "-c", "import gitexp.ops.hooks as h; import sys; "
                             "sys.stdout.buffer.write(h.hook_script('post-commit'))"],
                            env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, capture_output=True, timeout=60)
     assert found.stdout == (ROOT / "hooks" / "post-commit").read_bytes()

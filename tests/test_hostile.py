@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 import gitexp
-from gitexp import format as fmt
-from gitexp.cli import main
+from gitexp.cli.main import main
+from gitexp.store import codec as fmt
 from tests.conftest import git
 
 pytestmark = pytest.mark.faults

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp import format as fmt
-from gitexp.cli import main
+from gitexp.cli.main import main
 from gitexp.errors import GitexpError, ParamConflictError
-from gitexp.repo import Repo
+from gitexp.git.repo import Repo
+from gitexp.store import codec as fmt
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 import gitexp.mlflow as mlflow
-from gitexp import query, tracking
 from gitexp.errors import NotARepositoryError
 from gitexp.mlflow import filters, images, session
+from gitexp.store import query
+from gitexp.tracking import run as tracking
 from tests.conftest import git
 
 

@@ -18,10 +18,10 @@ import pytest
 
 pytest.importorskip("mlflow", reason="MLflow is not installed; it is a test extra: pip install -e '.[test]'")
 
-from gitexp.artifacts import list_artifacts
-from gitexp.cli import main
-from gitexp.runs import RunRecord, load_runs
-from gitexp.store import iso
+from gitexp.cli.main import main
+from gitexp.store.artifacts import list_artifacts
+from gitexp.store.runs import RunRecord, load_runs
+from gitexp.store.writer import iso
 from tests.conftest import git
 from tests.mlflow_support import real_mlflow
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gitexp.errors import InvalidNameError
-from gitexp.names import check_experiment, check_key, key_to_path, new_run_id, path_to_key
+from gitexp.store.names import check_experiment, check_key, key_to_path, new_run_id, path_to_key
 from tests.conftest import git
 
 RUN_ID = re.compile(r"^\d{8}-[0-9a-f]{15}$")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp import notes
-from gitexp.cli import main
-from gitexp.repo import Repo
+from gitexp.cli.main import main
+from gitexp.git.repo import Repo
+from gitexp.store import notes
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}

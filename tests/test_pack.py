@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gitexp
-from gitexp import pack
+from gitexp.git import pack
 from tests.conftest import git
 
 

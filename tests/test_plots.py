@@ -14,9 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 from gitexp.errors import GitexpError
-from gitexp.plots import (
+from gitexp.views.plots import (
     LINESTYLES,
     MAX_LEGEND,
     MAX_POINTS,

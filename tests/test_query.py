@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitexp.errors import GitexpError, QueryError
-from gitexp.query import (
+from gitexp.store.query import (
     FIELDS,
     MISSING,
     PREFIXES,
@@ -554,7 +554,7 @@ def test_column_filters_answer_and_look_up_as_record_filters_do(node: Node, data
 @given(st.one_of(_paths.map(lambda path: ".".join(path)), st.text(alphabet="abmetrics.`-_/ +", max_size=20)))
 @settings(max_examples=400)
 def test_plain_paths_are_what_the_sort_parser_reads(text: str) -> None:
-    from gitexp.fields import plain_path
+    from gitexp.store.fields import plain_path
 
     path = plain_path(text)
     if path is None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 from tests.conftest import git
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gitexp.redact import (
+from gitexp.tracking.redact import (
     MASK,
     Masker,
     filter_environ,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 from tests.conftest import git
 
 ROOT = Path(__file__).resolve().parent.parent

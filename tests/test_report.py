@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gitexp.cli import main
+from gitexp.cli.main import main
 from gitexp.errors import GitexpError
-from gitexp.report import report
+from gitexp.views.report import report
 from tests.conftest import git
 from tests.sample_runs import EVIL, Sample, sample_runs
 

@@ -1,4 +1,4 @@
-"""load_runs and its cache (gitexp/runcache.py): records read lazily, never stale, on real repositories."""
+"""load_runs and its cache (gitexp/store/runcache.py): records read lazily, never stale, on real repositories."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 import gitexp
-from gitexp import format as fmt
-from gitexp import runs
-from gitexp.query import MISSING
-from gitexp.repo import Repo
-from gitexp.runcache import CACHE_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
-from gitexp.runs import RunRecord, load_runs, run_ids
-from gitexp.search import field_value, search_runs
-from gitexp.table import run_rows
+from gitexp.git.repo import Repo
+from gitexp.store import codec as fmt
+from gitexp.store import runs
+from gitexp.store.query import MISSING
+from gitexp.store.runcache import CACHE_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
+from gitexp.store.runs import RunRecord, load_runs, run_ids
+from gitexp.store.search import field_value, search_runs
+from gitexp.views.table import run_rows
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
@@ -179,7 +179,7 @@ def test_rows_answer_as_the_params_and_metrics_do(repo: Path) -> None:
 
 
 def _matches(record: RunRecord, where: str) -> bool:
-    from gitexp.search import compile_filter
+    from gitexp.store.search import compile_filter
 
     return compile_filter(where)(record)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 from gitexp.errors import GitexpError, QueryError
-from gitexp.query import MISSING
-from gitexp.search import column_path, field_value, metric_value, search_runs, select_runs
-from gitexp.table import render, run_rows, split_columns
+from gitexp.store.query import MISSING
+from gitexp.store.search import column_path, field_value, metric_value, search_runs, select_runs
+from gitexp.views.table import render, run_rows, split_columns
 from tests.conftest import git
 from tests.sample_runs import Sample, sample_runs, sha
 

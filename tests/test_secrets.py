@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp.redact import MASK, is_secret_file, mask_text
+from gitexp.tracking.redact import MASK, is_secret_file, mask_text
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}

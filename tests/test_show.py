@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 
 QUIET = {"system_metrics_interval": 0}
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from gitexp import gpu, system
+from gitexp.tracking import gpu, system
 
 BASE_KEYS = {
     "system/cpu_percent",

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from tabulate import tabulate
 
 from gitexp.errors import GitexpError
-from gitexp.plaintable import plain_table
-from gitexp.table import (
+from gitexp.store.fields import flatten
+from gitexp.views.plaintable import plain_table
+from gitexp.views.table import (
     cell,
     cells,
     differing,
-    flatten,
     human_duration,
     local_time,
     local_times,

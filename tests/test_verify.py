@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import gitexp
-from gitexp.cli import main
+from gitexp.cli.main import main
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitexp import format as fmt
-from gitexp import yamltext
+from gitexp.store import codec as fmt
+from gitexp.store import yamltext
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(),

@@ -10,9 +10,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from gitexp import tracking
 from gitexp.mlflow import entities, experiments, fluent, runs, session
 from gitexp.mlflow.entities import Metric, Param, RunTag, ViewType
+from gitexp.tracking import run as tracking
 
 
 class PagedList(list):
@@ -54,7 +54,7 @@ class MlflowClient:
         session._detach(run)
         session.live[run.id] = run
         if start_time is not None:
-            from gitexp.store import iso
+            from gitexp.store.writer import iso
 
             run._meta({"start": iso(start_time / 1000)})
         return entities.from_live(run)
@@ -68,7 +68,7 @@ class MlflowClient:
         session.live.pop(run_id, None)
 
     def delete_run(self, run_id: str) -> None:
-        from gitexp import trash
+        from gitexp.ops import trash
 
         record = runs._record(run_id)
         trash.remove([record.id], repo=record.repo, force=True)

@@ -91,6 +91,6 @@ def log_input(run: Any, dataset: Any, context: str | None, tags: dict[str, str] 
         entry["context"] = context
     if tags:
         entry["tags"] = {str(k): str(v) for k, v in tags.items()}
-    from gitexp import names
+    from gitexp.store import names
 
     run._add_inputs({names.check_key(str(dataset.name), "input"): entry})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp.isotime import parse_iso
+from gitexp.store.isotime import parse_iso
 
 # gitexp's CRASHED (the process died) has no MLflow name; FAILED is the closest.
 STATUS_TO_MLFLOW = {"CRASHED": "FAILED"}
@@ -111,7 +111,7 @@ def millis(iso: str | None) -> int | None:
 
 def param_strings(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Params as MLflow has them: flat keys (nested gitexp params joined with '.'), string values."""
-    from gitexp.table import flatten
+    from gitexp.store.fields import flatten
 
     return {key: str(value) for key, value in flatten(params, prefix).items()}
 

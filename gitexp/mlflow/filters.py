@@ -1,9 +1,9 @@
-"""MLflow search syntax translated to gitexp's query language (gitexp/query.py): nodes, never eval.
+"""MLflow search syntax translated to gitexp's query language (gitexp/store/query.py): nodes, never eval.
 
     metrics.acc > 0.9 and params.lr = '0.1' and tags.`my tag` LIKE 'a%' and attributes.status = 'FINISHED'
 
 becomes the query AST of `metrics.acc > 0.9 and params.lr = '0.1' and tags.`my tag` like 'a%'
-and status in ('FINISHED')`, which gitexp.search evaluates. `order_by` items such as
+and status in ('FINISHED')`, which gitexp.store.search evaluates. `order_by` items such as
 "metrics.acc DESC" become gitexp sort keys ("-metrics.`acc`").
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from gitexp import query
 from gitexp.mlflow.entities import NAME_TAG, NOTE_TAG, PARENT_TAG, USER_TAG
 from gitexp.mlflow.exceptions import MlflowException
+from gitexp.store import query
 
 _TOKEN = re.compile(r"""
     \s*(?:

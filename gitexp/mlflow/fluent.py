@@ -1,6 +1,6 @@
 """MLflow's fluent API (mlflow.start_run, mlflow.log_metric...) on gitexp runs.
 
-Each verb is a thin call into gitexp.tracking.Run: log_metric costs what Run.log_metric costs.
+Each verb is a thin call into gitexp.tracking.run.Run: log_metric costs what Run.log_metric costs.
 Where MLflow and gitexp differ, the drop-in follows MLflow (steps default to 0, timestamps are
 milliseconds, params compare as strings); docs/mlflow.md lists every difference.
 """
@@ -13,10 +13,11 @@ from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any
 
-from gitexp import names, tracking
 from gitexp.mlflow import entities, session
 from gitexp.mlflow.entities import NAME_TAG, NOTE_TAG, PARENT_TAG
 from gitexp.mlflow.exceptions import MlflowException
+from gitexp.store import names
+from gitexp.tracking import run as tracking
 
 _active = tracking._active  # gitexp's stack of active runs, shared: gitexp.log_metric sees the same run
 _last_id: list[str] = []

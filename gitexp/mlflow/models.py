@@ -51,7 +51,7 @@ class ModelInfo:
 def _dump(data: dict[str, Any]) -> str:
     import yaml
 
-    from gitexp.state import normalize
+    from gitexp.store.state import normalize
 
     # normalize: version objects (torch's TorchVersion is a str subclass) become plain YAML types
     return yaml.safe_dump(normalize(data), default_flow_style=False, sort_keys=True)

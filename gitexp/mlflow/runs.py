@@ -11,12 +11,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gitexp import names, search
-from gitexp import runs as gruns
 from gitexp.errors import AmbiguousRunError, RunNotFoundError
 from gitexp.mlflow import entities, filters, session
 from gitexp.mlflow.entities import Metric, ViewType
 from gitexp.mlflow.exceptions import MlflowException
+from gitexp.store import names, search
+from gitexp.store import runs as gruns
 
 
 def _record(run_id: str, deleted: bool = False) -> gruns.RunRecord:
@@ -28,7 +28,7 @@ def _record(run_id: str, deleted: bool = False) -> gruns.RunRecord:
 
 
 def _live(run_id: str) -> Any:
-    from gitexp import tracking
+    from gitexp.tracking import run as tracking
 
     run = session.live.get(run_id) or next((r for r in tracking._active if r.id == run_id), None)
     return run if run is not None and not run.ended else None
@@ -143,7 +143,7 @@ def parse_runs_uri(uri: str) -> tuple[str, str]:
 
 
 def download_artifacts(run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None) -> str:
-    from gitexp import restore
+    from gitexp.ops import restore
 
     if _live(run_id) is not None:
         session.sync_live_runs()
@@ -153,7 +153,7 @@ def download_artifacts(run_id: str, path: str = "", dst_path: str | os.PathLike[
 
 
 def list_artifacts(run_id: str, path: str | None = None) -> list[entities.FileInfo]:
-    from gitexp.artifacts import list_artifacts as listing
+    from gitexp.store.artifacts import list_artifacts as listing
     if _live(run_id) is not None:
         session.sync_live_runs()
     record = _record(run_id)

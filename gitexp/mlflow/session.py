@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from gitexp import launch, names, tracking
 from gitexp.errors import InvalidNameError
+from gitexp.git.repo import Repo
 from gitexp.mlflow.entities import Experiment
 from gitexp.mlflow.exceptions import MlflowException
-from gitexp.repo import Repo
+from gitexp.store import names
+from gitexp.tracking import launch
+from gitexp.tracking import run as tracking
 
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's "Default" experiment
 

@@ -1,0 +1,200 @@
+"""Commands of the core: run, ls, show, rm, recover, gc."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gitexp.cli.options import add_sort
+from gitexp.errors import GitexpError
+
+AddCommand = Callable[[str, str], argparse.ArgumentParser]
+
+
+def _parse_assignments(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    """`-p model.layers=4` -> {"model": {"layers": 4}}, values typed as YAML reads them."""
+    from gitexp.store.codec import load_yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise GitexpError(f"invalid {what} {pair!r}: expected KEY=VALUE, for example lr=0.01")
+        try:
+            value = load_yaml(text.encode(), f"value of {what} {key}") if text else ""
+        except GitexpError:
+            value = text  # not YAML: keep the text as given
+        if isinstance(value, str) and value == text:
+            try:  # YAML 1.1 reads 1e-3 as a string; a user typing it means a number
+                value = float(text)
+            except ValueError:
+                pass
+        node = out
+        *parents, leaf = key.split(".") if what == "param" else [key]
+        for depth, part in enumerate(parents):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                prefix = ".".join(parents[: depth + 1])
+                raise GitexpError(f"{what} {key!r} conflicts with {prefix}={node!r}: a {what} cannot be both a "
+                                  f"value and a group; rename one of them")
+        if isinstance(node.get(leaf), dict):
+            raise GitexpError(f"{what} {key!r} conflicts with the group {key}.*: rename one of them")
+        node[leaf] = value
+    return out
+
+
+def cmd_run(command: list[str], name: str | None, experiment: str | None, params: list[str],
+            tags: list[str], description: str | None) -> int:
+    from gitexp.tracking.runner import run_command
+
+    if command and command[0] == "--":
+        command = command[1:]
+    return run_command(command, name=name, experiment=experiment,
+                       params=_parse_assignments(params, "param"),
+                       tags={k: str(v) for k, v in _parse_assignments(tags, "tag").items()},
+                       description=description)
+
+
+def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | None,
+           precision: int, all_columns: bool, where: str | None = None, sort: str | None = None,
+           only_changed: bool = False) -> int:
+    # The cyclic GC would walk the listing's many objects (none in a cycle) again and again as
+    # rows are made. They are freed when _ls returns, before the GC is back.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _ls(experiment, limit, form, columns, precision, all_columns, where, sort, only_changed)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _ls(experiment: str | None, limit: int | None, form: str, columns: str | None, precision: int,
+        all_columns: bool, where: str | None, sort: str | None, only_changed: bool) -> int:
+    from gitexp.store import search
+    from gitexp.views import table
+
+    if limit is not None and limit < 0:
+        raise GitexpError(f"-n {limit}: the number of runs to list must be 0 or more")
+    records = search.search_runs(where, sort, experiment=experiment)
+    if limit is not None:
+        records = records[:limit]
+    if not records:
+        scope = f" in experiment {experiment!r}" if experiment else ""
+        if where:
+            print(f"no runs{scope} match --where {where!r}", file=sys.stderr)
+        else:
+            print(f"no runs{scope} yet; start one with `git exp run -- python train.py` or gitexp.start_run()",
+                  file=sys.stderr)
+        return 0
+    if form == "json" and not columns and not only_changed:
+        import json
+
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+        return 0
+    extra = table.split_columns(columns) if columns else None
+    cols, values = table.run_columns(records, extra, all_columns=all_columns or form == "csv",
+                                     only_changed=only_changed)
+    sys.stdout.write(table.render_columns(cols, values, form, precision))
+    from gitexp.cli.main import exit_now
+
+    exit_now(0)  # the process: without freeing the listing's objects first
+    return 0
+
+
+def cmd_show(run: str, form: str, experiment: str | None) -> int:
+    from gitexp.store import runs
+    from gitexp.views import show
+
+    record = runs.get_run(run, experiment=experiment)
+    sys.stdout.write(show.render(record, form))
+    return 0
+
+
+def cmd_rm(run_ids: list[str], undo: bool, experiment: str | None, force: bool) -> int:
+    from gitexp.ops import trash
+
+    if undo:
+        restored = trash.undo(run_ids)
+        for ref in restored:
+            print(f"restored {ref}")
+        return 0
+    if not run_ids:
+        raise GitexpError("name the runs to remove: git exp rm RUN... (or `git exp rm --undo`)")
+    for ref in trash.remove(run_ids, experiment, force=force):
+        print(f"removed {ref} (undo with `git exp rm --undo`; `git exp gc` deletes it for good)")
+    return 0
+
+
+def cmd_recover() -> int:
+    from gitexp.git.repo import Repo
+    from gitexp.store import writer as store
+
+    done = store.recover(Repo.discover())
+    for run_id, status in done:
+        print(f"recovered {run_id}: {status}")
+    if not done:
+        print("no interrupted runs to recover on this machine")
+    return 0
+
+
+def cmd_gc(dry_run: bool) -> int:
+    from gitexp.ops import trash
+
+    for ref in trash.gc(dry_run):
+        print(f"{'would delete' if dry_run else 'deleted'} {ref}")
+    from gitexp.cli.share import gc_lfs  # LFS objects no run references any more (issue 3)
+
+    gc_lfs(dry_run)
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    p = add("run", "Run a command as a tracked run; its output goes to the run's output.log.")
+    p.add_argument("--name", "-n", help="run name (default: a random readable name)")
+    p.add_argument("--experiment", "-e", help="experiment (default: $GITEXP_EXPERIMENT, exp.experiment, default)")
+    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="a param, visible to the command through gitexp.params(); repeatable")
+    p.add_argument("--tag", "-t", dest="tags", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--description", "-d")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    p.set_defaults(func=lambda a: cmd_run(a.cmd, a.name, a.experiment, a.params, a.tags, a.description))
+
+    p = add("ls", "List runs, newest first, with the params and metrics that differ between them.")
+    p.add_argument("--experiment", "-e", help="only this experiment")
+    p.add_argument("-n", type=int, dest="limit", help="only the first N runs: the newest, unless --sort")
+    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"))
+    p.add_argument("--columns", "-c", help="comma-separated columns, e.g. params.lr,metrics.acc")
+    p.add_argument("--precision", type=int, default=4, help="significant digits of numbers (default 4)")
+    p.add_argument("--all", "-a", dest="all_columns", action="store_true",
+                   help="every differing param and metric, not only the first 8 of each")
+    p.add_argument("--where", "-w", metavar="EXPR",
+                   help="only runs matching EXPR, e.g. \"params.lr < 0.1 and metrics.acc > 0.9\" (docs/query.md)")
+    add_sort(p, "sort keys, '-' for descending, e.g. -metrics.acc,duration; runs missing a key go last")
+    p.add_argument("--only-changed", action="store_true",
+                   help="only the columns whose values differ between the listed runs (id and name stay)")
+    p.set_defaults(func=lambda a: cmd_ls(a.experiment, a.limit, a.form, a.columns, a.precision, a.all_columns,
+                                         a.where, a.sort, a.only_changed))
+
+    p = add("show", "Show one run: status, git state, params, metrics, artifacts, inputs, environment.")
+    p.add_argument("run", help="run id, unique id prefix, or unique run name")
+    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "yaml", "json"))
+    p.add_argument("--experiment", "-e")
+    p.set_defaults(func=lambda a: cmd_show(a.run, a.form, a.experiment))
+
+    p = add("rm", "Remove runs (recoverable with --undo until `git exp gc`).")
+    p.add_argument("run_ids", nargs="*", metavar="RUN")
+    p.add_argument("--undo", action="store_true", help="restore RUNs, or the runs of the last `git exp rm`")
+    p.add_argument("--experiment", "-e")
+    p.add_argument("--force", action="store_true", help="remove runs even while they are RUNNING")
+    p.set_defaults(func=lambda a: cmd_rm(a.run_ids, a.undo, a.experiment, a.force))
+
+    p = add("recover", "Finish runs whose process died (kill -9, OOM, power loss) as CRASHED.")
+    p.set_defaults(func=lambda a: cmd_recover())
+
+    p = add("gc", "Delete removed runs, and LFS objects nothing references, for good.")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    p.set_defaults(func=lambda a: cmd_gc(a.dry_run))

@@ -1,1 +1,0 @@
-"""The CLI commands, one module per area; gitexp.cli assembles them."""

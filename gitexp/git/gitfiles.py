@@ -1,0 +1,285 @@
+"""Where the repository is and what its run refs point at, read from git's own files.
+
+A warm `git exp ls` needs nothing else from git, and importing pygit2 would cost it 70 ms. Each
+reader here answers exactly what gitexp.git.repo (libgit2) answers, or None wherever anything is
+unusual; the caller then asks libgit2, so an odd repository is slower to list, never listed
+differently. Only gitexp.git.repo may import pygit2, and this module must not import gitexp.git.repo.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import NamedTuple
+
+# Beyond plain files-backend refs, libgit2 (or git) may read these differently: extensions (reftable
+# refStorage, sha256 objectFormat, worktreeConfig), core.worktree (another working tree to vet for
+# ownership), included files (which may say any of it).
+_UNUSUAL_CONFIG = (b"extensions", b"reftable", b"refstorage", b"worktree", b"include")
+_FORMAT_VERSION = re.compile(rb"repositoryformatversion\s*=\s*(\S*)")
+_PATH_ROOM = 3800  # libgit2 refuses git dirs whose longest file path would pass PATH_MAX (4096)
+# Refs that live in each worktree's own git dir, not the common one.
+_PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
+_LOOSE = re.compile(rb"[0-9a-f]{40}\n?")
+# What ref names may hold: printable ASCII but ~^:?*[\ ; and, one a line, names with a dot git forbids.
+_NAME_CHARS = bytes(c for c in range(0x21, 0x7F) if chr(c) not in "~^:?*[\\")
+_BAD_DOTS = re.compile(r"\.\.|/\.|\.lock(?:/|\n|\Z)|\.(?:\n|\Z)")
+
+
+class Location(NamedTuple):
+    """A repository as gitexp.git.repo.Repo.discover would open it (not a dataclass: `dataclasses`
+    imports `inspect`, which costs a listing 8 ms)."""
+
+    gitdir: Path  # Repo.gitdir: what pygit2.discover_repository answers
+    commondir: Path  # Repo.commondir
+    # The directory whose .git was found: discovery from there finds this repository. Mostly Repo.workdir,
+    # but not always (core.bare, a --separate-git-dir): LazyRepo asks the opened Repo for that.
+    workdir: Path
+
+
+def locate(start: str | None = None) -> Location | None:
+    """The repository libgit2's discovery finds from *start* (default: the current directory), as
+    pygit2.discover_repository(start) does (no ceiling, not across file systems), or None: not
+    found, or anything unusual met on the way (libgit2 then decides)."""
+    if os.name != "posix":
+        return None
+    try:
+        folder = os.path.realpath(os.getcwd() if start is None else start, strict=True)
+    except (OSError, ValueError):
+        return None
+    device = None
+    # libgit2 looks at X/.git, then at X itself, from *start* up to (but not at) / and /.git.
+    while os.path.dirname(folder) != folder:
+        dotgit = os.path.join(folder, ".git")
+        try:
+            info = os.lstat(dotgit)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
+        else:
+            if device is not None and info.st_dev != device:
+                return None  # a file-system boundary: discovery stops there
+            if stat.S_ISDIR(info.st_mode):
+                return _location(dotgit, folder, None)
+            if stat.S_ISREG(info.st_mode):
+                return _linked(dotgit, folder)
+            return None  # a symlink (libgit2 would answer its unresolved path), a socket...
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return None
+        if not stat.S_ISDIR(info.st_mode) or (device is not None and info.st_dev != device):
+            return None
+        device = info.st_dev
+        if os.path.lexists(os.path.join(folder, "HEAD")):
+            return None  # the folder itself may be a git dir (bare, or inside .git)
+        folder = os.path.dirname(folder)
+    return None
+
+
+def _linked(dotgit: str, folder: str) -> Location | None:
+    """The git dir a `.git` file (`gitdir: PATH`: a linked worktree's, a --separate-git-dir) names, checked."""
+    try:
+        with open(dotgit, "rb") as file:
+            text = file.read(_PATH_ROOM).rstrip()
+        if not text.startswith(b"gitdir:") or b"\\" in text or len(text) >= _PATH_ROOM - 1:
+            return None
+        gitdir = os.path.realpath(os.path.join(folder, text[7:].lstrip().decode()), strict=True)
+    except (OSError, ValueError):  # ValueError: UnicodeDecodeError, or a NUL in the path
+        return None
+    try:
+        # A linked worktree's git dir names its .git file back, and libgit2 takes the working tree
+        # (whose owner it checks) from there; other git dirs (--separate-git-dir) have no such file.
+        with open(os.path.join(gitdir, "gitdir"), "rb") as file:
+            if file.read(_PATH_ROOM).rstrip() != dotgit.encode():
+                return None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    return _location(gitdir, folder, dotgit)
+
+
+def _location(gitdir: str, folder: str, gitlink: str | None) -> Location | None:
+    """A Location when *gitdir* is a git dir libgit2 accepts (HEAD, objects and refs, as its
+    is_valid_repository_path checks) that this module can read, owned by this user, else None."""
+    try:
+        commondir = gitdir
+        if os.path.lexists(os.path.join(gitdir, "commondir")):
+            with open(os.path.join(gitdir, "commondir"), "rb") as file:
+                text = file.read(_PATH_ROOM).rstrip().decode()
+            if not text or text != text.lstrip():
+                return None  # libgit2 and Repo would read the path differently
+            commondir = os.path.realpath(os.path.join(gitdir, text), strict=True)
+        if max(len(gitdir), len(commondir)) > _PATH_ROOM or not (
+                os.path.isfile(os.path.join(gitdir, "HEAD")) and os.path.isdir(os.path.join(commondir, "objects"))
+                and os.path.isdir(os.path.join(commondir, "refs"))):
+            return None
+        # libgit2 refuses a repository owned by another user unless safe.directory allows it: its call.
+        # (Repo opens the git dir found, so for a --separate-git-dir its working tree is the git dir's parent.)
+        uid = os.geteuid()
+        for path in (folder, gitdir, commondir, gitlink, os.path.dirname(gitdir)):
+            if path is not None and os.stat(path).st_uid != uid:
+                return None
+        with open(os.path.join(commondir, "config"), "rb") as file:
+            config = file.read().lower()
+    except (OSError, ValueError):
+        return None
+    if any(word in config for word in _UNUSUAL_CONFIG) or \
+            any(version not in (b"0", b"1") for version in _FORMAT_VERSION.findall(config)):
+        return None
+    return Location(Path(gitdir), Path(commondir), Path(folder))
+
+
+def read_refs(commondir: Path, prefix: str) -> dict[str, str] | None:
+    """name -> commit id of every direct ref whose name starts with *prefix*, as Repo.refs(prefix)
+    answers them (in its order too), from the files backend; None when libgit2 must say.
+
+    Loose refs are read before packed-refs, as git does: a ref that `git pack-refs` moves from its
+    loose file into packed-refs meanwhile is then found in one or the other.
+    """
+    if not prefix.startswith("refs/") or any(p.startswith(prefix) or prefix.startswith(p) for p in _PER_WORKTREE):
+        return None
+    loose: dict[str, str] = {}
+    if not _read_loose(str(commondir), prefix, loose):
+        return None
+    packed = _read_packed(commondir / "packed-refs", prefix)
+    if packed is None or not _valid_names([*loose, *packed]):
+        return None
+    # libgit2 lists the loose refs by name, then the packed ones no loose ref overrides, by name.
+    names = list(packed)
+    if names != sorted(names):
+        packed = {name: packed[name] for name in sorted(names)}
+    if not loose:
+        return packed
+    out = {name: loose[name] for name in sorted(loose)}
+    out.update((name, oid) for name, oid in packed.items() if name not in loose)
+    return out
+
+
+def _read_loose(root: str, prefix: str, out: dict[str, str]) -> bool:
+    """The loose refs starting with *prefix* into *out*; False at anything libgit2 must judge."""
+    folders = [prefix.rpartition("/")[0]]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(f"{root}/{folder}"))
+        except FileNotFoundError:
+            continue  # none, or removed while read (its refs deleted or packed meanwhile)
+        except OSError:
+            return False
+        for entry in entries:
+            name = f"{folder}/{entry.name}"
+            if not (name.startswith(prefix) or prefix.startswith(name + "/")):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(name)
+                    continue
+                if name.endswith(".lock"):
+                    continue  # a ref being written: until it is renamed, the ref is what it was
+                if not entry.is_file(follow_symlinks=False) or not name.startswith(prefix):
+                    return False
+                fd = os.open(entry.path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # deleted, or packed, since the folder was listed
+            except OSError:
+                return False
+            try:
+                data = os.read(fd, 64)
+            except OSError:
+                return False
+            finally:
+                os.close(fd)
+            if _LOOSE.fullmatch(data) is None:
+                return False  # a symbolic ref ("ref: ..."), or damaged
+            out[name] = data[:40].decode()
+    return True
+
+
+def _read_packed(path: Path, prefix: str) -> dict[str, str] | None:
+    """The refs of packed-refs starting with *prefix*, {} without the file; None unless the whole
+    file is what `git pack-refs` writes."""
+    try:
+        text = path.read_bytes().decode()
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+    if text.startswith("#"):
+        if not text.startswith("# pack-refs with:") or "\n" not in text:
+            return None
+        text = text[text.index("\n") + 1:]
+    # git writes the refs sorted by name, so those of *prefix* are one block of lines: split at once
+    # when they are all plain "<id> <name>" lines (no ^peeled tag among them), else line by line.
+    head = " " + prefix
+    begin = text.find(head) - 40
+    end = text.find("\n", text.rfind(head)) + 1
+    if text[end:end + 1] == "^":
+        end = text.find("\n", end) + 1  # the last ref's ^peeled line goes with it
+    if begin < 0 or end <= 0 or (begin and text[begin - 1] != "\n"):
+        begin = end = 0
+    block = text[begin:end]
+    found = (block and _split_block(block, prefix)) or _split_lines(block, prefix)
+    rest = _split_lines(text[:begin] + text[end:], prefix)
+    if found is None or rest is None:
+        return None
+    for name, oid in rest.items():
+        if found.setdefault(name, oid) != oid:
+            return None  # listed twice
+    return found
+
+
+def _split_block(block: str, prefix: str) -> dict[str, str] | None:
+    """The "<id> <name>" lines of *block* when each names a ref of *prefix*, split at C speed; else None."""
+    words = block[:-1].replace("\n", " ").split(" ")  # id, name, id, name...
+    ids, names = words[::2], words[1::2]
+    if len(ids) != len(names) or not _hex(ids):
+        return None
+    out = dict(zip(names, ids, strict=True))
+    joined = "\n".join(names)
+    if len(out) != len(names) or not joined.startswith(prefix) or joined.count("\n" + prefix) != len(names) - 1:
+        return None
+    return out
+
+
+def _split_lines(text: str, prefix: str) -> dict[str, str] | None:
+    """The refs of *prefix* in *text*, lines of packed-refs, checked one by one."""
+    if text[-1:] not in ("", "\n"):
+        return None  # no newline at the end
+    out: dict[str, str] = {}
+    ids = []  # of every line, ^peeled lines of annotated tags included
+    peelable = False  # a ^peeled line follows the line of its tag's ref
+    for line in text[:-1].split("\n") if text else ():
+        if line[:1] == "^" and peelable and len(line) == 41:
+            ids.append(line[1:])
+            peelable = False
+            continue
+        oid = line[:40]
+        if line[40:41] != " " or len(line) < 42:
+            return None
+        ids.append(oid)
+        peelable = True
+        if line.startswith(prefix, 41) and out.setdefault(line[41:], oid) != oid:
+            return None  # listed twice
+    return out if _hex(ids) else None
+
+
+def _hex(ids: list[str]) -> bool:
+    """Whether each of *ids* is 40 lowercase hex digits."""
+    joined = "".join(ids)
+    return len(joined) == 40 * len(ids) and not joined.encode().translate(None, b"0123456789abcdef")
+
+
+def _valid_names(names: list[str]) -> bool:
+    """Whether every name keeps git's ref-name rules (`git help check-ref-format`) and is ASCII (a
+    Mac's file system may give a name back composed otherwise than git wrote it)."""
+    text = "\n".join(names)
+    if not text.isascii() or text.encode().translate(None, _NAME_CHARS) != b"\n" * (len(names) - 1 if names else 0):
+        return False
+    if "//" in text or "/\n" in text or text.endswith("/") or ("@" in text and "@{" in text):
+        return False
+    return "." not in text or _BAD_DOTS.search(text) is None

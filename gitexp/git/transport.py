@@ -1,0 +1,125 @@
+"""Running the user's own `git` and `git lfs`, so their credential helpers and ssh setup apply.
+
+Progress goes to stderr only when stderr is a terminal; otherwise git's output is captured and
+shown only when something fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from gitexp.errors import RemoteError, StorageError
+from gitexp.git.repo import Entry, Repo
+
+LFS_INSTALL = ("git-lfs is not installed, so {what}. Install it (Debian/Ubuntu: `sudo apt-get install git-lfs`, "
+               "Fedora: `sudo dnf install git-lfs`, macOS: `brew install git-lfs`, Windows: it comes with Git for "
+               "Windows; others: https://git-lfs.com) and run the command again. Runs and artifacts under "
+               "exp.lfsThreshold work without it")
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+def _cwd(repo: Repo) -> Path:
+    return repo.workdir or repo.gitdir
+
+
+def run_git(repo: Repo, args: list[str], stdin: str | None = None, progress: bool = False,
+            output_is_progress: bool = False) -> subprocess.CompletedProcess:
+    """`git ARGS` in *repo*: stdout captured; stderr shown live when *progress* and a terminal, else captured.
+
+    *output_is_progress*: the command (git-lfs) writes its progress meter to stdout, which then
+    goes to our stderr too, since nothing reads it.
+    """
+    live = progress and interactive()
+    stdout = sys.stderr.fileno() if live and output_is_progress else subprocess.PIPE
+    try:
+        return subprocess.run(["git", *args], cwd=_cwd(repo), input=stdin, text=True, encoding="utf-8",
+                              errors="replace", stdout=stdout, stderr=None if live else subprocess.PIPE,
+                              check=False)
+    except OSError as exc:
+        raise RemoteError(f"cannot run git ({exc}); is git installed and on PATH?") from exc
+
+
+def failure(proc: subprocess.CompletedProcess, what: str) -> RemoteError:
+    detail = (proc.stderr or "").strip() or (proc.stdout or "").strip() or "(git said nothing; see above)"
+    lines = detail.splitlines()
+    return RemoteError(f"{what} failed (git exit code {proc.returncode}):\n  " + "\n  ".join(lines[-15:]))
+
+
+def resolve_remote(repo: Repo, name: str | None) -> str:
+    """*name* if it is a configured remote; by default the current branch's remote, else origin."""
+    names = repo.remote_names()
+    if name:
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise RemoteError(f"no remote named {name!r} (this repository has: {known}); add it with "
+                              f"`git remote add {name} URL`")
+        return name
+    branch = repo.head().branch
+    configured = repo.config(f"branch.{branch}.remote") if branch else None
+    if configured and configured in names:
+        return configured
+    if "origin" in names:
+        return "origin"
+    if not names:
+        raise RemoteError("this repository has no remote to share runs through; add one with "
+                          "`git remote add origin URL`")
+    raise RemoteError(f"the current branch has no remote and there is no 'origin'; name one of: {', '.join(names)}")
+
+
+def lfs_available() -> bool:
+    return shutil.which("git-lfs") is not None
+
+
+def require_lfs(what: str) -> None:
+    if not lfs_available():
+        raise RemoteError(LFS_INSTALL.format(what=what))
+
+
+def lfs_fetch(repo: Repo, remote: str, pointers: dict[str, str]) -> None:
+    """Download the LFS objects *pointers* (oid -> pointer blob) from *remote* into the local store.
+
+    `git lfs fetch` takes commits, not object ids: it gets a commit (referenced by no ref)
+    whose tree holds exactly these pointers, so nothing else (such as LFS files of the code
+    snapshot) is downloaded.
+    """
+    if not pointers:
+        return
+    require_lfs(f"the content of {len(pointers)} LFS artifact(s) cannot be fetched from {remote}")
+    tree = repo.write_tree({oid: Entry(blob) for oid, blob in pointers.items()})
+    commit = repo.commit(tree, [], f"gitexp: {len(pointers)} LFS object(s) to fetch\n")
+    proc = run_git(repo, ["lfs", "fetch", "--include=", "--exclude=", remote, commit], progress=True,
+                   output_is_progress=True)
+    if proc.returncode:
+        raise failure(proc, f"`git lfs fetch {remote}` of {len(pointers)} artifact(s)")
+
+
+def lfs_push(repo: Repo, remote: str, oids: list[str]) -> None:
+    """Upload the LFS objects *oids* (all present locally) to *remote*'s LFS storage."""
+    if not oids:
+        return
+    require_lfs(f"{len(oids)} LFS artifact(s) cannot be pushed to {remote}")
+    # Ids as arguments rather than --stdin, with which git-lfs shows no progress; in batches
+    # that keep the command line far below the system's limit.
+    for start in range(0, len(oids), 1000):
+        batch = oids[start:start + 1000]
+        proc = run_git(repo, ["lfs", "push", "--object-id", remote, *batch], progress=True, output_is_progress=True)
+        if proc.returncode:
+            raise failure(proc, f"`git lfs push --object-id {remote}` of {len(batch)} object(s)")
+
+
+def git_bytes(repo: Repo, args: list[str], stdin: bytes = b"") -> bytes:
+    """stdout of a local `git ARGS` (binary), or a StorageError with git's message."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=_cwd(repo), input=stdin, capture_output=True, check=False)
+    except OSError as exc:
+        raise StorageError(f"cannot run git ({exc}); is git installed and on PATH?") from exc
+    if proc.returncode:
+        message = proc.stderr.decode(errors="replace").strip()
+        raise StorageError(f"`git {' '.join(args[:3])}` failed (exit code {proc.returncode}): {message}")
+    return proc.stdout

@@ -1,0 +1,296 @@
+"""Sharing runs through git remotes: push, fetch, pull and `remote setup`.
+
+Transport is the user's own git (gitexp/git/transport.py). Fetching goes through remote-tracking
+refs, `refs/experiments-remotes/<remote>/runs/<experiment>/<run-id>` and
+`refs/experiments-remotes/<remote>/notes/experiments`, and only then into
+`refs/experiments/`: a new run is created, a run the remote extended is fast-forwarded, and a
+run that differs on both sides keeps the local version while the remote one is kept under
+`refs/experiments-conflicts/<remote>/<experiment>/<run-id>`. Notes are merged, never replaced.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from gitexp.errors import InvalidNameError
+from gitexp.git import lfs, transport
+from gitexp.git.repo import RefConflictError, Repo
+from gitexp.store import names, notes
+from gitexp.store import writer as store
+from gitexp.store.artifacts import list_artifacts
+
+NOTES_REF = notes.NOTES_REF
+TRACKING_PREFIX = "refs/experiments-remotes/"
+CONFLICTS_PREFIX = "refs/experiments-conflicts/"
+NOTES_ATTEMPTS = 10
+_FLAGS = {" ": "updated", "+": "forced", "-": "deleted", "*": "new", "!": "rejected", "=": "up to date"}
+
+
+def tracking(remote: str) -> str:
+    return f"{TRACKING_PREFIX}{remote}/"
+
+
+@dataclass
+class RefUpdate:
+    ref: str
+    status: str  # new, updated, up to date, rejected (and, from git, forced or deleted)
+    reason: str = ""
+
+
+@dataclass
+class PushReport:
+    remote: str
+    runs: list[RefUpdate] = field(default_factory=list)
+    notes: RefUpdate | None = None
+    lfs_objects: int = 0
+    lfs_bytes: int = 0
+    lfs_missing: list[str] = field(default_factory=list)  # artifact paths whose content is not here
+
+    @property
+    def rejected(self) -> list[RefUpdate]:
+        return [u for u in [*self.runs, *([self.notes] if self.notes else [])] if u.status == "rejected"]
+
+
+@dataclass
+class FetchReport:
+    remote: str
+    new: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    same: int = 0
+    ahead: list[str] = field(default_factory=list)  # local has commits the remote lacks: push them
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (run ref, where the remote's version is)
+    removed_here: list[str] = field(default_factory=list)  # in the local trash: not brought back
+    invalid: list[str] = field(default_factory=list)
+    notes: str | None = None
+    lfs_fetched: int = 0
+
+
+def _parse_porcelain(text: str) -> dict[str, RefUpdate]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or len(parts[0]) != 1 or ":" not in parts[1]:
+            continue  # "To <url>", "Done"
+        dst = parts[1].split(":", 1)[1]
+        summary = parts[2]
+        reason = summary[summary.find("(") + 1: summary.rfind(")")] if "(" in summary else summary
+        status = _FLAGS.get(parts[0], "updated")
+        out[dst] = RefUpdate(dst, status, f"{summary.split(' (')[0].strip('[]')}: {reason}"
+                             if status == "rejected" else "")
+    return out
+
+
+def _git_push(repo: Repo, remote: str, refspecs: list[str]) -> dict[str, RefUpdate]:
+    proc = transport.run_git(repo, ["push", "--porcelain", "--no-verify", remote, *refspecs], progress=True)
+    updates = _parse_porcelain(proc.stdout or "")
+    if proc.returncode and not updates:
+        raise transport.failure(proc, f"`git push {remote}`")
+    return updates
+
+
+def _fetch_notes(repo: Repo, remote: str) -> str | None:
+    """Fetch the remote's notes into their tracking ref and merge them; returns what happened."""
+    track = f"{tracking(remote)}notes/experiments"
+    # A glob refspec, so a remote without notes is not an error.
+    proc = transport.run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", "--recurse-submodules=no",
+                                    remote, f"+{NOTES_REF}*:{track}*"], progress=True)
+    if proc.returncode:
+        raise transport.failure(proc, f"`git fetch {remote}` of {NOTES_REF}")
+    return _merge_tracked_notes(repo, track)
+
+
+def _merge_tracked_notes(repo: Repo, track: str) -> str | None:
+    theirs = repo.ref(track)
+    if theirs is None:
+        return None
+    if repo.resolve_commit(theirs) != theirs:  # a remote's ref may point at anything
+        from gitexp.store.codec import object_kind
+
+        return f"ignored: the remote's {NOTES_REF} points at {object_kind(repo, theirs)}, not at a notes commit"
+    before = repo.ref(NOTES_REF)
+    after = notes.merge_notes(repo, theirs)
+    if after == before:
+        return "up to date"
+    return "created" if before is None else "fast-forward" if after == theirs else "merged"
+
+
+def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str, ...] = (),
+         artifacts: bool = True) -> PushReport:
+    """Push runs (all, or those named) and the notes, then the LFS objects the runs reference."""
+    from gitexp.store import runs
+
+    name = transport.resolve_remote(repo, remote)
+    store.recover(repo)  # runs that crashed here are finished before they are shared
+    notes.flush_pending()  # and the notes of runs that ended in this process
+    if run_texts:
+        records = runs.load_runs(repo, recover=False)
+        chosen = list(dict.fromkeys(runs.resolve(records, text).ref for text in run_texts))
+        refspecs = [f"{ref}:{ref}" for ref in chosen]
+    else:
+        chosen = list(repo.refs(names.REF_PREFIX))
+        refspecs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*"] if chosen else []
+    has_notes = repo.ref(NOTES_REF) is not None
+    report = PushReport(name)
+    if not refspecs and not has_notes:
+        return report
+    if artifacts:  # objects before refs, as git-lfs does: a pushed run never points at missing content
+        _push_lfs(repo, report, chosen)
+    updates = _git_push(repo, name, refspecs + ([f"{NOTES_REF}:{NOTES_REF}"] if has_notes else []))
+    report.notes = updates.pop(NOTES_REF, None)
+    report.runs = [updates.get(ref) or RefUpdate(ref, "up to date") for ref in chosen]
+    # Another clone may push notes at the same moment: merge theirs into ours and try again.
+    for attempt in range(NOTES_ATTEMPTS):
+        if report.notes is None or report.notes.status != "rejected":
+            break
+        _fetch_notes(repo, name)
+        report.notes = _git_push(repo, name, [f"{NOTES_REF}:{NOTES_REF}"]).get(NOTES_REF, report.notes)
+        time.sleep(random.uniform(0, 0.05 * (attempt + 1)) if report.notes.status == "rejected" else 0)
+    return report
+
+
+def _push_lfs(repo: Repo, report: PushReport, refs: list[str]) -> None:
+    lfs_store = lfs.Store(repo)
+    wanted: dict[str, int] = {}
+    for ref in refs:
+        commit = repo.ref(ref)
+        for artifact in list_artifacts(repo, commit) if commit else []:
+            if not artifact.lfs or artifact.problem:
+                continue
+            if lfs_store.has(lfs.Pointer(artifact.sha256, artifact.size)):
+                wanted[artifact.sha256] = artifact.size
+            else:
+                report.lfs_missing.append(f"{ref.rsplit('/', 1)[-1]}:{artifact.path}")
+    if wanted:
+        transport.lfs_push(repo, report.remote, sorted(wanted))
+    report.lfs_objects, report.lfs_bytes = len(wanted), sum(wanted.values())
+
+
+def fetch(repo: Repo, remote: str | None = None) -> FetchReport:
+    """Fetch every run and the notes of *remote*, and bring them into refs/experiments/."""
+    name = transport.resolve_remote(repo, remote)
+    track = tracking(name)
+    proc = transport.run_git(repo, [
+        "fetch", "--prune", "--no-tags", "--no-write-fetch-head", "--recurse-submodules=no", name,
+        f"+{names.REF_PREFIX}*:{track}runs/*", f"+{NOTES_REF}*:{track}notes/experiments*"], progress=True)
+    if proc.returncode:
+        raise transport.failure(proc, f"`git fetch {name}`")
+    report = _integrate(repo, name)
+    report.notes = _merge_tracked_notes(repo, f"{track}notes/experiments")
+    return report
+
+
+def _integrate(repo: Repo, remote: str) -> FetchReport:
+    prefix = f"{tracking(remote)}runs/"
+    report = FetchReport(remote)
+    local = repo.refs(names.REF_PREFIX)
+    trashed = {ref.rsplit("/", 1)[-1] for ref in repo.refs(names.TRASH_PREFIX)}
+    stale = repo.refs(f"{CONFLICTS_PREFIX}{remote}/")
+    moves: list[tuple[str, str, str | None]] = []  # (ref, new, old or None to create)
+    for tracked, theirs in sorted(repo.refs(prefix).items()):
+        rel = tracked[len(prefix):]
+        experiment, _, run_id = rel.rpartition("/")
+        try:
+            valid = bool(names.check_experiment(experiment)) and names.is_run_id(run_id)
+        except InvalidNameError:
+            valid = False
+        ref, conflict = names.REF_PREFIX + rel, f"{CONFLICTS_PREFIX}{remote}/{rel}"
+        ours = local.get(ref)
+        if valid and ours != theirs and repo.resolve_commit(theirs) != theirs:
+            valid = False  # a blob, a tree or a tag is no run (checked where the ref would change anything)
+        if not valid:
+            report.invalid.append(rel)  # not a run ref: a remote's stray data is never imported
+            continue
+        if ours is None and run_id in trashed:
+            report.removed_here.append(ref)
+        elif ours is None:
+            moves.append((ref, theirs, None))
+        elif ours == theirs:
+            report.same += 1
+        elif repo.is_ancestor(ours, theirs):
+            moves.append((ref, theirs, ours))
+        elif repo.is_ancestor(theirs, ours):
+            report.ahead.append(ref)
+        else:
+            _set_ref(repo, conflict, theirs, f"gitexp: conflict with {remote} {run_id}")
+            report.conflicts.append((ref, conflict))
+            stale.pop(conflict, None)
+            continue
+        if conflict in stale:
+            repo.delete_ref(conflict, stale.pop(conflict))  # the two sides agree again
+    moved = {ref for ref, _, _ in _move_refs(repo, moves, f"gitexp: fetch {remote}")}
+    for ref, _, old in moves:
+        # A run a local writer moved meanwhile is left as it is; the next fetch looks again.
+        (report.ahead if ref not in moved else report.new if old is None else report.updated).append(ref)
+    return report
+
+
+def _move_refs(repo: Repo, moves: list[tuple[str, str, str | None]], message: str) -> list[tuple[str, str, str | None]]:
+    """Create or fast-forward refs (with reflogs) in one git transaction; one by one if that fails.
+
+    One `git update-ref --stdin` writes a thousand refs in a fraction of the time separate
+    updates take. It is all or nothing, so when a local writer moved one of the runs meanwhile,
+    the refs are moved one at a time and the moved run is left for the next fetch.
+    """
+    if not moves:
+        return []
+    commands = "".join(f"create {ref} {new}\n" if old is None else f"update {ref} {new} {old}\n"
+                       for ref, new, old in moves)
+    proc = transport.run_git(repo, ["update-ref", "--create-reflog", "-m", message, "--stdin"], stdin=commands)
+    if proc.returncode == 0:
+        return moves
+    done = []
+    for ref, new, old in moves:
+        try:
+            if old is None:
+                repo.create_ref(ref, new, message)
+            else:
+                repo.update_ref(ref, new, old, message)
+            done.append((ref, new, old))
+        except RefConflictError:
+            continue
+    return done
+
+
+def _set_ref(repo: Repo, name: str, target: str, message: str) -> None:
+    current = repo.ref(name)
+    if current is None:
+        repo.create_ref(name, target, message)
+    elif current != target:
+        repo.update_ref(name, target, current, message)
+
+
+def pull(repo: Repo, remote: str | None = None, artifacts: bool = False) -> FetchReport:
+    """fetch(), then (with *artifacts*) the LFS content of every run the remote has."""
+    from gitexp.ops.restore import ensure_present
+
+    report = fetch(repo, remote)
+    if artifacts:
+        commits = set(repo.refs(f"{tracking(report.remote)}runs/").values())
+        wanted = [a for commit in sorted(commits) for a in list_artifacts(repo, commit)]
+        report.lfs_fetched = ensure_present(repo, wanted, report.remote)
+    return report
+
+
+def setup(repo: Repo, remote: str | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """Add refspecs so plain `git fetch`/`git push` carry runs and notes; returns (remote, added)."""
+    name = transport.resolve_remote(repo, remote)
+    fetch_specs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*", f"+{NOTES_REF}*:{tracking(name)}notes/experiments*"]
+    push_specs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*", f"{NOTES_REF}:{NOTES_REF}"]
+    added = []
+    for key, wanted in ((f"remote.{name}.fetch", fetch_specs), (f"remote.{name}.push", push_specs)):
+        proc = transport.run_git(repo, ["config", "--get-all", key])
+        present = (proc.stdout or "").split()
+        if key.endswith(".push") and not present:
+            # With push refspecs configured, a bare `git push` pushes only those; keep the
+            # current branch in it, as `git push <remote> HEAD` would.
+            wanted = ["HEAD", *wanted]
+        for spec in wanted:
+            if spec in present:
+                continue
+            proc = transport.run_git(repo, ["config", "--add", key, spec])
+            if proc.returncode:
+                raise transport.failure(proc, f"`git config --add {key} {spec}`")
+            added.append((key, spec))
+    return name, added

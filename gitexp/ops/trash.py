@@ -1,0 +1,63 @@
+"""Removing runs recoverably (`git exp rm`, `rm --undo`) and deleting them for good (`gc`)."""
+
+from __future__ import annotations
+
+from gitexp.errors import GitexpError
+from gitexp.git.repo import Repo
+from gitexp.store import names, runs
+
+LAST_RM = "gitexp/last-rm"
+
+
+def _trash_ref(record: runs.RunRecord) -> str:
+    return f"{names.TRASH_PREFIX}{record.experiment}/{record.id}"
+
+
+def remove(run_texts: list[str], experiment: str | None = None, repo: Repo | None = None,
+           force: bool = False) -> list[str]:
+    """Move runs to refs/experiments-trash/ (reflog included); returns the removed refs."""
+    repo = repo or Repo.discover()
+    records = runs.load_runs(repo, experiment)
+    chosen = {r.id: r for r in (runs.resolve(records, text) for text in run_texts)}  # all or nothing
+    live = [r for r in chosen.values() if r.status == "RUNNING"]
+    if live and not force:
+        raise GitexpError(f"run {live[0].id} ({live[0].name}) is still RUNNING on {live[0].meta.get('host')}; "
+                          "removing it now would lose what it logs next. Wait for it to end, or pass --force")
+    removed = []
+    for record in chosen.values():
+        repo.rename_ref(record.ref, _trash_ref(record), record.commit, f"gitexp: rm {record.id}")
+        removed.append(record.ref)
+    (repo.commondir / LAST_RM).parent.mkdir(parents=True, exist_ok=True)
+    (repo.commondir / LAST_RM).write_text("".join(f"{i}\n" for i in chosen))
+    return removed
+
+
+def undo(run_texts: list[str], repo: Repo | None = None) -> list[str]:
+    """Restore removed runs: those named, or else those of the last `git exp rm`."""
+    repo = repo or Repo.discover()
+    trashed = runs.load_runs(repo, recover=False, namespace=names.TRASH_PREFIX)
+    if run_texts:
+        chosen = [runs.resolve(trashed, text) for text in run_texts]
+    else:
+        last = repo.commondir / LAST_RM
+        wanted = set(last.read_text().split()) if last.exists() else set()
+        chosen = [r for r in trashed if r.id in wanted]
+        if not chosen:
+            raise GitexpError("nothing to undo: the last `git exp rm` was undone or collected already; "
+                              "`git exp rm --undo RUN` restores a removed run by id or name")
+    restored = []
+    for record in chosen:
+        repo.rename_ref(_trash_ref(record), record.ref, record.commit, f"gitexp: rm --undo {record.id}")
+        restored.append(record.ref)
+    return restored
+
+
+def gc(dry_run: bool = False, repo: Repo | None = None) -> list[str]:
+    """Delete removed runs for good; what they alone reference becomes unreachable for `git gc`."""
+    repo = repo or Repo.discover()
+    doomed = repo.refs(names.TRASH_PREFIX)
+    if not dry_run:
+        for ref, commit in doomed.items():
+            repo.delete_ref(ref, commit)
+        (repo.commondir / LAST_RM).unlink(missing_ok=True)
+    return sorted(doomed)

@@ -1,0 +1,448 @@
+"""The on-disk format of a run commit (specified in docs/format.md): encode and decode."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import yaml
+
+from gitexp.errors import CorruptRunError, GitexpError
+from gitexp.git.repo import Entry, Repo
+from gitexp.store import names, yamltext
+from gitexp.store.isotime import parse_iso
+from gitexp.store.state import RunState, Series
+
+FORMAT_VERSION = 1
+META, PARAMS, METRICS, ENV, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "env.yaml", "inputs.yaml"
+SUMMARY = "summary.json"
+HISTORY_DIR, CODE_DIR, PATCH, OUTPUT_LOG = "metrics", "code", "code.patch", "output.log"
+ARTIFACTS_DIR, ATTRIBUTES = "artifacts", ".gitattributes"
+# git-lfs smudges pointers and passes other files through, so one rule fits every artifact.
+LFS_ATTRIBUTES = b"/artifacts/** filter=lfs diff=lfs merge=lfs -text\n"
+TSV_HEADER = "step\ttime\tvalue\n"
+MAX_YAML_BYTES = 16 * 2**20  # runs may come from an untrusted remote: refuse absurd blobs
+
+try:  # the C loader/dumper are several times faster; both are the safe variants
+    _Loader: type = yaml.CSafeLoader
+    _SafeDumper: type = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader, _SafeDumper = yaml.SafeLoader, yaml.SafeDumper
+
+
+class _Dumper(_SafeDumper):  # type: ignore[misc, valid-type]
+    """The safe dumper without anchors and aliases: PyYAML writes them for an object met twice, and
+    readers refuse them (load_yaml), so gitexp never writes any."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any) -> bytes:
+    if not data and isinstance(data, dict):
+        return b"{}\n"
+    fast = yamltext.dump(data)
+    if fast is not None:
+        return fast
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+                     allow_unicode=True, width=100).encode()
+
+
+# The last few documents dumped, by identity: a run's commits share one params dict (params are
+# immutable once logged; logging more makes a new dict) and every run of a process shares one
+# read-only environment capture, whose package list costs more to write than the rest of a run.
+_dumped: list[tuple[Any, bytes]] = []
+
+
+def _dump_remembered(data: Any) -> bytes:
+    for known, text in _dumped:
+        if known is data:
+            return text
+    text = dump_yaml(data)
+    _dumped.insert(0, (data, text))  # holding the object keeps its identity from being reused
+    del _dumped[8:]
+    return text
+
+
+def dump_params(params: dict[str, Any]) -> bytes:
+    return _dump_remembered(params)
+
+
+def dump_env(env: dict[str, Any]) -> bytes:
+    return _dump_remembered(env)
+
+
+def load_yaml(data: bytes | None, what: str) -> Any:
+    """The document in *data*, read with the safe loader; CorruptRunError naming *what* (the file) when
+    it is too large, is not YAML, or uses anchors and aliases.
+
+    Every YAML file gitexp reads comes through here, and runs may come from an untrusted remote: an
+    alias bomb (nine levels of nine aliases, a kilobyte) expands into gigabytes in whatever walks the
+    result, so aliases are refused before anything is built. gitexp never writes them (_Dumper).
+    """
+    if data is None:
+        return None
+    if len(data) > MAX_YAML_BYTES:
+        raise CorruptRunError(f"{what} is {len(data)} bytes, over the {MAX_YAML_BYTES} byte limit; not reading it")
+    try:
+        if b"&" in data or b"*" in data:  # else there can be no anchor or alias: skip the scan
+            _refuse_aliases(data, what)
+        return yaml.load(data, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise CorruptRunError(f"{what} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError:
+        raise CorruptRunError(f"{what} nests too deeply to read") from None
+
+
+def _refuse_aliases(data: bytes, what: str) -> None:
+    for event in yaml.parse(data, Loader=_Loader):
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise CorruptRunError(
+                f"{what} uses the YAML anchor or alias {anchor!r}, which gitexp never writes; it is refused "
+                "because aliases can expand a small file into gigabytes (a 'billion laughs' bomb)")
+
+
+def format_value(value: float) -> str:
+    return repr(float(value))
+
+
+def render_rows(series: Series) -> str:
+    """The TSV history of *series*, formatting only rows added since the last call."""
+    done = series.rendered_count
+    if done < series.count:
+        steps, times, values = series.steps, series.times, series.values
+        series.rendered.append("".join(
+            f"{steps[i]}\t{times[i]:.3f}\t{values[i]!r}\n" for i in range(done, series.count)
+        ))
+        series.rendered_count = series.count
+        if len(series.rendered) > 64:
+            series.rendered[:] = ["".join(series.rendered)]
+    return TSV_HEADER + "".join(series.rendered)
+
+
+def parse_history(data: bytes) -> Series:
+    series = Series()
+    lines = data.decode().splitlines()
+    if not lines or lines[0] != TSV_HEADER.rstrip("\n"):
+        raise CorruptRunError("metric history does not start with the header 'step<TAB>time<TAB>value'")
+    for line in lines[1:]:
+        step, time, value = line.split("\t")
+        series.add(int(step), float(time), float(value))
+    return series
+
+
+def summaries(state: RunState) -> dict[str, dict[str, Any]]:
+    return {key: series.summary() for key, series in state.metrics.items()}
+
+
+def nest(flat: dict[str, Entry]) -> dict[str, Any]:
+    """{"a/b.txt": Entry} -> {"a": {"b.txt": Entry}}; where a file and a folder collide, the later wins."""
+    root: dict[str, Any] = {}
+    for path, entry in flat.items():
+        node = root
+        *dirs, leaf = path.split("/")
+        for part in dirs:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = entry
+    return root
+
+
+def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a run commit holds, ready for Repo.stage_tree."""
+    history: dict[str, Any] = {}
+    for key, series in state.metrics.items():
+        if series.blob is None:
+            series.blob = repo.stage_blob(render_rows(series).encode())
+        node = history
+        *dirs, leaf = names.key_to_path(key).split("/")
+        for part in dirs:
+            node = node.setdefault(part, {})
+        node[leaf + ".tsv"] = Entry(series.blob)
+    meta = {**state.meta, "format": FORMAT_VERSION}
+    metric_summaries = summaries(state)
+    spec: dict[str, Any] = {
+        META: dump_yaml(meta),
+        PARAMS: dump_params(state.params),
+        METRICS: dump_yaml(metric_summaries),
+        # The same three documents as one JSON blob: listing 10,000 runs parses these in
+        # 0.3 s, the YAML in about 5 s. The YAML stays the record; this is its index.
+        SUMMARY: summary_json(meta, state.params, metric_summaries),
+    }
+    if history:
+        spec[HISTORY_DIR] = history
+    if state.env is not None:
+        spec[ENV] = dump_env(state.env)
+    if state.inputs:
+        spec[INPUTS] = dump_yaml(state.inputs)
+    if state.artifacts:
+        spec[ARTIFACTS_DIR] = nest(state.artifacts)
+        spec[ATTRIBUTES] = LFS_ATTRIBUTES
+    code = state.meta.get("code", {}).get("tree")
+    if code:
+        spec[CODE_DIR] = Entry(code, 0o040000)
+    spec.update(state.files)
+    spec.update(extra or {})
+    return spec
+
+
+def commit_message(state: RunState) -> str:
+    meta = state.meta
+    status = meta.get("status", "RUNNING")
+    shown = []
+    for key in sorted(state.metrics)[:3]:
+        value = state.metrics[key].last
+        shown.append(f"{key}={value:.4g}" if math.isfinite(value) else f"{key}={value}")
+    title = f"{meta['experiment']}/{meta.get('name') or meta['id']}: {status}"
+    if shown:
+        title += " " + " ".join(shown)
+    trailers = [f"Run-Id: {meta['id']}", f"Experiment: {meta['experiment']}", f"Status: {status}"]
+    if meta.get("name"):
+        trailers.append(f"Run-Name: {meta['name']}")
+    if meta.get("git", {}).get("commit"):
+        trailers.append(f"Base-Commit: {meta['git']['commit']}")
+    return f"{title}\n\n" + "\n".join(trailers) + "\n"
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CorruptRunError(f"{what} should be a mapping, found {type(value).__name__}")
+    return value
+
+
+# -- what a reader may rely on -------------------------------------------------------------------
+# Runs may come from an untrusted remote, so a run's documents are checked against the types of
+# docs/format.md once, where they are read from git (a listing's cache holds only checked runs):
+# every view can then use them without guarding each access.
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: its repr (escaped, so safe on a terminal), cut short, and its type."""
+    text, kind = repr(value), type(value).__name__
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _is_int(value: Any) -> bool:
+    return value is None or type(value) is int
+
+
+def _is_mapping(value: Any) -> bool:
+    return value is None or type(value) is dict
+
+
+def _is_texts(value: Any) -> bool:
+    return value is None or (type(value) is list and all(type(item) is str for item in value))
+
+
+def _is_duration(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
+
+
+def _is_time(value: Any) -> bool:
+    if value is None:
+        return True
+    if type(value) is not str:
+        return False
+    try:
+        parse_iso(value)
+    except (ValueError, OverflowError, OSError):
+        return False
+    return True
+
+
+def _is_tags(value: Any) -> bool:
+    return value is None or (type(value) is dict and all(
+        type(k) is str and (v is None or type(v) in (str, int, float, bool)) for k, v in value.items()))
+
+
+_TEXT, _TEXTS, _MAPPING = (_is_text, "text"), (_is_texts, "a list of text"), (_is_mapping, "a mapping")
+_REQUIRED = (lambda v: type(v) is str and bool(v), "non-empty text")
+META_RULES: dict[str, tuple[Any, str]] = {
+    "id": _REQUIRED, "experiment": _REQUIRED, "name": _TEXT, "status": (lambda v: type(v) is str, "text"),
+    "start": (_is_time, "an ISO 8601 time"), "end": (_is_time, "an ISO 8601 time"),
+    "duration": (_is_duration, "a finite number of seconds"), "user": _TEXT, "host": _TEXT,
+    "pid": (_is_int, "an integer"), "exit_code": (_is_int, "an integer"), "format": (_is_int, "an integer"),
+    "command": _TEXTS, "tags": (_is_tags, "a mapping of text to text"), "description": _TEXT, "error": _MAPPING,
+    "git": _MAPPING, "code": _MAPPING, "imported_from": _MAPPING, "forked_from": _TEXT, "rerun_of": _TEXT,
+    "linked_commit": _TEXT, "parent_run": _TEXT,
+}
+_NESTED_RULES: dict[str, dict[str, tuple[Any, str]]] = {
+    "git": {"commit": _TEXT, "branch": _TEXT, "remote": _TEXT,
+            "dirty": (lambda v: v is None or type(v) is bool, "true or false")},
+    "code": {"tree": _TEXT, "skipped": _TEXTS, "cwd": _TEXT},
+}
+
+
+def check_meta(meta: Any, what: str = META) -> dict[str, Any]:
+    """*meta* when it has the types docs/format.md gives meta.yaml, else CorruptRunError saying which value."""
+    meta = _mapping(meta, what)
+    for key in ("id", "experiment"):
+        if key not in meta:
+            raise CorruptRunError(f"{what} lacks {key!r}")
+    for key, value in meta.items():
+        rule = META_RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise CorruptRunError(f"{what}: {key} is {_shown(value)}, not {rule[1]}")
+    for key, rules in _NESTED_RULES.items():
+        for field, (valid, expected) in rules.items() if meta.get(key) else ():
+            value = meta[key].get(field)
+            if not valid(value):
+                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not {expected}")
+    return meta
+
+
+_SUMMARY_FIELDS = (("last", float), ("min", float), ("max", float), ("step", int), ("count", int))
+
+
+def check_metrics(metrics: Any, what: str = METRICS) -> dict[str, Any]:
+    """*metrics* when it maps metric keys to summaries of numbers, else CorruptRunError saying which."""
+    metrics = _mapping(metrics, what)
+    for key, summary in metrics.items():
+        try:
+            names.check_key(key)
+        except GitexpError as exc:
+            raise CorruptRunError(f"{what}: {exc}") from None
+        if type(summary) is not dict:
+            raise CorruptRunError(f"{what} maps {key!r} to {_shown(summary)}, not to a summary of the metric "
+                                  "(last, step, min, max, count)")
+        for field, kind in _SUMMARY_FIELDS:
+            value = summary.get(field)
+            if value is not None and type(value) is not int and (kind is int or type(value) is not float):
+                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not "
+                                      f"{'an integer' if kind is int else 'a number'}")
+    return metrics
+
+
+def check_env(env: Any, what: str = ENV) -> dict[str, Any]:
+    """*env* ({} for none) when its parts have the types docs/format.md gives env.yaml, else CorruptRunError."""
+    env = _mapping(env, what)
+    for key in ("python", "os", "cpu", "gpu", "packages", "variables"):
+        value = env.get(key)
+        if not _is_mapping(value):
+            raise CorruptRunError(f"{what}: {key} is {_shown(value)}, not a mapping")
+        if key in ("packages", "variables") and value and not all(type(name) is str for name in value):
+            raise CorruptRunError(f"{what}: {key} has a name that is not text")
+    devices = (env.get("gpu") or {}).get("devices")
+    if devices is not None and not (type(devices) is list and all(type(d) is dict for d in devices)):
+        raise CorruptRunError(f"{what}: gpu.devices is {_shown(devices)}, not a list of mappings")
+    return env
+
+
+def load_env(data: bytes | None, what: str) -> dict[str, Any]:
+    """env.yaml as a mapping ({} when absent), checked: CorruptRunError naming *what* when it is not usable."""
+    return check_env(load_yaml(data, what), what)
+
+
+def object_kind(repo: Repo, oid: str) -> str:
+    """What *oid* is, for a message: "a commit", "an annotated tag", "a tree", "a blob", "a missing object"."""
+    if not repo.has_object(oid):
+        return "a missing object"
+    if repo.resolve_commit(oid) == oid:
+        return "a commit"
+    try:
+        return "a tree" if repo.tree_of(oid) == oid else "an annotated tag"
+    except (KeyError, ValueError, GitexpError):  # it does not peel to a tree
+        return "a blob"
+
+
+def check_commit(repo: Repo, oid: str) -> None:
+    """CorruptRunError unless *oid*, a run ref's target, is a commit (a fetched ref may point at anything)."""
+    if repo.resolve_commit(oid) != oid:
+        raise CorruptRunError(f"the ref points at {object_kind(repo, oid)} ({oid[:12]}), not at a commit")
+
+
+def read_meta(repo: Repo, commit: str) -> dict[str, Any]:
+    return check_meta(load_yaml(repo.read_path(commit, META), f"{META} of commit {commit[:12]}"), META)
+
+
+def summary_json(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> bytes:
+    return json.dumps({"meta": meta, "params": params, "metrics": metrics}, sort_keys=True, default=str,
+                      separators=(",", ":")).encode()
+
+
+def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The tree of *commit* with meta.yaml (and its summary.json index) replaced by *meta*."""
+    spec: dict[str, Any] = dict(repo.tree_entries(commit))
+    _, params, metrics = read_summary(repo, commit)
+    spec[META] = dump_yaml(meta)
+    spec[SUMMARY] = summary_json(meta, params, metrics)
+    return spec
+
+
+def read_listing(repo: Repo, commit: str) -> tuple[dict, dict, dict, str | None]:
+    """(meta, params, metric summaries, env.yaml blob id) of a run commit: what listing needs.
+
+    Read from summary.json when the commit has one (gitexp writes it) and it is sound, else from the
+    YAML; checked either way (CorruptRunError says what is wrong, also when *commit* is not a commit).
+    """
+    check_commit(repo, commit)
+    entries = repo.tree_entries(commit)
+    env = entries.get(ENV)
+    if SUMMARY in entries:
+        try:
+            meta, params, metrics = read_index(repo, commit)
+            return meta, params, metrics, env.oid if env else None
+        except CorruptRunError:
+            pass  # a damaged index: the YAML below is the record
+    meta, params, metrics = read_summary(repo, commit)
+    return meta, params, metrics, env.oid if env else None
+
+
+def read_index(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
+    """(meta, params, metric summaries) from summary.json, checked; CorruptRunError when it is
+    absent or unsound (verify reports it, listings fall back to the YAML)."""
+    data = repo.read_path(commit, SUMMARY)
+    if data is None:
+        raise CorruptRunError(f"{SUMMARY} is missing")
+    if len(data) > MAX_YAML_BYTES:
+        raise CorruptRunError(f"{SUMMARY} is {len(data)} bytes, over the {MAX_YAML_BYTES} byte limit")
+    try:
+        parsed = json.loads(data)
+        meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise CorruptRunError(f"{SUMMARY} is not the JSON object of meta, params and metrics ({exc})") from None
+    return check_meta(meta, f"{SUMMARY} meta"), _mapping(params, f"{SUMMARY} params"), \
+        check_metrics(metrics, f"{SUMMARY} metrics")
+
+
+def read_summary(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
+    """(meta, params, metric summaries) of a run commit from its YAML files, checked."""
+    where = f"of commit {commit[:12]}"
+    meta = read_meta(repo, commit)
+    params = _mapping(load_yaml(repo.read_path(commit, PARAMS), f"{PARAMS} {where}"), PARAMS)
+    metrics = check_metrics(load_yaml(repo.read_path(commit, METRICS), f"{METRICS} {where}"), METRICS)
+    return meta, params, metrics
+
+
+def read_history(repo: Repo, commit: str, key: str) -> Series:
+    data = repo.read_path(commit, f"{HISTORY_DIR}/{names.key_to_path(key)}.tsv")
+    if data is None:
+        return Series()
+    try:
+        return parse_history(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRunError(f"history of metric {key!r} in commit {commit[:12]} is malformed: {exc}") from exc
+
+
+def read_state(repo: Repo, commit: str) -> RunState:
+    """The full state of a run commit, to resume it or finish it after a crash."""
+    meta, params, metrics = read_summary(repo, commit)
+    state = RunState(meta=meta, params=params)
+    for key in metrics:
+        state.metrics[key] = read_history(repo, commit, key)
+    state.env = load_yaml(repo.read_path(commit, ENV), ENV)
+    state.inputs = _mapping(load_yaml(repo.read_path(commit, INPUTS), INPUTS), INPUTS)
+    state.meta.pop("format", None)
+    state.artifacts = dict(repo.tree_files(commit, ARTIFACTS_DIR))
+    standard = {META, PARAMS, METRICS, SUMMARY, ENV, INPUTS, HISTORY_DIR, CODE_DIR, ARTIFACTS_DIR, ATTRIBUTES}
+    state.files = {name: entry for name, entry in repo.tree_entries(commit).items() if name not in standard}
+    return state

@@ -1,0 +1,144 @@
+"""Reading metric histories (metrics/<key>.tsv): a fast parser, and a cache keyed by blob id.
+
+Parsing a history costs about 2 µs a line (10,000 steps: 20 ms), mostly turning text into
+floats. A blob never changes, so its parsed form is kept under the git directory, keyed by the
+blob's id, and read back with marshal in a tenth of the time: a cache entry cannot go stale.
+Only long histories are kept (short ones parse faster than a file opens); the oldest entries
+go when the folder outgrows MAX_BYTES. Deleting the folder is always safe.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+from pathlib import Path
+
+from gitexp.errors import CorruptRunError
+from gitexp.git.repo import Repo
+from gitexp.store import names
+from gitexp.store.state import Series
+
+CACHE_DIR = Path("gitexp") / "cache" / "history-v1"
+MIN_BYTES = 16 * 1024  # histories shorter than this (about 500 steps) are parsed every time
+MAX_BYTES = 256 * 2**20
+HEADER = b"step\ttime\tvalue\n"
+# The bytes of the fields gitexp writes: integer steps, times with 3 decimals, float reprs.
+_FIELD_BYTES = b"0123456789+-.einfa"
+_pruned = False
+
+
+def history_path(key: str) -> str:
+    return f"metrics/{names.key_to_path(key)}.tsv"
+
+
+def read_history(repo: Repo, commit: str, key: str) -> Series:
+    """The history of metric *key* in run commit *commit* (an empty Series when it has none)."""
+    path = history_path(key)
+    oid = repo.entry_oid(commit, path)
+    if oid is None:
+        return Series()
+    cache = repo.commondir / CACHE_DIR / f"{oid}.marshal"
+    series = _load(cache)
+    if series is not None:
+        return series
+    data = repo.read_path(commit, path)
+    if data is None:  # not a blob (a folder of metrics under that name)
+        return Series()
+    try:
+        series = parse_history(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRunError(f"history of metric {key!r} in commit {commit[:12]} is malformed: {exc}") from exc
+    if len(data) >= MIN_BYTES:
+        _store(cache, series)
+    return series
+
+
+def parse_history(data: bytes) -> Series:
+    """format.parse_history, several times faster on what gitexp writes, and the same on anything."""
+    series = _parse_plain(data)
+    if series is None:
+        from gitexp.store import codec as fmt
+
+        return fmt.parse_history(data)  # anything unusual: the reference parser decides
+    return series
+
+
+def _parse_plain(data: bytes) -> Series | None:
+    """The history when *data* is lines of three non-empty fields made of _FIELD_BYTES only, else None."""
+    if not data.startswith(HEADER):
+        return None
+    body = data[len(HEADER):]
+    rows = body.count(b"\n")
+    # Deleting the field bytes leaves the separators, and nothing else, in their exact order.
+    if body[-1:] not in (b"\n", b"") or body.translate(None, _FIELD_BYTES) != b"\t\t\n" * rows:
+        return None
+    fields = body.split()
+    if len(fields) != 3 * rows:  # an empty field
+        return None
+    try:
+        steps = list(map(int, fields[0::3]))
+        times = list(map(float, fields[1::3]))
+        values = list(map(float, fields[2::3]))
+    except ValueError:
+        return None
+    return _series(steps, times, values)
+
+
+def _series(steps: list[int], times: list[float], values: list[float]) -> Series:
+    """A Series with the summary that Series.add would have kept, logging the values one by one."""
+    series = Series(steps=steps, times=times, values=values)
+    top = max(steps, default=-2)
+    if top >= -1:  # add() keeps the value of the highest step (from -1 up), the latest among equals
+        series.last, series.last_step = values[len(steps) - 1 - steps[::-1].index(top)], top
+    finite = [v for v in values if v == v]
+    if finite:  # min and max keep the first of equal values, as add() does
+        series.min, series.max = min(finite), max(finite)
+    return series
+
+
+def _load(path: Path) -> Series | None:
+    try:
+        loaded = marshal.loads(path.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None  # absent, or unreadable: parse the blob
+    if not (type(loaded) is tuple and len(loaded) == 7 and all(type(x) is list for x in loaded[:3])
+            and len(loaded[0]) == len(loaded[1]) == len(loaded[2])):
+        return None
+    steps, times, values, last, last_step, low, high = loaded
+    return Series(steps=steps, times=times, values=values, last=last, last_step=last_step, min=low, max=high)
+
+
+def _store(path: Path, series: Series) -> None:
+    data = marshal.dumps((series.steps, series.times, series.values, series.last, series.last_step,
+                          series.min, series.max))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except (OSError, ValueError):
+        return  # a read-only repository still reads histories, only slower
+    _prune(path.parent)
+
+
+def _prune(folder: Path) -> None:
+    """Remove the oldest entries once the folder outgrows MAX_BYTES; once a process is enough."""
+    global _pruned
+    if _pruned:
+        return
+    _pruned = True
+    try:
+        entries = [(info.st_mtime, info.st_size, e.path) for e in os.scandir(folder) if (info := e.stat())]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    if total <= MAX_BYTES:
+        return
+    for _, size, path in sorted(entries):
+        if total <= MAX_BYTES * 3 // 4:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        total -= size

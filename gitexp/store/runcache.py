@@ -1,0 +1,192 @@
+"""The local cache behind load_runs: what each run commit holds, kept by commit id.
+
+`<common git dir>/gitexp/cache/runs-v3.marshal` maps a commit id to (env_blob, row):
+
+- env_blob: the id of the commit's env.yaml blob, or None;
+- row: what listing runs reads (ROW_FIELDS, from make_row), so that `git exp ls` and the usual
+  queries over 10,000 runs read nothing else; None when the run is too unusual for it.
+
+`runs-v3-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
+params, metric summaries). It is read only when a record's meta, params or metrics are first used
+(runs.RunRecord.__getattr__): a listing does not wait for it. A summary it lacks (the two files
+are written one after the other) is read from git.
+
+A commit never changes, so an entry never goes stale; deleting the files is always safe. A change
+to make_row (or to what it stands for) needs a new version in the file names. Only runs that passed
+format.read_listing's checks are entered (v3: v2 also held runs of the wrong types, which the
+listing then failed on), so a listing need not check the runs it finds here again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import marshal
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+CACHE_FILE = Path("gitexp") / "cache" / "runs-v3.marshal"
+SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v3-summaries.marshal"
+OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
+    "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal"))
+# A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
+# table.flatten does) when no key at any level has a dot or is not text, else None; the last
+# value of each metric but system/ ones, when each of those has one, else None.
+ROW_FIELDS = ("name", "status", "start", "duration", "base_commit", "flat_params", "lasts")
+NAME, STATUS, START, DURATION, BASE_COMMIT, FLAT_PARAMS, LASTS = range(len(ROW_FIELDS))
+Entry = tuple["str | None", "tuple[Any, ...] | None"]
+
+
+def make_row(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The row of a run: the values RunRecord's properties would give (ROW_FIELDS), or None."""
+    try:
+        base_commit = (meta.get("git") or {}).get("commit")
+    except AttributeError:
+        return None  # a git entry that is not a mapping: the properties say what is wrong
+    flat: dict[str, Any] | None = {}
+    if not flatten_plain(params, "", flat):  # type: ignore[arg-type]
+        flat = None
+    lasts: dict[str, Any] | None = {}
+    for key, summary in metrics.items():
+        if type(key) is not str:
+            lasts = None
+            break
+        if key.startswith("system/"):
+            continue
+        if type(summary) is not dict or "last" not in summary:
+            lasts = None
+            break
+        lasts[key] = summary["last"]  # type: ignore[index]
+    return (meta.get("name") or "", meta.get("status", "RUNNING"), meta.get("start"), meta.get("duration"),
+            base_commit, flat, lasts)
+
+
+def flatten_plain(data: dict[str, Any], prefix: str, out: dict[str, Any]) -> bool:
+    """fields.flatten(data) into *out*, or False (*out* then incomplete) at a key that is not text or
+    has a dot: for such params a dotted path can name two things, and only a lookup tells which."""
+    for key, value in data.items():
+        if type(key) is not str or "." in key:
+            return False
+        if isinstance(value, dict) and value:
+            if not flatten_plain(value, f"{prefix}{key}.", out):
+                return False
+        else:
+            out[prefix + key] = value
+    return True
+
+
+def share(value: Any, memo: dict[str, str]) -> Any:
+    """*value* with equal strings made one object, through *memo*.
+
+    marshal writes a string that several entries hold once and reads it back as one object, which
+    halves the size of the cache and the time to load it. Only strings are shared (immutable).
+    """
+    kind = type(value)
+    if kind is str:
+        return memo.setdefault(value, value)
+    if kind is dict:
+        return {(memo.setdefault(k, k) if type(k) is str else k): share(v, memo) for k, v in value.items()}
+    if kind is list:
+        return [share(v, memo) for v in value]
+    if kind is tuple:
+        return tuple(share(v, memo) for v in value)
+    return value
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        # loads of the bytes: marshal.load on a file reads piecemeal through Python calls (5x slower).
+        loaded = marshal.loads(path.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}  # no cache or an unreadable one: rebuild from git
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _write(path: Path, data: dict[str, Any]) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(data))
+        tmp.replace(path)
+    except (OSError, ValueError):
+        return False  # a read-only repository still lists runs, only slower
+    return True
+
+
+class Summaries:
+    """The summaries of the cached runs, read from SUMMARIES_FILE when the first one is asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.added: dict[str, bytes] = {}
+        self._stored: dict[str, bytes] | None = None
+
+    def stored(self) -> dict[str, bytes]:
+        if self._stored is None:
+            self._stored = _load(self.path)
+        return self._stored
+
+    def read(self, commit: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+        """(meta, params, metric summaries) of a run commit, or None when the cache lacks them."""
+        data = self.added.get(commit) or self.stored().get(commit)
+        try:
+            found = marshal.loads(data)  # type: ignore[arg-type]
+        except (EOFError, ValueError, TypeError):  # none, or not what this code writes
+            return None
+        return found if type(found) is tuple and len(found) == 3 else None
+
+
+class Cache:
+    """The entries of CACHE_FILE, loaded at once, extended by add(), written back by save()."""
+
+    def __init__(self, commondir: Path) -> None:
+        self.commondir = commondir
+        self.path = commondir / CACHE_FILE
+        self.entries: dict[str, Entry] = _load(self.path)
+        if not all(type(entry) is tuple and len(entry) == 2 for entry in self.entries.values()):
+            self.entries = {}  # not written by this code: rebuild from git
+        self.summaries = Summaries(commondir / SUMMARIES_FILE)
+        self.dirty = False
+        self._memo: dict[str, str] | None = None
+
+    def _seeded_memo(self) -> dict[str, str]:
+        if self._memo is None:
+            # Seeded with the strings of a few cached rows, so that new entries share them too
+            # rather than each save adding another copy of every key.
+            self._memo = {}
+            for entry in itertools.islice(self.entries.values(), 8):
+                share(entry, self._memo)
+        return self._memo
+
+    def add(self, commit: str, meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any],
+            env_blob: str | None) -> Entry | None:
+        """The entry of a run commit read from git, kept for save(); None when marshal cannot store
+        it (a YAML value such as a timestamp, from another tool): that run is read from git each time."""
+        try:
+            self.summaries.added[commit] = marshal.dumps((meta, params, metrics))
+        except ValueError:
+            return None
+        entry: Entry = share((env_blob, make_row(meta, params, metrics)), self._seeded_memo())
+        self.entries[commit] = entry
+        self.dirty = True
+        return entry
+
+    def save(self, order: Iterable[str], prune: bool) -> None:
+        """Write the entries of the commits in *order* first, in that order (load_runs': the next
+        one then finds them in memory in the order it reads them), then, unless *prune*, the others.
+
+        Only entries with a summary are written: one whose summary got lost (the files of two
+        processes crossed) is read from git again next time, and so mended.
+        """
+        if not self.dirty:
+            return
+        summaries = {**self.summaries.stored(), **self.summaries.added}
+        entries = {commit: self.entries[commit] for commit in order if commit in self.entries}
+        if not prune:
+            entries.update((commit, entry) for commit, entry in self.entries.items() if commit not in entries)
+        entries = {commit: entry for commit, entry in entries.items() if commit in summaries}
+        if _write(self.summaries.path, {commit: summaries[commit] for commit in entries}) and \
+                _write(self.path, entries):
+            for old in OBSOLETE_FILES:  # this version's files replace them: they would only take room
+                (self.commondir / old).unlink(missing_ok=True)

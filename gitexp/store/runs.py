@@ -1,0 +1,334 @@
+"""Reading runs: load_runs, get_run, and resolving a run from an id prefix or a name."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import warnings
+import weakref
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
+from gitexp.git.lazyrepo import LazyRepo, open_repository, real
+from gitexp.store import names
+from gitexp.store.runcache import BASE_COMMIT, DURATION, NAME, START, STATUS, Cache, Summaries
+from gitexp.text import printable
+
+if TYPE_CHECKING:
+    from gitexp.git.repo import Repo
+    from gitexp.store.state import Series
+
+# gitexp.store.codec and gitexp.store.writer (and with them yaml, 20 ms to import) are imported where they
+# are used: a warm `git exp ls` needs neither; nor pygit2 (gitexp.git.repo, 70 ms), when the
+# repository's files are plain enough for gitfiles to read (a LazyRepo).
+
+MISSING: Any = None
+_SUMMARY = ("meta", "params", "metrics")
+# The run ids of the last load_runs, when it listed every run: what its records were read
+# against, so that their short ids (table.run_short_ids) need not list 10,000 refs again.
+_last_ids: tuple[weakref.ReferenceType[Repo], list[str]] | None = None
+
+
+class RunRecord:
+    """What gitexp knows of one run, as of its ref's current commit."""
+
+    # A plain class rather than a dataclass: `dataclasses` imports `inspect`, 8 ms of a 0.25 s
+    # `git exp ls`. It behaves as the dataclass did: these fields, compared by value except repo.
+    id: str
+    experiment: str
+    commit: str
+    meta: dict[str, Any]
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    repo: Repo  # or a LazyRepo, which passes for one
+    env_blob: str | None
+    _env: dict[str, Any] | None
+    # A record of load_runs has meta, params and metrics unset until one is first used: then
+    # __getattr__ reads all three from _summaries (the cache's). Until then _row holds what
+    # listings read (runcache.ROW_FIELDS), so listing 10,000 runs reads none of them.
+    _summaries: Summaries | None
+    _row: tuple[Any, ...] | None
+    __slots__ = (
+        "_env",
+        "_row",
+        "_summaries",
+        "commit",
+        "env_blob",
+        "experiment",
+        "id",
+        "meta",
+        "metrics",
+        "params",
+        "repo",
+    )
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __init__(self, id: str, experiment: str, commit: str, meta: dict[str, Any], params: dict[str, Any],
+                 metrics: dict[str, dict[str, Any]], repo: Repo, env_blob: str | None = None) -> None:
+        self.id, self.experiment, self.commit, self.repo, self.env_blob = id, experiment, commit, repo, env_blob
+        self.meta, self.params, self.metrics = meta, params, metrics
+        self._env = self._summaries = self._row = None
+
+    def _compared(self) -> tuple[Any, ...]:
+        return self.id, self.experiment, self.commit, self.meta, self.params, self.metrics, self.env_blob
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._compared() == other._compared()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return (f"RunRecord(id={self.id!r}, experiment={self.experiment!r}, commit={self.commit!r}, "
+                f"meta={self.meta!r}, params={self.params!r}, metrics={self.metrics!r})")
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not set: meta, params or metrics of a record not read yet.
+        summaries = self._summaries if name in _SUMMARY else None
+        if summaries is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        found = summaries.read(self.commit)
+        if found is None:  # not in the cache file after all (another process rewrote it)
+            from gitexp.store import codec as fmt
+
+            found = fmt.read_listing(self.repo, self.commit)[:3]
+        self.meta, self.params, self.metrics = found
+        self._summaries = None
+        return object.__getattribute__(self, name)
+
+    @property
+    def listing_row(self) -> tuple[Any, ...] | None:
+        """The listing row of the cache (runcache.ROW_FIELDS) while meta, params and metrics are not
+        read yet (after that, they say what is true: a caller may have changed them); else None."""
+        return self._row if self._summaries is not None else None
+
+    @property
+    def ref(self) -> str:
+        from gitexp.store.writer import run_ref
+
+        return run_ref(self.experiment, self.id)
+
+    @property
+    def name(self) -> str:
+        row = self.listing_row
+        return (self.meta.get("name") or "") if row is None else row[NAME]
+
+    @property
+    def status(self) -> str:
+        row = self.listing_row
+        return self.meta.get("status", "RUNNING") if row is None else row[STATUS]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.meta.get("tags") or {}
+
+    @property
+    def start(self) -> str | None:
+        row = self.listing_row
+        return self.meta.get("start") if row is None else row[START]
+
+    @property
+    def duration(self) -> float | None:
+        row = self.listing_row
+        return self.meta.get("duration") if row is None else row[DURATION]
+
+    @property
+    def base_commit(self) -> str | None:
+        row = self.listing_row
+        return (self.meta.get("git") or {}).get("commit") if row is None else row[BASE_COMMIT]
+
+    @property
+    def env(self) -> dict[str, Any]:
+        """The run's env.yaml ({} when it has none; with a warning, when it cannot be used)."""
+        if self._env is None:
+            from gitexp.store import codec as fmt
+
+            data = self.repo.read_path(self.commit, fmt.ENV)
+            try:
+                self._env = fmt.load_env(data, f"{fmt.ENV} of run {self.id}")
+            except CorruptRunError as exc:  # the rest of the run is sound: shown, and `verify` reports this
+                warnings.warn(f"gitexp: ignoring the environment of run {self.id}: {exc}", RuntimeWarning,
+                              stacklevel=2)
+                self._env = {}
+        return self._env
+
+    @property
+    def artifacts(self) -> list[Any]:
+        """The run's artifacts (gitexp.store.artifacts.Artifact: path, size, sha256, lfs, present), by path."""
+        from gitexp.store.artifacts import list_artifacts
+
+        return list_artifacts(self.repo, self.commit)
+
+    def history(self, key: str) -> Series:
+        """The full history of metric *key* (steps, times, values), read on demand."""
+        if key not in self.metrics:
+            raise RunNotFoundError(f"run {self.id} has no metric {key!r}; it has: "
+                                   f"{', '.join(sorted(self.metrics)) or 'no metrics'}")
+        from gitexp.store.histories import read_history
+
+        return read_history(self.repo, self.commit, key)
+
+    def read(self, path: str) -> bytes | None:
+        """Raw bytes of a file of the run commit's tree (output.log, code.patch...)."""
+        return self.repo.read_path(self.commit, path)
+
+    def to_dict(self, env: bool = False) -> dict[str, Any]:
+        out = {"id": self.id, "experiment": self.experiment, "commit": self.commit, "meta": self.meta,
+               "params": self.params, "metrics": self.metrics}
+        if env:
+            out["env"] = self.env
+        return out
+
+
+def _unread(run_id: str, experiment: str, commit: str, repo: Repo, env_blob: str | None, summaries: Summaries,
+            row: tuple[Any, ...] | None) -> RunRecord:
+    """A RunRecord whose meta, params and metrics are read from *summaries* when first used."""
+    record = object.__new__(RunRecord)
+    record.id, record.experiment, record.commit, record.repo = run_id, experiment, commit, repo
+    record.env_blob, record._env, record._summaries, record._row = env_blob, None, summaries, row
+    return record
+
+
+class RunList(list):  # type: ignore[type-arg]
+    """load_runs' records, plus the runs it skipped as damaged (run id -> DamagedRunError), so that
+    resolve() can say what is wrong with a damaged run named on the command line."""
+
+    __slots__ = ("damaged",)
+
+    def __init__(self, records: list[RunRecord], damaged: dict[str, DamagedRunError]) -> None:
+        super().__init__(records)
+        self.damaged = damaged
+
+
+def listing_rows(records: Sequence[RunRecord]) -> list[tuple[Any, ...] | None]:
+    """[r.listing_row for r in records], at a fraction of the cost."""
+    return [r._row if r._summaries is not None else None for r in records]
+
+
+def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
+    experiment, _, run_id = ref[len(namespace):].rpartition("/")
+    return experiment, run_id
+
+
+def _recover(repo: Repo | LazyRepo) -> None:
+    """store.recover, importing store (and yaml) only when the journal holds a dead run."""
+    # Cheaper still: with no lock file (docs/format.md: <run-id>.lock) no run can need it.
+    try:
+        if not any(name.endswith(".lock") and not name.startswith("spare.")
+                   for name in os.listdir(repo.commondir / "gitexp" / "journal")):
+            return
+    except OSError:  # no journal folder: no run ever started here
+        return
+    from gitexp.store import journal
+
+    found = journal.orphans(repo.commondir)
+    for _, _, fd in found:
+        os.close(fd)  # store.recover takes the locks again
+    if found:
+        from gitexp.store import writer as store
+
+        store.recover(real(repo))
+
+
+def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, experiment: str | None = None,
+              recover: bool = True, namespace: str = names.REF_PREFIX) -> RunList:
+    """Every run (of *experiment*, or all), newest first.
+
+    Runs whose process died on this machine are finished as CRASHED first (*recover*);
+    *namespace* is refs/experiments-trash/ to list removed runs. A damaged run (its ref not at a
+    commit, its files unreadable or of the wrong types) is left out with a warning naming it.
+    """
+    global _last_ids
+    repo = open_repository(repo)
+    # The runs this process started may not be on their refs yet (their first commit waits for
+    # the background flush): have them written first. Without gitexp.store.background, it started none.
+    background = sys.modules.get("gitexp.store.background")
+    if background is not None:
+        background.worker.before_read(repo.commondir)
+    if recover:
+        _recover(repo)
+    prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
+    refs = repo.refs(prefix)
+    skip = len(namespace)
+    ids, listed = [], []
+    for ref, commit in refs.items():
+        exp, _, run_id = ref[skip:].rpartition("/")
+        ids.append(run_id)
+        if not experiment or exp == experiment:
+            listed.append((run_id, exp, ref, commit))
+    # Newest first, as they are returned; made in that order (and the cache written in it), the
+    # records and their rows lie in memory in the order a listing reads them.
+    listed.sort(key=itemgetter(0), reverse=True)
+    records = []
+    damaged: dict[str, DamagedRunError] = {}
+    # The cyclic GC would walk the cache's many new objects again every few hundred records made
+    # (none of them can form a cycle): off, loading takes a third less time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        cache = Cache(repo.commondir)
+        entries, summaries = cache.entries, cache.summaries
+        for run_id, exp, ref, commit in listed:
+            entry = entries.get(commit)
+            if entry is None:
+                from gitexp.store import codec as fmt
+
+                try:
+                    meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit)
+                except CorruptRunError as exc:
+                    error = damaged[run_id] = DamagedRunError(run_id, ref, commit, str(exc))
+                    warnings.warn(f"gitexp: leaving out run {run_id} ({ref}), which is damaged: {exc}; {error.hint}",
+                                  RuntimeWarning, stacklevel=2)
+                    continue
+                entry = cache.add(commit, meta, params, metrics, env_blob)
+                if entry is None:
+                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
+                    continue
+            env_blob, row = entry
+            records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
+    finally:
+        if collecting:
+            gc.enable()
+    # Entries of commits that no run points at any more go, when every run was listed.
+    cache.save([commit for *_, commit in listed], prune=prefix == names.REF_PREFIX)
+    _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
+    return RunList(records, damaged)
+
+
+def run_ids(repo: Repo | LazyRepo) -> list[str]:
+    """The id of every run: as the last load_runs listed them, when that was of all runs of *repo*."""
+    if _last_ids is not None and _last_ids[0]() is repo:
+        return _last_ids[1]
+    return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
+
+
+def resolve(records: list[RunRecord], text: str) -> RunRecord:
+    """The one run whose id is *text*, whose name is *text*, or whose id starts with *text*.
+
+    A damaged run that load_runs left out (RunList.damaged) matches by id too: naming it raises its
+    DamagedRunError, which says what is wrong with it, rather than that no run matches.
+    """
+    damaged: dict[str, DamagedRunError] = getattr(records, "damaged", None) or {}
+    by_prefix = len(text) >= 4
+    for matches, broken in (([r for r in records if r.id == text], [e for i, e in damaged.items() if i == text]),
+                            ([r for r in records if r.name == text], []),
+                            ([r for r in records if r.id.startswith(text)] if by_prefix else [],
+                             [e for i, e in damaged.items() if i.startswith(text)] if by_prefix else [])):
+        if len(matches) + len(broken) == 1:
+            if broken:
+                raise broken[0]
+            return matches[0]
+        if len(matches) + len(broken) > 1:
+            listed = "\n".join([*(printable(f"  {r.id}  {r.experiment}  {r.name}") for r in matches[:10]),
+                                *(f"  {e.run_id}  (damaged)" for e in broken[:10])])
+            raise AmbiguousRunError(f"{text!r} matches {len(matches) + len(broken)} runs:\n{listed}\n"
+                                    "give more characters of the id, or the full id")
+    raise RunNotFoundError(f"no run matches {text!r} (by id, id prefix of at least 4 characters, or name); "
+                           "`git exp ls` lists the runs")
+
+
+def get_run(id_or_name: str, repo: Repo | LazyRepo | str | os.PathLike[str] | None = None,
+            experiment: str | None = None) -> RunRecord:
+    return resolve(load_runs(repo, experiment), id_or_name)

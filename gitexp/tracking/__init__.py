@@ -1,0 +1,8 @@
+"""The logging API: what a training script calls while it runs.
+
+It owns `Run` and the module-level functions (`start_run`, `log_metric`...) in run.py; how a run
+starts (launch: its code snapshot, environment and first commit); the environment and GPU capture
+(env, gpu), system metrics (system), secrets kept out of what is recorded (redact), dataset inputs
+(inputs), and running a command as a run (runner). It may import the run store, the git layer and
+the shared modules; nothing below it imports it.
+"""

@@ -1,0 +1,294 @@
+"""How a run begins: created (its first state, code snapshot and lock), resumed, or attached to.
+
+tracking.start_run chooses between these; the Run they return does the logging.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+import warnings
+from typing import Any
+
+from gitexp.errors import GitexpError, StorageError
+from gitexp.git.repo import TREE_MODE, Entry, Repo
+from gitexp.store import codec as fmt
+from gitexp.store import journal, names
+from gitexp.store import writer as store
+from gitexp.store.state import RunState, normalize
+from gitexp.tracking import env as env_mod
+from gitexp.tracking import redact
+from gitexp.tracking.run import ENV_EXPERIMENT, ENV_PARAMS, ENV_REPO, ENV_RUN_ID, Run
+
+
+@functools.cache
+def user() -> str:
+    """The login name (read from /etc/passwd when no variable names it: once per process)."""
+    return getpass.getuser()
+
+
+def _physical(path: str) -> str:
+    # POSIX getcwd() returns the path without symlinks already; realpath would lstat each part.
+    return path if os.name == "posix" else os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_workdir(workdir: str) -> str:
+    return os.path.realpath(workdir)
+
+
+def resolve_experiment(repo: Repo, experiment: str | None) -> str:
+    chosen = experiment or os.environ.get(ENV_EXPERIMENT) or repo.config("exp.experiment")
+    return names.check_experiment(chosen or names.DEFAULT_EXPERIMENT)
+
+
+def settings(repo: Repo, overrides: dict[str, Any]) -> dict[str, Any]:
+    settings = {
+        "flush_interval": repo.config_number("exp.flushInterval", 1.0),
+        "checkpoint_interval": repo.config_number("exp.checkpointInterval", 30.0),
+        "system_interval": repo.config_number("exp.systemMetricsInterval", 10.0),
+        "max_snapshot": repo.config_number("exp.snapshotMaxSize", 10 * 2**20),
+        "capture_env": repo.config_bool("exp.captureEnv", True),
+        "capture_code": repo.config_bool("exp.captureCode", True),
+        "env_variables": env_mod.parse_variable_list(repo.config("exp.envVariables")),
+    }
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+# (base tree, snapshot tree, index stamp) -> (the snapshot without untracked secret-looking files,
+# those files): trees never change, so a sweep's runs on one dirty tree look once.
+_secret_free: dict[tuple[str | None, str, tuple[int, ...]], tuple[str | None, tuple[str, ...]]] = {}
+
+
+def _added_secret_files(repo: Repo, old: str | None, new: str, prefix: str = "") -> list[str]:
+    """Paths in tree *new* but not in tree *old* whose names look like credential files; only the
+    subtrees that differ are read."""
+    found = []
+    before = repo.tree_entries(old) if old else {}
+    for name, entry in repo.tree_entries(new).items():
+        was = before.get(name)
+        if was is not None and was == entry:
+            continue
+        path = prefix + name
+        if entry.mode == TREE_MODE:
+            found += _added_secret_files(repo, was.oid if was is not None and was.mode == TREE_MODE else None,
+                                         entry.oid, path + "/")
+        elif was is None and redact.is_secret_file(path):
+            found.append(path)
+    return found
+
+
+def _tree_without(repo: Repo, tree: str, paths: list[str]) -> str | None:
+    """*tree* less *paths* (folders left empty go too); None when nothing is left."""
+    spec: dict[str, Any] = dict(repo.tree_entries(tree))
+    below: dict[str, list[str]] = {}
+    for path in paths:
+        top, _, rest = path.partition("/")
+        if rest:
+            below.setdefault(top, []).append(rest)
+        else:
+            spec.pop(top, None)
+    for top, rest in below.items():
+        sub = _tree_without(repo, spec[top].oid, rest)
+        if sub is None:
+            del spec[top]
+        else:
+            spec[top] = Entry(sub, TREE_MODE)
+    return repo.write_tree(spec) if spec else None
+
+
+def _untracked(repo: Repo, paths: list[str]) -> list[str]:
+    """Those of *paths* not in the index (a staged file is git's already, and stays in the snapshot)."""
+    import pygit2
+
+    try:
+        index = pygit2.Index(os.path.join(repo.gitdir, "index"))
+    except (OSError, pygit2.GitError, ValueError):
+        return paths  # no index yet: nothing is tracked
+    return [path for path in paths if path not in index]
+
+
+def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[str | None, list[str]]:
+    """The snapshot *tree* without the untracked files that look like credentials (.env, *.pem,
+    id_rsa...: redact.is_secret_file), and those files. A tracked one stays: git has it already."""
+    try:  # what is tracked can change while the trees do not (`git add .env`)
+        info = os.stat(os.path.join(repo.gitdir, "index"))
+        index_stamp: tuple[int, ...] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    except OSError:
+        index_stamp = ()
+    key = (base_tree, tree, index_stamp)
+    cached = _secret_free.get(key)
+    if cached is None:
+        found = _added_secret_files(repo, base_tree, tree)
+        dropped = _untracked(repo, found) if found else []
+        kept = (_tree_without(repo, tree, dropped) or repo.write_tree({})) if dropped else tree
+        if len(_secret_free) > 64:
+            _secret_free.clear()
+        cached = _secret_free[key] = (kept, tuple(dropped))
+    return cached[0], list(cached[1])
+
+
+def git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]) -> dict[str, Any]:
+    head = repo.head()
+    git: dict[str, Any] = {"commit": head.commit, "branch": head.branch, "dirty": False}
+    url = repo.remote_url()
+    # user:password@ and a bare token@ go; a token in the query (?access_token=...) is masked.
+    git["remote"] = redact.mask_text(redact.strip_url_credentials(url)) if url else None
+    code: dict[str, Any] = {}
+    if settings["capture_code"] and repo.workdir is not None:
+        tree, skipped = repo.snapshot(head.commit, int(settings["max_snapshot"]))
+        base_tree = repo.tree_of(head.commit) if head.commit else None
+        secret_files: list[str] = []
+        if tree is not None and tree != base_tree:  # a clean tree has no untracked files to look at
+            tree, secret_files = without_secret_files(repo, base_tree, tree)
+            if secret_files:
+                warnings.warn(f"gitexp: {len(secret_files)} untracked file(s) that look like secrets were left "
+                              f"out of the code snapshot: {', '.join(secret_files[:5])}; a rerun or checkout "
+                              "of this run will not have them. `git add` one to include it, or list it in "
+                              ".gitignore to silence this", RuntimeWarning, stacklevel=4)
+        git["dirty"] = tree != base_tree
+        code["tree"] = tree
+        cwd = os.path.relpath(_physical(os.getcwd()), _real_workdir(str(repo.workdir)))
+        if not cwd.startswith(".."):  # where in code/ the command ran: a rerun starts there too
+            code["cwd"] = cwd
+        if skipped or secret_files:
+            code["skipped"] = sorted([*skipped, *secret_files])
+        if skipped:
+            warnings.warn(f"gitexp: {len(skipped)} file(s) over {int(settings['max_snapshot'])} bytes left out "
+                          f"of the code snapshot: {', '.join(skipped[:5])}; raise git config "
+                          "exp.snapshotMaxSize to include them", RuntimeWarning, stacklevel=4)
+        if git["dirty"] and tree:
+            patch = repo.diff_trees(base_tree, tree)
+            if patch:
+                state_files[fmt.PATCH] = Entry(repo.ensure_blob(patch.encode()))  # on disk: see _create
+    return {"git": git, "code": code}
+
+
+def create(name: str | None, experiment: str | None, params: dict[str, Any] | None,
+            tags: dict[str, Any] | None, description: str | None, path: Any, command: list[str] | None,
+            overrides: dict[str, Any], fork: Any = None, extra_meta: dict[str, Any] | None = None) -> Run:
+    repo = Repo.borrow(path)
+    extra_parents: tuple[str, ...] = ()
+    if fork is not None:
+        origin = source(repo, fork)
+        extra_meta, extra_parents = {**(extra_meta or {}), "forked_from": origin.id}, (origin.commit,)
+        experiment = experiment or origin.experiment
+    chosen = settings(repo, overrides)
+    if chosen["capture_env"]:
+        env_mod.prefetch()
+    exp = resolve_experiment(repo, experiment)
+    clean_params = normalize(params or {})
+    for key in clean_params:
+        names.check_key(key, "param")
+    clean_tags = {names.check_key(k, "tag"): str(v) for k, v in (tags or {}).items()}
+    # The id and meta.start come from one reading of the clock; the duration, from a monotonic one.
+    run_id, started = names.new_run_id_at()
+    clock_start = time.monotonic()
+    files: dict[str, Any] = {}
+    meta: dict[str, Any] = {
+        "id": run_id,
+        "name": names.check_run_name(name) if name is not None else names.random_run_name(),
+        "experiment": exp, "status": "RUNNING", "start": store.iso(started),
+        "user": user(), "host": socket.gethostname(), "pid": os.getpid(),
+        "command": redact.mask_argv(list(command if command is not None else sys.orig_argv)),
+        "tags": clean_tags, "description": description,
+        **git_state(repo, chosen, files), **(extra_meta or {}),
+    }
+    state = RunState(meta=meta, params=clean_params, files=files)
+    if chosen["capture_env"] and env_mod.ready():
+        state.env = env_mod.shared_env(chosen["env_variables"])
+    initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
+    # Staged now (written at the first flush, or with the final commit of a shorter run), so the
+    # journal's info names it from the start.
+    first = store.stage_first(repo, initial, extra_parents)
+    # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
+    # it holds the run as it started, so even a run that dies before its first commit is kept.
+    info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(initial, extra_parents),
+            "base": first}
+    try:
+        jour = journal.Journal.create(repo.commondir, meta["id"], info)
+    except OSError as exc:
+        raise StorageError(f"cannot start a run: gitexp needs to write its journal in "
+                           f"{journal.journal_root(repo.commondir)} ({exc.strerror or exc}); check that the "
+                           "repository is writable and the disk is not full") from exc
+    run = Run(repo, state, True, jour, None, chosen)
+    run._initial, run._first, run._extra_parents = initial, first, extra_parents
+    run._clock_start = clock_start  # what Run.end measures the duration from
+    if repo.config_bool("exp.sign", False):
+        # A signing set-up that fails must fail here, not in the background: signing costs a
+        # process anyway, so the RUNNING commit is written now.
+        try:
+            run._tip, run._initial = store.put_first(repo, run._initial, run._stage_first()), None
+        except BaseException:
+            jour.remove()
+            raise
+    run._start_background()
+    return run
+
+
+def source(repo: Repo, run: Any) -> Any:
+    """The RunRecord that resume= or fork= names."""
+    from gitexp.store import runs
+
+    return runs.resolve(runs.load_runs(repo), getattr(run, "id", run))
+
+
+def resume(target: Any, path: Any, overrides: dict[str, Any], params: dict[str, Any] | None = None,
+            tags: dict[str, Any] | None = None) -> Run:
+    """Continue an ended run: new commits on its ref, metric steps going on from where they stopped."""
+    repo = Repo.discover(path)
+    record = source(repo, target)
+    if record.status == "RUNNING":
+        raise GitexpError(f"run {record.id} ({record.name}) is still RUNNING (pid {record.meta.get('pid')} on "
+                          f"{record.meta.get('host')}); resume it once it has ended")
+    state = fmt.read_state(repo, record.commit)
+    state.set_params(normalize(params or {}))  # the same params again are fine; changed ones are refused
+    state.set_tags({names.check_key(k, "tag"): str(v) for k, v in (tags or {}).items()})
+    for key in ("end", "duration", "error", "exit_code"):
+        state.meta.pop(key, None)
+    state.update_meta({"status": "RUNNING", "host": socket.gethostname(), "pid": os.getpid()})
+    info = {"id": record.id, "experiment": record.experiment}
+    try:
+        jour = journal.Journal.create(repo.commondir, record.id, info)
+    except OSError as exc:
+        raise StorageError(f"cannot resume run {record.id}: its journal in {journal.journal_root(repo.commondir)} "
+                           f"cannot be created ({exc.strerror or exc}); is another process resuming it?") from exc
+    try:
+        tip = store.commit_state(repo, state, record.commit)
+    except BaseException:
+        jour.remove()
+        raise
+    # The journal extends this session's first commit, as a new run's extends its first one.
+    jour.write_info({**info, "host": state.meta["host"], "pid": state.meta["pid"], "base": tip})
+    run = Run(repo, state, True, jour, tip, settings(repo, overrides))
+    run._keys.update(state.metrics)
+    run._steps.update({key: max(series.steps) + 1 for key, series in state.metrics.items() if series.steps})
+    run._start_background()
+    return run
+
+
+def attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | None,
+            description: str | None) -> Run:
+    repo = Repo.discover(os.environ.get(ENV_REPO))
+    inherited = json.loads(os.environ.get(ENV_PARAMS) or "{}")
+    meta = {"id": run_id, "experiment": os.environ.get(ENV_EXPERIMENT, names.DEFAULT_EXPERIMENT), "tags": {}}
+    state = RunState(meta=meta, params=inherited)
+    jour = journal.Journal.attach(repo.commondir, run_id)
+    if not jour.exists():
+        raise StorageError(f"{ENV_RUN_ID}={run_id} names no live run in {repo.gitdir}; unset it to start "
+                           "a new run")
+    run = Run(repo, state, False, jour, None, settings(repo, {"system_interval": 0}))
+    if params:
+        run.log_params(params)
+    if tags:
+        run.set_tags(tags)
+    if description:
+        run.set_description(description)
+    run._start_background()
+    return run

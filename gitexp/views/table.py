@@ -1,0 +1,378 @@
+"""Turning runs into rows and rows into text: table, csv, json and markdown."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise, repeat
+from operator import itemgetter
+from typing import Any
+
+from gitexp.errors import GitexpError
+from gitexp.store.fields import flatten
+from gitexp.store.runcache import BASE_COMMIT, DURATION, FLAT_PARAMS, LASTS, NAME, START, STATUS
+from gitexp.store.runs import RunRecord, listing_rows, run_ids
+from gitexp.text import has_unsafe, printable
+from gitexp.views.plaintable import plain_table
+
+FORMATS = ("table", "csv", "json", "md")
+BASE_COLUMNS = ("id", "name", "status", "start", "duration", "commit")
+
+
+def short_ids(ids: Iterable[str], minimum: int = 13) -> dict[str, str]:
+    """The shortest prefix of each id, at least *minimum* long, that no other id shares."""
+    ordered = sorted(set(ids))
+    heads = [i[:minimum] for i in ordered]
+    need = [minimum] * len(ordered)
+    # Only neighbours (in sorted order) that share the first *minimum* characters need more.
+    for i in [i for i, (head, following) in enumerate(pairwise(heads)) if head == following]:
+        current, other = ordered[i], ordered[i + 1]
+        common, limit = minimum, min(len(current), len(other))
+        while common < limit and current[common] == other[common]:
+            common += 1
+        need[i] = max(need[i], common + 1)
+        need[i + 1] = common + 1  # its other neighbour comes next
+    return {i: head if n == minimum else i[:n] for i, head, n in zip(ordered, heads, need, strict=True)}
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+_local_minutes: dict[str, str] = {}
+
+
+def local_time(iso: str | None) -> str:
+    """An ISO time as local "YYYY-MM-DD HH:MM"; remembered by the UTC minute for gitexp's own times."""
+    if not iso:
+        return ""
+    # Every instant of a UTC minute has the same local minute since time zones stopped having
+    # offsets with seconds (1972), so 10,000 runs need one conversion per minute they started in.
+    mine = len(iso) == 24 and iso[-1] == "Z" and iso[:4] >= "1973"
+    if mine and (shown := _local_minutes.get(iso[:16])) is not None:
+        return shown
+    from gitexp.store.isotime import parse_iso
+
+    local = time.localtime(parse_iso(iso))
+    shown = time.strftime("%Y-%m-%d %H:%M", local)
+    if mine and local.tm_gmtoff % 60 == 0:
+        _local_minutes[iso[:16]] = shown
+    return shown
+
+
+def local_times(values: Iterable[Any]) -> list[str]:
+    """[local_time(v) for v in values], with the remembered minutes looked up inline (the memo has
+    only times of the shape local_time remembers)."""
+    memo = _local_minutes
+    return [shown if type(v) is str and len(v) == 24 and v[-1] == "Z" and (shown := memo.get(v[:16])) is not None
+            else local_time(v) for v in values]
+
+
+def run_short_ids(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Short ids of *records* that are unique among all runs, not only these, so `show` accepts them."""
+    every = run_ids(records[0].repo) if records else []
+    return short_ids([*every, *(r.id for r in records)])
+
+
+def differing(values: Sequence[dict[str, Any]]) -> list[str]:
+    """Keys whose values are not the same in every mapping (a missing key counts as a value)."""
+    keys = sorted(set().union(*values))
+    if len(values) <= 1:
+        return keys
+    return [k for k in keys if _varies(values, k)]
+
+
+_MISSING = object()
+
+
+def _comparable(value: Any) -> Any:
+    # Scalars compare as themselves (type included: 1 and 1.0 and True differ); only nested
+    # values pay for a canonical JSON form.
+    if isinstance(value, (dict, list)):
+        import json  # here: a listing of plain values never needs it
+
+        return ("json", json.dumps(value, sort_keys=True, default=str))
+    return (type(value).__name__, value if value == value else "nan")
+
+
+def _varies(values: Sequence[dict[str, Any]], key: str) -> bool:
+    """Whether *key* has two different values across *values*; stops at the first difference."""
+    first = _comparable(values[0].get(key, _MISSING))
+    return any(_comparable(v.get(key, _MISSING)) != first for v in values[1:])
+
+
+def run_rows(records: Sequence[RunRecord], extra: Sequence[str] | None = None,
+             all_columns: bool = False, only_changed: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows for `git exp ls`: the base columns plus the params and metrics that differ.
+
+    *extra* columns are any --where field (params.KEY, metrics.KEY.max, env.python, inputs.X.sha256...)
+    or a meta.yaml key; *only_changed* keeps, besides id and name, only the columns whose values differ.
+    """
+    columns, keys, values = _run_values(records, extra, all_columns, only_changed)
+    return columns, [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def run_columns(records: Sequence[RunRecord], extra: Sequence[str] | None = None, all_columns: bool = False,
+                only_changed: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """run_rows as columns: the names, and for each the values of the runs in order (for render_columns)."""
+    columns, keys, values = _run_values(records, extra, all_columns, only_changed)
+    if columns == keys:
+        return columns, values
+    by_key = dict(zip(keys, values, strict=True))
+    return columns, [by_key[c] for c in columns]
+
+
+def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_columns: bool,
+                only_changed: bool) -> tuple[list[str], list[str], list[list[Any]]]:
+    """(columns shown, every column computed, the values of each computed column, runs in order)."""
+    shorts = run_short_ids(records)
+    rows = listing_rows(records)
+    known = {"params": [None if row is None else row[FLAT_PARAMS] for row in rows],
+             "metrics": [None if row is None else row[LASTS] for row in rows]}
+    if extra is None:
+        extra = _differing_columns(records, known["params"], known["metrics"],
+                                   limit=None if all_columns or only_changed else 8)
+    extra = [c for c in dict.fromkeys(extra) if c not in BASE_COLUMNS]
+    # Column by column, each column's lookup worked out once.
+    if all(row is not None for row in rows):  # what RunRecord's properties answer, from the cache's rows
+        base = [[row[i] for row in rows] for i in (NAME, STATUS, START, DURATION)]  # type: ignore[index]
+        commits = [(row[BASE_COMMIT] or "")[:7] for row in rows]  # type: ignore[index]
+    else:
+        base = [[r.name for r in records], [r.status for r in records], [r.start for r in records],
+                [r.duration for r in records]]
+        commits = [(r.base_commit or "")[:7] for r in records]
+    fetched = _fetch_known(extra, known)
+    values = [[shorts[r.id] for r in records], *base, commits,
+              *(fetched[column] if column in fetched else column_values(column, records, known) for column in extra)]
+    keys = [*BASE_COLUMNS, *extra]
+    columns = keys
+    if only_changed and len(records) > 1:
+        columns = [c for c, column in zip(keys, values, strict=True) if c in ("id", "name") or _column_varies(column)]
+    return columns, keys, values
+
+
+def _fetch_known(columns: Sequence[str], known: dict[str, list[dict[str, Any] | None]]) -> dict[str, list[Any]]:
+    """The values of the params and metrics *columns* that every run's listing row has (*known*),
+    fetched a run at a time with one itemgetter call, rather than a column at a time."""
+    from gitexp.store.search import column_path, row_key
+
+    if not known["params"]:
+        return {}  # no runs
+    wanted: dict[str, list[tuple[str, str]]] = {"params": [], "metrics": []}
+    for column in columns:
+        if column not in BASE_COLUMNS and column not in META_COLUMNS:
+            try:
+                path = column_path(column)
+            except GitexpError:
+                continue  # column_values says what is wrong with it
+            if (key := row_key(path)) is not None:
+                wanted[path[0]].append((column, key))
+    fetched: dict[str, list[Any]] = {}
+    for head, pairs in wanted.items():
+        for group in ([pairs] if len(pairs) > 1 else []) + [[pair] for pair in pairs]:
+            if any(column in fetched for column, _ in group):
+                continue
+            try:  # a run without a row (None), or without one of the keys, fails the whole group
+                found = list(map(itemgetter(*(key for _, key in group)), known[head]))
+            except (KeyError, TypeError):
+                continue
+            fetched.update(zip([c for c, _ in group], map(list, zip(*found, strict=True)) if len(group) > 1
+                               else [found], strict=True))
+    return fetched
+
+
+def _differing_columns(records: Sequence[RunRecord], flats: Sequence[dict[str, Any] | None],
+                       lasts: Sequence[dict[str, Any] | None], limit: int | None) -> list[str]:
+    """The params and metrics columns whose values differ between *records*, the first *limit* of each;
+    *flats* and *lasts* are the flattened params and last values that the listing rows have."""
+    flats = [flatten(r.params) if flat is None else flat for flat, r in zip(flats, records, strict=True)]
+    lasts = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} if last is None
+             else last for last, r in zip(lasts, records, strict=True)]
+    pkeys, mkeys = differing(flats), differing(lasts)
+    if limit is not None:
+        pkeys, mkeys = pkeys[:limit], mkeys[:limit]
+    return [f"params.{_quoted(k)}" for k in pkeys] + [f"metrics.{_quoted(k)}" for k in mkeys]
+
+
+def _column_varies(values: Sequence[Any]) -> bool:
+    first = _comparable(values[0])
+    return any(_comparable(v) != first for v in values[1:])
+
+
+def _quoted(key: str) -> str:
+    """A param or metric key as a column name that column_getter reads back (backticks when needed)."""
+    from gitexp.store.search import column_path
+
+    for candidate in (key, "`" + key.replace("`", "``") + "`"):
+        try:
+            if column_path(f"metrics.{candidate}")[1:] in ((key,), tuple(key.split("."))):
+                return candidate
+        except GitexpError:
+            continue
+    return key
+
+
+def split_columns(text: str) -> list[str]:
+    """"params.lr,metrics.`a,b`" -> ["params.lr", "metrics.`a,b`"]: commas inside backticks stay."""
+    columns, current, quoted = [], [], False
+    for char in text:
+        if char == "`":
+            quoted = not quoted
+        if char == "," and not quoted:
+            columns.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    columns.append("".join(current).strip())
+    return [c for c in columns if c]
+
+
+META_COLUMNS = ("experiment", "end", "user", "host", "pid", "command", "exit_code", "description")
+
+
+def column_getter(column: str) -> Callable[[RunRecord], Any]:
+    """What one `--columns` entry reads from a run; parsed once, so 10,000 rows stay cheap."""
+    if column in BASE_COLUMNS or column in META_COLUMNS:
+        special = {"id": lambda r: r.id, "experiment": lambda r: r.experiment,
+                   "commit": lambda r: r.base_commit}
+        return special.get(column, lambda r: r.meta.get(column))
+    from gitexp.store.fields import MISSING
+    from gitexp.store.search import RunFields
+
+    path = _column_path(column)
+
+    def get(record: RunRecord) -> Any:
+        value = RunFields(record)(path)
+        return None if value is MISSING else value
+    return get
+
+
+def column_values(column: str, records: Sequence[RunRecord],
+                  known: dict[str, Sequence[dict[str, Any] | None]] | None = None) -> list[Any]:
+    """[column_getter(column)(r) for r in records], without a call per run for the usual columns;
+    *known*: the flattened params and last values of the records' listing rows, by "params", "metrics"."""
+    if column in BASE_COLUMNS or column in META_COLUMNS:
+        return list(map(column_getter(column), records))
+    from gitexp.store.search import field_values
+
+    path = _column_path(column)
+    return field_values(records, path, missing=None, known=(known or {}).get(path[0]))
+
+
+def _column_path(column: str) -> tuple[str, ...]:
+    from gitexp.store.search import column_path
+
+    try:
+        return column_path(column)
+    except GitexpError:
+        raise GitexpError(
+            f"unknown column {column!r}; use params.KEY, metrics.KEY (or metrics.KEY.min|max|last|count), "
+            f"tags.KEY, env.KEY, inputs.NAME.sha256 or one of {', '.join(BASE_COLUMNS + META_COLUMNS)}"
+        ) from None
+
+
+def lookup(record: RunRecord, column: str, flat: dict[str, Any] | None = None,
+           last: dict[str, Any] | None = None) -> Any:
+    """The value of one column for one run (None when the run lacks it)."""
+    return column_getter(column)(record)
+
+
+def cell(value: Any, precision: int) -> str:
+    """*value* as text; a view shows it through printable() (render_columns does) before a terminal does."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if not math.isfinite(value) or precision >= 17:
+            return repr(value)
+        return f"{value:.{precision}g}"
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _printable_column(column: list[str], keep: str = "") -> list[str]:
+    """The cells of a column through printable(), when any needs it (one scan of the whole column)."""
+    return [printable(c, keep) for c in column] if has_unsafe("".join(column)) else column
+
+
+def cells(values: Sequence[Any], precision: int) -> list[str]:
+    """[cell(v, precision) for v in values], decided once for a column of one type (the usual case)."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        return list(values)
+    if kinds <= {str, type(None)}:
+        return ["" if v is None else v for v in values]
+    if kinds == {int}:
+        return list(map(str, values))
+    if kinds == {float} and precision >= 17:
+        return list(map(repr, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        return list(map(format, values, repeat(f".{precision}g")))
+    return [cell(v, precision) for v in values]
+
+
+def render(columns: Sequence[str], rows: Sequence[dict[str, Any]], form: str = "table",
+           precision: int = 4, pretty: bool = True) -> str:
+    if form not in FORMATS:
+        raise GitexpError(f"unknown format {form!r}; use one of {', '.join(FORMATS)}")
+    values = [[row.get(column) for row in rows] for column in columns]
+    return render_columns(columns, values, form, precision, pretty, len(rows))
+
+
+def render_columns(columns: Sequence[str], values: Sequence[Sequence[Any]], form: str = "table",
+                   precision: int = 4, pretty: bool = True, count: int | None = None) -> str:
+    """render() of columns given as lists of values (one per row); *count* rows when there are no columns."""
+    if form not in FORMATS:
+        raise GitexpError(f"unknown format {form!r}; use one of {', '.join(FORMATS)}")
+    rows = count if count is not None else len(values[0]) if values else 0
+    if form == "json":
+        table = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)] if values else \
+            [{} for _ in range(rows)]
+        import json
+
+        return json.dumps(table, indent=2, default=str) + "\n"
+    pretty = pretty and form != "csv"  # csv is for machines: ISO times, seconds, full precision
+    shown = []
+    for column, column_values in zip(columns, values, strict=True):
+        if pretty and column == "start":
+            column_values = local_times(column_values)
+        elif pretty and column == "duration":
+            # human_duration, with its usual case inline
+            column_values = [f"{v:.1f}s" if type(v) is float and v < 60 else human_duration(v) for v in column_values]
+        shown.append(cells(column_values, precision if pretty else 17))
+    if form == "csv":
+        import csv
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(_printable_column(list(columns), keep="\n\t"))  # csv quotes a cell's lines
+        writer.writerows(zip(*(_printable_column(c, keep="\n\t") for c in shown), strict=True) if shown
+                         else [[] for _ in range(rows)])
+        return out.getvalue()
+    text = plain_table(columns, shown, markdown=form == "md")
+    if text is not None:
+        return text  # every cell printable ASCII: nothing to escape (the usual case, and the fast one)
+    # A table cell is one line: no control character (a newline, ESC...) of run data reaches the terminal.
+    columns, shown = _printable_column(list(columns)), [_printable_column(c) for c in shown]
+    text = plain_table(columns, shown, markdown=form == "md")
+    if text is not None:
+        return text
+    from tabulate import tabulate
+
+    table = [list(row) for row in zip(*shown, strict=True)] if shown else [[] for _ in range(rows)]
+    style = "github" if form == "md" else "simple"
+    return tabulate(table, headers=list(columns), tablefmt=style, disable_numparse=True) + "\n"
