@@ -16,17 +16,8 @@ from matplotlib.image import imread
 import gitexp
 from gitexp.cli.main import main
 from gitexp.errors import GitexpError
-from gitexp.views.plots import (
-    LINESTYLES,
-    MAX_LEGEND,
-    MAX_POINTS,
-    PALETTE,
-    decimate,
-    legend,
-    moving_average,
-    new_figure,
-    style,
-)
+from gitexp.views.figures import LINESTYLES, MAX_LEGEND, PALETTE, legend, new_figure, style
+from gitexp.views.plots import MAX_POINTS, decimate, moving_average
 from tests.conftest import git
 from tests.sample_runs import QUIET, Sample, sample_runs
 

@@ -729,6 +729,15 @@ class Repo:
             out.append((delta.status_char(), delta.new_file.path or delta.old_file.path, added, deleted))
         return out
 
+    def untracked(self, paths: list[str]) -> list[str]:
+        """Those of *paths* (relative to the work tree) that git's index does not hold: all of them
+        when there is no index yet. A staged file is tracked."""
+        try:
+            index = pygit2.Index(os.path.join(self.gitdir, "index"))
+        except (OSError, pygit2.GitError, ValueError):
+            return paths
+        return [path for path in paths if path not in index]
+
     # -- artifacts and sharing (issue 3) ---------------------------------------------------------
 
     def tree_files(self, commit: str, path: str = "") -> dict[str, Entry]:

@@ -103,17 +103,6 @@ def _tree_without(repo: Repo, tree: str, paths: list[str]) -> str | None:
     return repo.write_tree(spec) if spec else None
 
 
-def _untracked(repo: Repo, paths: list[str]) -> list[str]:
-    """Those of *paths* not in the index (a staged file is git's already, and stays in the snapshot)."""
-    import pygit2
-
-    try:
-        index = pygit2.Index(os.path.join(repo.gitdir, "index"))
-    except (OSError, pygit2.GitError, ValueError):
-        return paths  # no index yet: nothing is tracked
-    return [path for path in paths if path not in index]
-
-
 def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[str | None, list[str]]:
     """The snapshot *tree* without the untracked files that look like credentials (.env, *.pem,
     id_rsa...: redact.is_secret_file), and those files. A tracked one stays: git has it already."""
@@ -126,7 +115,7 @@ def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[
     cached = _secret_free.get(key)
     if cached is None:
         found = _added_secret_files(repo, base_tree, tree)
-        dropped = _untracked(repo, found) if found else []
+        dropped = repo.untracked(found) if found else []
         kept = (_tree_without(repo, tree, dropped) or repo.write_tree({})) if dropped else tree
         if len(_secret_free) > 64:
             _secret_free.clear()

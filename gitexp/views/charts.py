@@ -1,4 +1,4 @@
-"""Charts of one value per run: param/metric scatter, parallel coordinates, bars (see gitexp.views.plots)."""
+"""Charts of one value per run: param/metric scatter, parallel coordinates, bars (curves: views/plots.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gitexp.store import search
 from gitexp.store.query import FIELDS, MISSING, PREFIXES
 from gitexp.store.runs import RunRecord
 from gitexp.views.compare import run_labels
-from gitexp.views.plots import MARKERS, legend, new_figure, style
+from gitexp.views.figures import MARKERS, legend, new_figure, style
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

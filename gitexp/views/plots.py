@@ -21,39 +21,15 @@ from gitexp.store import search
 from gitexp.store.isotime import parse_iso
 from gitexp.store.runs import RunRecord
 from gitexp.views.compare import run_labels
+from gitexp.views.figures import legend, new_figure, style
 
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-# Okabe & Ito's colour-blind-safe palette, yellow last (it is faint on white); past 8 runs the
-# line style changes, past 32 a marker is added, so every run stays distinguishable.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
-LINESTYLES = ("-", "--", ":", "-.")
-MARKERS = ("o", "s", "^", "D", "v", "P")
 FORMATS = ("png", "svg", "pdf")
 X_AXES = ("step", "time", "relative")
 MAX_POINTS = 2000  # per line; longer histories are drawn from per-bucket minima and maxima
-MAX_LEGEND = 60
-
-
-def style(index: int) -> dict[str, Any]:
-    """Colour, line style (and marker past 32 runs) of the index-th run."""
-    out: dict[str, Any] = {"color": PALETTE[index % len(PALETTE)],
-                           "linestyle": LINESTYLES[(index // len(PALETTE)) % len(LINESTYLES)]}
-    cycle = len(PALETTE) * len(LINESTYLES)
-    if index >= cycle:
-        out.update(marker=MARKERS[(index // cycle - 1) % len(MARKERS)], markevery=0.1, markersize=4)
-    return out
-
-
-def new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _metric_key(metric: str) -> str:
@@ -221,17 +197,3 @@ def decimate(xs: np.ndarray, ys: np.ndarray, limit: int) -> tuple[np.ndarray, np
     keep = np.unique(np.concatenate(([0, len(ys) - 1], low, high)))
     keep = keep[keep < len(ys)]
     return xs[keep], ys[keep]
-
-
-def legend(fig: Figure, handles: list[Any], labels: list[str]) -> None:
-    """One legend for the whole figure, outside the axes on the right, so it never hides data.
-
-    Past MAX_LEGEND runs only the first are named (the title says so): hundreds of entries
-    would take over the figure and no reader could match them to lines anyway."""
-    if not handles:
-        return
-    count = len(handles)
-    title = f"{count} run{'s' * (count != 1)}" if count <= MAX_LEGEND else f"first {MAX_LEGEND} of {count} runs"
-    shown = min(count, MAX_LEGEND)
-    fig.legend(handles[:shown], labels[:shown], loc="outside right upper", fontsize="small",
-               ncols=math.ceil(shown / 30), title=title, frameon=False)
