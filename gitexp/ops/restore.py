@@ -217,6 +217,7 @@ def download_artifacts(run: Any, path: str | None = None, dst: str | os.PathLike
     """
     from gitexp.store import runs
 
+    commit: str | None
     if isinstance(run, str):
         record = runs.get_run(run)
         repo, commit, run_id = record.repo, record.commit, record.id

@@ -215,7 +215,7 @@ def changes(repo: Repo, old: str, new: str) -> str:
     said += [f"meta {k} {ma.get(k)!r} -> {mb.get(k)!r}" for k in sorted(set(ma) | set(mb))
              if k not in ("end", "duration") and ma.get(k) != mb.get(k)]
     ta, tb = repo.tree_entries(old), repo.tree_entries(new)
-    files = [name + ("/" if (ta.get(name) or tb.get(name)).mode == TREE_MODE else "")
+    files = [name + ("/" if (ta.get(name) or tb[name]).mode == TREE_MODE else "")
              for name in sorted(set(ta) | set(tb)) if ta.get(name) != tb.get(name)
              and name not in (fmt.META, fmt.PARAMS, fmt.METRICS, fmt.SUMMARY)]
     if files:
@@ -226,7 +226,8 @@ def changes(repo: Repo, old: str, new: str) -> str:
 def _first_parent_path(repo: Repo, old: str, new: str) -> list[str] | None:
     """The commits from *new* back to (not including) *old* along first parents, or None if *old*
     is not on that path (the ref was rewritten)."""
-    path, current = [], new
+    path: list[str] = []
+    current = new
     for _ in range(MAX_WALK):
         if current == old:
             return path

@@ -303,7 +303,7 @@ def segment_paths(root: Path, run_id: str) -> list[Path]:
 def remove_files(root: Path, run_id: str, lock_fd: int | None = None) -> None:
     """Delete a run's journal; its lock goes last, or, held by this process (*lock_fd*), becomes
     the process's spare (the descriptor is then kept, else closed)."""
-    for path in (*segment_paths(root, run_id), f"{root}/{run_id}.output"):
+    for path in (*segment_paths(root, run_id), root / f"{run_id}.output"):
         try:
             os.unlink(path)
         except FileNotFoundError:

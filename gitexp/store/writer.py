@@ -153,6 +153,7 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
         start = state.meta.get("start")
         if start:
             state.meta["duration"] = round(max(0.0, parse_iso(state.meta["end"]) - parse_iso(start)), 3)
+    ref = ref or run_ref(state.meta["experiment"], state.id)  # a journal's info names it; the state always does
     for _ in range(5):
         try:
             current = repo.ref(ref)

@@ -54,6 +54,11 @@ def _require(records: Sequence[RunRecord], columns: list[list[Any]], names: list
     return keep
 
 
+def _taken(column: list[float | None], keep: list[int]) -> list[float]:
+    """The values of *column* at *keep*, the rows _require found complete."""
+    return [v for v in (column[i] for i in keep) if v is not None]
+
+
 def scatter(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
     if len(fields) != 2:
         raise GitexpError(f"--scatter takes a PARAM and a METRIC, got {len(fields)} value(s): {list(fields)}")
@@ -66,9 +71,9 @@ def scatter(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
     labels = run_labels(records)
     fig = new_figure(8.5, 5.0)
     ax = fig.subplots()
-    handles = [ax.scatter([xs[i]], [ys[i]], s=36, color=style(i)["color"], marker=MARKERS[(i // 8) % 6],
-                          label=labels[records[i].id]) for i in keep]
-    shown = [xs[i] for i in keep]
+    shown = _taken(xs, keep)
+    handles = [ax.scatter([x], [y], s=36, color=style(i)["color"], marker=MARKERS[(i // 8) % 6],
+                          label=labels[records[i].id]) for i, x, y in zip(keep, shown, _taken(ys, keep), strict=True)]
     if categories:
         ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     elif min(shown) > 0 and max(shown) / min(shown) >= 100:
@@ -95,21 +100,23 @@ def parallel(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
         raise GitexpError(f"{names[-1]!r} has no numeric values in the selected runs; --parallel ends with a metric")
     columns = [_positions(values) for values in raw]
     keep = _require(records, [c for c, _ in columns], names)
-    scaled, ticks = [], []
+    scaled: list[list[float]] = []  # per axis, the kept runs' positions from 0 to 1
+    ticks: list[list[str] | list[float]] = []
     for (col, categories) in columns:
-        present = [col[i] for i in keep]
+        present = _taken(col, keep)
         low, high = min(present), max(present)
         span = high - low
-        scaled.append([None if v is None else (0.5 if span == 0 else (v - low) / span) for v in col])
+        scaled.append([0.5 if span == 0 else (v - low) / span for v in present])
         ticks.append(categories if categories else [low, high])
-    metric = [columns[-1][0][i] for i in keep]
+    metric = _taken(columns[-1][0], keep)
     norm = Normalize(min(metric), max(metric) if max(metric) > min(metric) else min(metric) + 1)
     cmap = colormaps["viridis"]  # perceptually uniform and readable with colour-vision deficiencies
     fig = new_figure(max(7.0, 1.8 * len(dims) + 2), 5.0)
     ax = fig.subplots()
-    for i in keep:
-        ax.plot(range(len(dims)), [s[i] for s in scaled], color=cmap(norm(columns[-1][0][i])), linewidth=1.4,
-                alpha=0.85, label=run_labels(records)[records[i].id])
+    labels_of = run_labels(records)
+    for j, i in enumerate(keep):
+        ax.plot(range(len(dims)), [s[j] for s in scaled], color=cmap(norm(metric[j])), linewidth=1.4,
+                alpha=0.85, label=labels_of[records[i].id])
     ax.vlines(range(len(dims)), 0, 1, colors="0.35", linewidth=1)
     for d, labels in enumerate(ticks):
         if columns[d][1]:

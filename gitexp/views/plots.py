@@ -55,7 +55,7 @@ def plot(metrics: str | Sequence[str] | None = None, runs: Sequence[str | RunRec
         raise GitexpError("give exactly one of: METRIC..., --scatter PARAM METRIC, --parallel PARAM... METRIC, "
                           f"--bar METRIC (got {', '.join(modes) or 'none'})")
     suffix = _format_of(output) if output is not None else None
-    records = search.select_runs(runs, where, experiment=experiment, repo=repo) if runs is None or runs else []
+    records = search.select_runs(runs or (), where, experiment=experiment, repo=repo) if runs is None or runs else []
     if not records:
         raise GitexpError(f"no runs to plot{f' match --where {where!r}' if where else ''}; "
                           "`git exp ls` lists the runs")
