@@ -261,7 +261,8 @@ def test_a_full_disk_on_a_small_tmpfs_loses_nothing(tmp_path, env_for_subprocess
         assert list(history.steps) == list(range(3000))
         fsck_clean(repo)
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+        # Lazily: this process still maps the repository's packs (load_runs), which makes a plain umount busy.
+        subprocess.run(["umount", "--lazy", str(mount)], capture_output=True)
 
 
 def test_a_reader_without_write_access_lists_live_runs(repo: Path, isolated_git: Path, tmp_path) -> None:
