@@ -149,6 +149,19 @@ def test_verify_accepts_what_gitexp_itself_does(repo: Path, capsys: pytest.Captu
     assert code == 0 and "verified 4 run(s): no problems" in err
 
 
+EDGE_VALUES = {"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "negzero": -0.0, "huge": 1e308,
+               "tiny": 5e-324, "big_int": 2**62, "ünïcode/ключ": 1.5}
+
+
+def test_verify_accepts_every_value_gitexp_stores(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with gitexp.start_run(name="edges", params={**EDGE_VALUES, "nested": {"nan": float("nan")}}, **QUIET) as run:
+        for step in range(3):  # a history, not only one value: min, max and last then differ in kind
+            run.log_metrics({key: float(value) for key, value in EDGE_VALUES.items()}, step=step)
+        run.log_metric("nan", 1.0, step=3)  # NaN then a number: the summary's min/max skip the NaN
+    code, out, err = cli(capsys, "verify")
+    assert code == 0 and "verified 1 run(s): no problems" in err, out + err
+
+
 def test_verify_reports_changes_after_the_end_and_broken_trees(repo: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     appended = finished("appended", acc=0.5)

@@ -66,8 +66,13 @@ def check_run(repo: Repo, ref: str, commit: str, run_id: str, experiment: str, c
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
+    """a == b, deeply, except that NaN equals NaN: a metric may be NaN, and the summary then says so."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -117,7 +122,7 @@ def _check_index(repo: Repo, commit: str) -> list[str]:
         index = fmt.read_index(repo, commit)
     except CorruptRunError as exc:
         return [f"{exc}; listings read the YAML files instead"]
-    if index != fmt.read_summary(repo, commit):
+    if not _same(index, fmt.read_summary(repo, commit)):
         return ["summary.json does not match meta.yaml, params.yaml and metrics.yaml (one was edited "
                 "without the other); listings show summary.json"]
     return []
