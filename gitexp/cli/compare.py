@@ -75,10 +75,11 @@ def cmd_report(runs: list[str], where: str | None, output: str, title: str | Non
 
 def register(add: AddCommand) -> None:
     p = add("diff", "Show how run B differs from run A: params, metrics, environment, inputs, code.")
-    p.add_argument("run_a", metavar="RUN_A")
-    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("run_a", metavar="RUN_A", help="the run compared against")
+    p.add_argument("run_b", metavar="RUN_B", help="the run whose changes are shown")
     p.add_argument("--code", action="store_true", help="also print the diff between the two code snapshots")
-    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "json"))
+    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "json"),
+                   help="output format; json prints everything as one object")
     p.add_argument("--experiment", "-e", help="look the runs up in this experiment only")
     p.set_defaults(func=lambda a: cmd_diff(a.run_a, a.run_b, a.code, a.form, a.experiment))
 
@@ -86,10 +87,11 @@ def register(add: AddCommand) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN", help=SELECT_HELP)
     p.add_argument("--where", "-w", metavar="EXPR", help="only runs matching EXPR (docs/query.md)")
     add_sort(p, "column order, e.g. -metrics.acc")
-    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"))
+    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"),
+                   help="output format; csv and json keep ISO times, seconds and full precision")
     p.add_argument("--precision", type=int, default=4, help="significant digits of numbers (default 4)")
     p.add_argument("--only-changed", action="store_true", help="only the rows whose values differ between runs")
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--experiment", "-e", help="only runs of this experiment")
     p.set_defaults(func=lambda a: cmd_compare(a.runs, a.where, a.sort, a.form, a.precision, a.only_changed,
                                               a.experiment))
 
@@ -100,8 +102,9 @@ def register(add: AddCommand) -> None:
                            help="lower is better (default for names like loss, error)")
     direction.add_argument("--max", dest="minimize", action="store_const", const=False, help="higher is better")
     p.add_argument("--where", "-w", metavar="EXPR", help="only among runs matching EXPR")
-    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "yaml", "json"))
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "yaml", "json"),
+                   help="output format, as for `git exp show`")
+    p.add_argument("--experiment", "-e", help="only among runs of this experiment")
     p.set_defaults(func=lambda a: cmd_best(a.metric, a.minimize, a.where, a.form, a.experiment))
 
     p = add("plot", "Plot metrics of runs (one line per run, one panel per metric) to a PNG, SVG or PDF file.")
@@ -117,13 +120,14 @@ def register(add: AddCommand) -> None:
     p.add_argument("--parallel", nargs="+", metavar="FIELD",
                    help="PARAM... METRIC: parallel coordinates of the params, coloured by the metric")
     p.add_argument("--bar", metavar="METRIC", help="one bar per run")
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--experiment", "-e", help="only runs of this experiment")
     p.set_defaults(func=cmd_plot)
 
     p = add("report", "Write one self-contained HTML report of runs: plots, comparison table, params, environment.")
     p.add_argument("runs", nargs="*", metavar="RUN", help=SELECT_HELP)
-    p.add_argument("--output", "-o", default="report.html", metavar="FILE", help="default: report.html")
+    p.add_argument("--output", "-o", default="report.html", metavar="FILE",
+                   help="the HTML file to write (default: report.html)")
     p.add_argument("--where", "-w", metavar="EXPR", help="only runs matching EXPR (docs/query.md)")
     p.add_argument("--title", help="the page title (default: gitexp report: N runs)")
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--experiment", "-e", help="only runs of this experiment")
     p.set_defaults(func=lambda a: cmd_report(a.runs, a.where, a.output, a.title, a.experiment))

@@ -158,15 +158,18 @@ def register(add: AddCommand) -> None:
     p.add_argument("--experiment", "-e", help="experiment (default: $GITEXP_EXPERIMENT, exp.experiment, default)")
     p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="a param, visible to the command through gitexp.params(); repeatable")
-    p.add_argument("--tag", "-t", dest="tags", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--description", "-d")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    p.add_argument("--tag", "-t", dest="tags", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tag of the run (its value kept as text); repeatable")
+    p.add_argument("--description", "-d", help="free text describing the run")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="the command to run and its arguments, after --")
     p.set_defaults(func=lambda a: cmd_run(a.cmd, a.name, a.experiment, a.params, a.tags, a.description))
 
     p = add("ls", "List runs, newest first, with the params and metrics that differ between them.")
     p.add_argument("--experiment", "-e", help="only this experiment")
-    p.add_argument("-n", type=int, dest="limit", help="only the first N runs: the newest, unless --sort")
-    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"))
+    p.add_argument("-n", type=int, dest="limit", help="only the first LIMIT runs: the newest, unless --sort")
+    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"),
+                   help="output format; csv and json are for programs, md for pull requests")
     p.add_argument("--columns", "-c", help="comma-separated columns, e.g. params.lr,metrics.acc")
     p.add_argument("--precision", type=int, default=4, help="significant digits of numbers (default 4)")
     p.add_argument("--all", "-a", dest="all_columns", action="store_true",
@@ -181,14 +184,15 @@ def register(add: AddCommand) -> None:
 
     p = add("show", "Show one run: status, git state, params, metrics, artifacts, inputs, environment.")
     p.add_argument("run", help="run id, unique id prefix, or unique run name")
-    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "yaml", "json"))
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "yaml", "json"),
+                   help="output format; yaml and json print the complete record")
+    p.add_argument("--experiment", "-e", help="look the run up in this experiment only")
     p.set_defaults(func=lambda a: cmd_show(a.run, a.form, a.experiment))
 
     p = add("rm", "Remove runs (recoverable with --undo until `git exp gc`).")
-    p.add_argument("run_ids", nargs="*", metavar="RUN")
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help="runs to remove (or, with --undo, to restore)")
     p.add_argument("--undo", action="store_true", help="restore RUNs, or the runs of the last `git exp rm`")
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--experiment", "-e", help="look the runs up in this experiment only")
     p.add_argument("--force", action="store_true", help="remove runs even while they are RUNNING")
     p.set_defaults(func=lambda a: cmd_rm(a.run_ids, a.undo, a.experiment, a.force))
 

@@ -152,7 +152,7 @@ def register(add: AddCommand) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("rebuild", help="write every run's note again from the runs")
     merge = sub.add_parser("merge", help="merge another notes commit (e.g. a fetched one) into the notes")
-    merge.add_argument("other", metavar="NOTES_COMMIT")
+    merge.add_argument("other", metavar="NOTES_COMMIT", help="a ref or commit id of the other notes")
     p.set_defaults(func=lambda a: cmd_notes(a.action, getattr(a, "other", None)))
 
     p = add("hooks", "Install, remove or inspect gitexp's git hooks (post-commit).")
@@ -171,19 +171,19 @@ def register(add: AddCommand) -> None:
                                             getattr(a, "auto_run_max", None), getattr(a, "auto_run_rewrites", False)))
 
     p = add("hook", "The entry point git hooks call (git exp hook post-commit); never fails the git command.")
-    p.add_argument("name", metavar="HOOK")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.add_argument("name", metavar="HOOK", help="the hook git ran: post-commit")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the hook's arguments, as git passed them")
     p.set_defaults(func=lambda a: cmd_hook(a.name, a.args))
 
     p = add("checkout", "Recreate a run's exact code (uncommitted files included) on a new branch or worktree.")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help="run id, unique id prefix, or unique run name")
     p.add_argument("-b", "--branch", help="create this branch with the run's code and switch to it")
     p.add_argument("--worktree", metavar="DIR", help="check the run's code out in a new worktree at DIR")
     p.add_argument("--artifacts", action="store_true", help="also restore the run's artifacts (into artifacts/)")
     p.set_defaults(func=lambda a: cmd_checkout(a.run, a.branch, a.worktree, a.artifacts))
 
     p = add("rerun", "Run a run's command again on its exact code, as a new run recording rerun_of.")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help="the run to run again: id, unique id prefix, or unique run name")
     p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param of the original run; repeatable")
     p.add_argument("--name", "-n", help="name of the new run (default: a random readable name)")

@@ -171,8 +171,9 @@ def gc_lfs(dry_run: bool) -> None:
 def register(add: AddCommand) -> None:
     p = add("artifacts", "List a run's artifacts: path, size, storage, whether the content is here, sha256.")
     p.add_argument("run", help="run id, unique id prefix, or unique run name")
-    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "json"))
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "json"),
+                   help="output format; json prints a list of {path, size, sha256, lfs, present} objects")
+    p.add_argument("--experiment", "-e", help="look the run up in this experiment only")
     p.set_defaults(func=lambda a: cmd_artifacts(a.run, a.form, a.experiment))
 
     p = add("get", "Restore a run's artifacts into a folder, checking every sha256 (fetching LFS content first).")
@@ -181,7 +182,7 @@ def register(add: AddCommand) -> None:
     p.add_argument("--output", "-o", default=".", metavar="DIR", help="folder to restore into (default: .)")
     p.add_argument("--remote", "-r", help="remote to fetch missing LFS content from (default: as for push)")
     p.add_argument("--force", action="store_true", help="overwrite files in DIR that differ")
-    p.add_argument("--experiment", "-e")
+    p.add_argument("--experiment", "-e", help="look the run up in this experiment only")
     p.set_defaults(func=lambda a: cmd_get(a.run, a.paths, a.output, a.remote, a.force, a.experiment))
 
     p = add("push", "Push runs, notes and their LFS artifacts to a remote with your own git.")
@@ -200,6 +201,6 @@ def register(add: AddCommand) -> None:
     p.set_defaults(func=lambda a: cmd_fetch(a.remote, a.artifacts, True))
 
     p = add("remote", "Configure a remote so that plain git fetch/push also carry runs and notes.")
-    p.add_argument("action", choices=("setup",))
+    p.add_argument("action", choices=("setup",), help="add refspecs for runs and notes to the remote's configuration")
     p.add_argument("remote", nargs="?", help="a configured remote (default: the branch's remote, else origin)")
     p.set_defaults(func=lambda a: cmd_remote(a.action, a.remote))
