@@ -9,6 +9,7 @@ import pytest
 
 import gitexp
 from gitexp.cli.main import main
+from gitexp.views import diff
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}
@@ -108,7 +109,6 @@ def test_checkout_of_a_clean_run_is_its_base_commit(repo: Path, capsys: pytest.C
 
 
 def test_checkout_restores_artifacts_on_request(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("gitexp.ops.restore")
     (repo / "weights.txt").write_text("w = 42\n")
     with gitexp.start_run(name="with-artifacts", **QUIET) as run:
         run.log_artifact(repo / "weights.txt")
@@ -143,7 +143,6 @@ def test_rerun_reproduces_metrics_exactly(repo: Path, capsys: pytest.CaptureFixt
         assert rerun.history(key).values == original.history(key).values
         assert rerun.history(key).steps == list(range(30))
     assert b"final" in (rerun.read("output.log") or b"")
-    diff = pytest.importorskip("gitexp.views.diff")
     changes = diff.diff_runs(original, rerun)
     assert all(m.get("abs") == 0 for m in changes["metrics"].values())
     assert git(repo, "worktree", "list").count("\n") == 1  # the temporary worktree is gone

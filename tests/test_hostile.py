@@ -1,4 +1,4 @@
-"""Hostile or damaged runs (issue 11): anything fetched from a remote is untrusted.
+"""Hostile or damaged runs: anything fetched from a remote is untrusted.
 
 Each run here is made with git plumbing (hash-object, mktree, commit-tree, update-ref) from a real
 gitexp run, as a remote could hand it over, and every check is what a user of `git exp` sees: the

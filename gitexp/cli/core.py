@@ -146,7 +146,7 @@ def cmd_gc(dry_run: bool) -> int:
 
     for ref in trash.gc(dry_run):
         print(f"{'would delete' if dry_run else 'deleted'} {ref}")
-    from gitexp.cli.share import gc_lfs  # LFS objects no run references any more (issue 3)
+    from gitexp.cli.share import gc_lfs  # LFS objects no run references any more
 
     gc_lfs(dry_run)
     return 0

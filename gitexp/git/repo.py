@@ -38,9 +38,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class HeadState:
-    commit: str | None
-    branch: str | None
-    detached: bool
+    commit: str | None  # None: a branch without commits yet
+    branch: str | None  # None: HEAD detached at *commit*
 
 
 # Code snapshots by (repository, base, size limit, status with each file's stat): the runs of
@@ -272,10 +271,6 @@ class Repo:
         except ValueError:
             raise GitexpError(f"git config {key} = {value!r} is not a number; fix it with "
                               f"`git config {key} NUMBER`") from None
-
-    def set_config(self, key: str, value: str) -> None:
-        self._r.config[key] = value
-        self._config, self._values, self._config_stamp = None, {}, None
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -592,12 +587,12 @@ class Repo:
         try:
             ref = self._r.references["HEAD"]
             if ref.type != pygit2.enums.ReferenceType.SYMBOLIC:
-                return HeadState(str(ref.target), None, True)
+                return HeadState(str(ref.target), None)
             try:
                 branch = ref.resolve()
             except pygit2.NotFoundError:  # a branch without commits yet
-                return HeadState(None, str(ref.target).removeprefix("refs/heads/"), False)
-            return HeadState(str(branch.target), branch.shorthand, False)
+                return HeadState(None, str(ref.target).removeprefix("refs/heads/"))
+            return HeadState(str(branch.target), branch.shorthand)
         except (pygit2.GitError, KeyError) as exc:
             raise StorageError(f"cannot read HEAD in {self.gitdir}: {exc}") from exc
 
@@ -738,7 +733,7 @@ class Repo:
             return paths
         return [path for path in paths if path not in index]
 
-    # -- artifacts and sharing (issue 3) ---------------------------------------------------------
+    # -- trees, blobs and history --------------------------------------------------------------
 
     def tree_files(self, commit: str, path: str = "") -> dict[str, Entry]:
         """Every non-tree entry under *path* of a commit's (or tree's) tree, by relative path."""
@@ -781,7 +776,7 @@ class Repo:
     def remote_names(self) -> list[str]:
         return [r.name for r in self._r.remotes]
 
-    # -- git integration (issue 5): notes trees, history, compare-and-swap, signatures -------------
+    # -- notes trees, history, compare-and-swap refs, signatures ----------------------------------
 
     def entry_oid(self, commit: str, path: str) -> str | None:
         """Id of whatever is at *path* in *commit*'s tree (a blob or a subtree), or None."""
