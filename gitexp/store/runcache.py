@@ -3,7 +3,7 @@
 `<common git dir>/gitexp/cache/runs-v3.marshal` maps a commit id to (env_blob, row):
 
 - env_blob: the id of the commit's env.yaml blob, or None;
-- row: what listing runs reads (ROW_FIELDS, from make_row), so that `git exp ls` and the usual
+- row: what listing runs reads (a Row, from make_row), so that `git exp ls` and the usual
   queries over 10,000 runs read nothing else; None when the run is too unusual for it.
 
 `runs-v3-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
@@ -21,45 +21,59 @@ from __future__ import annotations
 
 import itertools
 import marshal
-import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+from gitexp.store import cachefile
 
 CACHE_FILE = Path("gitexp") / "cache" / "runs-v3.marshal"
 SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v3-summaries.marshal"
 OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
     "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal"))
 # A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
-# table.flatten does) when no key at any level has a dot or is not text, else None; the last
+# fields.flatten does) when no key at any level has a dot or is not text, else None; the last
 # value of each metric but system/ ones, when each of those has one, else None.
 ROW_FIELDS = ("name", "status", "start", "duration", "base_commit", "flat_params", "lasts")
-NAME, STATUS, START, DURATION, BASE_COMMIT, FLAT_PARAMS, LASTS = range(len(ROW_FIELDS))
-Entry = tuple["str | None", "tuple[Any, ...] | None"]
+Row = tuple[str, str, str | None, float | None, str | None, dict[str, Any] | None, dict[str, Any] | None]
+Entry = tuple[str | None, Row | None]
+# A row is read through these, never by position. It stays a plain tuple, which is what marshal
+# stores and reads back: a record type would cost a conversion per run on every listing, while an
+# itemgetter reads a field as fast as an index does.
+row_name: Callable[[Row], str] = itemgetter(0)
+row_status: Callable[[Row], str] = itemgetter(1)
+row_start: Callable[[Row], str | None] = itemgetter(2)
+row_duration: Callable[[Row], float | None] = itemgetter(3)
+row_base_commit: Callable[[Row], str | None] = itemgetter(4)
+row_flat_params: Callable[[Row], dict[str, Any] | None] = itemgetter(5)
+row_lasts: Callable[[Row], dict[str, Any] | None] = itemgetter(6)
 
 
-def make_row(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> tuple[Any, ...] | None:
+def make_row(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> Row | None:
     """The row of a run: the values RunRecord's properties would give (ROW_FIELDS), or None."""
     try:
         base_commit = (meta.get("git") or {}).get("commit")
     except AttributeError:
         return None  # a git entry that is not a mapping: the properties say what is wrong
-    flat: dict[str, Any] | None = {}
-    if not flatten_plain(params, "", flat):  # type: ignore[arg-type]
-        flat = None
-    lasts: dict[str, Any] | None = {}
+    flat: dict[str, Any] = {}
+    plain = flatten_plain(params, "", flat)
+    return (meta.get("name") or "", meta.get("status", "RUNNING"), meta.get("start"), meta.get("duration"),
+            base_commit, flat if plain else None, _lasts(metrics))
+
+
+def _lasts(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The last value of each metric but system/ ones; None unless each of those has one."""
+    lasts = {}
     for key, summary in metrics.items():
         if type(key) is not str:
-            lasts = None
-            break
+            return None
         if key.startswith("system/"):
             continue
         if type(summary) is not dict or "last" not in summary:
-            lasts = None
-            break
-        lasts[key] = summary["last"]  # type: ignore[index]
-    return (meta.get("name") or "", meta.get("status", "RUNNING"), meta.get("start"), meta.get("duration"),
-            base_commit, flat, lasts)
+            return None
+        lasts[key] = summary["last"]
+    return lasts
 
 
 def flatten_plain(data: dict[str, Any], prefix: str, out: dict[str, Any]) -> bool:
@@ -95,23 +109,8 @@ def share(value: Any, memo: dict[str, str]) -> Any:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        # loads of the bytes: marshal.load on a file reads piecemeal through Python calls (5x slower).
-        loaded = marshal.loads(path.read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
-        return {}  # no cache or an unreadable one: rebuild from git
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def _write(path: Path, data: dict[str, Any]) -> bool:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(data))
-        tmp.replace(path)
-    except (OSError, ValueError):
-        return False  # a read-only repository still lists runs, only slower
-    return True
+    loaded = cachefile.load(path)
+    return loaded if isinstance(loaded, dict) else {}  # none, or not what this code writes: rebuild from git
 
 
 class Summaries:
@@ -186,7 +185,7 @@ class Cache:
         if not prune:
             entries.update((commit, entry) for commit, entry in self.entries.items() if commit not in entries)
         entries = {commit: entry for commit, entry in entries.items() if commit in summaries}
-        if _write(self.summaries.path, {commit: summaries[commit] for commit in entries}) and \
-                _write(self.path, entries):
+        if cachefile.save(self.summaries.path, {commit: summaries[commit] for commit in entries}) and \
+                cachefile.save(self.path, entries):
             for old in OBSOLETE_FILES:  # this version's files replace them: they would only take room
                 (self.commondir / old).unlink(missing_ok=True)

@@ -9,12 +9,21 @@ import warnings
 import weakref
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
 from gitexp.git.lazyrepo import LazyRepo, open_repository, real
 from gitexp.store import names
-from gitexp.store.runcache import BASE_COMMIT, DURATION, NAME, START, STATUS, Cache, Summaries
+from gitexp.store.runcache import (
+    Cache,
+    Row,
+    Summaries,
+    row_base_commit,
+    row_duration,
+    row_name,
+    row_start,
+    row_status,
+)
 from gitexp.text import printable
 
 if TYPE_CHECKING:
@@ -29,7 +38,7 @@ MISSING: Any = None
 _SUMMARY = ("meta", "params", "metrics")
 # The run ids of the last load_runs, when it listed every run: what its records were read
 # against, so that their short ids (table.run_short_ids) need not list 10,000 refs again.
-_last_ids: tuple[weakref.ReferenceType[Repo], list[str]] | None = None
+_last_ids: tuple[weakref.ReferenceType[Repo | LazyRepo], list[str]] | None = None
 
 
 class RunRecord:
@@ -48,9 +57,9 @@ class RunRecord:
     _env: dict[str, Any] | None
     # A record of load_runs has meta, params and metrics unset until one is first used: then
     # __getattr__ reads all three from _summaries (the cache's). Until then _row holds what
-    # listings read (runcache.ROW_FIELDS), so listing 10,000 runs reads none of them.
+    # listings read (a runcache.Row), so listing 10,000 runs reads none of them.
     _summaries: Summaries | None
-    _row: tuple[Any, ...] | None
+    _row: Row | None
     __slots__ = (
         "_env",
         "_row",
@@ -78,7 +87,7 @@ class RunRecord:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._compared() == other._compared()  # type: ignore[attr-defined]
+        return self._compared() == other._compared()
 
     def __repr__(self) -> str:
         return (f"RunRecord(id={self.id!r}, experiment={self.experiment!r}, commit={self.commit!r}, "
@@ -99,9 +108,10 @@ class RunRecord:
         return object.__getattribute__(self, name)
 
     @property
-    def listing_row(self) -> tuple[Any, ...] | None:
-        """The listing row of the cache (runcache.ROW_FIELDS) while meta, params and metrics are not
-        read yet (after that, they say what is true: a caller may have changed them); else None."""
+    def listing_row(self) -> Row | None:
+        """The listing row of the cache (a runcache.Row, read through runcache.row_name...) while meta,
+        params and metrics are not read yet (after that, they say what is true: a caller may have
+        changed them); else None."""
         return self._row if self._summaries is not None else None
 
     @property
@@ -113,12 +123,12 @@ class RunRecord:
     @property
     def name(self) -> str:
         row = self.listing_row
-        return (self.meta.get("name") or "") if row is None else row[NAME]
+        return (self.meta.get("name") or "") if row is None else row_name(row)
 
     @property
     def status(self) -> str:
         row = self.listing_row
-        return self.meta.get("status", "RUNNING") if row is None else row[STATUS]
+        return self.meta.get("status", "RUNNING") if row is None else row_status(row)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -127,17 +137,17 @@ class RunRecord:
     @property
     def start(self) -> str | None:
         row = self.listing_row
-        return self.meta.get("start") if row is None else row[START]
+        return self.meta.get("start") if row is None else row_start(row)
 
     @property
     def duration(self) -> float | None:
         row = self.listing_row
-        return self.meta.get("duration") if row is None else row[DURATION]
+        return self.meta.get("duration") if row is None else row_duration(row)
 
     @property
     def base_commit(self) -> str | None:
         row = self.listing_row
-        return (self.meta.get("git") or {}).get("commit") if row is None else row[BASE_COMMIT]
+        return (self.meta.get("git") or {}).get("commit") if row is None else row_base_commit(row)
 
     @property
     def env(self) -> dict[str, Any]:
@@ -183,7 +193,7 @@ class RunRecord:
 
 
 def _unread(run_id: str, experiment: str, commit: str, repo: Repo, env_blob: str | None, summaries: Summaries,
-            row: tuple[Any, ...] | None) -> RunRecord:
+            row: Row | None) -> RunRecord:
     """A RunRecord whose meta, params and metrics are read from *summaries* when first used."""
     record = object.__new__(RunRecord)
     record.id, record.experiment, record.commit, record.repo = run_id, experiment, commit, repo
@@ -191,7 +201,7 @@ def _unread(run_id: str, experiment: str, commit: str, repo: Repo, env_blob: str
     return record
 
 
-class RunList(list):  # type: ignore[type-arg]
+class RunList(list[RunRecord]):
     """load_runs' records, plus the runs it skipped as damaged (run id -> DamagedRunError), so that
     resolve() can say what is wrong with a damaged run named on the command line."""
 
@@ -202,7 +212,7 @@ class RunList(list):  # type: ignore[type-arg]
         self.damaged = damaged
 
 
-def listing_rows(records: Sequence[RunRecord]) -> list[tuple[Any, ...] | None]:
+def listing_rows(records: Sequence[RunRecord]) -> list[Row | None]:
     """[r.listing_row for r in records], at a fraction of the cost."""
     return [r._row if r._summaries is not None else None for r in records]
 
@@ -242,6 +252,8 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
     """
     global _last_ids
     repo = open_repository(repo)
+    # What the records hold: a LazyRepo passes for a Repo (it asks the one it opens for anything it lacks).
+    records_repo = cast("Repo", repo)
     # The runs this process started may not be on their refs yet (their first commit waits for
     # the background flush): have them written first. Without gitexp.store.background, it started none.
     background = sys.modules.get("gitexp.store.background")
@@ -284,10 +296,10 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
                     continue
                 entry = cache.add(commit, meta, params, metrics, env_blob)
                 if entry is None:
-                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
+                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, records_repo, env_blob))
                     continue
             env_blob, row = entry
-            records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
+            records.append(_unread(run_id, exp, commit, records_repo, env_blob, summaries, row))
     finally:
         if collecting:
             gc.enable()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gitexp.errors import CorruptRunError, GitexpError, QueryError
 from gitexp.store.fields import MISSING, plain_path
 from gitexp.store.isotime import parse_iso
-from gitexp.store.runcache import FLAT_PARAMS, LASTS
+from gitexp.store.runcache import Row, row_flat_params, row_lasts
 from gitexp.store.runs import RunRecord, listing_rows, load_runs, resolve
 
 if TYPE_CHECKING:
@@ -151,11 +151,11 @@ def field_value(record: RunRecord, path: Path) -> object:
 UNKNOWN: Any = object()  # what from_row answers when only the run's params or metrics can tell
 
 
-def from_row(row: tuple[Any, ...], head: str, rest: Path) -> object:
-    """params.* or metrics.* of a run from its listing row (runcache.ROW_FIELDS), as dig and
+def from_row(row: Row, head: str, rest: Path) -> object:
+    """params.* or metrics.* of a run from its listing row (a runcache.Row), as dig and
     metric_value would find it in the run's params and metrics: the value, MISSING, or UNKNOWN."""
     if head == "params":
-        flat = row[FLAT_PARAMS]
+        flat = row_flat_params(row)
         if flat is None:
             return UNKNOWN
         if any("." in part for part in rest):
@@ -165,7 +165,7 @@ def from_row(row: tuple[Any, ...], head: str, rest: Path) -> object:
             return flat[key]
         prefix = key + "."  # a mapping (not a leaf) of the params has this path
         return UNKNOWN if any(k.startswith(prefix) for k in flat) else MISSING
-    lasts = row[LASTS]
+    lasts = row_lasts(row)
     if lasts is None:
         return UNKNOWN
     key = ".".join(rest)
@@ -181,14 +181,14 @@ def field_values(records: Sequence[RunRecord], path: Path, missing: object = MIS
     """[field_value(r, path) for r in records], with *missing* for the runs that lack the field.
 
     A param or metric found in a run's listing row is read inline, without a call per run (a
-    listing of 10,000 runs reads 100,000 values). *known*: the rows' FLAT_PARAMS (for a param) or
-    LASTS (for a metric) of *records*, when the caller has them already.
+    listing of 10,000 runs reads 100,000 values). *known*: the rows' flattened params (for a param)
+    or last values (for a metric) of *records*, when the caller has them already.
     """
-    slot = _row_slot(path)
-    if slot is None:
+    part = _row_part(path)
+    if part is None:
         return [_or(RunFields(r)(path), missing) for r in records]
     if known is None:
-        known = [None if row is None else row[slot] for row in listing_rows(records)]
+        known = [None if row is None else part(row) for row in listing_rows(records)]
     key = ".".join(path[1:])
     return [found[key] if found is not None and key in found else _or(RunFields(record)(path), missing)
             for found, record in zip(known, records, strict=True)]
@@ -282,29 +282,30 @@ def compile_matcher(where: str | Node | None) -> Callable[[Sequence[RunRecord]],
             return found
 
         def fetch(items: Sequence[int], path: Path) -> list[object]:
-            slot = _row_slot(path)
-            if slot is None:
+            part = _row_part(path)
+            if part is None:
                 return [lookup(i)(path) for i in items]
             key = ".".join(path[1:])
-            return [found[key] if (row := rows[i]) is not None and (found := row[slot]) is not None and key in found
+            return [found[key] if (row := rows[i]) is not None and (found := part(row)) is not None and key in found
                     else lookup(i)(path) for i in items]
         return [r for r, ok in zip(records, test(range(len(records)), fetch), strict=True) if ok]
     return matching
 
 
 def row_key(path: Path) -> str | None:
-    """The key under which a listing row (its FLAT_PARAMS or LASTS) holds a param or metric path."""
-    return None if _row_slot(path) is None else ".".join(path[1:])
+    """The key under which a listing row (its flattened params or last values) holds a param or metric path."""
+    return None if _row_part(path) is None else ".".join(path[1:])
 
 
-def _row_slot(path: Path) -> int | None:
-    """Which part of a listing row holds *path* under the same name, when it is a param or metric:
-    FLAT_PARAMS (but not for a quoted key with a dot, which names no key of such params), LASTS."""
+def _row_part(path: Path) -> Callable[[Row], dict[str, Any] | None] | None:
+    """What reads the part of a listing row that holds *path* under the same name, when it is a param
+    or metric: the flattened params (but not for a quoted key with a dot, which names no key of such
+    params), the last values."""
     head, rest = path[0], path[1:]
     if rest and head == "metrics":
-        return LASTS
+        return row_lasts
     if rest and head == "params" and not any("." in part for part in rest):
-        return FLAT_PARAMS
+        return row_flat_params
     return None
 
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from gitexp.errors import GitexpError
 from gitexp.store.fields import flatten
-from gitexp.store.runcache import BASE_COMMIT, DURATION, FLAT_PARAMS, LASTS, NAME, START, STATUS
+from gitexp.store.names import SHORT_ID_LEN
+from gitexp.store.runcache import (
+    row_base_commit,
+    row_duration,
+    row_flat_params,
+    row_lasts,
+    row_name,
+    row_start,
+    row_status,
+)
 from gitexp.store.runs import RunRecord, listing_rows, run_ids
 from gitexp.text import has_unsafe, printable
 from gitexp.views.plaintable import plain_table
@@ -21,7 +30,7 @@ FORMATS = ("table", "csv", "json", "md")
 BASE_COLUMNS = ("id", "name", "status", "start", "duration", "commit")
 
 
-def short_ids(ids: Iterable[str], minimum: int = 13) -> dict[str, str]:
+def short_ids(ids: Iterable[str], minimum: int = SHORT_ID_LEN) -> dict[str, str]:
     """The shortest prefix of each id, at least *minimum* long, that no other id shares."""
     ordered = sorted(set(ids))
     heads = [i[:minimum] for i in ordered]
@@ -137,16 +146,17 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     """(columns shown, every column computed, the values of each computed column, runs in order)."""
     shorts = run_short_ids(records)
     rows = listing_rows(records)
-    known = {"params": [None if row is None else row[FLAT_PARAMS] for row in rows],
-             "metrics": [None if row is None else row[LASTS] for row in rows]}
+    known = {"params": [None if row is None else row_flat_params(row) for row in rows],
+             "metrics": [None if row is None else row_lasts(row) for row in rows]}
     if extra is None:
         extra = _differing_columns(records, known["params"], known["metrics"],
                                    limit=None if all_columns or only_changed else 8)
     extra = [c for c in dict.fromkeys(extra) if c not in BASE_COLUMNS]
     # Column by column, each column's lookup worked out once.
-    if all(row is not None for row in rows):  # what RunRecord's properties answer, from the cache's rows
-        base = [[row[i] for row in rows] for i in (NAME, STATUS, START, DURATION)]  # type: ignore[index]
-        commits = [(row[BASE_COMMIT] or "")[:7] for row in rows]  # type: ignore[index]
+    present = [row for row in rows if row is not None]
+    if len(present) == len(rows):  # what RunRecord's properties answer, from the cache's rows
+        base: list[list[Any]] = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
+        commits = [(commit or "")[:7] for commit in map(row_base_commit, present)]
     else:
         base = [[r.name for r in records], [r.status for r in records], [r.start for r in records],
                 [r.duration for r in records]]
@@ -161,7 +171,8 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     return columns, keys, values
 
 
-def _fetch_known(columns: Sequence[str], known: dict[str, list[dict[str, Any] | None]]) -> dict[str, list[Any]]:
+def _fetch_known(columns: Sequence[str],
+                 known: Mapping[str, Sequence[dict[str, Any] | None]]) -> dict[str, list[Any]]:
     """The values of the params and metrics *columns* that every run's listing row has (*known*),
     fetched a run at a time with one itemgetter call, rather than a column at a time."""
     from gitexp.store.search import column_path, row_key
@@ -182,8 +193,10 @@ def _fetch_known(columns: Sequence[str], known: dict[str, list[dict[str, Any] | 
         for group in ([pairs] if len(pairs) > 1 else []) + [[pair] for pair in pairs]:
             if any(column in fetched for column, _ in group):
                 continue
-            try:  # a run without a row (None), or without one of the keys, fails the whole group
-                found = list(map(itemgetter(*(key for _, key in group)), known[head]))
+            # A run without a row (None), or without one of the keys, fails the whole group.
+            rows = cast("Sequence[dict[str, Any]]", known[head])
+            try:
+                found = list(map(itemgetter(*(key for _, key in group)), rows))
             except (KeyError, TypeError):
                 continue
             fetched.update(zip([c for c, _ in group], map(list, zip(*found, strict=True)) if len(group) > 1
@@ -195,10 +208,10 @@ def _differing_columns(records: Sequence[RunRecord], flats: Sequence[dict[str, A
                        lasts: Sequence[dict[str, Any] | None], limit: int | None) -> list[str]:
     """The params and metrics columns whose values differ between *records*, the first *limit* of each;
     *flats* and *lasts* are the flattened params and last values that the listing rows have."""
-    flats = [flatten(r.params) if flat is None else flat for flat, r in zip(flats, records, strict=True)]
-    lasts = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} if last is None
-             else last for last, r in zip(lasts, records, strict=True)]
-    pkeys, mkeys = differing(flats), differing(lasts)
+    params = [flatten(r.params) if flat is None else flat for flat, r in zip(flats, records, strict=True)]
+    metrics = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} if last is None
+               else last for last, r in zip(lasts, records, strict=True)]
+    pkeys, mkeys = differing(params), differing(metrics)
     if limit is not None:
         pkeys, mkeys = pkeys[:limit], mkeys[:limit]
     return [f"params.{_quoted(k)}" for k in pkeys] + [f"metrics.{_quoted(k)}" for k in mkeys]
@@ -224,7 +237,9 @@ def _quoted(key: str) -> str:
 
 def split_columns(text: str) -> list[str]:
     """"params.lr,metrics.`a,b`" -> ["params.lr", "metrics.`a,b`"]: commas inside backticks stay."""
-    columns, current, quoted = [], [], False
+    columns: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == "`":
             quoted = not quoted
@@ -258,7 +273,7 @@ def column_getter(column: str) -> Callable[[RunRecord], Any]:
 
 
 def column_values(column: str, records: Sequence[RunRecord],
-                  known: dict[str, Sequence[dict[str, Any] | None]] | None = None) -> list[Any]:
+                  known: Mapping[str, Sequence[dict[str, Any] | None]] | None = None) -> list[Any]:
     """[column_getter(column)(r) for r in records], without a call per run for the usual columns;
     *known*: the flattened params and last values of the records' listing rows, by "params", "metrics"."""
     if column in BASE_COLUMNS or column in META_COLUMNS:
@@ -279,12 +294,6 @@ def _column_path(column: str) -> tuple[str, ...]:
             f"unknown column {column!r}; use params.KEY, metrics.KEY (or metrics.KEY.min|max|last|count), "
             f"tags.KEY, env.KEY, inputs.NAME.sha256 or one of {', '.join(BASE_COLUMNS + META_COLUMNS)}"
         ) from None
-
-
-def lookup(record: RunRecord, column: str, flat: dict[str, Any] | None = None,
-           last: dict[str, Any] | None = None) -> Any:
-    """The value of one column for one run (None when the run lacks it)."""
-    return column_getter(column)(record)
 
 
 def cell(value: Any, precision: int) -> str:
@@ -373,6 +382,6 @@ def render_columns(columns: Sequence[str], values: Sequence[Sequence[Any]], form
         return text
     from tabulate import tabulate
 
-    table = [list(row) for row in zip(*shown, strict=True)] if shown else [[] for _ in range(rows)]
+    lines = [list(row) for row in zip(*shown, strict=True)] if shown else [[] for _ in range(rows)]
     style = "github" if form == "md" else "simple"
-    return tabulate(table, headers=list(columns), tablefmt=style, disable_numparse=True) + "\n"
+    return tabulate(lines, headers=list(columns), tablefmt=style, disable_numparse=True) + "\n"
