@@ -41,15 +41,15 @@ def outcome(parse: object, data: bytes) -> object:
     "1_0\t2\t3\n", "1e5\t2\t3\n", "1\t2\t3\n\n", "1\t2\tinfinity\n", "1\t2\t3\x1c\n", "1\t2\t\u0661\n", "1\t1.5.5\t3\n",
 ])
 def test_the_fast_parser_reads_as_the_reference_one(body: str) -> None:
-    data = (fmt.TSV_HEADER + body).encode()
-    assert outcome(histories.parse_history, data) == outcome(fmt.parse_history, data)
+    data = (histories.TSV_HEADER + body).encode()
+    assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
 
 
 @given(st.text(alphabet="0123456789.-+einaf\t\n \r_x", max_size=30))
 @settings(max_examples=500)
 def test_the_fast_parser_never_reads_differently(body: str) -> None:
-    data = (fmt.TSV_HEADER + body).encode()
-    assert outcome(histories.parse_history, data) == outcome(fmt.parse_history, data)
+    data = (histories.TSV_HEADER + body).encode()
+    assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
 
 
 @given(st.lists(st.tuples(st.integers(-3, 10**6), st.floats(0, 2e9),
@@ -60,7 +60,7 @@ def test_the_fast_parser_reads_what_gitexp_writes(rows: list[tuple[int, float, f
         series.add(step, time, value)
     data = fmt.render_rows(series).encode()
     assert histories._parse_plain(data) is not None
-    assert outcome(histories.parse_history, data) == outcome(fmt.parse_history, data)
+    assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
 
 
 def long_run(name: str = "long") -> gitexp.Run:
@@ -81,7 +81,7 @@ def test_a_long_history_is_cached_by_its_blob(repo: Path, monkeypatch: pytest.Mo
     first = record.history("loss")
     blob = git(repo, "rev-parse", f"{run.ref}:metrics/loss.tsv").strip()
     assert [p.name for p in cache_dir(repo).iterdir()] == [f"{blob}.marshal"]  # acc is too short to cache
-    reference = fmt.read_history(record.repo, record.commit, "loss")
+    reference = histories.parse_reference(record.read("metrics/loss.tsv") or b"")
     assert fields(first) == fields(reference)
 
     def no_parsing(data: bytes) -> Series:
@@ -142,4 +142,4 @@ def test_the_cache_stays_under_its_size(repo: Path, monkeypatch: pytest.MonkeyPa
     gitexp.get_run("d").history("loss")
     assert sum(p.stat().st_size for p in cache_dir(repo).iterdir()) <= histories.MAX_BYTES
     assert fields(gitexp.get_run("a").history("loss")) == fields(
-        fmt.read_history(gitexp.get_run("a").repo, gitexp.get_run("a").commit, "loss"))
+        histories.parse_reference(gitexp.get_run("a").read("metrics/loss.tsv") or b""))

@@ -22,6 +22,7 @@ from gitexp.git.repo import TREE_MODE, ZERO, Repo
 from gitexp.store import codec as fmt
 from gitexp.store import names
 from gitexp.store.fields import flatten
+from gitexp.store.histories import read_history
 from gitexp.store.state import FINAL_STATUSES, STATUSES
 
 REQUIRED = (fmt.META, fmt.PARAMS, fmt.METRICS)
@@ -103,7 +104,7 @@ def check_tree(repo: Repo, commit: str, run_id: str, experiment: str) -> list[st
             out.append(str(exc))
     for key, summary in metrics.items():
         try:
-            series = fmt.read_history(repo, commit, key)
+            series = read_history(repo, commit, key)
         except CorruptRunError as exc:
             out.append(str(exc))
             continue

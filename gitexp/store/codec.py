@@ -1,4 +1,8 @@
-"""The on-disk format of a run commit (specified in docs/format.md): encode and decode."""
+"""The on-disk format of a run commit (specified in docs/format.md): encode and decode.
+
+The types each document must have are checked in schema; metric histories are read in histories
+(the TSV is written here, by render_rows).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,17 @@ import yaml
 from gitexp.errors import CorruptRunError, GitexpError
 from gitexp.git.repo import Entry, Repo
 from gitexp.store import names, yamltext
-from gitexp.store.isotime import parse_iso
+from gitexp.store.histories import HISTORY_DIR, TSV_HEADER, read_history
+from gitexp.store.schema import check_env, check_meta, check_metrics, mapping
 from gitexp.store.state import RunState, Series
 
 FORMAT_VERSION = 1
 META, PARAMS, METRICS, ENV, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "env.yaml", "inputs.yaml"
 SUMMARY = "summary.json"
-HISTORY_DIR, CODE_DIR, PATCH, OUTPUT_LOG = "metrics", "code", "code.patch", "output.log"
+CODE_DIR, PATCH, OUTPUT_LOG = "code", "code.patch", "output.log"
 ARTIFACTS_DIR, ATTRIBUTES = "artifacts", ".gitattributes"
 # git-lfs smudges pointers and passes other files through, so one rule fits every artifact.
 LFS_ATTRIBUTES = b"/artifacts/** filter=lfs diff=lfs merge=lfs -text\n"
-TSV_HEADER = "step\ttime\tvalue\n"
 MAX_YAML_BYTES = 16 * 2**20  # runs may come from an untrusted remote: refuse absurd blobs
 
 try:  # the C loader/dumper are several times faster; both are the safe variants
@@ -104,10 +108,6 @@ def _refuse_aliases(data: bytes, what: str) -> None:
                 "because aliases can expand a small file into gigabytes (a 'billion laughs' bomb)")
 
 
-def format_value(value: float) -> str:
-    return repr(float(value))
-
-
 def render_rows(series: Series) -> str:
     """The TSV history of *series*, formatting only rows added since the last call."""
     done = series.rendered_count
@@ -120,17 +120,6 @@ def render_rows(series: Series) -> str:
         if len(series.rendered) > 64:
             series.rendered[:] = ["".join(series.rendered)]
     return TSV_HEADER + "".join(series.rendered)
-
-
-def parse_history(data: bytes) -> Series:
-    series = Series()
-    lines = data.decode().splitlines()
-    if not lines or lines[0] != TSV_HEADER.rstrip("\n"):
-        raise CorruptRunError("metric history does not start with the header 'step<TAB>time<TAB>value'")
-    for line in lines[1:]:
-        step, time, value = line.split("\t")
-        series.add(int(step), float(time), float(value))
-    return series
 
 
 def summaries(state: RunState) -> dict[str, dict[str, Any]]:
@@ -207,136 +196,6 @@ def commit_message(state: RunState) -> str:
     return f"{title}\n\n" + "\n".join(trailers) + "\n"
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise CorruptRunError(f"{what} should be a mapping, found {type(value).__name__}")
-    return value
-
-
-# -- what a reader may rely on -------------------------------------------------------------------
-# Runs may come from an untrusted remote, so a run's documents are checked against the types of
-# docs/format.md once, where they are read from git (a listing's cache holds only checked runs):
-# every view can then use them without guarding each access.
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: its repr (escaped, so safe on a terminal), cut short, and its type."""
-    text, kind = repr(value), type(value).__name__
-    return f"{text if len(text) <= 60 else text[:57] + '...'} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
-
-
-def _is_text(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
-def _is_int(value: Any) -> bool:
-    return value is None or type(value) is int
-
-
-def _is_mapping(value: Any) -> bool:
-    return value is None or type(value) is dict
-
-
-def _is_texts(value: Any) -> bool:
-    return value is None or (type(value) is list and all(type(item) is str for item in value))
-
-
-def _is_duration(value: Any) -> bool:
-    return value is None or (type(value) in (int, float) and math.isfinite(value))
-
-
-def _is_time(value: Any) -> bool:
-    if value is None:
-        return True
-    if type(value) is not str:
-        return False
-    try:
-        parse_iso(value)
-    except (ValueError, OverflowError, OSError):
-        return False
-    return True
-
-
-def _is_tags(value: Any) -> bool:
-    return value is None or (type(value) is dict and all(
-        type(k) is str and (v is None or type(v) in (str, int, float, bool)) for k, v in value.items()))
-
-
-_TEXT, _TEXTS, _MAPPING = (_is_text, "text"), (_is_texts, "a list of text"), (_is_mapping, "a mapping")
-_REQUIRED = (lambda v: type(v) is str and bool(v), "non-empty text")
-META_RULES: dict[str, tuple[Any, str]] = {
-    "id": _REQUIRED, "experiment": _REQUIRED, "name": _TEXT, "status": (lambda v: type(v) is str, "text"),
-    "start": (_is_time, "an ISO 8601 time"), "end": (_is_time, "an ISO 8601 time"),
-    "duration": (_is_duration, "a finite number of seconds"), "user": _TEXT, "host": _TEXT,
-    "pid": (_is_int, "an integer"), "exit_code": (_is_int, "an integer"), "format": (_is_int, "an integer"),
-    "command": _TEXTS, "tags": (_is_tags, "a mapping of text to text"), "description": _TEXT, "error": _MAPPING,
-    "git": _MAPPING, "code": _MAPPING, "imported_from": _MAPPING, "forked_from": _TEXT, "rerun_of": _TEXT,
-    "linked_commit": _TEXT, "parent_run": _TEXT,
-}
-_NESTED_RULES: dict[str, dict[str, tuple[Any, str]]] = {
-    "git": {"commit": _TEXT, "branch": _TEXT, "remote": _TEXT,
-            "dirty": (lambda v: v is None or type(v) is bool, "true or false")},
-    "code": {"tree": _TEXT, "skipped": _TEXTS, "cwd": _TEXT},
-}
-
-
-def check_meta(meta: Any, what: str = META) -> dict[str, Any]:
-    """*meta* when it has the types docs/format.md gives meta.yaml, else CorruptRunError saying which value."""
-    meta = _mapping(meta, what)
-    for key in ("id", "experiment"):
-        if key not in meta:
-            raise CorruptRunError(f"{what} lacks {key!r}")
-    for key, value in meta.items():
-        rule = META_RULES.get(key)
-        if rule is not None and not rule[0](value):
-            raise CorruptRunError(f"{what}: {key} is {_shown(value)}, not {rule[1]}")
-    for key, rules in _NESTED_RULES.items():
-        for field, (valid, expected) in rules.items() if meta.get(key) else ():
-            value = meta[key].get(field)
-            if not valid(value):
-                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not {expected}")
-    return meta
-
-
-_SUMMARY_FIELDS = (("last", float), ("min", float), ("max", float), ("step", int), ("count", int))
-
-
-def check_metrics(metrics: Any, what: str = METRICS) -> dict[str, Any]:
-    """*metrics* when it maps metric keys to summaries of numbers, else CorruptRunError saying which."""
-    metrics = _mapping(metrics, what)
-    for key, summary in metrics.items():
-        try:
-            names.check_key(key)
-        except GitexpError as exc:
-            raise CorruptRunError(f"{what}: {exc}") from None
-        if type(summary) is not dict:
-            raise CorruptRunError(f"{what} maps {key!r} to {_shown(summary)}, not to a summary of the metric "
-                                  "(last, step, min, max, count)")
-        for field, kind in _SUMMARY_FIELDS:
-            value = summary.get(field)
-            if value is not None and type(value) is not int and (kind is int or type(value) is not float):
-                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not "
-                                      f"{'an integer' if kind is int else 'a number'}")
-    return metrics
-
-
-def check_env(env: Any, what: str = ENV) -> dict[str, Any]:
-    """*env* ({} for none) when its parts have the types docs/format.md gives env.yaml, else CorruptRunError."""
-    env = _mapping(env, what)
-    for key in ("python", "os", "cpu", "gpu", "packages", "variables"):
-        value = env.get(key)
-        if not _is_mapping(value):
-            raise CorruptRunError(f"{what}: {key} is {_shown(value)}, not a mapping")
-        if key in ("packages", "variables") and value and not all(type(name) is str for name in value):
-            raise CorruptRunError(f"{what}: {key} has a name that is not text")
-    devices = (env.get("gpu") or {}).get("devices")
-    if devices is not None and not (type(devices) is list and all(type(d) is dict for d in devices)):
-        raise CorruptRunError(f"{what}: gpu.devices is {_shown(devices)}, not a list of mappings")
-    return env
-
-
 def load_env(data: bytes | None, what: str) -> dict[str, Any]:
     """env.yaml as a mapping ({} when absent), checked: CorruptRunError naming *what* when it is not usable."""
     return check_env(load_yaml(data, what), what)
@@ -410,7 +269,7 @@ def read_index(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
         meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CorruptRunError(f"{SUMMARY} is not the JSON object of meta, params and metrics ({exc})") from None
-    return check_meta(meta, f"{SUMMARY} meta"), _mapping(params, f"{SUMMARY} params"), \
+    return check_meta(meta, f"{SUMMARY} meta"), mapping(params, f"{SUMMARY} params"), \
         check_metrics(metrics, f"{SUMMARY} metrics")
 
 
@@ -418,19 +277,9 @@ def read_summary(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) of a run commit from its YAML files, checked."""
     where = f"of commit {commit[:12]}"
     meta = read_meta(repo, commit)
-    params = _mapping(load_yaml(repo.read_path(commit, PARAMS), f"{PARAMS} {where}"), PARAMS)
+    params = mapping(load_yaml(repo.read_path(commit, PARAMS), f"{PARAMS} {where}"), PARAMS)
     metrics = check_metrics(load_yaml(repo.read_path(commit, METRICS), f"{METRICS} {where}"), METRICS)
     return meta, params, metrics
-
-
-def read_history(repo: Repo, commit: str, key: str) -> Series:
-    data = repo.read_path(commit, f"{HISTORY_DIR}/{names.key_to_path(key)}.tsv")
-    if data is None:
-        return Series()
-    try:
-        return parse_history(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRunError(f"history of metric {key!r} in commit {commit[:12]} is malformed: {exc}") from exc
 
 
 def read_state(repo: Repo, commit: str) -> RunState:
@@ -440,7 +289,7 @@ def read_state(repo: Repo, commit: str) -> RunState:
     for key in metrics:
         state.metrics[key] = read_history(repo, commit, key)
     state.env = load_yaml(repo.read_path(commit, ENV), ENV)
-    state.inputs = _mapping(load_yaml(repo.read_path(commit, INPUTS), INPUTS), INPUTS)
+    state.inputs = mapping(load_yaml(repo.read_path(commit, INPUTS), INPUTS), INPUTS)
     state.meta.pop("format", None)
     state.artifacts = dict(repo.tree_files(commit, ARTIFACTS_DIR))
     standard = {META, PARAMS, METRICS, SUMMARY, ENV, INPUTS, HISTORY_DIR, CODE_DIR, ARTIFACTS_DIR, ATTRIBUTES}

@@ -1,4 +1,4 @@
-"""Reading metric histories (metrics/<key>.tsv): a fast parser, and a cache keyed by blob id.
+"""Reading metric histories (metrics/<key>.tsv): the one read_history, a fast parser, and a cache keyed by blob id.
 
 Parsing a history costs about 2 µs a line (10,000 steps: 20 ms), mostly turning text into
 floats. A blob never changes, so its parsed form is kept under the git directory, keyed by the
@@ -9,30 +9,32 @@ go when the folder outgrows MAX_BYTES. Deleting the folder is always safe.
 
 from __future__ import annotations
 
-import marshal
 import os
 from pathlib import Path
 
 from gitexp.errors import CorruptRunError
 from gitexp.git.repo import Repo
-from gitexp.store import names
+from gitexp.store import cachefile, names
 from gitexp.store.state import Series
 
+HISTORY_DIR = "metrics"
+TSV_HEADER = "step\ttime\tvalue\n"  # a history's first line (codec.render_rows writes the rest)
+HEADER = TSV_HEADER.encode()
 CACHE_DIR = Path("gitexp") / "cache" / "history-v1"
 MIN_BYTES = 16 * 1024  # histories shorter than this (about 500 steps) are parsed every time
 MAX_BYTES = 256 * 2**20
-HEADER = b"step\ttime\tvalue\n"
 # The bytes of the fields gitexp writes: integer steps, times with 3 decimals, float reprs.
 _FIELD_BYTES = b"0123456789+-.einfa"
 _pruned = False
 
 
 def history_path(key: str) -> str:
-    return f"metrics/{names.key_to_path(key)}.tsv"
+    return f"{HISTORY_DIR}/{names.key_to_path(key)}.tsv"
 
 
 def read_history(repo: Repo, commit: str, key: str) -> Series:
-    """The history of metric *key* in run commit *commit* (an empty Series when it has none)."""
+    """The history of metric *key* in run commit *commit* (an empty Series when it has none);
+    CorruptRunError when it cannot be read as one."""
     path = history_path(key)
     oid = repo.entry_oid(commit, path)
     if oid is None:
@@ -54,12 +56,23 @@ def read_history(repo: Repo, commit: str, key: str) -> Series:
 
 
 def parse_history(data: bytes) -> Series:
-    """format.parse_history, several times faster on what gitexp writes, and the same on anything."""
+    """parse_reference, several times faster on what gitexp writes, and the same on anything."""
     series = _parse_plain(data)
     if series is None:
-        from gitexp.store import codec as fmt
+        return parse_reference(data)  # anything unusual: the reference parser decides
+    return series
 
-        return fmt.parse_history(data)  # anything unusual: the reference parser decides
+
+def parse_reference(data: bytes) -> Series:
+    """A history as the reference parser reads it: line by line, each through Series.add. ValueError
+    or UnicodeDecodeError for a malformed line; CorruptRunError without the header."""
+    series = Series()
+    lines = data.decode().splitlines()
+    if not lines or lines[0] != TSV_HEADER.rstrip("\n"):
+        raise CorruptRunError("metric history does not start with the header 'step<TAB>time<TAB>value'")
+    for line in lines[1:]:
+        step, time, value = line.split("\t")
+        series.add(int(step), float(time), float(value))
     return series
 
 
@@ -97,10 +110,7 @@ def _series(steps: list[int], times: list[float], values: list[float]) -> Series
 
 
 def _load(path: Path) -> Series | None:
-    try:
-        loaded = marshal.loads(path.read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
-        return None  # absent, or unreadable: parse the blob
+    loaded = cachefile.load(path)  # None when absent or unreadable: parse the blob
     if not (type(loaded) is tuple and len(loaded) == 7 and all(type(x) is list for x in loaded[:3])
             and len(loaded[0]) == len(loaded[1]) == len(loaded[2])):
         return None
@@ -109,16 +119,9 @@ def _load(path: Path) -> Series | None:
 
 
 def _store(path: Path, series: Series) -> None:
-    data = marshal.dumps((series.steps, series.times, series.values, series.last, series.last_step,
-                          series.min, series.max))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except (OSError, ValueError):
-        return  # a read-only repository still reads histories, only slower
-    _prune(path.parent)
+    if cachefile.save(path, (series.steps, series.times, series.values, series.last, series.last_step,
+                             series.min, series.max)):  # a read-only repository still reads histories, only slower
+        _prune(path.parent)
 
 
 def _prune(folder: Path) -> None:
