@@ -8,9 +8,10 @@ would leave its stat data as it was ("racily clean" in git's words).
 
 from __future__ import annotations
 
-import marshal
 import os
 from pathlib import Path
+
+from gitexp.store import cachefile
 
 CACHE_FILE = Path("gitexp") / "cache" / "sha256-v1.marshal"
 MAX_ENTRIES = 200_000
@@ -25,12 +26,8 @@ class HashCache:
 
     def _load(self) -> dict[str, tuple[int, int, int, str]]:
         if self._entries is None:
-            try:
-                with open(self.path, "rb") as handle:
-                    loaded = marshal.load(handle)
-                self._entries = loaded if isinstance(loaded, dict) else {}
-            except (OSError, EOFError, ValueError, TypeError):
-                self._entries = {}
+            loaded = cachefile.load(self.path)
+            self._entries = loaded if isinstance(loaded, dict) else {}  # none, or not what this code writes
         return self._entries
 
     @staticmethod
@@ -56,13 +53,6 @@ class HashCache:
     def save(self) -> None:
         if not self._dirty or self._entries is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as handle:
-                marshal.dump(self._entries, handle)
-            tmp.replace(self.path)
+        if cachefile.save(self.path, self._entries):  # one that cannot be written only costs time
             self._dirty = False
-        except OSError:
-            pass  # a cache that cannot be written only costs time
 
