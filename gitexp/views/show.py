@@ -8,6 +8,7 @@ from typing import Any
 
 from gitexp.store import codec as fmt
 from gitexp.store.fields import flatten
+from gitexp.store.names import SHORT_ID_LEN
 from gitexp.store.runs import RunRecord
 from gitexp.text import printable
 from gitexp.views.table import cell, human_duration, local_time
@@ -102,7 +103,7 @@ def _artifacts(record: RunRecord) -> list[str]:
     for a in found:
         where = "" if not a.lfs else "  LFS" if a.present else "  LFS, not here (`git exp get` fetches it)"
         rows.append(f"  {printable(a.path):<{width}}  {human_size(a.size):>10}{where}")
-    return ["", f"artifacts ({len(found)}, `git exp get {record.id[:13]} PATH` restores one)", *rows]
+    return ["", f"artifacts ({len(found)}, `git exp get {record.id[:SHORT_ID_LEN]} PATH` restores one)", *rows]
 
 
 def _inputs(record: RunRecord) -> list[str]:
