@@ -242,6 +242,67 @@ def test_locate_leaves_another_users_repository_to_libgit2(repo: Path) -> None:
     assert gitfiles.locate(str(repo)) is None
 
 
+# -- HEAD and reflogs ----------------------------------------------------------------------------------
+
+
+def test_head_commit_loose_packed_detached_and_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    def head(where: Path) -> str:
+        return git(where, "rev-parse", "HEAD").strip()
+
+    gitdir = str(repo / ".git")
+    assert gitfiles.worktree_gitdir(str(repo)) == gitdir
+    assert gitfiles.head_commit(gitdir) == head(repo)
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    assert gitfiles.head_commit(gitdir) == head(repo)
+    git(repo, "checkout", "-q", "--detach")
+    assert gitfiles.head_commit(gitdir) == head(repo)
+    worktree = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(worktree))
+    git(worktree, "commit", "-q", "--allow-empty", "-m", "on the side")
+    linked = gitfiles.worktree_gitdir(str(worktree))
+    assert linked is not None and os.path.samefile(linked, repo / ".git" / "worktrees" / "linked")
+    assert gitfiles.head_commit(linked) == head(worktree) != head(repo)
+    assert gitfiles.worktree_gitdir(str(tmp_path)) is None
+
+
+def test_head_commit_leaves_the_unusual_to_git(repo: Path) -> None:
+    gitdir = str(repo / ".git")
+    git(repo, "symbolic-ref", "refs/heads/alias", "refs/heads/main")
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/alias")  # HEAD names a symbolic ref
+    assert gitfiles.head_commit(gitdir) is None
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/main")
+    git(repo, "pack-refs", "--all")
+    (repo / ".git" / "packed-refs").write_text("damaged\n")
+    assert gitfiles.head_commit(gitdir) is None
+
+
+def test_rewrite_kind_from_the_reflog_and_the_state_files(repo: Path) -> None:
+    gitdir = str(repo / ".git")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "plain")
+    assert gitfiles.rewrite_kind(gitdir, git(repo, "rev-parse", "HEAD").strip()) is None
+    git(repo, "commit", "-q", "--allow-empty", "--amend", "-m", "amended")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert gitfiles.rewrite_kind(gitdir, head) == "an amend"
+    # No reflog line for the commit: git's in-progress state says what is being done.
+    assert gitfiles.rewrite_kind(gitdir, "0" * 40) is None
+    (repo / ".git" / "rebase-merge").mkdir()
+    assert gitfiles.rewrite_kind(gitdir, "0" * 40) == "a rebase"
+
+
+def test_reflog_commits_of_refs_and_worktree_heads_less_the_skipped(repo: Path, tmp_path: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD").strip()
+    (kept, skipped) = commits(repo, 2)
+    git(repo, "update-ref", "--create-reflog", "refs/kept/a", kept)
+    git(repo, "update-ref", "--create-reflog", "refs/skipped/a", skipped)
+    git(repo, "worktree", "add", "-q", "--detach", str(tmp_path / "linked"))
+    git(tmp_path / "linked", "commit", "-q", "--allow-empty", "-m", "on the side")
+    side = git(tmp_path / "linked", "rev-parse", "HEAD").strip()
+    found = gitfiles.reflog_commits(repo / ".git", ("refs/skipped/",))
+    assert {first, kept, side} <= found and skipped not in found
+    assert skipped in gitfiles.reflog_commits(repo / ".git")
+
+
 # -- load_runs with a LazyRepo ----------------------------------------------------------------------
 
 

@@ -299,19 +299,21 @@ def test_the_package_ships_the_hook_scripts(tmp_path: Path) -> None:
 
 def test_the_hook_reads_head_as_git_does(repo: Path, tmp_path: Path) -> None:
     """The hook reads HEAD from the git directory instead of starting `git rev-parse` on every commit."""
-    def rev(where: Path) -> str:
-        return git(where, "rev-parse", "HEAD").strip()
+    def found(where: Path) -> tuple[str, str, str]:
+        out = git(where, "rev-parse", "HEAD", "--absolute-git-dir").split()
+        return out[0], str(where), out[1]
 
-    assert hookentry._head_from_files(str(repo)) == (rev(repo), str(repo))
+    assert hookentry._head_from_files(str(repo)) == found(repo)
     git(repo, "pack-refs", "--all")  # the branch now lives in packed-refs only
-    assert hookentry._head_from_files(str(repo)) == (rev(repo), str(repo))
+    assert hookentry._head_from_files(str(repo)) == found(repo)
     git(repo, "checkout", "-q", "--detach")
-    assert hookentry._head_from_files(str(repo)) == (rev(repo), str(repo))
+    assert hookentry._head_from_files(str(repo)) == found(repo)
     worktree = tmp_path / "linked"
     git(repo, "worktree", "add", "-q", "-b", "side", str(worktree))
     git(worktree, "commit", "-q", "--allow-empty", "-m", "on the side")
-    assert hookentry._head_from_files(str(worktree)) == (rev(worktree), str(worktree))
-    assert rev(worktree) != rev(repo)
+    linked = hookentry._head_from_files(str(worktree))
+    assert linked is not None and linked[:2] == found(worktree)[:2] and os.path.samefile(linked[2], found(worktree)[2])
+    assert found(worktree)[0] != found(repo)[0]
     assert hookentry._head_from_files(str(tmp_path)) is None  # not a repository: git is asked instead
 
 

@@ -1,9 +1,12 @@
-"""Where the repository is and what its run refs point at, read from git's own files.
+"""Git's own files read straight, without libgit2: where the repository is, what its refs point
+at, what HEAD is, and what its reflogs name.
 
-A warm `git exp ls` needs nothing else from git, and importing pygit2 would cost it 70 ms. Each
-reader here answers exactly what gitexp.git.repo (libgit2) answers, or None wherever anything is
-unusual; the caller then asks libgit2, so an odd repository is slower to list, never listed
-differently. Only gitexp.git.repo may import pygit2, and this module must not import gitexp.git.repo.
+A warm `git exp ls` needs nothing else from git, and importing pygit2 would cost it 70 ms; the
+post-commit hook, which runs on every commit, reads HEAD and what made the commit from here too.
+Each reader of the repository's location and refs answers exactly what gitexp.git.repo (libgit2)
+answers, or None wherever anything is unusual; the caller then asks libgit2 (or git), so an odd
+repository is slower to read, never read differently. Only gitexp.git.repo may import pygit2, and
+this module must not import gitexp.git.repo: it is imported where pygit2 must not be.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from typing import NamedTuple
 # refStorage, sha256 objectFormat, worktreeConfig), core.worktree (another working tree to vet for
 # ownership), included files (which may say any of it).
 _UNUSUAL_CONFIG = (b"extensions", b"reftable", b"refstorage", b"worktree", b"include")
-_FORMAT_VERSION = re.compile(rb"repositoryformatversion\s*=\s*(\S*)")
+# Patterns are compiled on first use (re caches them): the post-commit hook imports this module and
+# uses none of them.
+_FORMAT_VERSION = rb"repositoryformatversion\s*=\s*(\S*)"
 _PATH_ROOM = 3800  # libgit2 refuses git dirs whose longest file path would pass PATH_MAX (4096)
 # Refs that live in each worktree's own git dir, not the common one.
 _PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
-_LOOSE = re.compile(rb"[0-9a-f]{40}\n?")
 # What ref names may hold: printable ASCII but ~^:?*[\ ; and, one a line, names with a dot git forbids.
 _NAME_CHARS = bytes(c for c in range(0x21, 0x7F) if chr(c) not in "~^:?*[\\")
-_BAD_DOTS = re.compile(r"\.\.|/\.|\.lock(?:/|\n|\Z)|\.(?:\n|\Z)")
+_BAD_DOTS = r"\.\.|/\.|\.lock(?:/|\n|\Z)|\.(?:\n|\Z)"
+_HEX_DIGITS = b"0123456789abcdef"
 
 
 class Location(NamedTuple):
@@ -129,7 +134,7 @@ def _location(gitdir: str, folder: str, gitlink: str | None) -> Location | None:
     except (OSError, ValueError):
         return None
     if any(word in config for word in _UNUSUAL_CONFIG) or \
-            any(version not in (b"0", b"1") for version in _FORMAT_VERSION.findall(config)):
+            any(version not in (b"0", b"1") for version in re.findall(_FORMAT_VERSION, config)):
         return None
     return Location(Path(gitdir), Path(commondir), Path(folder))
 
@@ -194,7 +199,7 @@ def _read_loose(root: str, prefix: str, out: dict[str, str]) -> bool:
                 return False
             finally:
                 os.close(fd)
-            if _LOOSE.fullmatch(data) is None:
+            if len(data) < 40 or data[40:] not in (b"", b"\n") or data[:40].translate(None, _HEX_DIGITS):
                 return False  # a symbolic ref ("ref: ..."), or damaged
             out[name] = data[:40].decode()
     return True
@@ -271,7 +276,7 @@ def _split_lines(text: str, prefix: str) -> dict[str, str] | None:
 def _hex(ids: list[str]) -> bool:
     """Whether each of *ids* is 40 lowercase hex digits."""
     joined = "".join(ids)
-    return len(joined) == 40 * len(ids) and not joined.encode().translate(None, b"0123456789abcdef")
+    return len(joined) == 40 * len(ids) and not joined.encode().translate(None, _HEX_DIGITS)
 
 
 def _valid_names(names: list[str]) -> bool:
@@ -282,4 +287,101 @@ def _valid_names(names: list[str]) -> bool:
         return False
     if "//" in text or "/\n" in text or text.endswith("/") or ("@" in text and "@{" in text):
         return False
-    return "." not in text or _BAD_DOTS.search(text) is None
+    return "." not in text or re.search(_BAD_DOTS, text) is None
+
+
+# -- HEAD and its reflog, for the post-commit hook --------------------------------------------------
+
+def worktree_gitdir(workdir: str) -> str | None:
+    """The git directory of the working tree at *workdir* ($GIT_DIR when set; a linked worktree's
+    own, which its `.git` file names), or None."""
+    gitdir = os.environ.get("GIT_DIR") or os.path.join(workdir, ".git")
+    try:
+        if os.path.isfile(gitdir):  # a linked worktree: .git names its git directory
+            with open(gitdir) as handle:
+                gitdir = os.path.join(workdir, handle.read().strip().removeprefix("gitdir: "))
+    except OSError:
+        return None
+    return gitdir if os.path.isdir(gitdir) else None
+
+
+def head_commit(gitdir: str) -> str | None:
+    """The commit HEAD of *gitdir* is at: detached, or through the branch it names (a loose ref of
+    the common dir, else packed-refs). None when anything is not the plain layout."""
+    try:
+        with open(os.path.join(gitdir, "HEAD")) as handle:
+            head = handle.read().strip()
+        common = gitdir
+        if os.path.isfile(os.path.join(gitdir, "commondir")):
+            with open(os.path.join(gitdir, "commondir")) as handle:
+                common = os.path.join(gitdir, handle.read().strip())
+        if head.startswith("ref: refs/"):
+            ref = head[5:]
+            try:
+                with open(os.path.join(common, ref)) as handle:
+                    head = handle.read().strip()
+            except FileNotFoundError:
+                packed = _read_packed(Path(common, "packed-refs"), ref)
+                head = (packed or {}).get(ref, "")
+    except (OSError, ValueError):  # ValueError: not UTF-8
+        return None
+    if len(head) not in (40, 64) or any(c not in "0123456789abcdef" for c in head):
+        return None
+    return head
+
+
+# What made a commit, from the HEAD reflog's message ("rebase (pick): ...", "commit (amend): ...").
+_REWRITE_ACTIONS = (("commit (amend)", "an amend"), ("commit (merge)", "a merge"), ("merge", "a merge"),
+                    ("cherry-pick", "a cherry-pick"), ("am", "git am"))
+# The same, from the state files git keeps while it works, where the reflog says nothing.
+_REWRITE_STATE = (("rebase-merge", "a rebase"), ("rebase-apply", "a rebase or git am"),
+                  ("CHERRY_PICK_HEAD", "a cherry-pick"), ("MERGE_HEAD", "a merge"))
+
+
+def rewrite_kind(gitdir: str, commit: str) -> str | None:
+    """Which history rewrite made *commit* ("a rebase", "an amend", "a cherry-pick", "a merge",
+    "git am"), or None for an ordinary commit. Reads the last line of HEAD's reflog (whose message
+    says what moved HEAD), else git's in-progress state files; a few file reads, no process."""
+    try:
+        with open(os.path.join(gitdir, "logs", "HEAD"), "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 4096))
+            last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1].decode(errors="replace")
+    except OSError:
+        last = ""
+    who, _, message = last.partition("\t")
+    fields = who.split(" ")
+    if len(fields) > 1 and fields[1] == commit:
+        action = message.split(":", 1)[0]
+        if "rebase" in action:  # rebase (pick), rebase -i (squash), pull --rebase ...
+            return "a rebase"
+        for prefix, what in _REWRITE_ACTIONS:
+            if action == prefix or action.startswith(prefix + " "):
+                return what
+        return None
+    for name, what in _REWRITE_STATE:  # no reflog entry for this commit (core.logAllRefUpdates off)
+        if os.path.exists(os.path.join(gitdir, name)):
+            return what
+    return None
+
+
+# -- reflogs, for gc --------------------------------------------------------------------------------
+
+def reflog_commits(commondir: Path, skip: tuple[str, ...] = ()) -> set[str]:
+    """Every commit the reflogs name: of each ref whose name does not start with one of *skip*, and
+    of HEAD in every worktree. A log that cannot be read is passed over; a torn line gives the ids
+    it holds."""
+    logs = commondir / "logs"
+    files = [(path.relative_to(logs).as_posix(), path) for path in logs.rglob("*") if path.is_file()]
+    files += [("HEAD", path) for path in commondir.glob("worktrees/*/logs/HEAD")]
+    out: set[str] = set()
+    for ref, path in files:
+        if ref.startswith(skip):
+            continue
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            out.update(word for word in line.split()[:2] if len(word) == 40 and word.strip("0"))
+    return out

@@ -15,30 +15,12 @@ import time
 from pathlib import Path
 
 from gitexp.errors import GitexpError
-from gitexp.git import lfs, transport
+from gitexp.git import gitfiles, lfs, transport
 from gitexp.git.repo import Repo
 from gitexp.store import journal, names
 
 GRACE_SECONDS = 3600
 _SKIP = (names.TRASH_PREFIX,)
-
-
-def _reflog_commits(repo: Repo) -> set[str]:
-    """Every commit in the reflogs of refs that survive this gc (and of HEAD, in every worktree)."""
-    files = [p for p in (repo.commondir / "logs").rglob("*") if p.is_file()]
-    files += list(repo.commondir.glob("worktrees/*/logs/HEAD"))
-    out: set[str] = set()
-    for path in files:
-        ref = path.relative_to(repo.commondir / "logs").as_posix() if "worktrees" not in path.parts else "HEAD"
-        if ref.startswith(_SKIP):
-            continue
-        try:
-            lines = path.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            out.update(word for word in line.split()[:2] if len(word) == 40 and word.strip("0"))
-    return out
 
 
 def _journaled_oids(repo: Repo) -> set[str]:
@@ -59,7 +41,8 @@ def _journaled_oids(repo: Repo) -> set[str]:
 
 def referenced(repo: Repo) -> set[str]:
     """sha256 of every LFS object some reachable pointer names."""
-    roots = "".join(f"{c}\n" for c in sorted(_reflog_commits(repo))).encode()
+    # The reflogs of refs that survive this gc, and of HEAD in every worktree.
+    roots = "".join(f"{c}\n" for c in sorted(gitfiles.reflog_commits(repo.commondir, _SKIP))).encode()
     listed = transport.git_bytes(repo, [
         "rev-list", "--objects", "--no-object-names", "--filter=blob:limit=1024", "--ignore-missing",
         *(f"--exclude={p}*" for p in _SKIP), "--all", "--indexed-objects", "--stdin"], roots)
