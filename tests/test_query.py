@@ -10,10 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitexp.errors import GitexpError, QueryError
+from gitexp.store.evaluation import compile_columns, compile_where, mapping_lookup, sort_records
+from gitexp.store.fields import FIELDS, MISSING, PREFIXES
 from gitexp.store.query import (
-    FIELDS,
-    MISSING,
-    PREFIXES,
     And,
     Compare,
     In,
@@ -23,13 +22,9 @@ from gitexp.store.query import (
     Not,
     Or,
     SortKey,
-    compile_columns,
-    compile_where,
     field_paths,
-    mapping_lookup,
     parse,
     parse_sort,
-    sort_records,
     unparse,
 )
 

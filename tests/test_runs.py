@@ -12,7 +12,7 @@ import gitexp
 from gitexp.git.repo import Repo
 from gitexp.store import codec as fmt
 from gitexp.store import runs
-from gitexp.store.query import MISSING
+from gitexp.store.fields import MISSING
 from gitexp.store.runcache import CACHE_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
 from gitexp.store.runs import RunRecord, load_runs, run_ids
 from gitexp.store.search import field_value, search_runs

@@ -13,7 +13,7 @@ import pytest
 import gitexp
 from gitexp.cli.main import main
 from gitexp.errors import GitexpError, QueryError
-from gitexp.store.query import MISSING
+from gitexp.store.fields import MISSING
 from gitexp.store.search import column_path, field_value, metric_value, search_runs, select_runs
 from gitexp.views.table import render, run_rows, split_columns
 from tests.conftest import git

@@ -1,4 +1,4 @@
-"""What gitexp.store.query and gitexp.store.search share without the parser: the field names, and MISSING.
+"""What the query modules (query, evaluation, search) share without the parser: the field names, and MISSING.
 
 `git exp ls` looks fields up without parsing an expression; keeping these here spares it
 importing the parser (a few milliseconds of a listing that should take a few hundred).

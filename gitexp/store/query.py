@@ -1,30 +1,26 @@
-"""Run filters (``--where``) and sort keys (``--sort``): a hand-written parser, never eval.
+"""The query language of ``--where`` and ``--sort`` (docs/query.md): a hand-written parser, never eval.
 
-``compile_where(text)`` turns an expression into a predicate over a *lookup*, a function from a
-field path such as ``("metrics", "acc")`` to its value or ``MISSING``. See docs of each function.
+``parse(text)`` turns a filter into an AST of the node classes here (gitexp.mlflow builds the same
+nodes from MLflow's syntax), ``unparse`` turns one back into text, and ``parse_sort`` reads sort
+keys. What a node means for a run, and the sort order, are gitexp.store.evaluation's.
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import math
-import numbers
-import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import NoReturn, TypeVar
+from datetime import date, datetime
+from typing import NoReturn
 
 from gitexp.errors import QueryError
-from gitexp.store.fields import FIELDS, IDENT, MISSING, PREFIXES  # defined there for search, kept here too
+from gitexp.store.fields import FIELDS, IDENT, PREFIXES
 
 Path = tuple[str, ...]
-Lookup = Callable[[Path], object]
 Scalar = int | float | str | bool | date | datetime | None
 Value = Scalar | tuple[Scalar, ...]
-T = TypeVar("T")
 
 _VALID = ", ".join(FIELDS) + " or a key under " + ", ".join(p + "." for p in PREFIXES)
 
@@ -89,10 +85,9 @@ _WORD = re.compile(r"[A-Za-z0-9_./-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9_./-]+|\S")
 _SPACE = re.compile(r"\s*")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+INTEGER = re.compile(r"[+-]?\d+", re.ASCII)  # a number the parser reads as an int
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
                    re.ASCII)
-_ISO_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-")
 _OPERATORS = {"==": "=", "!=": "!=", "<>": "!=", "<=": "<=", ">=": ">=", "=": "=", "<": "<", ">": ">"}
 _RESERVED = frozenset({"and", "or", "not", "in", "like", "glob", "is"})
@@ -100,7 +95,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 _MAX_DEPTH = 60
 
 
-def _fromiso(text: str) -> datetime:
+def from_iso(text: str) -> datetime:
     """datetime.fromisoformat, also taking Z, +HHMM and any number of fraction digits on Python 3.10."""
     try:
         return datetime.fromisoformat(text)
@@ -183,8 +178,8 @@ class _Parser:
             self.fail(f"expected {what}, found {self.found()}")
         self.pos += 1
 
-    def items(self, close: str, first: str) -> list[Value]:
-        values = [] if close == "]" and self.ws() == "]" else [self.value(first)]
+    def items(self, close: str, first: str) -> list[Scalar]:
+        values: list[Scalar] = [] if close == "]" and self.ws() == "]" else [self.value(first)]
         while self.ws() == ",":
             self.pos += 1
             values.append(self.value(","))
@@ -202,7 +197,7 @@ class _Parser:
                 self.pos += len(symbol)
                 if op in ("=", "!=") and self.ws() == "[":
                     self.pos += 1
-                    return Compare(path, op, tuple(self.items("]", "[")))  # type: ignore[arg-type]
+                    return Compare(path, op, tuple(self.items("]", "[")))
                 return Compare(path, op, self.value(symbol))
         kw = self.keyword("not", "in", "like", "glob", "is")
         negated = kw == "not"
@@ -210,7 +205,7 @@ class _Parser:
             self.fail(f"expected 'in', 'like' or 'glob' after 'not', found {self.found()}")
         if kw == "in":
             self.expect("(", "'(' after 'in'")
-            return In(path, tuple(self.items(")", "(")), negated)  # type: ignore[arg-type]
+            return In(path, tuple(self.items(")", "(")), negated)
         if kw in ("like", "glob"):
             if self.ws() not in ("'", '"'):
                 self.fail(f"expected a quoted pattern after '{kw}', found {self.found()}")
@@ -286,8 +281,8 @@ class _Parser:
                 self.pos, token = m.end(), m.group()
                 try:
                     if rx is _DATE:
-                        return _fromiso(token) if "T" in token else date.fromisoformat(token)
-                    return int(token) if _INTEGER.fullmatch(token) else float(token)
+                        return from_iso(token) if "T" in token else date.fromisoformat(token)
+                    return int(token) if INTEGER.fullmatch(token) else float(token)
                 except ValueError:
                     self.fail(f"invalid {what} '{token}'", start)
         m = _WORD.match(self.text, start)
@@ -356,221 +351,6 @@ def field_paths(node: Node) -> set[Path]:
     return {node.path}
 
 
-# ---- evaluation -------------------------------------------------------------------------------
-
-_NUMERIC_STR = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
-_CMP = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
-        ">=": operator.ge}
-Pred = Callable[[object], bool]
-_first = operator.itemgetter(0)
-
-
-def _number(v: object) -> int | float | None:
-    """v as a number: ints and floats (not bools), or strings that spell a number."""
-    if type(v) is int or type(v) is float:
-        return v  # type: ignore[return-value]
-    if isinstance(v, str):
-        if not _NUMERIC_STR.fullmatch(v):
-            return None
-        s = v.strip()
-        return int(s) if _INTEGER.fullmatch(s) and len(s) < 400 else float(s)
-    return v if isinstance(v, numbers.Real) and not isinstance(v, bool) else None  # type: ignore[return-value]
-
-
-def _datetime(v: object) -> datetime | None:
-    """v as an aware datetime (naive means UTC, a date means midnight UTC), or None."""
-    if isinstance(v, datetime):
-        return v if v.utcoffset() is not None else v.replace(tzinfo=timezone.utc)
-    if isinstance(v, date):
-        return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
-    if isinstance(v, str) and _ISO_PREFIX.match(v):
-        try:
-            return _datetime(_fromiso(v))
-        except ValueError:
-            return None
-    return None
-
-
-def _boolean(v: object) -> bool | None:
-    if isinstance(v, bool):
-        return v
-    return {"true": True, "false": False}.get(v.lower()) if isinstance(v, str) else None
-
-
-def _predicate(op: str, lit: Value) -> Pred:
-    """A test of one present (not MISSING, not None) field value against a literal."""
-    fn = _CMP[op]
-    if lit is None:
-        return lambda v: False
-    if isinstance(lit, tuple):
-        if op not in ("=", "!="):
-            return lambda v: False
-        items, want = [_predicate("=", x) for x in lit], op == "="
-        return lambda v: isinstance(v, list | tuple) and (
-            len(v) == len(items) and all(p(x) for p, x in zip(items, v, strict=True))) == want
-    if isinstance(lit, date):
-        ref = _datetime(lit)
-        return lambda v: (d := _datetime(v)) is not None and fn(d, ref)
-    if isinstance(lit, bool):
-        return lambda v: (b := _boolean(v)) is not None and fn(b, lit)
-    if isinstance(lit, int | float):
-        def number_pred(v: object) -> bool:
-            if type(v) is int or type(v) is float:
-                return fn(v, lit)
-            return (x := _number(v)) is not None and fn(x, lit)
-        return number_pred
-    num_lit, dt_lit, bool_lit = _number(lit), _datetime(lit), _boolean(lit)
-
-    def string_pred(v: object) -> bool:
-        if isinstance(v, str):
-            if dt_lit is not None and (d := _datetime(v)) is not None:
-                return fn(d, dt_lit)
-            return fn(v, lit)
-        if isinstance(v, bool):
-            return bool_lit is not None and fn(v, bool_lit)
-        if num_lit is not None and (x := _number(v)) is not None:
-            return fn(x, num_lit)
-        return dt_lit is not None and (d := _datetime(v)) is not None and fn(d, dt_lit)
-    return string_pred
-
-
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    """SQL LIKE: % any run, _ one character, backslash escapes the next character."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-def _checked(test: Pred, v: object) -> bool:
-    """A leaf's test of one value: a missing value, or one the test cannot compare, fails."""
-    if v is MISSING or v is None:
-        return False
-    try:
-        return bool(test(v))
-    except (TypeError, ValueError, ArithmeticError):
-        return False
-
-
-def _guard(path: Path, test: Pred) -> Callable[[Lookup], bool]:
-    return lambda look: _checked(test, look(path))
-
-
-def _leaf_test(node: Node) -> Pred:
-    """The test of the value of a comparison, in, like or glob node's field (present, not None)."""
-    match node:
-        case Compare(_, op, value):
-            return _predicate(op, value)
-        case In(_, values, negated):
-            preds = [_predicate("=", v) for v in values]
-            strings = frozenset(v for v in values if isinstance(v, str))
-            return lambda v: ((isinstance(v, str) and v in strings) or any(p(v) for p in preds)) != negated
-        case Match(_, kind, pattern, negated):
-            rx = _like_regex(pattern) if kind == "like" else re.compile(fnmatch.translate(pattern))
-            return lambda v: isinstance(v, str) and (rx.fullmatch(v) is not None) != negated
-    raise TypeError(f"not a query node: {node!r}")
-
-
-def _compile(node: Node) -> Callable[[Lookup], bool]:
-    match node:
-        case And(operands) | Or(operands):
-            parts = [_compile(o) for o in operands]
-            want = isinstance(node, Or)  # the result that decides early
-            def junction(look: Lookup) -> bool:
-                for part in parts:
-                    if part(look) is want:
-                        return want
-                return not want
-            return junction
-        case Not(operand):
-            inner = _compile(operand)
-            return lambda look: not inner(look)
-        case IsNull(path, negated):
-            return lambda look: ((v := look(path)) is MISSING or v is None) != negated
-        case Compare() | In() | Match():
-            return _guard(node.path, _leaf_test(node))
-    raise TypeError(f"not a query node: {node!r}")
-
-
-Fetch = Callable[[Sequence[T], Path], Sequence[object]]
-Vector = Callable[[Sequence[T], Fetch], list[bool]]
-
-
-def _vector(node: Node) -> Vector:
-    match node:
-        case And(operands) | Or(operands):
-            parts = [_vector(o) for o in operands]
-            want = isinstance(node, Or)
-
-            def junction(items: Sequence[T], fetch: Fetch) -> list[bool]:
-                # Each operand sees only the items that the operands before it left undecided:
-                # the very tests, on the very items, that compile_where's junction makes.
-                result = [not want] * len(items)
-                todo = list(range(len(items)))
-                for part in parts:
-                    if not todo:
-                        break
-                    undecided = []
-                    for i, answer in zip(todo, part([items[i] for i in todo], fetch), strict=True):
-                        if answer is want:
-                            result[i] = want
-                        else:
-                            undecided.append(i)
-                    todo = undecided
-                return result
-            return junction
-        case Not(operand):
-            inner = _vector(operand)
-            return lambda items, fetch: [not answer for answer in inner(items, fetch)]
-        case IsNull(path, negated):
-            return lambda items, fetch: [(v is MISSING or v is None) != negated for v in fetch(items, path)]
-        case Compare() | In() | Match():
-            path, test = node.path, _leaf_test(node)
-            return lambda items, fetch: [_checked(test, v) for v in fetch(items, path)]
-    raise TypeError(f"not a query node: {node!r}")
-
-
-def compile_columns(where: str | Node | None) -> Vector:
-    """compile_where for many items at once: the predicate takes the items and fetch(items, path),
-    the values of a field for each of some items, and answers for each item. Each field is fetched
-    for the items that compile_where would look it up for, and no other, so a costly field is read
-    only where it must be; a field of many items at once is read without a call per item."""
-    if where is None or (isinstance(where, str) and not where.strip()):
-        return lambda items, fetch: [True] * len(items)
-    return _vector(parse(where) if isinstance(where, str) else where)
-
-
-def compile_where(where: str | Node | None) -> Callable[[Lookup], bool]:
-    """Parse once and return a fast predicate over a Lookup; empty text matches every run."""
-    if where is None or (isinstance(where, str) and not where.strip()):
-        return lambda look: True
-    return _compile(parse(where) if isinstance(where, str) else where)
-
-
-def mapping_lookup(data: Mapping[str, object]) -> Lookup:
-    """A Lookup over nested mappings; ("params", "a", "b") finds data["params"]["a"]["b"] or
-    data["params"]["a.b"] (longest dotted key first); anything absent is MISSING."""
-    def dig(node: object, path: Path) -> object:
-        if not path:
-            return node
-        if isinstance(node, Mapping):
-            for n in range(len(path), 0, -1):
-                key = ".".join(path[:n])
-                if key in node and (found := dig(node[key], path[n:])) is not MISSING:
-                    return found
-        return MISSING
-    return lambda path: dig(data, path)
-
-
-# ---- sorting ----------------------------------------------------------------------------------
-
-
 def parse_sort(keys: str | Sequence[str] | None) -> list[SortKey]:
     """"-metrics.acc,duration", ["-metrics.acc", "duration"] or "metrics.acc DESC" to SortKeys."""
     items = [] if keys is None else [keys] if isinstance(keys, str) else list(keys)
@@ -592,36 +372,3 @@ def parse_sort(keys: str | Sequence[str] | None) -> list[SortKey]:
             elif parser.ws():
                 parser.fail(f"expected ',', ASC, DESC or end of input, found {parser.found()}")
     return result
-
-
-def _sort_value(v: object) -> tuple[int, object]:
-    """(rank, comparable): numbers, then datetimes, strings, booleans, others; rank -1 is missing."""
-    t = type(v)
-    if t is int or (t is float and v == v):
-        return 0, v
-    if v is MISSING or v is None:
-        return -1, None
-    if isinstance(v, bool):
-        return 3, v
-    if (x := _number(v)) is not None:
-        return (-1, None) if x != x else (0, x)
-    if (d := _datetime(v)) is not None:
-        return 1, d
-    return (2, v) if isinstance(v, str) else (4, repr(v))
-
-
-def sort_records(records: Sequence[T], keys: Sequence[SortKey], lookup_for: Callable[[T], Lookup]) -> list[T]:
-    """Stable multi-key sort; records missing a key go last whatever its direction."""
-    out = list(records)
-    lookups = [lookup_for(r) for r in out] if keys else []
-    order = list(range(len(out)))
-    for key in reversed(keys):
-        buckets: dict[int, list[tuple[object, int]]] = {}
-        for i, (rank, value) in zip(order, [_sort_value(lookups[i](key.path)) for i in order], strict=True):
-            buckets.setdefault(rank, []).append((value, i))
-        missing = buckets.pop(-1, [])
-        order = []
-        for rank in sorted(buckets):
-            order.extend(i for _, i in sorted(buckets[rank], key=_first, reverse=key.descending))
-        order.extend(i for _, i in missing)
-    return [out[i] for i in order]

@@ -24,8 +24,8 @@ from gitexp.store.runs import RunRecord, listing_rows, load_runs, resolve
 if TYPE_CHECKING:
     from gitexp.store.query import Node, Path
 
-# gitexp.store.query (the parser) is imported where an expression or sort key is parsed: listing runs
-# with plain column names needs none.
+# gitexp.store.query (the parser) and gitexp.store.evaluation are imported where an expression or sort
+# key is parsed: listing runs with plain column names needs neither.
 
 STATS = ("last", "min", "max", "count", "step")
 _PREFIX_LENGTH = 4  # the shortest commit prefix matched as a prefix (git's own minimum)
@@ -35,7 +35,7 @@ def dig(node: Any, path: Sequence[str]) -> object:
     """node[path...] through nested mappings, the longest dotted key first at each level (params
     {"lr.max": 1} and {"lr": {"max": 1}} both answer ("lr", "max")); else MISSING.
 
-    query.mapping_lookup's walk, without making two closures per call (a listing makes 100,000).
+    evaluation.mapping_lookup's walk, without making two closures per call (a listing makes 100,000).
     """
     if not path:
         return node
@@ -251,25 +251,25 @@ def compile_filter(where: str | Node | None) -> Callable[[RunRecord], bool]:
     """A predicate over runs for a --where expression (None or blank: every run)."""
     if where is None or (isinstance(where, str) and not where.strip()):
         return lambda record: True
-    from gitexp.store import query
+    from gitexp.store import evaluation, query
 
     node = query.parse(where) if isinstance(where, str) else where
-    test = query.compile_where(_commit_prefixes(node))
+    test = evaluation.compile_where(_commit_prefixes(node))
     return lambda record: test(RunFields(record))
 
 
 def compile_matcher(where: str | Node | None) -> Callable[[Sequence[RunRecord]], list[RunRecord]]:
     """filter_runs for one expression, parsed now: the runs of a list that match it, in order.
 
-    It evaluates the expression a field at a time over all the runs (query.compile_columns), which
+    It evaluates the expression a field at a time over all the runs (evaluation.compile_columns), which
     reads the params and metrics of 10,000 runs from their listing rows without a call per run.
     """
     if where is None or (isinstance(where, str) and not where.strip()):
         return list
-    from gitexp.store import query
+    from gitexp.store import evaluation, query
 
     node = query.parse(where) if isinstance(where, str) else where
-    test = query.compile_columns(_commit_prefixes(node))
+    test = evaluation.compile_columns(_commit_prefixes(node))
 
     def matching(records: Sequence[RunRecord]) -> list[RunRecord]:
         rows = listing_rows(records)
@@ -317,10 +317,10 @@ def sort_runs(records: Sequence[RunRecord], order_by: str | Sequence[str] | None
     """Stable sort by sort keys ("-metrics.acc,duration"); runs missing a key go last."""
     if not order_by:
         return list(records)
-    from gitexp.store import query
+    from gitexp.store import evaluation, query
 
     keys = query.parse_sort(order_by)
-    return query.sort_records(records, keys, RunFields) if keys else list(records)
+    return evaluation.sort_records(records, keys, RunFields) if keys else list(records)
 
 
 def _check_sort(order_by: str | Sequence[str] | None) -> None:

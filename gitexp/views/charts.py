@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import GitexpError
 from gitexp.store import search
-from gitexp.store.query import FIELDS, MISSING, PREFIXES
+from gitexp.store.fields import FIELDS, MISSING, PREFIXES
 from gitexp.store.runs import RunRecord
 from gitexp.views.compare import run_labels
 from gitexp.views.figures import MARKERS, legend, new_figure, style
