@@ -35,7 +35,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader, _SafeDumper = yaml.SafeLoader, yaml.SafeDumper
 
 
-class _Dumper(_SafeDumper):  # type: ignore[misc, valid-type]
+class _Dumper(_SafeDumper):
     """The safe dumper without anchors and aliases: PyYAML writes them for an object met twice, and
     readers refuse them (load_yaml), so gitexp never writes any."""
 
