@@ -5,8 +5,8 @@ A warm `git exp ls` needs nothing else from git, and importing pygit2 would cost
 post-commit hook, which runs on every commit, reads HEAD and what made the commit from here too.
 Each reader of the repository's location and refs answers exactly what gitexp.git.repo (libgit2)
 answers, or None wherever anything is unusual; the caller then asks libgit2 (or git), so an odd
-repository is slower to read, never read differently. Only gitexp.git.repo may import pygit2, and
-this module must not import gitexp.git.repo: it is imported where pygit2 must not be.
+repository is slower to read, never read differently. This module imports no pygit2, nor any
+module that does (gitexp.git.repo and its parts): it is imported where pygit2 must not be.
 """
 
 from __future__ import annotations
