@@ -19,7 +19,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 COMMIT, TREE, BLOB = 1, 2, 3
@@ -172,7 +172,7 @@ def whole_spans(pack_data: bytes | mmap.mmap, index_data: bytes) -> list[Span] |
     return out
 
 
-def merge(pack_dir: Path, sources: list[tuple[bytes | mmap.mmap, list[Span]]]) -> Path | None:
+def merge(pack_dir: Path, sources: Sequence[tuple[bytes | mmap.mmap, list[Span]]]) -> Path | None:
     """Write one pack holding every object of *sources* ((pack data, its whole_spans)), each once;
     None, writing nothing, when an entry does not match its index's CRC (a damaged pack)."""
     unique = {oid for _, spans in sources for oid, *_ in spans}

@@ -72,11 +72,11 @@ def _ssh_sign(payload: bytes, config: Config, key: str | None) -> str:
         data = Path(tmp, "commit")
         data.write_bytes(payload)
         args = [program, "-Y", "sign", "-n", "git", "-f", str(key_file), *(["-U"] if literal else []), str(data)]
-        proc = _run(args, b"")
+        signed = _run(args, b"")
         sig = Path(f"{data}.sig")
-        if proc.returncode != 0 or not sig.exists():
-            raise _fail(f"{shlex.join(args[:-1])} exited with {proc.returncode}",
-                        proc.stderr.decode(errors="replace"))
+        if signed.returncode != 0 or not sig.exists():
+            raise _fail(f"{shlex.join(args[:-1])} exited with {signed.returncode}",
+                        signed.stderr.decode(errors="replace"))
         return sig.read_text()
 
 

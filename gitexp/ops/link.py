@@ -55,9 +55,10 @@ def link_runs(repo: Repo, commit: str) -> list[str]:
             try:
                 new = _link_commit(repo, ref, tip, meta, commit)
             except RefConflictError:  # the run moved (resumed, removed): look again
-                tip = repo.ref(ref)
-                if tip is None:
+                moved = repo.ref(ref)
+                if moved is None:
                     break
+                tip = moved
                 continue
             linked.append(meta["id"])
             _note(repo, new)
