@@ -146,15 +146,20 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     """(columns shown, every column computed, the values of each computed column, runs in order)."""
     shorts = run_short_ids(records)
     rows = listing_rows(records)
-    known = {"params": [None if row is None else row_flat_params(row) for row in rows],
-             "metrics": [None if row is None else row_lasts(row) for row in rows]}
+    present = [row for row in rows if row is not None]
+    every = len(present) == len(rows)  # the usual case, where each part of the rows is read by one map()
+    known: dict[str, list[dict[str, Any] | None]]
+    if every:
+        known = {"params": list(map(row_flat_params, present)), "metrics": list(map(row_lasts, present))}
+    else:
+        known = {"params": [None if row is None else row_flat_params(row) for row in rows],
+                 "metrics": [None if row is None else row_lasts(row) for row in rows]}
     if extra is None:
         extra = _differing_columns(records, known["params"], known["metrics"],
                                    limit=None if all_columns or only_changed else 8)
     extra = [c for c in dict.fromkeys(extra) if c not in BASE_COLUMNS]
     # Column by column, each column's lookup worked out once.
-    present = [row for row in rows if row is not None]
-    if len(present) == len(rows):  # what RunRecord's properties answer, from the cache's rows
+    if every:  # what RunRecord's properties answer, from the cache's rows
         base: list[list[Any]] = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
         commits = [(commit or "")[:7] for commit in map(row_base_commit, present)]
     else:
