@@ -1,5 +1,5 @@
-"""What the post-commit hook does, in the background: link runs to the commit that now holds
-their code, and start the auto-run (git config exp.autorun) for the new commit.
+"""Linking runs to the commit that now holds their code: what the post-commit hook does in the
+background (gitexp/ops/hookentry.py) before it starts the auto-run (gitexp/tracking/runner.py).
 
 A run made on a dirty tree records the snapshot of that tree (meta.code.tree). When a commit
 is made whose tree is exactly that snapshot, the run's code now has a name: the run gains
@@ -10,22 +10,15 @@ owner writes it with its next commit.
 
 from __future__ import annotations
 
-import os
-import shlex
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-from gitexp.errors import GitexpError
 from gitexp.git.repo import RefConflictError, Repo
 from gitexp.store import codec as fmt
 from gitexp.store import journal, names
 
 LOG_FILE = Path("gitexp") / "hooks.log"
-# Set by git for the hook process; the auto-run's own git commands must not inherit them.
-_GIT_HOOK_VARIABLES = ("GIT_INDEX_FILE", "GIT_PREFIX", "GIT_REFLOG_ACTION", "GIT_EDITOR", "GIT_AUTHOR_DATE",
-                       "GIT_COMMITTER_DATE")
 
 
 def link_reason(run_id: str) -> str:
@@ -108,27 +101,3 @@ def log_problem(commondir: Path, what: str) -> None:
             handle.write(f"{stamp} {' '.join(what.split())}\n")
     except OSError:
         pass  # nowhere left to report to; the commit itself is unaffected either way
-
-
-def post_commit(commit: str, workdir: str) -> int:
-    """The background half of the post-commit hook; returns the auto-run's exit code (0 without one)."""
-    os.chdir(workdir)  # where git ran the hook: the top of the working tree the commit was made in
-    repo = Repo.discover(workdir)
-    warnings.simplefilter("ignore")  # no terminal to warn on; problems are logged instead
-    try:
-        link_runs(repo, commit)
-    except GitexpError as exc:
-        log_problem(repo.commondir, f"post-commit {commit[:12]}: linking runs failed: {exc}")
-    command = repo.config("exp.autorun")
-    if not command:
-        return 0
-    argv = shlex.split(command)
-    for variable in _GIT_HOOK_VARIABLES:
-        os.environ.pop(variable, None)
-    from gitexp.tracking.runner import run_command
-
-    code = run_command(argv, description=f"auto-run by the post-commit hook for commit {commit[:12]}",
-                       tags={"autorun": commit})
-    if code:
-        log_problem(repo.commondir, f"post-commit {commit[:12]}: auto-run `{command}` exited with {code}")
-    return code
