@@ -16,7 +16,7 @@ from gitexp.errors import GitexpError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Run": "tracking.run", "start_run": "tracking.run", "active_run": "tracking.run", "end_run": "tracking.run",
+    "Run": "tracking.liverun", "start_run": "tracking.run", "active_run": "tracking.run", "end_run": "tracking.run",
     "flush": "tracking.run", "log_metric": "tracking.run", "log_metrics": "tracking.run", "log_param": "tracking.run",
     "log_params": "tracking.run", "set_tag": "tracking.run", "set_tags": "tracking.run", "params": "tracking.run",
     "load_runs": "store.runs", "get_run": "store.runs", "RunRecord": "store.runs",
@@ -32,8 +32,8 @@ __all__ = [
 if TYPE_CHECKING:
     from gitexp.store.runs import RunRecord, get_run, load_runs
     from gitexp.store.search import search_runs
+    from gitexp.tracking.liverun import Run
     from gitexp.tracking.run import (
-        Run,
         active_run,
         end_run,
         flush,

@@ -198,7 +198,7 @@ def test_the_journal_lag_is_bounded_at_any_logging_rate(repo: Path) -> None:
         run.log_metric("loss", float(i), step=i)
     segment = next((repo / ".git/gitexp/journal").glob(f"{run.id}.*.log"))
     journaled = segment.read_text().count("\n")
-    assert 250_000 - journaled <= gitexp.tracking.run.MAX_BUFFERED
+    assert 250_000 - journaled <= gitexp.tracking.liverun.MAX_BUFFERED
     run.end()
     assert gitexp.get_run("fast").metrics["loss"]["count"] == 250_000
 

@@ -23,8 +23,8 @@ def fresh(repo: Path) -> Iterator[Path]:
     git(repo, "config", "exp.systemMetricsInterval", "0")
     session.reset()
     yield repo
-    while tracking._active:
-        tracking._active[-1].end()
+    while tracking.stack:
+        tracking.stack[-1].end()
     session.reset()
 
 

@@ -113,7 +113,7 @@ def build_state(repo: Repo, run: Any, ids: dict[str, str], experiment: str) -> R
     if status not in ("RUNNING", "FINISHED", "FAILED", "KILLED"):
         raise GitexpError(f"unknown MLflow status {run.status!r}")
     commit = tags.get("mlflow.source.git.commit")
-    known = bool(commit) and len(commit) == 40 and repo.has_object(commit)
+    known = isinstance(commit, str) and len(commit) == 40 and repo.has_object(commit)
     meta: dict[str, Any] = {
         "id": ids[header.run_id], "name": name, "experiment": experiment, "status": status,
         "start": store.iso(start), "user": run.user or tags.get("mlflow.user") or getpass.getuser(),
@@ -140,7 +140,8 @@ def build_state(repo: Repo, run: Any, ids: dict[str, str], experiment: str) -> R
 
 def ingest_artifacts(repo: Repo, folders: list[tuple[str, Any]]) -> dict[str, Any]:
     """Every file of the run's artifact folders, stored as gitexp artifacts (large ones in LFS)."""
-    from gitexp.store.artifacts import Ingest, check_name, collect
+    from gitexp.store.artifacts import check_name
+    from gitexp.store.ingest import Ingest, collect
 
     if not folders:
         return {}

@@ -51,12 +51,12 @@ class MlflowClient:
                                  experiment=session.experiment_for_id(experiment_id), tags=user,
                                  description=system.get(entities.NOTE_TAG), repo=session.repo_path(),
                                  meta={"parent_run": str(parent)} if parent else None)
-        session._detach(run)
+        tracking.deactivate(run)  # logged to by id, never implicitly
         session.live[run.id] = run
         if start_time is not None:
             from gitexp.store.writer import iso
 
-            run._meta({"start": iso(start_time / 1000)})
+            run.update_meta({"start": iso(start_time / 1000)})
         return entities.from_live(run)
 
     def get_run(self, run_id: str) -> entities.Run:

@@ -93,4 +93,4 @@ def log_input(run: Any, dataset: Any, context: str | None, tags: dict[str, str] 
         entry["tags"] = {str(k): str(v) for k, v in tags.items()}
     from gitexp.store import names
 
-    run._add_inputs({names.check_key(str(dataset.name), "input"): entry})
+    run.add_inputs({names.check_key(str(dataset.name), "input"): entry})

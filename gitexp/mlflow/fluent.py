@@ -19,7 +19,7 @@ from gitexp.mlflow.exceptions import MlflowException
 from gitexp.store import names
 from gitexp.tracking import run as tracking
 
-_active = tracking._active  # gitexp's stack of active runs, shared: gitexp.log_metric sees the same run
+_active = tracking.stack  # gitexp's stack of active runs, shared: gitexp.log_metric sees the same run
 _last_id: list[str] = []
 
 
@@ -70,9 +70,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
                               f"{NOTE_TAG} from the tags or omit the description.")
     if run_id is not None:
         run = session.live_run(run_id)
-        if run not in _active:
-            with tracking._registry_lock:
-                _active.append(run)
+        tracking.activate(run)
         if user_tags:
             run.set_tags(user_tags)
     else:
@@ -176,11 +174,11 @@ def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id: 
 def set_tags_on(run: tracking.Run, tags: dict[str, Any]) -> None:
     user, system = _system_tags(tags)
     if NAME_TAG in system:
-        run._meta({"name": names.check_run_name(str(system[NAME_TAG]))})
+        run.update_meta({"name": names.check_run_name(str(system[NAME_TAG]))})
     if NOTE_TAG in system:
         run.set_description(str(system[NOTE_TAG]))
     if PARENT_TAG in system:
-        run._meta({"parent_run": str(system[PARENT_TAG])})
+        run.update_meta({"parent_run": str(system[PARENT_TAG])})
     if user:
         run.set_tags(user)
 
@@ -199,7 +197,7 @@ def delete_tag(key: str) -> None:
     if key not in tags:
         raise MlflowException(f"No tag with name: {key} in run with id {run.id}", "RESOURCE_DOES_NOT_EXIST")
     del tags[key]
-    run._meta({"tags": tags})
+    run.update_meta({"tags": tags})
 
 
 # -- artifacts -----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def _record(run_id: str, deleted: bool = False) -> gruns.RunRecord:
 def _live(run_id: str) -> Any:
     from gitexp.tracking import run as tracking
 
-    run = session.live.get(run_id) or next((r for r in tracking._active if r.id == run_id), None)
+    run = session.live.get(run_id) or next((r for r in tracking.stack if r.id == run_id), None)
     return run if run is not None and not run.ended else None
 
 
@@ -44,7 +44,7 @@ def get_run(run_id: str) -> entities.Run:
 def get_metric_history(run_id: str, key: str) -> list[Metric]:
     live = _live(run_id)
     if live is not None:
-        live._flush(checkpoint=False)
+        live.flush_journal()
         series = live.state.metrics.get(key)
     else:
         record = _record(run_id)

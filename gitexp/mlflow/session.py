@@ -116,12 +116,15 @@ def experiment_name(name: str) -> str:
     return clean
 
 
-def experiment_for_id(experiment_id: str | int | None) -> str | None:
-    if experiment_id is None:
-        return None
+def experiment_for(experiment_id: str | int) -> str:
+    """The gitexp experiment of an MLflow experiment id."""
     if str(experiment_id) == DEFAULT_EXPERIMENT_ID:  # MLflow's Default: gitexp's usual choice
         return launch.resolve_experiment(repo(), None)
     return experiment_name(str(experiment_id))
+
+
+def experiment_for_id(experiment_id: str | int | None) -> str | None:
+    return None if experiment_id is None else experiment_for(experiment_id)
 
 
 def set_current(name: str) -> None:
@@ -161,29 +164,20 @@ def experiment(name: str) -> Experiment:
 
 def live_run(run_id: str) -> tracking.Run:
     """The live gitexp Run *run_id* of this process; an ended or foreign run is resumed (its ref goes on)."""
-    run = live.get(run_id) or next((r for r in tracking._active if r.id == run_id), None)
+    run = live.get(run_id) or next((r for r in tracking.stack if r.id == run_id), None)
     if run is not None and not run.ended:
         return run
     resumed = tracking.start_run(resume=run_id, repo=repo_path())
-    _detach(resumed)
+    tracking.deactivate(resumed)  # MlflowClient runs are logged to by id, never implicitly
     live[resumed.id] = resumed
     return resumed
 
 
-def _detach(run: tracking.Run) -> None:
-    """Take *run* off gitexp's active-run stack: MlflowClient runs are logged to by id, never implicitly."""
-    with tracking._registry_lock:
-        if run in tracking._active:
-            tracking._active.remove(run)
-
-
 def sync_live_runs() -> None:
     """Commit what live runs of this process logged, so that reading the repository sees it (as MLflow does)."""
-    for run in {id(r): r for r in [*live.values(), *tracking._active]}.values():
-        if not run.ended and run.owner:
-            with run._flush_lock:  # the background flusher must not commit at the same time
-                run._flush_locked(checkpoint=False, to_journal=True)
-                run._commit()
+    for run in {id(r): r for r in [*live.values(), *tracking.stack]}.values():
+        if run.owner:
+            run.checkpoint()
 
 
 def reset() -> None:

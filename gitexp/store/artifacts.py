@@ -1,7 +1,7 @@
 """Artifacts: files under artifacts/ in a run's tree; large ones as Git LFS pointers.
 
-Run methods (log_artifact...) call the log_* functions here; gitexp/store/ingest.py stores the
-content, gitexp/ops/restore.py writes it back out.
+Run methods (log_artifact...) call the log_* functions here, passing the run itself (an
+ArtifactRun); gitexp/store/ingest.py stores the content, gitexp/ops/restore.py writes it back out.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gitexp.errors import ArtifactError, CorruptArtifactError, GitexpError
 from gitexp.git import lfs
 from gitexp.git.repo import BLOB_MODE, EXEC_MODE, Entry, Repo
 from gitexp.store import codec as fmt
-from gitexp.store.ingest import Ingest, collect  # also imported from here by gitexp/importer/convert.py
+from gitexp.store.ingest import Ingest, collect
 
 if TYPE_CHECKING:
-    from gitexp.tracking.run import Run
+    from gitexp.store.state import RunState
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 MODEL_FORMATS = ("pickle",)
@@ -104,24 +104,34 @@ def human_size(size: float) -> str:
 # -- what the Run methods do ----------------------------------------------------------------------
 
 
-def _usable(run: Run) -> Ingest:
+class ArtifactRun(Protocol):
+    """What the log_* functions need of a live run (gitexp.tracking.liverun.Run is one)."""
+
+    repo: Repo
+    state: RunState  # read only: its artifacts, to refuse a name that conflicts with them
+    ended: bool
+
+    @property
+    def id(self) -> str: ...
+
+    def add_artifacts(self, entries: dict[str, Entry]) -> None:
+        """Record the stored *entries* (name -> blob) in the run, journaled before it returns."""
+
+
+def _usable(run: ArtifactRun) -> Ingest:
     if run.ended:
         raise GitexpError(f"run {run.id} has ended; no artifact was logged. Start a new run, or log inside "
                           "the `with gitexp.start_run(...)` block")
     return Ingest(run.repo)
 
 
-def _io_failed(run: Run, what: str, exc: OSError) -> None:
+def _io_failed(run: ArtifactRun, what: str, exc: OSError) -> None:
     # A full disk must not kill hours of training: say what was lost and keep going.
     warnings.warn(f"gitexp: run {run.id}: could not store {what} ({exc}); it was not logged",
                   RuntimeWarning, stacklevel=4)
 
 
-def _record(run: Run, entries: dict[str, Entry]) -> None:
-    run._add_artifacts(entries)
-
-
-def log_artifact(run: Run, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
+def log_artifact(run: ArtifactRun, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
     """Log the file (or folder) *path* as artifacts/<name>; returns the artifact paths logged."""
     src = Path(path)
     if src.is_dir():
@@ -138,11 +148,11 @@ def log_artifact(run: Run, path: str | os.PathLike[str], name: str | None = None
     except OSError as exc:
         _io_failed(run, f"artifact {name!r} from {src}", exc)
         return []
-    _record(run, {name: entry})
+    run.add_artifacts({name: entry})
     return [name]
 
 
-def log_artifacts(run: Run, directory: str | os.PathLike[str], prefix: str | None = None) -> list[str]:
+def log_artifacts(run: ArtifactRun, directory: str | os.PathLike[str], prefix: str | None = None) -> list[str]:
     """Log every file under *directory*, keeping its structure, under artifacts/<prefix>/."""
     folder = Path(directory)
     if not folder.is_dir():
@@ -158,11 +168,11 @@ def log_artifacts(run: Run, directory: str | os.PathLike[str], prefix: str | Non
         except OSError as exc:
             _io_failed(run, f"artifact {name!r} from {path}", exc)
     if entries:
-        _record(run, entries)
+        run.add_artifacts(entries)
     return list(entries)
 
 
-def _log_data(run: Run, name: str, produce: Callable[[], bytes]) -> str | None:
+def _log_data(run: ArtifactRun, name: str, produce: Callable[[], bytes]) -> str | None:
     name = check_name(name)
     ingest = _usable(run)
     check_conflicts(run.state.artifacts, [name])
@@ -172,17 +182,17 @@ def _log_data(run: Run, name: str, produce: Callable[[], bytes]) -> str | None:
     except OSError as exc:
         _io_failed(run, f"artifact {name!r}", exc)
         return None
-    _record(run, {name: entry})
+    run.add_artifacts({name: entry})
     return name
 
 
-def log_text(run: Run, text: str, name: str) -> str | None:
+def log_text(run: ArtifactRun, text: str, name: str) -> str | None:
     if not isinstance(text, str):
         raise ArtifactError(f"log_text needs a str, not {type(text).__name__}; use log_artifact for files")
     return _log_data(run, name, text.encode)
 
 
-def log_dict(run: Run, obj: Any, name: str) -> str | None:
+def log_dict(run: ArtifactRun, obj: Any, name: str) -> str | None:
     suffix = PurePosixPath(str(name)).suffix.lower()
     if suffix in (".yaml", ".yml"):
         from gitexp.store.state import normalize
@@ -193,7 +203,7 @@ def log_dict(run: Run, obj: Any, name: str) -> str | None:
     raise ArtifactError(f"log_dict cannot tell the format of {name!r}: end the name with .yaml, .yml or .json")
 
 
-def log_figure(run: Run, figure: Any, name: str) -> str | None:
+def log_figure(run: ArtifactRun, figure: Any, name: str) -> str | None:
     suffix = PurePosixPath(str(name)).suffix.lower().lstrip(".")
     if suffix not in FIGURE_FORMATS:
         raise ArtifactError(f"log_figure cannot save {name!r}: end the name with .png, .svg or .pdf")
@@ -210,7 +220,7 @@ def log_figure(run: Run, figure: Any, name: str) -> str | None:
     return _log_data(run, name, render)
 
 
-def log_model(run: Run, obj: Any, name: str, format: str = "pickle") -> list[str]:
+def log_model(run: ArtifactRun, obj: Any, name: str, format: str = "pickle") -> list[str]:
     """Save *obj* as artifacts/<name>/model.pkl with artifacts/<name>/model.yaml describing it."""
     if format not in MODEL_FORMATS:
         raise ArtifactError(f"unknown model format {format!r}; gitexp saves models as: {', '.join(MODEL_FORMATS)}")
@@ -230,7 +240,7 @@ def log_model(run: Run, obj: Any, name: str, format: str = "pickle") -> list[str
             "class": f"{kind.__module__}.{kind.__qualname__}", "python": sys.version.split()[0],
             "sha256": sha256, "size": size}
     meta_entry = ingest.data(fmt.dump_yaml(info))[0]
-    _record(run, {names[0]: entry, names[1]: meta_entry})
+    run.add_artifacts({names[0]: entry, names[1]: meta_entry})
     return names
 
 

@@ -1,7 +1,9 @@
 """One background thread per process flushes every live run; one sampler feeds them system metrics.
 
 Sharing the threads keeps start_run cheap (starting a thread costs milliseconds under the GIL)
-and a sweep of many runs in one process from spawning a thread pair per run.
+and a sweep of many runs in one process from spawning a thread pair per run. What this module
+needs of a run and of the sampler it is described here (Flushable, Sampler); the tracking layer
+provides both, so the store layer never imports it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+# How the sampler hands its readings out: emit(values, timestamp).
+Emit = Callable[[dict[str, float], float], None]
+
+
+class Sampler(Protocol):
+    """Samples system metrics from a thread of its own, calling the emit it was made with."""
+
+    def start(self) -> None: ...
+
+
+# Makes the sampler (gitexp.tracking.system.SystemSampler) for a run that wants system metrics.
+SamplerFactory = Callable[[Emit], Sampler]
 
 
 class Flushable(Protocol):
@@ -32,7 +47,7 @@ class _Worker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sampler: Any = None
+        self._sampler: Sampler | None = None
         self._chores: list[Callable[[], None]] = []
         self._deadline = 0.0  # when the thread wakes next on its own
         # Set in a forked child (a multiprocessing worker ends with os._exit, skipping exit
@@ -51,14 +66,14 @@ class _Worker:
                 self._chores.append(chore)
             self._ensure_thread()
 
-    def add(self, run: Flushable, system_interval: float) -> None:
+    def add(self, run: Flushable, sampler: SamplerFactory | None = None) -> None:
+        """Flush *run* from now on; the first run that wants system metrics has *sampler* make the
+        process's sampler, which then feeds every run that wants them."""
         with self._lock:
             self._runs[id(run)] = run
             self._ensure_thread()
-            if run.wants_system_metrics and self._sampler is None:
-                from gitexp.tracking.system import SystemSampler
-
-                self._sampler = SystemSampler(self._broadcast, system_interval)
+            if run.wants_system_metrics and self._sampler is None and sampler is not None:
+                self._sampler = sampler(self._broadcast)
                 self._sampler.start()
             # Waking the thread costs a thread switch (a quarter of a millisecond, a tenth of a
             # short run): only when it would otherwise sleep past this run's first flush.
@@ -100,7 +115,6 @@ class _Worker:
                 run.tick(now)  # never raises: a run handles its own failures
             for chore in chores:
                 chore()
-
 
     def forget_after_fork(self) -> None:
         """In a forked child no thread of the parent runs: start afresh (chores stay registered)."""

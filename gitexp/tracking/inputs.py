@@ -15,15 +15,27 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gitexp.errors import ArtifactError, GitexpError
 from gitexp.git import lfs
+from gitexp.git.repo import Repo
 from gitexp.store import names
 from gitexp.store.hashcache import HashCache
 
-if TYPE_CHECKING:
-    from gitexp.tracking.run import Run
+
+class InputRun(Protocol):
+    """What log_input needs of a live run (gitexp.tracking.liverun.Run, which calls it)."""
+
+    repo: Repo
+    ended: bool
+
+    @property
+    def id(self) -> str: ...
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[str]: ...
+
+    def add_inputs(self, entries: dict[str, Any]) -> None: ...
 
 
 def hash_file(path: Path, cache: HashCache) -> tuple[str, int]:
@@ -103,7 +115,7 @@ def describe_dataset(obj: Any) -> dict[str, Any]:
     return out
 
 
-def log_input(run: Run, obj: Any, name: str | None, source: str | None, copy: bool) -> dict[str, Any] | None:
+def log_input(run: InputRun, obj: Any, name: str | None, source: str | None, copy: bool) -> dict[str, Any] | None:
     """Record *obj* (a file or folder path, or a Hugging Face dataset) as an input of *run*."""
     if run.ended:
         raise GitexpError(f"run {run.id} has ended; the input was not logged")
@@ -137,5 +149,5 @@ def log_input(run: Run, obj: Any, name: str | None, source: str | None, copy: bo
     else:
         raise ArtifactError(f"log_input takes a file or folder path or a Hugging Face datasets object, not "
                             f"{type(obj).__name__}")
-    run._add_inputs({name: entry})
+    run.add_inputs({name: entry})
     return entry

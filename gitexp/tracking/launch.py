@@ -1,6 +1,7 @@
 """How a run begins: created (its first state, code snapshot and lock), resumed, or attached to.
 
-tracking.start_run chooses between these; the Run they return does the logging.
+tracking.start_run chooses between these; the Run they return does the logging. A run of
+`git exp run` hands its command the ENV_* variables below, and a start_run there attaches to it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from gitexp.store import writer as store
 from gitexp.store.state import RunState, normalize
 from gitexp.tracking import env as env_mod
 from gitexp.tracking import redact
-from gitexp.tracking.run import ENV_EXPERIMENT, ENV_PARAMS, ENV_REPO, ENV_RUN_ID, Run
+from gitexp.tracking.commits import FirstCommit
+from gitexp.tracking.liverun import Run
+from gitexp.tracking.settings import Overrides, RunSettings, read_settings
+
+ENV_RUN_ID, ENV_REPO, ENV_PARAMS, ENV_EXPERIMENT = "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GITEXP_EXPERIMENT"
 
 
 @functools.cache
@@ -45,20 +50,6 @@ def _real_workdir(workdir: str) -> str:
 def resolve_experiment(repo: Repo, experiment: str | None) -> str:
     chosen = experiment or os.environ.get(ENV_EXPERIMENT) or repo.config("exp.experiment")
     return names.check_experiment(chosen or names.DEFAULT_EXPERIMENT)
-
-
-def settings(repo: Repo, overrides: dict[str, Any]) -> dict[str, Any]:
-    settings = {
-        "flush_interval": repo.config_number("exp.flushInterval", 1.0),
-        "checkpoint_interval": repo.config_number("exp.checkpointInterval", 30.0),
-        "system_interval": repo.config_number("exp.systemMetricsInterval", 10.0),
-        "max_snapshot": repo.config_number("exp.snapshotMaxSize", 10 * 2**20),
-        "capture_env": repo.config_bool("exp.captureEnv", True),
-        "capture_code": repo.config_bool("exp.captureCode", True),
-        "env_variables": env_mod.parse_variable_list(repo.config("exp.envVariables")),
-    }
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return settings
 
 
 # (base tree, snapshot tree, index stamp) -> (the snapshot without untracked secret-looking files,
@@ -94,8 +85,8 @@ def _tree_without(repo: Repo, tree: str, paths: list[str]) -> str | None:
             below.setdefault(top, []).append(rest)
         else:
             spec.pop(top, None)
-    for top, rest in below.items():
-        sub = _tree_without(repo, spec[top].oid, rest)
+    for top, inside in below.items():
+        sub = _tree_without(repo, spec[top].oid, inside)
         if sub is None:
             del spec[top]
         else:
@@ -123,7 +114,7 @@ def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[
     return cached[0], list(cached[1])
 
 
-def git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any]) -> dict[str, Any]:
+def git_state(repo: Repo, settings: RunSettings, state_files: dict[str, Any]) -> dict[str, Any]:
     head = repo.head()
     git: dict[str, Any] = {"commit": head.commit, "branch": head.branch, "dirty": False}
     url = repo.remote_url()
@@ -161,14 +152,14 @@ def git_state(repo: Repo, settings: dict[str, Any], state_files: dict[str, Any])
 
 def create(name: str | None, experiment: str | None, params: dict[str, Any] | None,
             tags: dict[str, Any] | None, description: str | None, path: Any, command: list[str] | None,
-            overrides: dict[str, Any], fork: Any = None, extra_meta: dict[str, Any] | None = None) -> Run:
+            overrides: Overrides, fork: Any = None, extra_meta: dict[str, Any] | None = None) -> Run:
     repo = Repo.borrow(path)
     extra_parents: tuple[str, ...] = ()
     if fork is not None:
         origin = source(repo, fork)
         extra_meta, extra_parents = {**(extra_meta or {}), "forked_from": origin.id}, (origin.commit,)
         experiment = experiment or origin.experiment
-    chosen = settings(repo, overrides)
+    chosen = read_settings(repo, overrides)
     if chosen["capture_env"]:
         env_mod.prefetch()
     exp = resolve_experiment(repo, experiment)
@@ -195,30 +186,28 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
     initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
     # Staged now (written at the first flush, or with the final commit of a shorter run), so the
     # journal's info names it from the start.
-    first = store.stage_first(repo, initial, extra_parents)
+    first = FirstCommit(initial, store.stage_first(repo, initial, extra_parents))
     # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
     # it holds the run as it started, so even a run that dies before its first commit is kept.
     info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(initial, extra_parents),
-            "base": first}
+            "base": first.commit}
     try:
         jour = journal.Journal.create(repo.commondir, meta["id"], info)
     except OSError as exc:
         raise StorageError(f"cannot start a run: gitexp needs to write its journal in "
                            f"{journal.journal_root(repo.commondir)} ({exc.strerror or exc}); check that the "
                            "repository is writable and the disk is not full") from exc
-    run = Run(repo, state, True, jour, None, chosen)
-    run._initial, run._first, run._extra_parents = initial, first, extra_parents
-    run._clock_start = clock_start  # what Run.end measures the duration from
+    tip = None
     if repo.config_bool("exp.sign", False):
         # A signing set-up that fails must fail here, not in the background: signing costs a
         # process anyway, so the RUNNING commit is written now.
         try:
-            run._tip, run._initial = store.put_first(repo, run._initial, run._stage_first()), None
+            tip = store.put_first(repo, first.state, first.commit)
         except BaseException:
             jour.remove()
             raise
-    run._start_background()
-    return run
+    return Run(repo, state, True, jour, chosen, tip=tip, first=first if tip is None else None,
+               clock_start=clock_start)
 
 
 def source(repo: Repo, run: Any) -> Any:
@@ -228,7 +217,7 @@ def source(repo: Repo, run: Any) -> Any:
     return runs.resolve(runs.load_runs(repo), getattr(run, "id", run))
 
 
-def resume(target: Any, path: Any, overrides: dict[str, Any], params: dict[str, Any] | None = None,
+def resume(target: Any, path: Any, overrides: Overrides, params: dict[str, Any] | None = None,
             tags: dict[str, Any] | None = None) -> Run:
     """Continue an ended run: new commits on its ref, metric steps going on from where they stopped."""
     repo = Repo.discover(path)
@@ -255,11 +244,7 @@ def resume(target: Any, path: Any, overrides: dict[str, Any], params: dict[str, 
         raise
     # The journal extends this session's first commit, as a new run's extends its first one.
     jour.write_info({**info, "host": state.meta["host"], "pid": state.meta["pid"], "base": tip})
-    run = Run(repo, state, True, jour, tip, settings(repo, overrides))
-    run._keys.update(state.metrics)
-    run._steps.update({key: max(series.steps) + 1 for key, series in state.metrics.items() if series.steps})
-    run._start_background()
-    return run
+    return Run(repo, state, True, jour, read_settings(repo, overrides), tip=tip)
 
 
 def attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | None,
@@ -272,12 +257,11 @@ def attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | No
     if not jour.exists():
         raise StorageError(f"{ENV_RUN_ID}={run_id} names no live run in {repo.gitdir}; unset it to start "
                            "a new run")
-    run = Run(repo, state, False, jour, None, settings(repo, {"system_interval": 0}))
+    run = Run(repo, state, False, jour, read_settings(repo, {"system_interval": 0}))
     if params:
         run.log_params(params)
     if tags:
         run.set_tags(tags)
     if description:
         run.set_description(description)
-    run._start_background()
     return run

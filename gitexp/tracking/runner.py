@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from gitexp.errors import GitexpError
-from gitexp.tracking import redact
+from gitexp.tracking import launch, redact
 from gitexp.tracking import run as tracking
 
 
@@ -55,15 +55,16 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
                              description=description, command=command, meta=meta)
     child_env = dict(os.environ)
     child_env.update({
-        tracking.ENV_RUN_ID: run.id, tracking.ENV_REPO: str(run.repo.gitdir),
-        tracking.ENV_EXPERIMENT: run.experiment, tracking.ENV_PARAMS: json.dumps(run.params),
+        launch.ENV_RUN_ID: run.id, launch.ENV_REPO: str(run.repo.gitdir),
+        launch.ENV_EXPERIMENT: run.experiment, launch.ENV_PARAMS: json.dumps(run.params),
         "PYTHONUNBUFFERED": "1",
     })
     interrupted: list[int] = []
     try:
         child = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
-        run._meta({"exit_code": 127, "error": {"type": type(exc).__name__, "message": redact.mask_text(str(exc))}})
+        run.update_meta({"exit_code": 127,
+                         "error": {"type": type(exc).__name__, "message": redact.mask_text(str(exc))}})
         run.end("FAILED")
         raise GitexpError(f"cannot run {command[0]!r}: {exc.strerror or exc}; check the command name and "
                           f"PATH (the run {run.id} is recorded as FAILED)") from exc
@@ -82,7 +83,7 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
     masker = redact.Masker()
     lock = threading.Lock()
     try:
-        with open(run._journal.output, "ab") as log:
+        with open(run.output_log, "ab") as log:
             pumps = [threading.Thread(target=_pump, args=(stream, sink, log, lock, masker), daemon=True)
                      for stream, sink in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer))]
             for pump in pumps:
@@ -99,12 +100,12 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
         status = "KILLED"
     else:
         status = "FAILED"
-    run._flush(checkpoint=False)  # take in what the child recorded, its error included
+    run.flush_journal()  # take in what the child recorded, its error included
     changes: dict[str, Any] = {"exit_code": code}
     if status != "FINISHED" and "error" not in run.state.meta:
         reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         changes["error"] = {"type": "ExitStatus", "message": f"command {reason}"}
-    run._meta(changes)
+    run.update_meta(changes)
     run.end(status)
     return 128 - code if code < 0 else code
 
@@ -121,7 +122,7 @@ _POLL = 0.2
 # and its git must find the temporary checkout and start a run of their own, not inherit these.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_REFLOG_ACTION",
               "GIT_EDITOR", "GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE", "GIT_OBJECT_DIRECTORY",
-              "GIT_ALTERNATE_OBJECT_DIRECTORIES", tracking.ENV_RUN_ID, tracking.ENV_REPO, tracking.ENV_PARAMS)
+              "GIT_ALTERNATE_OBJECT_DIRECTORIES", launch.ENV_RUN_ID, launch.ENV_REPO, launch.ENV_PARAMS)
 ENV_AUTORUN_WORKTREE = "GITEXP_AUTORUN_WORKTREE"
 
 
