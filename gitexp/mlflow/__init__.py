@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gitexp.mlflow.autologging import autolog
+from gitexp.mlflow import autologging
 from gitexp.mlflow.entities import RunStatus, ViewType
 from gitexp.mlflow.exceptions import MlflowException
 from gitexp.mlflow.experiments import (
@@ -69,6 +69,15 @@ __all__ = [
     "log_image", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_text", "search_runs",
     "set_experiment", "set_experiment_tag", "set_tag", "set_tags", "set_tracking_uri", "start_run",
 ]
+
+
+def autolog(log_models: bool = True, disable: bool = False, silent: bool = False, **kwargs: Any) -> None:
+    """mlflow.autolog(): scikit-learn, plus a warning for each unsupported library that is present."""
+    from gitexp.mlflow import sklearn
+
+    autologging.enable("sklearn", disable=disable, log_models=log_models, silent=silent, log_model=sklearn.log_model)
+    if not disable:
+        autologging.warn_unsupported(silent)
 
 
 def is_tracking_uri_set() -> bool:

@@ -4,6 +4,9 @@ scikit-learn is supported: every estimator's fit logs its params (get_params), t
 and, with log_models, the fitted model, in the active run (or a run of its own, as MLflow does).
 Other libraries MLflow autologs (Keras, XGBoost, LightGBM, Lightning...) get one warning saying
 to log explicitly. Patching happens when scikit-learn is imported, so calling autolog first is cheap.
+
+mlflow.sklearn.autolog (gitexp/mlflow/sklearn.py) turns scikit-learn on, handing in how its models
+are logged; mlflow.autolog (gitexp/mlflow/__init__.py) calls it, then warn_unsupported.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import importlib.util
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any
+
+# log_model(model, name=...): how a flavour logs a fitted model (mlflow.sklearn.log_model).
+ModelLogger = Callable[..., Any]
 
 SUPPORTED = ("sklearn",)
 UNSUPPORTED = ("tensorflow", "keras", "xgboost", "lightgbm", "pytorch_lightning", "lightning", "torch",
@@ -31,15 +38,21 @@ def _warn(message: str, silent: bool = False) -> None:
         warnings.warn(f"gitexp.mlflow: {message}", UserWarning, stacklevel=4)
 
 
-def enable(library: str, disable: bool = False, log_models: bool = True, silent: bool = False) -> None:
-    """Turn autologging of *library* on (or off with disable=True); never raises."""
+def _unsupported(library: str) -> str:
+    return (f"autolog for {library} is not supported; its params and metrics are not recorded automatically: "
+            "log them with mlflow.log_param/log_metric")
+
+
+def enable(library: str, disable: bool = False, log_models: bool = True, silent: bool = False,
+           log_model: ModelLogger | None = None) -> None:
+    """Turn autologging of *library* on (or off with disable=True); never raises. *log_model* logs
+    a fitted model when log_models is true (none: models are not logged)."""
     try:
         if library not in SUPPORTED:
             if not disable:
-                _warn(f"autolog for {library} is not supported; its params and metrics are not recorded "
-                      "automatically: log them with mlflow.log_param/log_metric", silent)
+                _warn(_unsupported(library), silent)
             return
-        _config[library] = {"disable": disable, "log_models": log_models, "silent": silent}
+        _config[library] = {"disable": disable, "log_models": log_models, "silent": silent, "log_model": log_model}
         if disable:  # patched estimators pass through; a pending import hook is no longer needed
             sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, _Hook) and f.name == library)]
         else:
@@ -48,18 +61,15 @@ def enable(library: str, disable: bool = False, log_models: bool = True, silent:
         _warn(f"autolog for {library} could not be set up ({exc}); nothing is logged automatically", silent)
 
 
-def autolog(log_models: bool = True, disable: bool = False, silent: bool = False, **kwargs: Any) -> None:
-    """mlflow.autolog(): scikit-learn, plus a warning for each unsupported library that is present."""
-    enable("sklearn", disable=disable, log_models=log_models, silent=silent)
-    if disable:
-        return
+def warn_unsupported(silent: bool = False) -> None:
+    """mlflow.autolog()'s warning for each library it cannot autolog that is present."""
     for name in UNSUPPORTED:
         try:
             present = name in sys.modules or importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):
             present = False
         if present:
-            enable(name, silent=silent)
+            _warn(_unsupported(name), silent)
 
 
 class _Hook(importlib.abc.MetaPathFinder):
@@ -127,9 +137,9 @@ def _logged_fit(original: Any, estimator: Any, args: tuple, kwargs: dict, conf: 
 
     own = None
     try:
-        if not fluent._active:
+        if fluent.active_run() is None:
             own = fluent.start_run()
-        fluent.log_params_to(fluent._active[-1], estimator.get_params(deep=True))
+        fluent.log_params(estimator.get_params(deep=True))
         fluent.set_tags({"estimator_name": type(estimator).__name__,
                          "estimator_class": f"{type(estimator).__module__}.{type(estimator).__qualname__}"})
     except Exception as exc:
@@ -142,10 +152,9 @@ def _logged_fit(original: Any, estimator: Any, args: tuple, kwargs: dict, conf: 
         raise
     try:
         _training_metrics(estimator, args, kwargs)
-        if conf.get("log_models", True):
-            from gitexp.mlflow import sklearn
-
-            sklearn.log_model(estimator, name="model")
+        log_model = conf.get("log_model")
+        if conf.get("log_models", True) and log_model is not None:
+            log_model(estimator, name="model")
     except Exception as exc:
         _warn(f"autolog could not record the metrics or model of {type(estimator).__name__} ({exc})",
               conf.get("silent", False))

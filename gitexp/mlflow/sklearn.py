@@ -5,8 +5,8 @@ scikit-learn itself is only imported by autolog; saving and loading a model only
 
 from __future__ import annotations
 
+import importlib
 import os
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,9 @@ SERIALIZATION_FORMAT_PICKLE, SERIALIZATION_FORMAT_CLOUDPICKLE = "pickle", "cloud
 def _saver(sk_model: Any, serialization_format: str | None) -> Any:
     def save(folder: Path) -> dict[str, Any]:
         fmt = serialization_format or SERIALIZATION_FORMAT_PICKLE
-        if fmt == SERIALIZATION_FORMAT_CLOUDPICKLE:
-            import cloudpickle as module
-        elif fmt == SERIALIZATION_FORMAT_PICKLE:
-            module = pickle  # type: ignore[assignment]
-        else:
+        if fmt not in (SERIALIZATION_FORMAT_PICKLE, SERIALIZATION_FORMAT_CLOUDPICKLE):
             raise MlflowException(f"serialization_format {fmt!r} is not supported here; use 'pickle' or 'cloudpickle'")
+        module = importlib.import_module(fmt)  # each format is named after its module
         with open(folder / PICKLED, "wb") as handle:
             module.dump(sk_model, handle)
         sklearn = sys.modules.get("sklearn")
@@ -77,4 +74,4 @@ def _load_pyfunc(path: str | os.PathLike[str]) -> Any:
 def autolog(log_models: bool = True, disable: bool = False, silent: bool = False, **kwargs: Any) -> None:
     from gitexp.mlflow import autologging
 
-    autologging.enable("sklearn", disable=disable, log_models=log_models, silent=silent)
+    autologging.enable("sklearn", disable=disable, log_models=log_models, silent=silent, log_model=log_model)
