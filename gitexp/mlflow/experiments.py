@@ -14,10 +14,12 @@ from gitexp.mlflow.exceptions import MlflowException
 
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None,
                    **_: Any) -> entities.Experiment:
-    if (experiment_name is None) == (experiment_id is None):
+    if experiment_id is not None and experiment_name is None:
+        name = session.experiment_for(experiment_id)
+    elif experiment_name is not None and experiment_id is None:
+        name = session.experiment_name(experiment_name)
+    else:
         raise MlflowException("set_experiment needs exactly one of experiment_name or experiment_id")
-    name = session.experiment_for_id(experiment_id) if experiment_id is not None else \
-        session.experiment_name(experiment_name)  # type: ignore[arg-type]
     session.create(name)
     session.set_current(name)
     return session.experiment(name)

@@ -30,9 +30,9 @@ def log_figure(run: Any, figure: Any, artifact_file: str, save_kwargs: dict[str,
     if not save_kwargs and suffix in ("png", "svg", "pdf"):
         run.log_figure(figure, artifact_file)
         return
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=suffix or "png", **(save_kwargs or {}))
-    _log_bytes(run, buffer.getvalue(), artifact_file)
+    image = io.BytesIO()
+    figure.savefig(image, format=suffix or "png", **(save_kwargs or {}))
+    _log_bytes(run, image.getvalue(), artifact_file)
 
 
 def _log_bytes(run: Any, data: bytes, name: str) -> None:

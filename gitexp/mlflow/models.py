@@ -10,7 +10,9 @@ serialisation is pickle-based.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pickle
 import tempfile
 import uuid
 import warnings
@@ -146,8 +148,6 @@ def flavor_conf(folder: Path, flavor: str) -> dict[str, Any]:
 
 
 def unpickle(path: Path) -> Any:
-    import pickle
-
     with open(path, "rb") as handle:
         return pickle.load(handle)
 
@@ -155,9 +155,9 @@ def unpickle(path: Path) -> Any:
 def pickle_by_value(obj: Any, path: Path) -> str:
     """cloudpickle when it is installed (classes defined in a script load in another process), else pickle."""
     try:
-        import cloudpickle as module
+        module = importlib.import_module("cloudpickle")
     except ImportError:
-        import pickle as module  # type: ignore[no-redef]
+        module = pickle
     with open(path, "wb") as handle:
         module.dump(obj, handle)
     return module.__name__

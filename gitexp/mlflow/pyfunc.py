@@ -82,9 +82,9 @@ def _saver(python_model: Any, artifacts: dict[str, str] | None, loader_module: s
         elif loader_module is not None:
             conf["loader_module"] = loader_module
             if data_path is not None:
-                source = Path(data_path)
-                (shutil.copytree if source.is_dir() else shutil.copy2)(source, folder / source.name)
-                conf["data"] = source.name
+                data = Path(data_path)
+                (shutil.copytree if data.is_dir() else shutil.copy2)(data, folder / data.name)
+                conf["data"] = data.name
         else:
             raise MlflowException("pyfunc.log_model needs python_model=, or loader_module= (with data_path=)")
         return conf
