@@ -11,7 +11,7 @@ import pytest
 import gitexp
 from gitexp.git.repo import Repo
 from gitexp.store import codec as fmt
-from gitexp.store import runs
+from gitexp.store import runcache, runs
 from gitexp.store.fields import MISSING
 from gitexp.store.runcache import CACHE_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
 from gitexp.store.runs import RunRecord, load_runs, run_ids
@@ -204,3 +204,13 @@ def test_unread_records_compare_copy_and_print_like_read_ones(repo: Path) -> Non
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         load_runs()[0].nothing  # noqa: B018
     assert runs.listing_rows([load_runs()[0], read])[1] is None
+
+
+def test_the_row_accessors_read_their_own_fields(repo: Path) -> None:
+    make_run("a", params={"lr": 0.1}, metrics={"loss": 0.5})
+    (record,) = load_runs()
+    row = record.listing_row
+    assert row is not None and len(row) == len(ROW_FIELDS)
+    assert {field: getattr(runcache, f"row_{field}")(row) for field in ROW_FIELDS} == {
+        "name": "a", "status": "FINISHED", "start": record.start, "duration": record.duration,
+        "base_commit": record.base_commit, "flat_params": {"lr": 0.1}, "lasts": {"loss": 0.5}}
