@@ -344,3 +344,32 @@ def test_unwritable_git_directory_is_a_clear_error_at_start(repo: Path) -> None:
     with pytest.raises(gitexp.GitexpError, match=r"cannot start a run.*journal"):
         gitexp.start_run(**QUIET)
     assert git(repo, "for-each-ref", "refs/experiments/") == ""
+
+
+def test_settings_come_from_git_config_unless_start_run_names_them(repo: Path) -> None:
+    from gitexp.git.repo import Repo
+    from gitexp.tracking.settings import read_settings
+
+    git(repo, "config", "exp.flushInterval", "5")
+    git(repo, "config", "exp.systemMetricsInterval", "0")
+    git(repo, "config", "exp.captureEnv", "false")
+    git(repo, "config", "exp.envVariables", "CUDA_VISIBLE_DEVICES, SEED")
+    chosen = read_settings(Repo.discover(repo), {"flush_interval": 2.0, "capture_env": None, "capture_code": False})
+    assert chosen == {"flush_interval": 2.0, "checkpoint_interval": 30.0, "system_interval": 0.0,
+                      "max_snapshot": 10 * 2**20, "capture_env": False, "capture_code": False,
+                      "env_variables": ["CUDA_VISIBLE_DEVICES", "SEED"]}
+    with gitexp.start_run(name="configured") as run:  # the flusher runs at the configured interval
+        assert run.flush_interval == 5.0 and not run.wants_system_metrics
+
+
+def test_system_metrics_are_sampled_only_for_runs_that_want_them(repo: Path, gitexp_env: dict[str, str]) -> None:
+    # In a process of its own: the sampler is shared by the process's runs, made by the first that wants one.
+    script = ("import time, gitexp\n"
+              "quiet = gitexp.start_run(name='quiet', system_metrics_interval=0, capture_env=False)\n"
+              "with gitexp.start_run(name='sampled', system_metrics_interval=0.05, capture_env=False):\n"
+              "    time.sleep(0.5)\n"
+              "quiet.end()\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=repo, env=gitexp_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "system/cpu_percent" in gitexp.get_run("sampled").metrics
+    assert not any(key.startswith("system/") for key in gitexp.get_run("quiet").metrics)
