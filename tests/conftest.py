@@ -66,10 +66,15 @@ def repo(empty_repo: Path) -> Path:
 
 @pytest.fixture
 def env_for_subprocess(isolated_git: Path) -> dict[str, str]:
-    """The environment a child `git exp` or python process needs to stay isolated."""
+    """The environment a child `git exp` or python process needs to stay isolated, importing the
+    gitexp under test (this checkout), not whichever one is installed."""
+    import gitexp
+
     env = dict(os.environ)
     env.update(GIT_ENV)
     env["HOME"] = str(isolated_git)
+    source = str(Path(gitexp.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     return env
 
 
@@ -80,11 +85,8 @@ def gitexp_env(env_for_subprocess: dict[str, str], tmp_path_factory: pytest.Temp
     import shlex
     import sys
 
-    import gitexp
 
-    env = dict(env_for_subprocess)
-    source = str(Path(gitexp.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    env = dict(env_for_subprocess)  # its PYTHONPATH already leads to the gitexp under test
     bin_dir = tmp_path_factory.mktemp("bin")
     shim = bin_dir / "git-exp"
     shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m gitexp \"$@\"\n")
