@@ -57,6 +57,7 @@ def cmd_artifacts(run: str, form: str, experiment: str | None) -> int:
 
 def cmd_get(run: str, paths: list[str], output: str, remote: str | None, force: bool,
             experiment: str | None) -> int:
+    from gitexp.git.lazyrepo import real
     from gitexp.ops import restore
 
     record = _record(run, experiment)
@@ -64,8 +65,9 @@ def cmd_get(run: str, paths: list[str], output: str, remote: str | None, force: 
     if not chosen:
         print(f"run {record.id} has no artifacts", file=sys.stderr)
         return 0
-    fetched = restore.ensure_present(record.repo, chosen, remote)
-    written = restore.restore(record.repo, chosen, Path(output), force=force)
+    repo = real(record.repo)  # fetching LFS content writes
+    fetched = restore.ensure_present(repo, chosen, remote)
+    written = restore.restore(repo, chosen, Path(output), force=force)
     note = f", {fetched} fetched through Git LFS" if fetched else ""
     kept = len(chosen) - len(written)
     print(f"restored {len(written)} file(s) into {output} ({restore.describe(chosen)} checked{note}"

@@ -1,24 +1,28 @@
-"""A Repo that opens libgit2 only when something beyond the repository's paths and refs is asked of it.
+"""LazyRepo: a RepoReader (gitexp/git/reader.py) that opens libgit2 only when it must.
 
 load_runs hands one to the records it makes when gitfiles could locate the repository: a warm
-`git exp ls` then never imports pygit2 (70 ms), while a record's history, env or artifacts, read
-through record.repo, open the real gitexp.git.repo.Repo on first use.
+`git exp ls` then never imports pygit2 (70 ms), since the paths and refs it needs come from git's
+files, while a record's history, env or artifacts, read through record.repo, open the real
+gitexp.git.repo.Repo on first use. Code that writes needs that Repo itself: real(reader).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitexp.git.gitfiles import Location, locate, read_refs
 
 if TYPE_CHECKING:
+    from gitexp.git.handle import Entry
+    from gitexp.git.reader import RepoReader
     from gitexp.git.repo import Repo
 
 
 class LazyRepo:
-    """gitdir, commondir and refs() from git's files; anything else from the Repo opened on first use."""
+    """gitdir, commondir and refs() from git's files; every other read from the Repo opened on first use."""
 
     def __init__(self, location: Location) -> None:
         self.location = location
@@ -42,6 +46,11 @@ class LazyRepo:
     def opened(self) -> bool:
         return self._repo is not None
 
+    @property
+    def workdir(self) -> Path | None:
+        # Not the folder gitfiles found the .git in: core.bare and a --separate-git-dir decide it.
+        return self.open().workdir
+
     def refs(self, prefix: str) -> dict[str, str]:
         """Repo.refs(prefix); read from git's files unless they hold anything unusual."""
         found = read_refs(self.commondir, prefix)
@@ -51,11 +60,64 @@ class LazyRepo:
             return found
         return self.open().refs(prefix)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only for names not set above: workdir (core.bare decides it), config, read_path...
-        if name.startswith("__") or name in ("location", "_repo", "_lock"):
-            raise AttributeError(name)  # copy/pickle probes, and a half-made instance: not the Repo's
-        return getattr(self.open(), name)
+    # Every other read is the Repo's: see RepoReader for what each answers.
+
+    def ref(self, name: str) -> str | None:
+        return self.open().ref(name)
+
+    def config(self, key: str) -> str | None:
+        return self.open().config(key)
+
+    def config_bool(self, key: str, default: bool) -> bool:
+        return self.open().config_bool(key, default)
+
+    def config_number(self, key: str, default: float) -> float:
+        return self.open().config_number(key, default)
+
+    def has_object(self, oid: str) -> bool:
+        return self.open().has_object(oid)
+
+    def read_blob(self, oid: str) -> bytes:
+        return self.open().read_blob(oid)
+
+    def read_path(self, commit: str, path: str) -> bytes | None:
+        return self.open().read_path(commit, path)
+
+    def entry_oid(self, commit: str, path: str) -> str | None:
+        return self.open().entry_oid(commit, path)
+
+    def tree_of(self, commit: str) -> str:
+        return self.open().tree_of(commit)
+
+    def tree_entries(self, commit: str, path: str = "") -> dict[str, Entry]:
+        return self.open().tree_entries(commit, path)
+
+    def tree_files(self, commit: str, path: str = "") -> dict[str, Entry]:
+        return self.open().tree_files(commit, path)
+
+    def notes_map(self, notes_commit: str) -> dict[str, str]:
+        return self.open().notes_map(notes_commit)
+
+    def diff_trees(self, old: str | None, new: str) -> str:
+        return self.open().diff_trees(old, new)
+
+    def diff_stat(self, old: str | None, new: str | None) -> list[tuple[str, str, int, int]]:
+        return self.open().diff_stat(old, new)
+
+    def commit_info(self, commit: str) -> tuple[list[str], str, int]:
+        return self.open().commit_info(commit)
+
+    def walk(self, start: str, limit: int) -> list[tuple[str, list[str], str, int]]:
+        return self.open().walk(start, limit)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.open().is_ancestor(ancestor, descendant)
+
+    def resolve_commit(self, text: str) -> str | None:
+        return self.open().resolve_commit(text)
+
+    def is_signed(self, commit: str) -> bool:
+        return self.open().is_signed(commit)
 
     def __fspath__(self) -> str:
         # Repo.discover(a LazyRepo), as some callers do with a path or a Repo, opens the same repository.
@@ -65,21 +127,27 @@ class LazyRepo:
         return f"LazyRepo({str(self.gitdir)!r}, {'opened' if self.opened else 'not opened'})"
 
 
-def real(repo: Repo | LazyRepo) -> Repo:
-    """*repo* itself, or the Repo behind a LazyRepo (opened now): for code that needs a Repo as such."""
-    return repo.open() if isinstance(repo, LazyRepo) else repo
+def real(repo: RepoReader) -> Repo:
+    """The Repo behind *repo*: itself when it is one, else the one a LazyRepo opens (now, unless it
+    has already): for code that writes, or needs a Repo as such."""
+    if isinstance(repo, LazyRepo):
+        return repo.open()
+    from gitexp.git.repo import Repo  # loaded already: *repo* is one
+
+    if not isinstance(repo, Repo):
+        raise TypeError(f"not a repository gitexp opened: {repo!r}")
+    return repo
 
 
-def open_repository(repo: Repo | LazyRepo | str | os.PathLike[str] | None) -> Repo | LazyRepo:
+def open_repository(repo: RepoReader | str | os.PathLike[str] | None) -> RepoReader:
     """*repo* when it is a repository already, else the one found from that path (None: the current
     directory) as Repo.discover finds it: a LazyRepo where gitfiles can locate it, else a Repo."""
-    if isinstance(repo, LazyRepo):
-        return repo
-    if repo is None or isinstance(repo, str | os.PathLike):
-        start = None if repo is None else os.fspath(repo)
-        location = locate(start) if start is None or isinstance(start, str) else None
-        if location is not None:
-            return LazyRepo(location)
+    if isinstance(repo, LazyRepo) or not (repo is None or isinstance(repo, str | os.PathLike)):
+        return repo  # a LazyRepo (itself a PathLike) or a Repo
+    start = None if repo is None else os.fspath(repo)
+    location = locate(start) if start is None or isinstance(start, str) else None
+    if location is not None:
+        return LazyRepo(location)
     from gitexp.git.repo import Repo
 
-    return repo if isinstance(repo, Repo) else Repo.discover(repo)
+    return Repo.discover(repo)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitexp.errors import CorruptArtifactError
-from gitexp.git.repo import Repo
+from gitexp.git.reader import RepoReader
 
 SPEC_LINE = b"version https://git-lfs.github.com/spec/v1\n"
 # Any blob this small that starts like a pointer is taken for one; gitexp never stores a
@@ -95,7 +95,7 @@ def hash_stream(src: int, dst: int | None = None) -> tuple[str, int]:
 class Store:
     """The repository's LFS object store."""
 
-    def __init__(self, repo: Repo) -> None:
+    def __init__(self, repo: RepoReader) -> None:
         configured = repo.config("lfs.storage")
         self.root = repo.commondir / configured if configured else repo.commondir / "lfs"
         self.objects = self.root / "objects"

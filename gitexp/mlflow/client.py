@@ -68,10 +68,11 @@ class MlflowClient:
         session.live.pop(run_id, None)
 
     def delete_run(self, run_id: str) -> None:
+        from gitexp.git.lazyrepo import real
         from gitexp.ops import trash
 
         record = runs._record(run_id)
-        trash.remove([record.id], repo=record.repo, force=True)
+        trash.remove([record.id], repo=real(record.repo), force=True)
 
     def search_runs(self, experiment_ids: list[str] | str, filter_string: str = "",
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,

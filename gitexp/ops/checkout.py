@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.errors import GitexpError
+from gitexp.git.lazyrepo import real
 from gitexp.git.repo import Repo
 from gitexp.store import runs
 from gitexp.store.runs import RunRecord
@@ -109,7 +110,7 @@ def _check_artifacts_destination(record: RunRecord) -> None:
 
 def checkout(record: RunRecord, branch: str | None, worktree: str | None, artifacts: bool = False) -> list[str]:
     """Recreate the run's code on a new branch (switched to) and/or in a new worktree."""
-    repo = record.repo
+    repo = real(record.repo)  # code_commit writes a commit
     restore = _require_artifacts() if artifacts else None  # refuse before changing anything
     if not branch and not worktree:
         raise GitexpError("say where the code should go: -b BRANCH (a new branch here) or --worktree DIR")
@@ -162,7 +163,7 @@ def checkout(record: RunRecord, branch: str | None, worktree: str | None, artifa
 def code_worktree(record: RunRecord) -> Iterator[Path]:
     """A temporary worktree holding the run's code as it ran: HEAD at its base commit, with its
     uncommitted and untracked files as changes; removed (and pruned) afterwards."""
-    repo = record.repo
+    repo = real(record.repo)  # code_commit writes a commit
     cwd = repo.workdir or repo.gitdir
     commit = code_commit(repo, record)
     tmp = Path(tempfile.mkdtemp(prefix="gitexp-rerun-"))

@@ -18,6 +18,7 @@ from typing import Any
 
 from gitexp.errors import ArtifactError, CorruptArtifactError, RemoteError
 from gitexp.git import lfs, transport
+from gitexp.git.lazyrepo import real
 from gitexp.git.repo import EXEC_MODE, Repo
 from gitexp.store.artifacts import Artifact, check_name, human_size, list_artifacts
 
@@ -220,9 +221,9 @@ def download_artifacts(run: Any, path: str | None = None, dst: str | os.PathLike
     commit: str | None
     if isinstance(run, str):
         record = runs.get_run(run)
-        repo, commit, run_id = record.repo, record.commit, record.id
+        repo, commit, run_id = real(record.repo), record.commit, record.id  # fetching LFS content writes
     elif isinstance(run, runs.RunRecord):
-        repo, commit, run_id = run.repo, run.commit, run.id
+        repo, commit, run_id = real(run.repo), run.commit, run.id
     else:  # a Run: what its ref holds now (its last checkpoint, or its final commit)
         repo, run_id = Repo.discover(run.repo.gitdir), run.id  # run.repo belongs to the run's threads
         commit = repo.ref(run.ref)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gitexp.errors import ArtifactError, CorruptArtifactError, GitexpError
 from gitexp.git import lfs
+from gitexp.git.reader import RepoReader
 from gitexp.git.repo import BLOB_MODE, EXEC_MODE, Entry, Repo
 from gitexp.store import codec as fmt
 from gitexp.store.ingest import Ingest, collect
@@ -247,7 +248,7 @@ def log_model(run: ArtifactRun, obj: Any, name: str, format: str = "pickle") -> 
 # -- reading ------------------------------------------------------------------------------------
 
 
-def list_artifacts(repo: Repo, commit: str) -> list[Artifact]:
+def list_artifacts(repo: RepoReader, commit: str) -> list[Artifact]:
     """Every artifact of the run commit *commit*, sorted by path; tree data is treated as untrusted."""
     store = lfs.Store(repo)
     out = []

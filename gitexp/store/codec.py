@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from gitexp.errors import CorruptRunError, GitexpError
+from gitexp.git.reader import RepoReader
 from gitexp.git.repo import Entry, Repo
 from gitexp.store import names, yamltext
 from gitexp.store.histories import HISTORY_DIR, TSV_HEADER, read_history
@@ -201,7 +202,7 @@ def load_env(data: bytes | None, what: str) -> dict[str, Any]:
     return check_env(load_yaml(data, what), what)
 
 
-def object_kind(repo: Repo, oid: str) -> str:
+def object_kind(repo: RepoReader, oid: str) -> str:
     """What *oid* is, for a message: "a commit", "an annotated tag", "a tree", "a blob", "a missing object"."""
     if not repo.has_object(oid):
         return "a missing object"
@@ -213,13 +214,13 @@ def object_kind(repo: Repo, oid: str) -> str:
         return "a blob"
 
 
-def check_commit(repo: Repo, oid: str) -> None:
+def check_commit(repo: RepoReader, oid: str) -> None:
     """CorruptRunError unless *oid*, a run ref's target, is a commit (a fetched ref may point at anything)."""
     if repo.resolve_commit(oid) != oid:
         raise CorruptRunError(f"the ref points at {object_kind(repo, oid)} ({oid[:12]}), not at a commit")
 
 
-def read_meta(repo: Repo, commit: str) -> dict[str, Any]:
+def read_meta(repo: RepoReader, commit: str) -> dict[str, Any]:
     return check_meta(load_yaml(repo.read_path(commit, META), f"{META} of commit {commit[:12]}"), META)
 
 
@@ -237,7 +238,7 @@ def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any
     return spec
 
 
-def read_listing(repo: Repo, commit: str) -> tuple[dict, dict, dict, str | None]:
+def read_listing(repo: RepoReader, commit: str) -> tuple[dict, dict, dict, str | None]:
     """(meta, params, metric summaries, env.yaml blob id) of a run commit: what listing needs.
 
     Read from summary.json when the commit has one (gitexp writes it) and it is sound, else from the
@@ -256,7 +257,7 @@ def read_listing(repo: Repo, commit: str) -> tuple[dict, dict, dict, str | None]
     return meta, params, metrics, env.oid if env else None
 
 
-def read_index(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
+def read_index(repo: RepoReader, commit: str) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) from summary.json, checked; CorruptRunError when it is
     absent or unsound (verify reports it, listings fall back to the YAML)."""
     data = repo.read_path(commit, SUMMARY)
@@ -273,7 +274,7 @@ def read_index(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
         check_metrics(metrics, f"{SUMMARY} metrics")
 
 
-def read_summary(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
+def read_summary(repo: RepoReader, commit: str) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) of a run commit from its YAML files, checked."""
     where = f"of commit {commit[:12]}"
     meta = read_meta(repo, commit)
@@ -282,7 +283,7 @@ def read_summary(repo: Repo, commit: str) -> tuple[dict, dict, dict]:
     return meta, params, metrics
 
 
-def read_state(repo: Repo, commit: str) -> RunState:
+def read_state(repo: RepoReader, commit: str) -> RunState:
     """The full state of a run commit, to resume it or finish it after a crash."""
     meta, params, metrics = read_summary(repo, commit)
     state = RunState(meta=meta, params=params)

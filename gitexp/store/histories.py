@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from gitexp.errors import CorruptRunError
-from gitexp.git.repo import Repo
+from gitexp.git.reader import RepoReader
 from gitexp.store import cachefile, names
 from gitexp.store.state import Series
 
@@ -32,7 +32,7 @@ def history_path(key: str) -> str:
     return f"{HISTORY_DIR}/{names.key_to_path(key)}.tsv"
 
 
-def read_history(repo: Repo, commit: str, key: str) -> Series:
+def read_history(repo: RepoReader, commit: str, key: str) -> Series:
     """The history of metric *key* in run commit *commit* (an empty Series when it has none);
     CorruptRunError when it cannot be read as one."""
     path = history_path(key)

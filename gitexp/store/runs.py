@@ -9,10 +9,10 @@ import warnings
 import weakref
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
-from gitexp.git.lazyrepo import LazyRepo, open_repository, real
+from gitexp.git.lazyrepo import open_repository, real
 from gitexp.store import names
 from gitexp.store.runcache import (
     Cache,
@@ -27,7 +27,7 @@ from gitexp.store.runcache import (
 from gitexp.text import printable
 
 if TYPE_CHECKING:
-    from gitexp.git.repo import Repo
+    from gitexp.git.reader import RepoReader
     from gitexp.store.state import Series
 
 # gitexp.store.codec and gitexp.store.writer (and with them yaml, 20 ms to import) are imported where they
@@ -38,7 +38,7 @@ MISSING: Any = None
 _SUMMARY = ("meta", "params", "metrics")
 # The run ids of the last load_runs, when it listed every run: what its records were read
 # against, so that their short ids (table.run_short_ids) need not list 10,000 refs again.
-_last_ids: tuple[weakref.ReferenceType[Repo | LazyRepo], list[str]] | None = None
+_last_ids: tuple[weakref.ReferenceType[RepoReader], list[str]] | None = None
 
 
 class RunRecord:
@@ -52,7 +52,7 @@ class RunRecord:
     meta: dict[str, Any]
     params: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
-    repo: Repo  # or a LazyRepo, which passes for one
+    repo: RepoReader  # a Repo, or a LazyRepo that opens one only when a read needs libgit2
     env_blob: str | None
     _env: dict[str, Any] | None
     # A record of load_runs has meta, params and metrics unset until one is first used: then
@@ -76,7 +76,7 @@ class RunRecord:
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
     def __init__(self, id: str, experiment: str, commit: str, meta: dict[str, Any], params: dict[str, Any],
-                 metrics: dict[str, dict[str, Any]], repo: Repo, env_blob: str | None = None) -> None:
+                 metrics: dict[str, dict[str, Any]], repo: RepoReader, env_blob: str | None = None) -> None:
         self.id, self.experiment, self.commit, self.repo, self.env_blob = id, experiment, commit, repo, env_blob
         self.meta, self.params, self.metrics = meta, params, metrics
         self._env = self._summaries = self._row = None
@@ -192,7 +192,7 @@ class RunRecord:
         return out
 
 
-def _unread(run_id: str, experiment: str, commit: str, repo: Repo, env_blob: str | None, summaries: Summaries,
+def _unread(run_id: str, experiment: str, commit: str, repo: RepoReader, env_blob: str | None, summaries: Summaries,
             row: Row | None) -> RunRecord:
     """A RunRecord whose meta, params and metrics are read from *summaries* when first used."""
     record = object.__new__(RunRecord)
@@ -222,7 +222,7 @@ def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
     return experiment, run_id
 
 
-def _recover(repo: Repo | LazyRepo) -> None:
+def _recover(repo: RepoReader) -> None:
     """store.recover, importing store (and yaml) only when the journal holds a dead run."""
     # Cheaper still: with no lock file (docs/format.md: <run-id>.lock) no run can need it.
     try:
@@ -242,7 +242,7 @@ def _recover(repo: Repo | LazyRepo) -> None:
         store.recover(real(repo))
 
 
-def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, experiment: str | None = None,
+def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experiment: str | None = None,
               recover: bool = True, namespace: str = names.REF_PREFIX) -> RunList:
     """Every run (of *experiment*, or all), newest first.
 
@@ -252,8 +252,6 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
     """
     global _last_ids
     repo = open_repository(repo)
-    # What the records hold: a LazyRepo passes for a Repo (it asks the one it opens for anything it lacks).
-    records_repo = cast("Repo", repo)
     # The runs this process started may not be on their refs yet (their first commit waits for
     # the background flush): have them written first. Without gitexp.store.background, it started none.
     background = sys.modules.get("gitexp.store.background")
@@ -296,10 +294,10 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
                     continue
                 entry = cache.add(commit, meta, params, metrics, env_blob)
                 if entry is None:
-                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, records_repo, env_blob))
+                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
                     continue
             env_blob, row = entry
-            records.append(_unread(run_id, exp, commit, records_repo, env_blob, summaries, row))
+            records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
     finally:
         if collecting:
             gc.enable()
@@ -309,7 +307,7 @@ def load_runs(repo: Repo | LazyRepo | str | os.PathLike[str] | None = None, expe
     return RunList(records, damaged)
 
 
-def run_ids(repo: Repo | LazyRepo) -> list[str]:
+def run_ids(repo: RepoReader) -> list[str]:
     """The id of every run: as the last load_runs listed them, when that was of all runs of *repo*."""
     if _last_ids is not None and _last_ids[0]() is repo:
         return _last_ids[1]
@@ -341,6 +339,6 @@ def resolve(records: list[RunRecord], text: str) -> RunRecord:
                            "`git exp ls` lists the runs")
 
 
-def get_run(id_or_name: str, repo: Repo | LazyRepo | str | os.PathLike[str] | None = None,
+def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = None,
             experiment: str | None = None) -> RunRecord:
     return resolve(load_runs(repo, experiment), id_or_name)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gitexp.errors import GitexpError
+from gitexp.git.reader import RepoReader
 from gitexp.git.repo import Repo
 from gitexp.store import notes
 from gitexp.store.runs import RunRecord
@@ -30,7 +31,7 @@ def _trailers(message: str) -> dict[str, str]:
     return out
 
 
-def sessions(repo: Repo, record: RunRecord) -> list[tuple[int, str]]:
+def sessions(repo: RepoReader, record: RunRecord) -> list[tuple[int, str]]:
     """(start time, status it ended with) of each session of a run, oldest first; one per resume."""
     chain = []
     commit: str | None = record.commit

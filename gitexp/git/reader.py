@@ -1,0 +1,76 @@
+"""RepoReader: what reading runs asks of a repository, which both of its readers answer.
+
+gitexp.git.repo.Repo (libgit2) answers all of it. gitexp.git.lazyrepo.LazyRepo answers the paths and
+refs from git's own files and opens a Repo for the rest, on first use; a warm `git exp ls` needs no
+more than the paths and refs, so it never imports pygit2. Code that writes (objects, refs, the
+working tree) needs a Repo itself: gitexp.git.lazyrepo.real gives the one behind either reader.
+
+A Protocol, so Repo satisfies it without naming it, and this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gitexp.git.handle import Entry
+
+
+class RepoReader(Protocol):
+    """A repository's paths, refs, config and objects, as gitexp reads runs from them."""
+
+    @property
+    def gitdir(self) -> Path: ...
+
+    @property
+    def commondir(self) -> Path: ...
+
+    @property
+    def workdir(self) -> Path | None: ...
+
+    # -- refs and config ----------------------------------------------------------------------------
+
+    def refs(self, prefix: str) -> dict[str, str]: ...
+
+    def ref(self, name: str) -> str | None: ...
+
+    def config(self, key: str) -> str | None: ...
+
+    def config_bool(self, key: str, default: bool) -> bool: ...
+
+    def config_number(self, key: str, default: float) -> float: ...
+
+    # -- objects -----------------------------------------------------------------------------------
+
+    def has_object(self, oid: str) -> bool: ...
+
+    def read_blob(self, oid: str) -> bytes: ...
+
+    def read_path(self, commit: str, path: str) -> bytes | None: ...
+
+    def entry_oid(self, commit: str, path: str) -> str | None: ...
+
+    def tree_of(self, commit: str) -> str: ...
+
+    def tree_entries(self, commit: str, path: str = "") -> dict[str, Entry]: ...
+
+    def tree_files(self, commit: str, path: str = "") -> dict[str, Entry]: ...
+
+    def notes_map(self, notes_commit: str) -> dict[str, str]: ...
+
+    def diff_trees(self, old: str | None, new: str) -> str: ...
+
+    def diff_stat(self, old: str | None, new: str | None) -> list[tuple[str, str, int, int]]: ...
+
+    # -- history -----------------------------------------------------------------------------------
+
+    def commit_info(self, commit: str) -> tuple[list[str], str, int]: ...
+
+    def walk(self, start: str, limit: int) -> list[tuple[str, list[str], str, int]]: ...
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
+
+    def resolve_commit(self, text: str) -> str | None: ...
+
+    def is_signed(self, commit: str) -> bool: ...
