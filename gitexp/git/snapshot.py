@@ -127,3 +127,12 @@ class Snapshots(Staging):
         except (OSError, pygit2.GitError, ValueError):
             return paths
         return [path for path in paths if path not in index]
+
+    def index_stamp(self) -> tuple[int, ...]:
+        """Which version of git's index file is there now (inode, size, modification time): what
+        untracked() answers changes only with it. () without an index."""
+        try:
+            info = os.stat(os.path.join(self.gitdir, "index"))
+        except OSError:
+            return ()
+        return info.st_ino, info.st_size, info.st_mtime_ns

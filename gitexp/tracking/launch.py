@@ -97,12 +97,7 @@ def _tree_without(repo: Repo, tree: str, paths: list[str]) -> str | None:
 def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[str | None, list[str]]:
     """The snapshot *tree* without the untracked files that look like credentials (.env, *.pem,
     id_rsa...: redact.is_secret_file), and those files. A tracked one stays: git has it already."""
-    try:  # what is tracked can change while the trees do not (`git add .env`)
-        info = os.stat(os.path.join(repo.gitdir, "index"))
-        index_stamp: tuple[int, ...] = (info.st_ino, info.st_size, info.st_mtime_ns)
-    except OSError:
-        index_stamp = ()
-    key = (base_tree, tree, index_stamp)
+    key = (base_tree, tree, repo.index_stamp())  # what is tracked can change while the trees do not (`git add .env`)
     cached = _secret_free.get(key)
     if cached is None:
         found = _added_secret_files(repo, base_tree, tree)
