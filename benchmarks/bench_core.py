@@ -192,10 +192,10 @@ def gitexp_version_key() -> str:
     digest = hashlib.sha1()
     if spec is not None and spec.submodule_search_locations:
         package = Path(next(iter(spec.submodule_search_locations)))
-        for name in ("format.py", "store.py", "state.py", "pack.py"):
-            source = package / name
-            if source.exists():
-                digest.update(source.read_bytes())
+        # What decides the bytes of a fixture: the run store and the git layer (the whole of each,
+        # so a module split or added there changes the key too).
+        for source in sorted([*package.glob("store/*.py"), *package.glob("git/*.py")]):
+            digest.update(source.read_bytes())
     return f"v{GITEXP_FIXTURE_VERSION}-gitexp{metadata.version('gitexp')}-{digest.hexdigest()[:10]}"
 
 

@@ -179,7 +179,7 @@ def test_a_crashed_run_gets_its_line_when_recovered(repo: Path, gitexp_env: dict
     dies = ("import os, gitexp\n"
             "run = gitexp.start_run(name='dies', system_metrics_interval=0, capture_env=False)\n"
             "run.log_metric('acc', 0.3)\n"
-            "run._flush(checkpoint=False)\n"
+            "run.flush_journal()\n"
             "os._exit(9)  # like kill -9: no chance to end the run\n")
     proc = subprocess.run([sys.executable, "-c", dies], cwd=repo, env=gitexp_env, capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr

@@ -156,7 +156,7 @@ def from_record(record: Any, lifecycle_stage: str = "active") -> Run:
 
 def from_live(run: Any) -> Run:
     """An MLflow Run for a live gitexp Run of this process, including values not yet written."""
-    run._flush(checkpoint=False)  # buffered metric values move into run.state
+    run.flush_journal()  # buffered metric values move into run.state
     state = run.state
     metrics = {key: series.last for key, series in state.metrics.items()}
     return make_run(state.meta, state.params, metrics)
