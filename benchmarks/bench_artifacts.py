@@ -3,7 +3,6 @@
 
     python benchmarks/bench_artifacts.py                  # 1 GiB file, 1,000 runs (a few minutes)
     python benchmarks/bench_artifacts.py --quick          # 256 MiB, 200 runs
-    python benchmarks/bench_artifacts.py --append-readme  # also append the table to benchmarks/README.md
 
 Measures, against real git and git-lfs in a temporary folder with HOME pointed at it:
 
@@ -192,7 +191,6 @@ def table(ingest: dict[str, float], share: dict[str, float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="256 MiB and 200 runs")
-    parser.add_argument("--append-readme", action="store_true", help="append the table to benchmarks/README.md")
     args = parser.parse_args()
     size, runs, rounds = (256 << 20, 200, 2) if args.quick else (1 << 30, 1000, 3)
     if shutil.which("sha256sum") is None or shutil.which("git-lfs") is None:
@@ -213,20 +211,11 @@ def main() -> int:
         os.chdir(started_in)
     text = table(ingest, share)
     print(text, end="")
-    if args.append_readme:
-        lfs_version = subprocess.run(["git", "lfs", "version"], text=True, capture_output=True).stdout.split()[0]
-        load = f", load average {os.getloadavg()[0]:.1f}"
-        machine = (f"{platform.machine()}, {os.cpu_count()} CPUs{load}, Python {platform.python_version()}, "
-                   f"{git(started_in, 'version').strip()}, {lfs_version}")
-        section = (f"\n## Artifacts and sharing (`bench_artifacts.py`)\n\nMeasured {time.strftime('%Y-%m-%d')} on "
-                   f"{machine} with `python benchmarks/bench_artifacts.py"
-                   f"{' --quick' if args.quick else ''} --append-readme` (best of {rounds} for both sides of the "
-                   "ingest row, alternating, page cache warm; the store on the same file system as the file, so "
-                   "a writable file is copied):\n\n"
-                   f"{text}")
-        readme = HERE / "README.md"
-        with open(readme, "a", encoding="utf-8") as handle:
-            handle.write(section if readme.stat().st_size else "# gitexp benchmarks\n" + section)
+    # What a reader of the figures needs to weigh them (benchmarks/README.md quotes this line).
+    lfs_version = subprocess.run(["git", "lfs", "version"], text=True, capture_output=True).stdout.split()[0]
+    print(f"\nmeasured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}, {git(started_in, 'version').strip()}, "
+          f"{lfs_version}; ingest: best of {rounds} for both sides, alternating, page cache warm")
     return 0
 
 
