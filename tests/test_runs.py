@@ -214,3 +214,128 @@ def test_the_row_accessors_read_their_own_fields(repo: Path) -> None:
     assert {field: getattr(runcache, f"row_{field}")(row) for field in ROW_FIELDS} == {
         "name": "a", "status": "FINISHED", "start": record.start, "duration": record.duration,
         "base_commit": record.base_commit, "flat_params": {"lr": 0.1}, "lasts": {"loss": 0.5}}
+
+
+# -- live runs: what their journal holds beyond their last commit (gitexp/store/live.py) ----------
+
+
+def journaled_only(name: str, values: list[float], **kw: Any) -> gitexp.Run:
+    """A live run of this process whose commit holds none of *values*: they are in its journal only."""
+    run = gitexp.start_run(name=name, checkpoint_interval=3600, **QUIET, **kw)
+    run.checkpoint()  # on its ref now; the next checkpoint is an hour away
+    for value in values:
+        run.log_metric("loss", value)
+    run.flush_journal()
+    return run
+
+
+def test_a_live_run_is_listed_with_what_its_journal_holds(repo: Path) -> None:
+    run = journaled_only("live", [1.0, 0.5, 0.25])
+    committed = fmt.read_listing(Repo.discover(), Repo.discover().ref(run.ref) or "")
+    assert committed[2] == {}, "the commit holds no values: what is listed comes from the journal"
+    (record,) = load_runs()
+    assert record.status == "RUNNING" and record.metrics["loss"] == {
+        "last": 0.25, "step": 2, "min": 0.25, "max": 1.0, "count": 3}
+    assert record.duration is not None and record.duration >= 0, "elapsed time since the start"
+    assert record.history("loss").values == [1.0, 0.5, 0.25]
+    row = load_runs()[0].listing_row  # what listings read, before meta, params and metrics are
+    assert row is not None and runcache.row_lasts(row) == {"loss": 0.25} and runcache.row_duration(row) is not None
+    assert run_rows(load_runs(), ["metrics.loss"])[1][0]["metrics.loss"] == 0.25
+    assert [r.id for r in search_runs("metrics.loss < 0.3")] == [run.id]
+    assert cached(repo)[record.commit][1][6] == {}, "the cache holds what the commit holds, never live values"
+    run.log_metric("loss", 0.125)
+    run.flush_journal()
+    assert gitexp.get_run("live").metrics["loss"]["count"] == 4
+    run.end()
+    (record,) = load_runs()
+    assert record.status == "FINISHED" and record.metrics["loss"]["count"] == 4
+    assert record.history("loss").values == [1.0, 0.5, 0.25, 0.125]
+
+
+def test_a_resumed_live_run_adds_its_journal_to_the_history_it_had(repo: Path) -> None:
+    with gitexp.start_run(name="long", **QUIET) as first:
+        for value in (4.0, 3.0):
+            first.log_metric("loss", value)
+        first.log_metric("acc", 0.5)
+    run = gitexp.start_run(resume="long", checkpoint_interval=3600, **QUIET)
+    run.log_metric("loss", 5.0)
+    run.log_metric("loss", 1.0)
+    run.flush_journal()
+    (record,) = load_runs()
+    assert record.status == "RUNNING"
+    assert record.metrics["loss"] == {"last": 1.0, "step": 3, "min": 1.0, "max": 5.0, "count": 4}
+    assert record.metrics["acc"]["count"] == 1, "a metric the journal lacks keeps its summary"
+    history = record.history("loss")
+    assert (history.steps, history.values) == ([0, 1, 2, 3], [4.0, 3.0, 5.0, 1.0])
+    run.end()
+
+
+def test_a_live_journal_is_read_defensively(repo: Path) -> None:
+    run = journaled_only("live", [1.0, 0.5], params={"lr": 0.1})
+    root = repo / ".git" / "gitexp" / "journal"
+    # Another process's segment of the run, as a writer that went wrong would leave it: records of
+    # the wrong shape, and a last line it is still writing.
+    (root / f"{run.id}.999999.log").write_text(
+        "M\tnot-a-step\t1.0\t2.0\tloss\n" "S\t[1, 2]\n" "P\tnull\n" "T\t\"text\"\n" "A\t{\"x\": [1, \"mode\"]}\n"
+        "X\t{}\n" "S\t{\"description\": \"still sound\"}\n" "M\t7\t1.0\t0.1\tacc")
+    (record,) = load_runs()
+    assert record.metrics == {"loss": {"last": 0.5, "step": 1, "min": 0.5, "max": 1.0, "count": 2}}
+    assert record.params == {"lr": 0.1} and record.meta["description"] == "still sound"
+    (root / f"{run.id}.lock").write_bytes(b"{not json")  # an owner rewriting its info: the commit stands
+    (record,) = load_runs()
+    assert record.status == "RUNNING" and record.metrics == {} and record.duration is None
+    run.end()
+
+
+def test_a_listing_with_no_live_run_reads_no_journal(repo: Path) -> None:
+    make_run("a", metrics={"loss": 1.0})
+    done = journaled_only("b", [2.0])
+    done.end()
+    lock = repo / ".git" / "gitexp" / "journal" / "0-not-a-run.lock"
+    lock.write_text("{}")  # a lock nobody holds, naming no listed run
+    assert [r._live for r in load_runs(recover=False)] == [None, None]
+
+
+LIVE_SCRIPT = """
+import sys, gitexp
+with gitexp.start_run(name="live", params={"lr": 0.1}, checkpoint_interval=3600, system_metrics_interval=0) as run:
+    run.checkpoint()  # on its ref with no values; the next checkpoint is an hour away
+    for step in range(4):
+        run.log_metric("loss", 1.0 / (step + 1))
+    run.flush_journal()  # journaled, not committed: what `git exp ls` in another terminal reads
+    print("ready", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_ls_show_and_plot_show_a_live_runs_latest_values(repo: Path, env_for_subprocess: dict[str, str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import subprocess
+    import sys
+
+    from gitexp.cli.main import main
+
+    (repo / "live.py").write_text(LIVE_SCRIPT)
+    proc = subprocess.Popen([sys.executable, "live.py"], cwd=repo, env=env_for_subprocess, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert main(["ls", "--format", "csv"]) == 0
+        (row,) = csv.DictReader(capsys.readouterr().out.splitlines())
+        assert (row["name"], row["status"], row["metrics.loss"]) == ("live", "RUNNING", "0.25")
+        assert float(row["duration"]) >= 0, "the time since the start"
+        assert main(["show", "live"]) == 0
+        shown = capsys.readouterr().out
+        assert "still running" not in shown
+        assert [line.split() for line in shown.splitlines() if line.startswith("  loss")] == [
+            ["loss", "0.25", "3", "0.25", "1", "4"]]
+        fig = gitexp.plot("loss", runs=["live"], output=repo.parent / "live.png")
+        assert list(fig.axes[0].lines[0].get_ydata()) == [1.0, 0.5, 1 / 3, 0.25]
+        assert main(["plot", "loss", "-o", str(repo.parent / "cli.png")]) == 0
+    finally:
+        proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0
+    (record,) = load_runs()
+    assert record.status == "FINISHED" and record.metrics["loss"]["count"] == 4

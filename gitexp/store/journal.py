@@ -62,7 +62,8 @@ def record_line(kind: str, payload: Any) -> str:
 
 
 def apply(state: RunState, lines: Iterable[str]) -> None:
-    """Replay journal lines onto *state*; a torn last line (crash mid-write) is ignored."""
+    """Replay journal lines onto *state*; a torn last line (crash mid-write) is ignored, and so is a
+    record of the wrong shape (live.py reads journals while they are written)."""
     for line in lines:
         if not line.endswith("\n"):
             break
@@ -75,6 +76,8 @@ def apply(state: RunState, lines: Iterable[str]) -> None:
             payload = json.loads(rest)
         except ValueError:
             continue
+        if not isinstance(payload, dict):
+            continue
         if kind == "P":
             state.params = _deep(state.params, payload)
         elif kind == "T":
@@ -85,10 +88,10 @@ def apply(state: RunState, lines: Iterable[str]) -> None:
             state.env = payload
         elif kind == "I":
             state.inputs.update(payload)
-        elif kind == "A" and isinstance(payload, dict):
+        elif kind == "A":
             for path, value in payload.items():
-                if isinstance(value, list) and len(value) == 2:
-                    state.artifacts[path] = Entry(str(value[0]), int(value[1]))
+                if isinstance(value, list) and len(value) == 2 and type(value[1]) is int:
+                    state.artifacts[path] = Entry(str(value[0]), value[1])
 
 
 COMPLETE = "F\t{}\n"

@@ -28,6 +28,7 @@ from gitexp.text import printable
 
 if TYPE_CHECKING:
     from gitexp.git.reader import RepoReader
+    from gitexp.store.live import LiveValues
     from gitexp.store.state import Series
 
 # gitexp.store.codec and gitexp.store.writer (and with them yaml, 20 ms to import) are imported where they
@@ -60,8 +61,11 @@ class RunRecord:
     # listings read (a runcache.Row), so listing 10,000 runs reads none of them.
     _summaries: Summaries | None
     _row: Row | None
+    # A run live on this machine: the values its journal holds beyond its commit (gitexp/store/live.py).
+    _live: LiveValues | None
     __slots__ = (
         "_env",
+        "_live",
         "_row",
         "_summaries",
         "commit",
@@ -79,7 +83,7 @@ class RunRecord:
                  metrics: dict[str, dict[str, Any]], repo: RepoReader, env_blob: str | None = None) -> None:
         self.id, self.experiment, self.commit, self.repo, self.env_blob = id, experiment, commit, repo, env_blob
         self.meta, self.params, self.metrics = meta, params, metrics
-        self._env = self._summaries = self._row = None
+        self._env = self._summaries = self._row = self._live = None
 
     def _compared(self) -> tuple[Any, ...]:
         return self.id, self.experiment, self.commit, self.meta, self.params, self.metrics, self.env_blob
@@ -176,6 +180,10 @@ class RunRecord:
         if key not in self.metrics:
             raise RunNotFoundError(f"run {self.id} has no metric {key!r}; it has: "
                                    f"{', '.join(sorted(self.metrics)) or 'no metrics'}")
+        if self._live is not None:
+            from gitexp.store.live import history
+
+            return history(self._live, self.repo, self.commit, key)
         from gitexp.store.histories import read_history
 
         return read_history(self.repo, self.commit, key)
@@ -198,6 +206,7 @@ def _unread(run_id: str, experiment: str, commit: str, repo: RepoReader, env_blo
     record = object.__new__(RunRecord)
     record.id, record.experiment, record.commit, record.repo = run_id, experiment, commit, repo
     record.env_blob, record._env, record._summaries, record._row = env_blob, None, summaries, row
+    record._live = None
     return record
 
 
@@ -222,14 +231,22 @@ def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
     return experiment, run_id
 
 
-def _recover(repo: RepoReader) -> None:
+def _journal_names(repo: RepoReader) -> list[str]:
+    """The names in the journal folder (docs/format.md: <run-id>.lock...); none when no run ever started here."""
+    try:
+        return os.listdir(repo.commondir / "gitexp" / "journal")
+    except OSError:
+        return []
+
+
+def _has_locks(names: list[str]) -> bool:
+    return any(name.endswith(".lock") and not name.startswith("spare.") for name in names)
+
+
+def _recover(repo: RepoReader, names: list[str]) -> None:
     """store.recover, importing store (and yaml) only when the journal holds a dead run."""
     # Cheaper still: with no lock file (docs/format.md: <run-id>.lock) no run can need it.
-    try:
-        if not any(name.endswith(".lock") and not name.startswith("spare.")
-                   for name in os.listdir(repo.commondir / "gitexp" / "journal")):
-            return
-    except OSError:  # no journal folder: no run ever started here
+    if not _has_locks(names):
         return
     from gitexp.store import journal
 
@@ -257,8 +274,11 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     background = sys.modules.get("gitexp.store.background")
     if background is not None:
         background.worker.before_read(repo.commondir)
+    # One listing of the journal folder tells both whether a run may need recovering and which
+    # runs are live (their records are brought up to date from their journal below).
+    journal_names = _journal_names(repo)
     if recover:
-        _recover(repo)
+        _recover(repo, journal_names)
     prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
     refs = repo.refs(prefix)
     skip = len(namespace)
@@ -303,8 +323,21 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
             gc.enable()
     # Entries of commits that no run points at any more go, when every run was listed.
     cache.save([commit for *_, commit in listed], prune=prefix == names.REF_PREFIX)
+    if _has_locks(journal_names):  # after save: the cache holds what commits hold, never live values
+        _overlay_live(records, journal_names, repo, summaries)
     _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
     return RunList(records, damaged)
+
+
+def _overlay_live(records: list[RunRecord], journal_names: list[str], repo: RepoReader, summaries: Summaries) -> None:
+    """Replace the records of runs live on this machine by what their journal says now (gitexp/store/live.py)."""
+    from gitexp.store import live
+
+    for index, found, row, values in live.live_runs(records, journal_names, repo.commondir, summaries):
+        old = records[index]
+        record = _unread(old.id, old.experiment, old.commit, repo, old.env_blob, live.Held(found), row)
+        record._live = values
+        records[index] = record
 
 
 def run_ids(repo: RepoReader) -> list[str]:
