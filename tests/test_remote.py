@@ -129,10 +129,59 @@ def test_push_selected_runs_only(clones: tuple[Path, Path], bare: Path, capsys: 
     assert code == 0 and out.splitlines()[-1].startswith("pushed to origin: 1 new")
     remote_refs = git(bare, "for-each-ref", "--format=%(refname)", "refs/experiments/").split()
     assert remote_refs == [second.ref] and first.ref not in remote_refs
-    code, _, err = cli(capsys, "push", "nowhere")
+    code, _, err = cli(capsys, "push", "origin", "nowhere")  # after a remote, every word is a run
     assert code == 1 and "no run matches 'nowhere'" in err
-    code, _, err = cli(capsys, "fetch", "nowhere")
-    assert code == 1 and "no remote named 'nowhere'" in err and "origin" in err
+
+
+def test_a_word_that_is_neither_a_remote_nor_a_run_is_named_as_such(
+        clones: tuple[Path, Path], bare: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_run("only")
+    for args in (["push", "upstream"], ["push", "upstream", "only"]):
+        code, out, err = cli(capsys, *args)
+        assert (code, out) == (1, "")
+        assert err == ("git exp: error: 'upstream' is neither a remote of this repository (remotes: origin) nor a "
+                       "run; `git remote add upstream URL` adds it, `git exp ls` lists the runs\n")
+    code, _, err = cli(capsys, "push", str(bare))  # a URL or path: gitexp pushes to named remotes
+    assert code == 1 and f"`git remote add NAME {bare}` adds it as remote NAME" in err
+    for command in ("fetch", "pull"):
+        code, _, err = cli(capsys, command, "upstream")
+        assert code == 1 and err == ("git exp: error: no remote named 'upstream' (this repository has: origin); "
+                                     "`git remote add upstream URL` adds it\n")
+    # A run named first still pushes to the default remote.
+    code, out, _ = cli(capsys, "push", "only", "--no-artifacts")
+    assert code == 0 and out.splitlines()[-1].startswith("pushed to origin: 1 new")
+
+
+@pytest.mark.parametrize("where", ["missing", "not-a-repository"])
+def test_a_remote_without_a_repository_says_so_with_gits_words_before_git_lfs(
+        clones: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], where: str) -> None:
+    repo, _ = clones
+    target = tmp_path / where
+    if where == "not-a-repository":
+        target.mkdir()
+        (target / "README").write_text("a folder, not a repository\n")
+    git(repo, "remote", "add", "broken", target.as_uri() if where == "not-a-repository" else str(target))
+    make_run("heavy", {"w.bin": os.urandom(5000)})  # over exp.lfsThreshold: git-lfs goes first
+    code, out, err = cli(capsys, "push", "broken")
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert lines[0].startswith("git exp: error: cannot reach remote 'broken' at ")
+    assert lines[1] == f"  fatal: '{target}' does not appear to be a git repository"  # git's own words, first
+    assert "`git remote set-url broken URL` points the remote elsewhere" in err
+    lfs_at = next(i for i, line in enumerate(lines) if line.startswith("git-lfs failed too: "))
+    assert lfs_at > 1 and "git lfs push --object-id broken" in lines[lfs_at]
+    # Without LFS content to send, and on fetch and pull, git's error is the only one.
+    for args in (["push", "broken", "--no-artifacts"], ["fetch", "broken"], ["pull", "--artifacts", "broken"]):
+        code, _, err = cli(capsys, *args)
+        assert code == 1 and f"fatal: '{target}' does not appear to be a git repository" in err, args
+        assert "lfs" not in err.lower(), args
+    # A remote git reaches but whose LFS server fails keeps git-lfs's error alone.
+    git(repo, "remote", "set-url", "broken", str(tmp_path / "remote.git"))
+    git(repo, "config", "remote.broken.lfsurl", "http://127.0.0.1:9/nothing-listens-here")
+    code, _, err = cli(capsys, "push", "broken")
+    assert code == 1 and err.startswith("git exp: error: `git lfs push --object-id broken` of 1 object(s) failed")
+    assert "cannot reach" not in err
 
 
 def _new_commit(repo: Path, ref: str, message: str) -> str:

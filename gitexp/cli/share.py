@@ -81,8 +81,8 @@ def cmd_push(args: list[str], no_artifacts: bool) -> int:
     from gitexp.store.artifacts import human_size
 
     repo = Repo.discover()
-    name = args[0] if args and args[0] in repo.remote_names() else None
-    report = remote_mod.push(repo, name, args[1:] if name else args, artifacts=not no_artifacts)
+    name, run_texts = remote_mod.push_target(repo, args)
+    report = remote_mod.push(repo, name, run_texts, artifacts=not no_artifacts)
     counts: dict[str, int] = {}
     for update in report.runs:
         counts[update.status] = counts.get(update.status, 0) + 1

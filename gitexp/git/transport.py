@@ -6,6 +6,7 @@ shown only when something fails.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -51,14 +52,21 @@ def failure(proc: subprocess.CompletedProcess, what: str) -> RemoteError:
     return RemoteError(f"{what} failed (git exit code {proc.returncode}):\n  " + "\n  ".join(lines[-15:]))
 
 
+def add_remote_hint(name: str) -> str:
+    """How to make *name* a remote: as its name, or (a URL or a path, which gitexp does not push to
+    directly: fetched runs are tracked per remote) as its URL."""
+    if any(c in name for c in "/\\:") or name.startswith("."):
+        return f"`git remote add NAME {name}` adds it as remote NAME"
+    return f"`git remote add {name} URL` adds it"
+
+
 def resolve_remote(repo: Repo, name: str | None) -> str:
     """*name* if it is a configured remote; by default the current branch's remote, else origin."""
     names = repo.remote_names()
     if name:
         if name not in names:
             known = ", ".join(names) or "none"
-            raise RemoteError(f"no remote named {name!r} (this repository has: {known}); add it with "
-                              f"`git remote add {name} URL`")
+            raise RemoteError(f"no remote named {name!r} (this repository has: {known}); {add_remote_hint(name)}")
         return name
     branch = repo.head().branch
     configured = repo.config(f"branch.{branch}.remote") if branch else None
@@ -96,7 +104,7 @@ def lfs_fetch(repo: Repo, remote: str, pointers: dict[str, str]) -> None:
     proc = run_git(repo, ["lfs", "fetch", "--include=", "--exclude=", remote, commit], progress=True,
                    output_is_progress=True)
     if proc.returncode:
-        raise failure(proc, f"`git lfs fetch {remote}` of {len(pointers)} artifact(s)")
+        raise lfs_failure(repo, remote, proc, f"`git lfs fetch {remote}` of {len(pointers)} artifact(s)")
 
 
 def lfs_push(repo: Repo, remote: str, oids: list[str]) -> None:
@@ -110,7 +118,31 @@ def lfs_push(repo: Repo, remote: str, oids: list[str]) -> None:
         batch = oids[start:start + 1000]
         proc = run_git(repo, ["lfs", "push", "--object-id", remote, *batch], progress=True, output_is_progress=True)
         if proc.returncode:
-            raise failure(proc, f"`git lfs push --object-id {remote}` of {len(batch)} object(s)")
+            raise lfs_failure(repo, remote, proc, f"`git lfs push --object-id {remote}` of {len(batch)} object(s)",
+                              push=True)
+
+
+def lfs_failure(repo: Repo, remote: str, proc: subprocess.CompletedProcess, what: str,
+                push: bool = False) -> RemoteError:
+    """git-lfs's error, after git's own when git cannot reach *remote* either.
+
+    A remote whose URL is wrong, whose repository does not exist or that refuses access fails
+    git-lfs first (LFS objects go before refs), with words such as "batch request: missing
+    protocol" or "EOF" that do not say so. One `git ls-remote`, made only once LFS has failed,
+    tells the two cases apart: of the push URL when pushing, as `git push` would use it.
+    """
+    lfs_error = failure(proc, what)
+    url = (push and repo.config(f"remote.{remote}.pushurl")) or repo.config(f"remote.{remote}.url") or remote
+    probe = run_git(repo, ["ls-remote", url if push else remote, "HEAD"])
+    if probe.returncode == 0:
+        return lfs_error
+    said = [line for line in (probe.stderr or "").splitlines() if line.strip()] or ["(git said nothing)"]
+    shown = re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)  # a password written into the URL stays off screen
+    return RemoteError(
+        f"cannot reach remote {remote!r} at {shown}: `git ls-remote` failed (git exit code {probe.returncode}):\n  "
+        + "\n  ".join(said[-15:]) + f"\ncheck that the repository exists there and that you can read it "
+        f"(`git remote set-url {'--push ' if url != repo.config(f'remote.{remote}.url') else ''}{remote} URL` "
+        f"points the remote elsewhere)\ngit-lfs failed too: {lfs_error}")
 
 
 def git_bytes(repo: Repo, args: list[str], stdin: bytes = b"") -> bytes:

@@ -116,6 +116,26 @@ def _merge_tracked_notes(repo: Repo, track: str) -> str | None:
     return "created" if before is None else "fast-forward" if after == theirs else "merged"
 
 
+def push_target(repo: Repo, words: list[str] | tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """`git exp push [REMOTE] [RUN...]`: (the remote, or None for the default one; the runs).
+
+    The first word is the remote when one has that name, else the first run. A word that is
+    neither, such as a remote not added yet, is an error that says so (not that no run matches).
+    """
+    if not words or words[0] in repo.remote_names():
+        return (words[0] if words else None), list(words[1:])
+    from gitexp.errors import RemoteError, RunNotFoundError
+    from gitexp.store import runs
+
+    try:
+        runs.resolve(runs.load_runs(repo, recover=False), words[0])
+    except RunNotFoundError:
+        known = ", ".join(repo.remote_names()) or "none"
+        raise RemoteError(f"{words[0]!r} is neither a remote of this repository (remotes: {known}) nor a run; "
+                          f"{transport.add_remote_hint(words[0])}, `git exp ls` lists the runs") from None
+    return None, list(words)
+
+
 def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str, ...] = (),
          artifacts: bool = True) -> PushReport:
     """Push runs (all, or those named) and the notes, then the LFS objects the runs reference."""
