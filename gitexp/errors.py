@@ -7,10 +7,21 @@ class GitexpError(Exception):
     """A problem the user can fix; its message says what happened and what to do."""
 
     exit_code = 1
+    # What to say instead on the command line, where what to do differs (`git -C PATH exp`, not repo=PATH).
+    cli_message: str | None = None
 
 
 class NotARepositoryError(GitexpError):
     """No git repository where one was needed."""
+
+    @classmethod
+    def nowhere(cls, start: str) -> NotARepositoryError:
+        """No repository at or above *start*: the message says what to do in Python, cli_message in a shell."""
+        error = cls(f"not a git repository: {start}; gitexp stores runs in git, so run this inside a "
+                    "repository (or `git init` one first, or pass repo=PATH)")
+        error.cli_message = (f"not a git repository: {start}; gitexp stores runs in git: cd into a repository, "
+                             "`git init` one here, or name one with `git -C PATH exp ...`")
+        return error
 
 
 class InvalidNameError(GitexpError, ValueError):

@@ -578,3 +578,17 @@ def test_ls_as_a_process_prints_what_it_prints_in_process(three_runs: list[gitex
     head = subprocess.run(f"{sys.executable} -m gitexp ls | head -1", shell=True, cwd=repo, env=env_for_subprocess,
                           capture_output=True, text=True, timeout=60)
     assert head.stdout.split()[:2] == ["id", "name"] and head.stderr == ""
+
+
+def test_outside_a_repository_the_cli_says_what_to_do_in_a_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    code, out, err = cli(capsys, "ls")
+    assert (code, out) == (1, "")
+    assert one_line_error(err) == (f"git exp: error: not a git repository: {outside}; gitexp stores runs in git: cd "
+                                   "into a repository, `git init` one here, or name one with `git -C PATH exp ...`")
+    # Python keeps its own advice: repo=PATH is an argument there.
+    with pytest.raises(gitexp.GitexpError, match=r"or pass repo=PATH\)$"):
+        gitexp.start_run(**QUIET)

@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except GitexpError as exc:
         # Messages quote run data (names, keys), which may come from an untrusted remote.
-        print(f"git exp: error: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
+        print(f"git exp: error: {printable(exc.cli_message or str(exc), keep=chr(10))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

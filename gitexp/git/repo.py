@@ -97,10 +97,7 @@ class Repo(Refs, Snapshots):
         except pygit2.GitError as exc:
             raise NotARepositoryError(f"cannot search for a git repository from {start}: {exc}") from exc
         if found is None:
-            raise NotARepositoryError(
-                f"not a git repository: {start}; gitexp stores runs in git, so run this inside a "
-                "repository (or `git init` one first, or pass repo=PATH)"
-            )
+            raise NotARepositoryError.nowhere(start)
         try:
             return cls(pygit2.Repository(found))
         except pygit2.GitError as exc:
