@@ -580,6 +580,46 @@ def test_ls_as_a_process_prints_what_it_prints_in_process(three_runs: list[gitex
     assert head.stdout.split()[:2] == ["id", "name"] and head.stderr == ""
 
 
+# -- options and positionals in any order, as in git --------------------------------------------------
+
+
+def test_options_and_run_names_mix_freely(three_runs: list[gitexp.Run], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    alpha, beta, gamma = three_runs
+    # The command: metrics, an option, then runs.
+    mixed, apart = tmp_path / "mixed.png", tmp_path / "apart.png"
+    code, out, err = cli(capsys, "plot", "acc", "-o", str(mixed), "alpha", "beta")
+    assert (code, out, err) == (0, f"{mixed}\n", "")
+    assert cli(capsys, "plot", "acc", "alpha", "beta", "-o", str(apart))[0] == 0
+    assert mixed.read_bytes() == apart.read_bytes()  # the same runs and metric, whatever the order
+    code, _, err = cli(capsys, "plot", "acc", "-o", str(mixed), "alpha", "nosuchrun")
+    assert code == 1 and "nosuchrun" in err  # the word after the option is read as a run, not refused
+
+    code, out, _ = cli(capsys, "show", "alpha", "--format", "json")
+    assert code == 0 and json.loads(out)["id"] == alpha.id
+    code, out, _ = cli(capsys, "diff", "alpha", "--format", "json", "beta")
+    assert code == 0 and (json.loads(out)["a"]["id"], json.loads(out)["b"]["id"]) == (alpha.id, beta.id)
+    code, out, _ = cli(capsys, "compare", "alpha", "-f", "json", "gamma", "--precision", "3")
+    assert code == 0 and set(json.loads(out)[0]) == {"field", "alpha", "gamma"}  # a column per run
+    code, out, _ = cli(capsys, "ls", "--format", "csv", "-e", "cnn", "-n", "1")
+    assert code == 0 and len(list(csv.reader(io.StringIO(out)))) == 2
+    code, out, _ = cli(capsys, "rm", "alpha", "--experiment", "cnn", "beta")
+    assert code == 0 and out.count("removed ") == 2
+    assert set(run_refs(Path.cwd())) == {gamma.ref}
+    code, out, _ = cli(capsys, "rm", "alpha", "--undo", "beta")
+    assert code == 0 and out.count("restored ") == 2
+
+
+def test_run_passes_every_word_after_the_command_to_it(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show_argv = "import sys; print('argv:', sys.argv[1:])"
+    code, _, err = cli(capsys, "run", "-e", "mixing", "--", sys.executable, "-c", show_argv, "-e", "y", "--name", "z")
+    assert code == 0, err
+    ref = the_run(repo)
+    assert ref.startswith("refs/experiments/mixing/")  # -e before the command is gitexp's
+    assert "argv: ['-e', 'y', '--name', 'z']" in git(repo, "show", f"{ref}:output.log")  # after it, the command's
+    assert read_yaml(repo, ref, "meta.yaml")["command"] == [sys.executable, "-c", show_argv, "-e", "y", "--name", "z"]
+
+
 def test_outside_a_repository_the_cli_says_what_to_do_in_a_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     outside = tmp_path / "not-a-repo"

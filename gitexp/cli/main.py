@@ -31,10 +31,9 @@ COMMANDS = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or only of those registered with *command* when it is one."""
     # Imported here, not at the top: `git exp hook` runs on every commit and needs neither.
-    import argparse
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _parser_class()(
         prog="git exp", description="Track machine-learning experiments as git commits.",
         epilog="Runs live under refs/experiments/<experiment>/<run-id>. `git exp COMMAND -h` for details.")
     parser.add_argument("--version", action="version", version=f"gitexp {__version__}")
@@ -47,6 +46,45 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in [module] if module else COMMAND_MODULES:
         importlib.import_module(f"gitexp.cli.{name}").register(add)
     return parser
+
+
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """An ArgumentParser that takes options and positionals in any order, as git does: `git exp plot acc
+    -o x.png RUN RUN`. argparse's own parse_args ends a nargs="*" positional at the first option, and
+    leaves the words after that option unrecognized.
+
+    Each command's parser parses itself intermixed (subparsers call parse_known_args, which is where
+    this hooks in); the top level and the parsers with subcommands or a REMAINDER (`run -- CMD...`,
+    whose words after the command are the command's own) parse as argparse does, since
+    parse_intermixed_args cannot take those.
+    """
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        _intermixing = False  # parse_known_intermixed_args calls parse_known_args (before Python 3.13)
+
+        def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                             namespace: Any = None) -> tuple[Any, list[str]]:
+            # After "--" every word is a positional, which the intermixed parse does not keep to.
+            if self._intermixing or not _intermixable(self) or "--" in (args or ()):
+                return super().parse_known_args(args, namespace)
+            self._intermixing = True
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._intermixing = False
+
+    return Parser
+
+
+def _intermixable(parser: argparse.ArgumentParser) -> bool:
+    import argparse
+
+    positionals = [action for action in parser._actions if not action.option_strings]
+    grouped = [action for group in parser._mutually_exclusive_groups for action in group._group_actions]
+    whole = (argparse.PARSER, argparse.REMAINDER)  # words parse_intermixed_args cannot hand on untouched
+    return (any(positionals) and not any(action.nargs in whole for action in positionals)
+            and not any(action in positionals for action in grouped))
 
 
 def exit_now(code: int) -> None:
