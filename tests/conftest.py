@@ -26,7 +26,8 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
-    for key in ("GITEXP_EXPERIMENT", "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GIT_DIR", "GIT_WORK_TREE"):
+    for key in ("GITEXP_EXPERIMENT", "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GITEXP_RUN_NAME", "GIT_DIR",
+                "GIT_WORK_TREE"):
         monkeypatch.delenv(key, raising=False)
     from gitexp.git import repo as repo_mod
 

@@ -373,3 +373,56 @@ def test_system_metrics_are_sampled_only_for_runs_that_want_them(repo: Path, git
     assert proc.returncode == 0, proc.stderr
     assert "system/cpu_percent" in gitexp.get_run("sampled").metrics
     assert not any(key.startswith("system/") for key in gitexp.get_run("quiet").metrics)
+
+
+# -- start_run inside `git exp run`: the script's choices are taken or warned of ----------------
+
+
+def git_exp_run(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gitexp", "run", *args], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+ATTACHING = """
+import gitexp
+with gitexp.start_run(experiment="mlp", name="small", tags={"size": "s"}, checkpoint_interval=5) as run:
+    run.log_metric("loss", 0.5)
+"""
+
+
+def test_start_run_inside_git_exp_run_names_each_choice_the_run_cannot_take(repo: Path,
+                                                                          env_for_subprocess: dict) -> None:
+    (repo / "train.py").write_text(ATTACHING)
+    proc = git_exp_run(repo, env_for_subprocess, "--", sys.executable, "train.py")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = gitexp.load_runs()
+    # Taken: the name, tags and values; kept from `git exp run`: the experiment, with a warning saying how.
+    assert (record.name, record.experiment, record.tags, record.metrics["loss"]["last"]) == (
+        "small", "default", {"size": "s"}, 0.5)
+    assert (f"start_run(experiment='mlp') inside `git exp run`: this run is {record.id} in experiment 'default', "
+            "started by `git exp run`; pass -e mlp to `git exp run` to choose the experiment") in proc.stderr
+    assert "start_run(checkpoint_interval=5)" in proc.stderr and "git config exp.checkpointInterval 5" in proc.stderr
+    assert "renames" not in proc.stderr, "a random name is no choice of the user's"
+    assert "experiment='mlp'" in (record.read("output.log") or b"").decode(), "the warning is in the run's log"
+
+    proc = git_exp_run(repo, env_for_subprocess, "-e", "mlp", "--name", "big", "--", sys.executable, "train.py")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = gitexp.load_runs(experiment="mlp")
+    assert (record.name, record.experiment) == ("small", "mlp")
+    assert "start_run(experiment='mlp')" not in proc.stderr
+    assert f"start_run(name='small') inside `git exp run` renames run {record.id} from 'big'" in proc.stderr
+
+
+def test_start_run_inside_git_exp_run_with_a_param_that_contradicts_p(repo: Path, env_for_subprocess: dict) -> None:
+    (repo / "train.py").write_text("import gitexp\ngitexp.start_run(params={'lr': 0.01, 'epochs': 3})\n")
+    proc = git_exp_run(repo, env_for_subprocess, "-p", "lr=0.1", "--", sys.executable, "train.py")
+    assert proc.returncode == 1
+    assert "start_run(params=...) inside `git exp run`" in proc.stderr
+    assert "param 'lr' was already logged as 0.1; it cannot change to 0.01" in proc.stderr
+    assert "read them with gitexp.params()" in proc.stderr
+    (record,) = gitexp.load_runs()
+    assert record.status == "FAILED" and record.params == {"lr": 0.1}
+    (repo / "train.py").write_text("import gitexp\ngitexp.start_run(params={'lr': 0.1, 'epochs': 3})\n")
+    proc = git_exp_run(repo, env_for_subprocess, "-p", "lr=0.1", "--", sys.executable, "train.py")
+    assert proc.returncode == 0 and not proc.stderr
+    assert gitexp.load_runs()[0].params == {"lr": 0.1, "epochs": 3}

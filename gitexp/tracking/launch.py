@@ -16,19 +16,21 @@ import time
 import warnings
 from typing import Any
 
-from gitexp.errors import GitexpError, StorageError
+from gitexp.errors import GitexpError, ParamConflictError, StorageError
 from gitexp.git.repo import TREE_MODE, Entry, Repo
 from gitexp.store import codec as fmt
-from gitexp.store import journal, names
+from gitexp.store import journal, names, outputs
 from gitexp.store import writer as store
-from gitexp.store.state import RunState, normalize
+from gitexp.store.state import RunState, merge_params, normalize
 from gitexp.tracking import env as env_mod
 from gitexp.tracking import redact
 from gitexp.tracking.commits import FirstCommit
 from gitexp.tracking.liverun import Run
 from gitexp.tracking.settings import Overrides, RunSettings, read_settings
+from gitexp.warn import warn
 
 ENV_RUN_ID, ENV_REPO, ENV_PARAMS, ENV_EXPERIMENT = "GITEXP_RUN_ID", "GITEXP_REPO", "GITEXP_PARAMS", "GITEXP_EXPERIMENT"
+ENV_RUN_NAME = "GITEXP_RUN_NAME"  # the name `git exp run --name` gave; unset when it chose a random one
 
 
 @functools.cache
@@ -109,6 +111,20 @@ def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[
     return cached[0], list(cached[1])
 
 
+def without_own_outputs(repo: Repo, base_tree: str | None, tree: str) -> str:
+    """The snapshot *tree* without the files gitexp itself wrote into the work tree (a report, a
+    plot: gitexp.store.outputs) that are untracked and still hold what gitexp wrote: they are
+    gitexp's output, not the code a run ran."""
+    if repo.workdir is None:
+        return tree
+    found = [path for path, entry in outputs.written_under(repo.commondir, repo.workdir).items()
+             if repo.entry_oid(tree, path) is not None
+             and (base_tree is None or repo.entry_oid(base_tree, path) is None)
+             and outputs.as_written(repo.workdir, path, entry)]
+    dropped = repo.untracked(found) if found else []
+    return (_tree_without(repo, tree, dropped) or repo.write_tree({})) if dropped else tree
+
+
 def git_state(repo: Repo, settings: RunSettings, state_files: dict[str, Any]) -> dict[str, Any]:
     head = repo.head()
     git: dict[str, Any] = {"commit": head.commit, "branch": head.branch, "dirty": False}
@@ -121,6 +137,7 @@ def git_state(repo: Repo, settings: RunSettings, state_files: dict[str, Any]) ->
         base_tree = repo.tree_of(head.commit) if head.commit else None
         secret_files: list[str] = []
         if tree is not None and tree != base_tree:  # a clean tree has no untracked files to look at
+            tree = without_own_outputs(repo, base_tree, tree)
             tree, secret_files = without_secret_files(repo, base_tree, tree)
             if secret_files:
                 warnings.warn(f"gitexp: {len(secret_files)} untracked file(s) that look like secrets were left "
@@ -242,21 +259,79 @@ def resume(target: Any, path: Any, overrides: Overrides, params: dict[str, Any] 
     return Run(repo, state, True, jour, read_settings(repo, overrides), tip=tip)
 
 
-def attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | None,
-            description: str | None) -> Run:
+def attach(run_id: str, params: dict[str, Any] | None, tags: dict[str, Any] | None, description: str | None,
+           *, name: str | None = None, experiment: str | None = None, path: Any = None,
+           overrides: Overrides | None = None, meta: dict[str, Any] | None = None) -> Run:
+    """The run of the `git exp run` this process runs under, as a process attached to it.
+
+    The script's choices apply where the run can take them: its name (`git exp run --name`, when
+    given, is replaced, with a warning), params (a -p param given another value is an error: params
+    never change), tags, description, meta and flush_interval. What belongs to the run as `git exp
+    run` made it, its experiment, repository and the settings of the process that owns it, is kept,
+    and each such choice that differs is named in a warning saying how to make it.
+    """
     repo = Repo.discover(os.environ.get(ENV_REPO))
     inherited = json.loads(os.environ.get(ENV_PARAMS) or "{}")
-    meta = {"id": run_id, "experiment": os.environ.get(ENV_EXPERIMENT, names.DEFAULT_EXPERIMENT), "tags": {}}
-    state = RunState(meta=meta, params=inherited)
+    current = os.environ.get(ENV_EXPERIMENT, names.DEFAULT_EXPERIMENT)
+    chosen_name = os.environ.get(ENV_RUN_NAME)
+    clean_params = normalize(params or {})
+    for key in clean_params:
+        names.check_key(key, "param")
+    try:
+        merge_params(inherited, clean_params)
+    except ParamConflictError as exc:
+        raise ParamConflictError(f"start_run(params=...) inside `git exp run` (run {run_id}): {exc}. The run "
+                                 "already has the -p params of `git exp run`: read them with gitexp.params(), "
+                                 "or leave that -p out") from None
+    state = RunState(meta={"id": run_id, "experiment": current, "tags": {}}, params=inherited)
     jour = journal.Journal.attach(repo.commondir, run_id)
     if not jour.exists():
         raise StorageError(f"{ENV_RUN_ID}={run_id} names no live run in {repo.gitdir}; unset it to start "
                            "a new run")
-    run = Run(repo, state, False, jour, read_settings(repo, {"system_interval": 0}))
-    if params:
-        run.log_params(params)
+    _warn_dropped(repo, run_id, current, experiment, path, overrides or {})
+    if name is not None:
+        name = names.check_run_name(name)
+        if chosen_name and chosen_name != name:
+            warn(f"gitexp: start_run(name={name!r}) inside `git exp run` renames run {run_id} from {chosen_name!r}, "
+                 "the name `git exp run --name` gave it; leave out one of the two to keep the other")
+    flush = (overrides or {}).get("flush_interval")
+    run = Run(repo, state, False, jour, read_settings(repo, {"system_interval": 0, "flush_interval": flush}))
+    changes: dict[str, Any] = {**(meta or {}), **({"name": name} if name is not None else {})}
+    if changes:
+        run.update_meta(changes)
+    if clean_params:
+        run.log_params(clean_params)
     if tags:
         run.set_tags(tags)
     if description:
         run.set_description(description)
     return run
+
+
+# start_run's keywords for settings that the process owning the run applies: git config keys that set them
+_OWNER_SETTINGS = {"checkpoint_interval": "exp.checkpointInterval", "system_interval": "exp.systemMetricsInterval",
+                   "capture_env": "exp.captureEnv", "capture_code": "exp.captureCode"}
+_KEYWORDS = {"system_interval": "system_metrics_interval"}
+
+
+def _warn_dropped(repo: Repo, run_id: str, current: str, experiment: str | None, path: Any,
+                  overrides: Overrides) -> None:
+    """Warn of each choice of start_run that the run of `git exp run` cannot take."""
+    where = f"inside `git exp run`: this run is {run_id} in experiment {current!r}, started by `git exp run`"
+    if experiment is not None and names.check_experiment(experiment) != current:
+        warn(f"gitexp: start_run(experiment={experiment!r}) {where}; pass -e {experiment} to `git exp run` to choose "
+             "the experiment")
+    if path is not None:
+        try:
+            other = Repo.discover(path).commondir
+        except GitexpError:
+            other = None
+        if other is None or os.path.realpath(other) != os.path.realpath(repo.commondir):
+            warn(f"gitexp: start_run(repo={os.fspath(path)!r}) {where} in {repo.gitdir}; run `git exp run` in "
+                 "that repository to record the run there")
+    for key, config in _OWNER_SETTINGS.items():
+        value = overrides.get(key)
+        if value is not None:
+            shown = str(value).lower() if isinstance(value, bool) else f"{value:g}"
+            warn(f"gitexp: start_run({_KEYWORDS.get(key, key)}={value!r}) {where}, whose process applies git config "
+                 f"{config} instead; `git config {config} {shown}` sets it for `git exp run`")

@@ -50,6 +50,11 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
               meta: dict[str, Any] | None = None) -> Run:
     """Start a run (or, inside `git exp run`, attach to the run it started) and make it active.
 
+    Attached, the run takes the name, params, tags, description and meta given here; its experiment,
+    repository and the settings its owner applies (checkpoint_interval, system_metrics_interval,
+    capture_env, capture_code) are those of `git exp run`, and a different choice here is warned of
+    (launch.attach).
+
     resume=RUN continues an ended run on its own ref; fork=RUN starts a new run whose first
     commit has RUN's commit as a second parent (RUN: id, id prefix, name, Run or RunRecord).
     meta: extra meta fields of a new run (`git exp rerun` records rerun_of).
@@ -61,7 +66,8 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
     if resume is not None:
         run = launch.resume(resume, repo, overrides, params, tags)
     elif attach_id and not any(r.id == attach_id for r in stack):
-        run = launch.attach(attach_id, params, tags, description)
+        run = launch.attach(attach_id, params, tags, description, name=name, experiment=experiment, path=repo,
+                            overrides=overrides, meta=meta)
         if fork is not None:  # the run exists already: the fork is in meta, without the extra parent
             run.update_meta({"forked_from": launch.source(run.repo, fork).id})
     else:

@@ -59,6 +59,9 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
         launch.ENV_EXPERIMENT: run.experiment, launch.ENV_PARAMS: json.dumps(run.params),
         "PYTHONUNBUFFERED": "1",
     })
+    child_env.pop(launch.ENV_RUN_NAME, None)
+    if name is not None:  # the script's start_run(name=...) then says that it renames the run
+        child_env[launch.ENV_RUN_NAME] = run.name
     interrupted: list[int] = []
     try:
         child = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -122,7 +125,8 @@ _POLL = 0.2
 # and its git must find the temporary checkout and start a run of their own, not inherit these.
 _INHERITED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_REFLOG_ACTION",
               "GIT_EDITOR", "GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE", "GIT_OBJECT_DIRECTORY",
-              "GIT_ALTERNATE_OBJECT_DIRECTORIES", launch.ENV_RUN_ID, launch.ENV_REPO, launch.ENV_PARAMS)
+              "GIT_ALTERNATE_OBJECT_DIRECTORIES", launch.ENV_RUN_ID, launch.ENV_REPO, launch.ENV_PARAMS,
+              launch.ENV_RUN_NAME)
 ENV_AUTORUN_WORKTREE = "GITEXP_AUTORUN_WORKTREE"
 
 
