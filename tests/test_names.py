@@ -12,7 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gitexp.errors import InvalidNameError
-from gitexp.store.names import check_experiment, check_key, key_to_path, new_run_id, path_to_key
+from gitexp.store.names import (
+    HANDLE_LEN,
+    check_experiment,
+    check_key,
+    could_be_handle,
+    handles,
+    key_to_path,
+    new_run_id,
+    path_to_key,
+    random_part,
+)
 from tests.conftest import git
 
 RUN_ID = re.compile(r"^\d{8}-[0-9a-f]{15}$")
@@ -124,3 +134,54 @@ def test_check_key_refuses(key: object, needle: str) -> None:
         check_key(key, "param")
     assert needle in str(info.value)
     assert "param key" in str(info.value)
+
+
+# -- handles ------------------------------------------------------------------------------------
+
+
+def named_by(text: str, ids: list[str]) -> set[str]:
+    """The ids that *text* names by the start of an id or of a handle, as runs.resolve reads it."""
+    lowered = text.lower()
+    return {i for i in ids if i.startswith(text) or (could_be_handle(text) and random_part(i).startswith(lowered))}
+
+
+def test_a_handle_is_7_characters_of_the_random_part() -> None:
+    ids = [new_run_id(now=1_790_000_000.0) for _ in range(50)]  # one millisecond: ids alike but for the end
+    shown = handles(ids)
+    for run_id in set(ids):
+        assert shown[run_id] == run_id[16:23] or len(shown[run_id]) > HANDLE_LEN
+    assert handles([]) == {}
+
+
+def test_handles_grow_like_abbreviated_hashes() -> None:
+    a, b, c = "20260101-0000001abcdef01", "20261231-7000000abcdef02", "20260101-0000001fedcba98"
+    assert handles([a, b, c]) == {a: "abcdef01", b: "abcdef02", c: "fedcba9"}
+    # The same 8 random digits (another machine's run, in another millisecond): the full id.
+    twin = "20270101-0000005abcdef01"
+    assert handles([a, twin]) == {a: a, twin: twin}
+    assert handles(["not-a-run-id"]) == {"not-a-run-id": "not-a-run-id"}
+
+
+def test_a_handle_of_digits_never_starts_an_id() -> None:
+    # "2026010" would also be the start of the ids of 2026-01-0x: the handle grows past it, and past
+    # the whole date to the full id.
+    date_like, other = "20260101-00000012026010a", "20260105-0000002777777ff"
+    assert handles([date_like, other]) == {date_like: "2026010a", other: "777777f"}
+    whole_date = "20260105-000000320260105"
+    assert handles([whole_date, other])[whole_date] == whole_date
+    digits = "20260101-00000014096123f"  # digits, but no id starts with them
+    assert handles([digits, other])[digits] == "4096123"
+
+
+# Random parts made to collide: stems that runs share, some of them the start of a date of these ids.
+@given(st.lists(st.tuples(st.sampled_from(["20200202", "20202020", "20220220"]),
+                          st.text(alphabet="0a", min_size=7, max_size=7),
+                          st.sampled_from(["2020020", "2020202", "2222222", "a0a0a0a", "0a0a0a0"]),
+                          st.sampled_from("02a")), max_size=12))
+def test_every_handle_names_its_run_alone(parts: list[tuple[str, str, str, str]]) -> None:
+    ids = [f"{date}-{time}{stem}{last}" for date, time, stem, last in parts]
+    shown = handles(ids)
+    assert set(shown) == set(ids)
+    for run_id, handle in shown.items():
+        assert named_by(handle, ids) == {run_id}, handle
+        assert handle == run_id or (could_be_handle(handle) and len(handle) >= HANDLE_LEN)

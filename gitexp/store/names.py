@@ -7,6 +7,8 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterable
+from itertools import pairwise
 from urllib.parse import unquote
 
 from gitexp.errors import InvalidNameError
@@ -97,7 +99,57 @@ def new_run_id_at(now: float | None = None) -> tuple[str, float]:
     return f"{date}-{ms_of_day:07x}{int.from_bytes(os.urandom(4), 'big'):08x}", ms / 1000
 
 
-SHORT_ID_LEN = 13  # date, '-', and 4 hex digits: unique unless runs started within 4 s
+# A run's handle: what gitexp shows of a run id and users type, like git's abbreviated commit
+# hashes. The date and time that lead an id are shared by every run of a moment, so the handle is
+# taken from the id's random end instead: 7 of its 8 hex digits (28 random bits) tell apart the runs
+# of a repository for years, whenever they were made. It is derived, never stored (docs/format.md).
+HANDLE_LEN = 7
+MIN_HANDLE_LEN = 4  # the fewest characters of a handle or id prefix that name a run
+RANDOM_START = 16  # where the random part of YYYYMMDD-TTTTTTTRRRRRRRR begins
+_HANDLE_TEXT = re.compile(r"^[0-9a-fA-F]{4,8}$")
+
+
+def random_part(run_id: str) -> str:
+    """The 8 random hex digits that end a run id."""
+    return run_id[RANDOM_START:]
+
+
+def could_be_handle(text: str) -> bool:
+    """Whether *text* reads as (the start of) a handle: 4 to 8 hex digits, no '-'."""
+    return bool(_HANDLE_TEXT.match(text))
+
+
+def handles(ids: Iterable[str]) -> dict[str, str]:
+    """The handle of each run id: the first HANDLE_LEN digits of its random part, or more of them
+    when another id's random part starts the same way, as git lengthens an abbreviated hash.
+
+    A handle of digits only is lengthened too while it is the start of an id (the date of a run:
+    "2026120" would also name the runs of 2026-12-0x), so that every handle names its run alone.
+    An id whose 8 random digits do not tell it apart (or one not of the standard form) is its own
+    handle.
+    """
+    unique = set(ids)
+    standard = sorted((i for i in unique if _RUN_ID.match(i)), key=random_part)
+    out = {i: i for i in unique if not _RUN_ID.match(i)}
+    randoms = [random_part(i) for i in standard]
+    need = [HANDLE_LEN] * len(standard)
+    # Only neighbours (in the order of their random parts) can share the first HANDLE_LEN digits.
+    for k, (current, following) in enumerate(pairwise(randoms)):
+        if current[:HANDLE_LEN] == following[:HANDLE_LEN]:
+            common = HANDLE_LEN
+            while common < len(current) and current[common] == following[common]:
+                common += 1
+            need[k] = max(need[k], common + 1)
+            need[k + 1] = max(need[k + 1], common + 1)
+    starts: set[str] | None = None  # the first 7 and 8 characters of every id, when a handle needs them
+    for run_id, random_digits, length in zip(standard, randoms, need, strict=True):
+        if random_digits[:length].isdecimal():
+            if starts is None:
+                starts = {i[:n] for i in unique for n in (HANDLE_LEN, HANDLE_LEN + 1)}
+            while length <= len(random_digits) and random_digits[:length] in starts:
+                length += 1
+        out[run_id] = random_digits[:length] if length <= len(random_digits) else run_id
+    return out
 
 
 _ADJECTIVES = ("amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "fond", "gentle", "glad",

@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -347,29 +347,96 @@ def run_ids(repo: RepoReader) -> list[str]:
     return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
 
 
-def resolve(records: list[RunRecord], text: str) -> RunRecord:
-    """The one run whose id is *text*, whose name is *text*, or whose id starts with *text*.
+def run_handles(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Run id -> handle (names.handles) of *records*, unique among every run of their repository, not
+    only these, so that any command accepts what a listing of a few runs shows."""
+    every = run_ids(records[0].repo) if records else []
+    return names.handles([*every, *(r.id for r in records)])
 
-    A damaged run that load_runs left out (RunList.damaged) matches by id too: naming it raises its
-    DamagedRunError, which says what is wrong with it, rather than that no run matches.
+
+def run_title(record: RunRecord, handle: str) -> str:
+    """"3fa9c21 cnn/lr-0.1": how messages name a run (its handle first, to be copied), not yet printable()."""
+    return f"{handle} {record.experiment}/{record.name}" if record.name else f"{handle} {record.experiment}"
+
+
+def ref_titles(repo: RepoReader, refs: Iterable[str]) -> dict[str, str]:
+    """ref -> run_title of the run at each of *refs* (refs/experiments/<experiment>/<run-id>), for
+    messages that name runs; a ref that is no run here stays as it is."""
+    wanted = list(refs)
+    if not wanted:
+        return {}
+    records = {r.ref: r for r in load_runs(repo, recover=False)}
+    handles = run_handles(list(records.values()))
+    return {ref: run_title(records[ref], handles[records[ref].id]) if ref in records else ref for ref in wanted}
+
+
+def resolve(records: list[RunRecord], text: str) -> RunRecord:
+    """The one run that *text* names, trying in turn:
+
+    1. its full id;
+    2. its name;
+    3. the start of its handle or of its id (at least 4 characters). Text of 4 to 8 hex digits is
+       read both ways: "2026" is the start of the handles of some runs and of the ids of every run
+       of 2026, and a run that matches either way is a candidate. A handle gitexp shows never
+       starts another run's id or handle (names.handles), so it names its run alone.
+
+    Each step that matches one run answers; one that matches several raises AmbiguousRunError,
+    listing them. A damaged run that load_runs left out (RunList.damaged) matches by id too: naming
+    it raises its DamagedRunError, which says what is wrong with it, rather than that no run matches.
     """
     damaged: dict[str, DamagedRunError] = getattr(records, "damaged", None) or {}
-    by_prefix = len(text) >= 4
-    for matches, broken in (([r for r in records if r.id == text], [e for i, e in damaged.items() if i == text]),
-                            ([r for r in records if r.name == text], []),
-                            ([r for r in records if r.id.startswith(text)] if by_prefix else [],
-                             [e for i, e in damaged.items() if i.startswith(text)] if by_prefix else [])):
+    handle = text.lower() if names.could_be_handle(text) else None
+
+    def starts(run_id: str) -> bool:
+        return run_id.startswith(text) or (handle is not None and names.random_part(run_id).startswith(handle))
+
+    by_prefix = len(text) >= names.MIN_HANDLE_LEN
+    for what, matches, broken in (
+            ("", [r for r in records if r.id == text], [e for i, e in damaged.items() if i == text]),
+            ("by name", [r for r in records if r.name == text], []),
+            ("by the start of their handle or id" if handle else "by the start of their id",
+             [r for r in records if starts(r.id)] if by_prefix else [],
+             [e for i, e in damaged.items() if starts(i)] if by_prefix else [])):
         if len(matches) + len(broken) == 1:
             if broken:
                 raise broken[0]
             return matches[0]
-        if len(matches) + len(broken) > 1:
-            listed = "\n".join([*(printable(f"  {r.id}  {r.experiment}  {r.name}") for r in matches[:10]),
-                                *(f"  {e.run_id}  (damaged)" for e in broken[:10])])
-            raise AmbiguousRunError(f"{text!r} matches {len(matches) + len(broken)} runs:\n{listed}\n"
-                                    "give more characters of the id, or the full id")
-    raise RunNotFoundError(f"no run matches {text!r} (by id, id prefix of at least 4 characters, or name); "
-                           "`git exp ls` lists the runs")
+        if len(matches) + len(broken) > 1:  # (ids are unique: never the first step)
+            raise AmbiguousRunError(f"{text!r} matches {len(matches) + len(broken)} runs {what}:\n"
+                                    + "\n".join(_candidates(records, matches, broken))
+                                    + "\nname one by its handle (the first column) or its full id")
+    raise RunNotFoundError(_unknown(records, text))
+
+
+def _candidates(records: list[RunRecord], matches: Sequence[RunRecord], broken: Sequence[DamagedRunError],
+                shown: int = 10) -> list[str]:
+    """A line per run (handle, experiment/name, full id; at most *shown* of each kind), to choose from."""
+    damaged_ids = [e.run_id for e in broken[:shown]]
+    every = run_ids(records[0].repo) if records else []
+    handles = names.handles([*every, *(r.id for r in records), *damaged_ids])
+    rows = [(handles[r.id], f"{r.experiment}/{r.name}" if r.name else r.experiment, r.id) for r in matches[:shown]]
+    rows += [(handles[i], "(damaged)", i) for i in damaged_ids]
+    width = max(len(h) for h, _, _ in rows)
+    label = max(len(n) for _, n, _ in rows)
+    lines = [printable(f"  {h:<{width}}  {n:<{label}}  {i}") for h, n, i in rows]
+    more = len(matches) + len(broken) - len(rows)
+    return lines + ([f"  ... and {more} more"] if more > 0 else [])
+
+
+def _unknown(records: list[RunRecord], text: str) -> str:
+    import difflib
+
+    message = (f"no run matches {text!r}: it is not a run's full id, name, handle or the start of one "
+               f"(at least {names.MIN_HANDLE_LEN} characters)")
+    by_name: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.name:
+            by_name.setdefault(record.name, []).append(record)
+    close = difflib.get_close_matches(text, list(by_name), n=3, cutoff=0.7)
+    if close:
+        near = [r for name in close for r in by_name[name]][:5]
+        return f"{message}; did you mean one of these?\n" + "\n".join(_candidates(records, near, []))
+    return f"{message}; `git exp ls` lists the runs with their handles"
 
 
 def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = None,

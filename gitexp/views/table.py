@@ -6,13 +6,13 @@ import io
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import pairwise, repeat
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, cast
 
 from gitexp.errors import GitexpError
 from gitexp.store.fields import flatten
-from gitexp.store.names import SHORT_ID_LEN
+from gitexp.store.names import handles
 from gitexp.store.runcache import (
     row_base_commit,
     row_duration,
@@ -22,7 +22,7 @@ from gitexp.store.runcache import (
     row_start,
     row_status,
 )
-from gitexp.store.runs import RunRecord, listing_rows, run_ids
+from gitexp.store.runs import RunRecord, listing_rows, run_handles
 from gitexp.text import has_unsafe, printable
 from gitexp.views.plaintable import plain_table
 
@@ -30,20 +30,9 @@ FORMATS = ("table", "csv", "json", "md")
 BASE_COLUMNS = ("id", "name", "status", "start", "duration", "commit")
 
 
-def short_ids(ids: Iterable[str], minimum: int = SHORT_ID_LEN) -> dict[str, str]:
-    """The shortest prefix of each id, at least *minimum* long, that no other id shares."""
-    ordered = sorted(set(ids))
-    heads = [i[:minimum] for i in ordered]
-    need = [minimum] * len(ordered)
-    # Only neighbours (in sorted order) that share the first *minimum* characters need more.
-    for i in [i for i, (head, following) in enumerate(pairwise(heads)) if head == following]:
-        current, other = ordered[i], ordered[i + 1]
-        common, limit = minimum, min(len(current), len(other))
-        while common < limit and current[common] == other[common]:
-            common += 1
-        need[i] = max(need[i], common + 1)
-        need[i + 1] = common + 1  # its other neighbour comes next
-    return {i: head if n == minimum else i[:n] for i, head, n in zip(ordered, heads, need, strict=True)}
+def short_ids(ids: Iterable[str]) -> dict[str, str]:
+    """What listings show of each run id: its handle (names.handles), which no other of *ids* shares."""
+    return handles(ids)
 
 
 def human_duration(seconds: float | None) -> str:
@@ -88,9 +77,8 @@ def local_times(values: Iterable[Any]) -> list[str]:
 
 
 def run_short_ids(records: Sequence[RunRecord]) -> dict[str, str]:
-    """Short ids of *records* that are unique among all runs, not only these, so `show` accepts them."""
-    every = run_ids(records[0].repo) if records else []
-    return short_ids([*every, *(r.id for r in records)])
+    """The handles of *records*, unique among all runs, not only these, so that `show` accepts them."""
+    return run_handles(records)
 
 
 def differing(values: Sequence[dict[str, Any]]) -> list[str]:
