@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import gitexp
 from gitexp.cli.main import main
+from gitexp.git.repo import Repo
+from gitexp.ops import link
+from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
 
@@ -69,7 +74,7 @@ def test_show_text_for_a_failed_run(repo: Path, capsys: pytest.CaptureFixture[st
 
     out = show(capsys, run.id)
     lines = out.splitlines()
-    assert lines[1].split() == ["status", "FAILED"]
+    assert next(line for line in lines if line.startswith("status")).split() == ["status", "FAILED"]
     at = lines.index("error")
     assert lines[at + 1].strip() == "ValueError: learning rate too high"
     assert section(out, "metrics")[0][:2] == ["loss", "1"]
@@ -99,3 +104,68 @@ def test_show_lists_artifacts_and_inputs(repo: Path, capsys: pytest.CaptureFixtu
     (train,) = section(out, "inputs")
     assert train[:2] == ["train", "sha256"] and train[-2:] == ["from", "s3://bucket/data.csv"]
     assert out.index("\nmetrics") < out.index("\nartifacts") < out.index("\ninputs")  # after the numbers
+
+
+def test_show_names_the_commit_the_post_commit_hook_linked_the_run_to(repo: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "train.py").write_text("print('a wider model')\n")
+    with gitexp.start_run(name="dirty", **QUIET):
+        pass
+    capsys.readouterr()
+    before = show(capsys, "dirty")
+    assert "with uncommitted changes" in before and "linked" not in before
+    git(repo, "commit", "-q", "-am", "Widen the model")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert link.link_runs(Repo.discover(), head)  # what the post-commit hook does in the background
+
+    lines = show(capsys, "dirty").splitlines()
+    code = next(i for i, line in enumerate(lines) if line.startswith("code"))
+    assert lines[code].endswith("with uncommitted changes")
+    assert lines[code + 1].split(maxsplit=5)[:5] == ["linked", "to", "commit", head[:12], '"Widen']
+    assert "(by the post-commit hook" in lines[code + 1]
+
+
+def test_show_gives_a_get_command_that_names_the_run(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    # Runs of the same moment: their ids start alike, so a prefix of the id would name them all.
+    made = []
+    for i in range(6):
+        with gitexp.start_run(name=f"r{i}", **QUIET) as run:
+            run.log_text(f"weights {i}", "model.txt")
+        made.append(run)
+    capsys.readouterr()
+    for i, run in enumerate(made):
+        out = show(capsys, f"r{i}")
+        (command,) = [line for line in out.splitlines() if "git exp get" in line]
+        handle = command.split("git exp get ", 1)[1].split()[0]
+        assert main(["get", handle, "model.txt", "-o", str(tmp_path / run.id)]) == 0, capsys.readouterr().err
+        assert (tmp_path / run.id / "model.txt").read_text() == f"weights {i}"
+
+
+def test_show_says_where_the_output_is(repo: Path, env_for_subprocess: dict[str, str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gitexp", "run", "--name", "talky", "--", sys.executable, "-c",
+                           "print('epoch 1'); print('epoch 2')"], cwd=repo, env=env_for_subprocess,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = show(capsys, "talky")
+    handle = next(line.split()[1] for line in out.splitlines() if line.startswith("handle"))
+    (output,) = [line for line in out.splitlines() if line.startswith("output")]
+    assert output.split() == ["output", "output.log", "16", "B", "(`git", "exp", "logs", f"{handle}`", "prints",
+                              "it)"]
+    assert main(["logs", handle]) == 0
+    assert capsys.readouterr().out == "epoch 1\nepoch 2\n"
+    with gitexp.start_run(name="quiet", **QUIET):
+        pass
+    assert not any(line.startswith("output") for line in show(capsys, "quiet").splitlines())
+
+
+def test_show_names_the_run_a_run_was_forked_from(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with gitexp.start_run(name="source", **QUIET) as source:
+        pass
+    with gitexp.start_run(name="fork", fork=source.id, **QUIET):
+        pass
+    capsys.readouterr()
+    handle = next(line.split()[1] for line in show(capsys, "source").splitlines() if line.startswith("handle"))
+    (forked,) = [line for line in show(capsys, "fork").splitlines() if line.startswith("forked from")]
+    assert forked.split() == ["forked", "from", handle]

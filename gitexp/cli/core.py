@@ -182,8 +182,8 @@ def register(add: AddCommand) -> None:
     p.set_defaults(func=lambda a: cmd_ls(a.experiment, a.limit, a.form, a.columns, a.precision, a.all_columns,
                                          a.where, a.sort, a.only_changed))
 
-    p = add("show", "Show one run: status, git state, params, metrics, artifacts, inputs, environment.")
-    p.add_argument("run", help="run id, unique id prefix, or unique run name")
+    p = add("show", "Show one run: status, git state, params, metrics, artifacts, output, inputs, environment.")
+    p.add_argument("run", help="run handle (as `git exp ls` shows it), id, unique id prefix, or unique run name")
     p.add_argument("--format", "-f", dest="form", default="text", choices=("text", "yaml", "json"),
                    help="output format; yaml and json print the complete record")
     p.add_argument("--experiment", "-e", help="look the run up in this experiment only")

@@ -6,10 +6,10 @@ import json
 import shlex
 from typing import Any
 
+from gitexp.errors import GitexpError
 from gitexp.store import codec as fmt
 from gitexp.store.fields import flatten
-from gitexp.store.names import SHORT_ID_LEN
-from gitexp.store.runs import RunRecord
+from gitexp.store.runs import RunRecord, run_handles
 from gitexp.text import printable
 from gitexp.views.table import cell, human_duration, local_time
 
@@ -42,8 +42,11 @@ def text(record: RunRecord) -> str:
     is printed through printable(), which shows control characters escaped."""
     meta = record.meta
     git = meta.get("git") or {}
+    handles = run_handles([record])
+    handle = handles[record.id]
     lines = [printable(f"run {record.id}  {record.experiment}/{record.name}")]
     head = [
+        ("handle", handle),
         ("status", record.status + (f" (exit code {meta['exit_code']})" if meta.get("exit_code") is not None
                                     else "")),
         ("start", f"{local_time(record.start)}  ({record.start})"),
@@ -51,10 +54,13 @@ def text(record: RunRecord) -> str:
         ("code", " ".join(filter(None, [(git.get("commit") or "no commit")[:12], git.get("branch") and
                                          f"on {git['branch']}", "with uncommitted changes" if git.get("dirty")
                                          else None]))),
+        *_linked(record),
+        *_lineage(record, handles),
         ("ref", record.ref),
         ("commit", record.commit[:12]),
         ("host", f"{meta.get('user')}@{meta.get('host')} pid {meta.get('pid')}"),
         ("command", shlex.join(meta.get("command") or [])),
+        *_output(record, handle),
     ]
     width = max(len(k) for k in [*(k for k, _ in head), *(["description"] if meta.get("description") else [])])
     lines += [f"{k:<{width}}  {printable(v)}" for k, v in head]
@@ -103,7 +109,54 @@ def _artifacts(record: RunRecord) -> list[str]:
     for a in found:
         where = "" if not a.lfs else "  LFS" if a.present else "  LFS, not here (`git exp get` fetches it)"
         rows.append(f"  {printable(a.path):<{width}}  {human_size(a.size):>10}{where}")
-    return ["", f"artifacts ({len(found)}, `git exp get {record.id[:SHORT_ID_LEN]} PATH` restores one)", *rows]
+    return ["", f"artifacts ({len(found)}, `git exp get {run_handles([record])[record.id]} PATH` restores one)", *rows]
+
+
+def _linked(record: RunRecord) -> list[tuple[str, str]]:
+    """The commit the post-commit hook found the run's code in, made after the run (meta.linked_commit)."""
+    commit = record.meta.get("linked_commit")
+    if not isinstance(commit, str) or not commit:
+        return []
+    subject = ""
+    try:
+        if record.repo.has_object(commit):
+            subject = f" {_subject(record.repo.commit_info(commit)[1])}"
+    except GitexpError:
+        pass  # not a commit here (a teammate's, not fetched): its id says enough
+    return [("", f"linked to commit {commit[:12]}{subject} (by the post-commit hook)")]
+
+
+def _subject(message: str) -> str:
+    first = message.strip().split("\n", 1)[0]
+    return json.dumps(first if len(first) <= 50 else first[:49] + "…", ensure_ascii=False)
+
+
+_LINEAGE = (("rerun_of", "rerun of"), ("forked_from", "forked from"), ("parent_run", "parent run"))
+
+
+def _lineage(record: RunRecord, handles: dict[str, str]) -> list[tuple[str, str]]:
+    """The runs this one came from (meta rerun_of, forked_from, parent_run): by handle, when they are
+    here (*handles* has every run's)."""
+    rows = []
+    for key, label in _LINEAGE:
+        source = record.meta.get(key)
+        if isinstance(source, str) and source:
+            rows.append((label, handles.get(source, f"{source} (not in this repository)")))
+    return rows
+
+
+def _output(record: RunRecord, handle: str) -> list[tuple[str, str]]:
+    """Where the run's output is, how big, and the command that prints it."""
+    from gitexp.ops.logs import log_state
+    from gitexp.store.artifacts import human_size
+
+    state = log_state(record)
+    if state.size is None:
+        return []
+    size = human_size(state.size)
+    if state.live:
+        return [("output", f"{fmt.OUTPUT_LOG}  {size} so far  (`git exp logs -f {handle}` follows it)")]
+    return [("output", f"{fmt.OUTPUT_LOG}  {size}  (`git exp logs {handle}` prints it)")]
 
 
 def _inputs(record: RunRecord) -> list[str]:
