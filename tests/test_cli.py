@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,7 @@ from gitexp.views.table import short_ids
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
+RUN_ID_TOKEN = re.compile(r"\b[0-9]{8}-[0-9a-f]{15}\b")
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -218,8 +221,110 @@ def test_show_ambiguous_prefix(three_runs: list[gitexp.Run], capsys: pytest.Capt
     code, out, err = cli(capsys, "show", prefix)
     assert (code, out) == (1, "")
     assert f"'{prefix}' matches 3 runs" in err
+    shown = short_ids(r.id for r in three_runs)
+    listed = err.splitlines()[1:4]
+    for run in three_runs:  # each candidate by its handle, experiment/name and id, newest first
+        assert listed.pop().split() == [shown[run.id], f"{run.experiment}/{run.name}", run.id]
+    assert err.splitlines()[-1] == "name one by its handle (the first column) or its full id"
+
+
+def test_show_unknown_run_suggests_close_names(three_runs: list[gitexp.Run],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    beta = three_runs[1]
+    code, out, err = cli(capsys, "show", "betta")
+    assert (code, out) == (1, "")
+    first, suggestion = err.splitlines()
+    assert first.startswith("git exp: error: no run matches 'betta'") and "did you mean" in first
+    assert suggestion.split() == [short_ids(r.id for r in three_runs)[beta.id], "cnn/beta", beta.id]
+
+
+def test_a_handle_is_case_insensitive_and_4_characters_suffice(three_runs: list[gitexp.Run],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    shown = short_ids(r.id for r in three_runs)
     for run in three_runs:
-        assert run.id in err
+        for text in (shown[run.id].upper(), shown[run.id][:4]):
+            if sum(s.startswith(shown[run.id][:4]) for s in shown.values()) > 1 and len(text) == 4:
+                continue  # pragma: no cover - two of the three share their first 4 random digits
+            code, out, err = cli(capsys, "show", text)
+            assert (code, err) == (0, ""), text
+            assert out.split()[1] == run.id
+
+
+def test_handles_shown_stay_valid_as_runs_are_added(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A prefix of the id (what ls showed before handles) would name every run of the same moment.
+    for i in range(3):
+        with gitexp.start_run(name=f"early{i}", **QUIET):
+            pass
+    capsys.readouterr()
+    early = {line.split()[1]: line.split()[0] for line in cli(capsys, "ls")[1].splitlines()[2:]}
+    for i in range(12):
+        with gitexp.start_run(name=f"late{i}", **QUIET):
+            pass
+    capsys.readouterr()
+    for name, handle in early.items():
+        code, out, err = cli(capsys, "show", handle)
+        assert (code, err) == (0, ""), handle
+        assert out.split()[2] == f"default/{name}"
+
+
+def _copy_run(repo: Path, source: gitexp.Run, run_id: str) -> str:
+    """Another ref at *source*'s commit under the id *run_id*: a run as another machine could have made
+    it, with a random part chosen to collide."""
+    ref = f"refs/experiments/{source.experiment}/{run_id}"
+    git(repo, "update-ref", ref, git(repo, "rev-parse", source.ref).strip())
+    return run_id
+
+
+def test_every_id_gitexp_prints_names_that_run(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made = []
+    for i in range(8):  # the same second: every id starts with the same 13 or more characters
+        with gitexp.start_run(name=f"r{i % 3}", experiment=("cnn", "rnn")[i % 2], **QUIET) as run:
+            run.log_metric("acc", i / 10)
+            run.log_text("w", "model.txt")
+        made.append(run)
+    capsys.readouterr()
+    day, time = made[0].id[:8], made[0].id[9:16]
+    crafted = [
+        _copy_run(repo, made[0], f"{day}-{time}abcdef01"),  # shares 7 random digits with the next
+        _copy_run(repo, made[1], f"{day}-{time}abcdef02"),
+        _copy_run(repo, made[2], f"20250101-{time}abcdef02"),  # all 8 with the one before: full ids
+        _copy_run(repo, made[3], f"{day}-{time}{day[:7]}f"),  # digits that start this day's ids
+        _copy_run(repo, made[4], f"{day}-{time}{day}"),  # the whole date
+    ]
+    ids = [r.id for r in made] + crafted
+    printed: list[tuple[str, str]] = []  # (token, the run it was printed for)
+
+    out = cli(capsys, "ls")[1]
+    newest_first = sorted(ids, reverse=True)
+    printed += [(line.split()[0], run_id) for line, run_id in zip(out.splitlines()[2:], newest_first, strict=True)]
+    rows = list(csv.DictReader(io.StringIO(cli(capsys, "ls", "-f", "csv")[1])))
+    printed += [(row["id"], run_id) for row, run_id in zip(rows, newest_first, strict=True)]
+    for run_id in ids:
+        out = cli(capsys, "show", run_id)[1]
+        printed += [(token, run_id) for token in RUN_ID_TOKEN.findall(out)]
+        printed += [(line.split()[1], run_id) for line in out.splitlines() if line.startswith("handle")]
+        printed += [(token, run_id) for token in re.findall(r"`git exp \w+ (?:-f )?(\S+?)[ `]", out)]
+    for a, b in itertools.pairwise(ids):
+        header = cli(capsys, "diff", a, b)[1].splitlines()[:2]
+        printed += [(header[0].split()[2], a), (header[1].split()[2], b)]
+    out = cli(capsys, "compare", *ids)[1]
+    labels = out.splitlines()[0].split()[1:]
+    id_row = next(line for line in out.splitlines() if line.startswith("id ")).split()[1:]
+    printed += [(label.rpartition("@")[2], run_id) for label, run_id in zip(labels, ids, strict=True) if "@" in label]
+    printed += list(zip(id_row, ids, strict=True))
+
+    assert len({run_id for _, run_id in printed}) == len(ids)
+    for token, run_id in printed:
+        code, out, err = cli(capsys, "show", token)
+        assert (code, err) == (0, ""), f"{token} printed for {run_id}: {err}"
+        assert out.split()[1] == run_id, f"{token} printed for {run_id} names {out.split()[1]}"
+    by_run: dict[str, set[str]] = {}
+    for token, run_id in printed:
+        by_run.setdefault(run_id, set()).add(token)
+    assert by_run[crafted[0]] == {crafted[0], "abcdef01"}  # 8 digits where 7 are shared
+    assert by_run[crafted[2]] == {crafted[2]}  # only its full id tells it apart
+    assert by_run[crafted[3]] == {crafted[3], f"{day[:7]}f"}
+    assert by_run[crafted[4]] == {crafted[4]}
 
 
 def test_show_unknown_run(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ import pytest
 import gitexp
 from gitexp.cli.main import main
 from gitexp.errors import GitexpError
+from gitexp.store.names import handles
 from gitexp.views.compare import best_run, compare_rows, guess_minimize, run_labels
 from gitexp.views.diff import diff_runs, env_summary, metric_change, render_diff
 from tests.conftest import git
@@ -81,7 +82,9 @@ def test_env_summary_and_package_changes(repo: Path) -> None:
 def test_diff_text_and_code_patch(sample: Sample, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "diff", "baseline", "wide")
     assert (code, err) == (0, "")
-    assert out.startswith(f"diff A {sample.ids['baseline']} (cnn/baseline, FINISHED)")
+    shown = handles(sample.ids.values())
+    assert out.startswith(f"diff A {shown[sample.ids['baseline']]} cnn/baseline (FINISHED)\n"
+                          f"  -> B {shown[sample.ids['wide']]} cnn/wide (FINISHED)\n")
     assert "changed  lr            0.01 -> 0.1" in out
     assert "-50.0%" in out  # loss 0.2 -> 0.1
     assert "inputs (sha256)" in out and "added    extra" in out

@@ -20,7 +20,7 @@ LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "
 
 
 def run_labels(records: Sequence[RunRecord]) -> dict[str, str]:
-    """id -> a column header: the run name when it is unique among *records*, else name@short-id."""
+    """id -> a column header: the run name when it is unique among *records*, else name@handle."""
     shorts = run_short_ids(records)
     names = [r.name for r in records]
     labels = {}
@@ -44,7 +44,7 @@ def compare_rows(records: Sequence[RunRecord], only_changed: bool = False,
     for record in records:
         env = env_summary(record.env)
         row: dict[str, Any] = {
-            "id": shorts[record.id], "experiment": record.experiment, "status": record.status,
+            "id": shorts[record.id] if pretty else record.id, "experiment": record.experiment, "status": record.status,
             "start": local_time(record.start) if pretty else record.start,
             "duration": human_duration(record.duration) if pretty else record.duration,
             "commit": (record.base_commit or "")[:7 if pretty else 40],

@@ -9,7 +9,7 @@ from typing import Any
 from gitexp.errors import GitexpError
 from gitexp.store import search
 from gitexp.store.fields import flatten
-from gitexp.store.runs import RunRecord
+from gitexp.store.runs import RunRecord, run_handles
 from gitexp.text import printable
 from gitexp.views.table import cell
 
@@ -89,8 +89,9 @@ def diff_runs(a: RunRecord, b: RunRecord, code: bool = False) -> dict[str, Any]:
                                  "files": [list(f) for f in files]}
     if code:
         code_info["patch"] = a.repo.diff_trees(tree_a, tree_b) if tree_b else ""
+    handles = run_handles([a, b])
     return {
-        "a": _identity(a), "b": _identity(b),
+        "a": _identity(a, handles[a.id]), "b": _identity(b, handles[b.id]),
         "params": _changes(flatten(a.params), flatten(b.params)),
         "metrics": metrics,
         "env": env,
@@ -99,9 +100,9 @@ def diff_runs(a: RunRecord, b: RunRecord, code: bool = False) -> dict[str, Any]:
     }
 
 
-def _identity(record: RunRecord) -> dict[str, Any]:
+def _identity(record: RunRecord, handle: str) -> dict[str, Any]:
     return {"id": record.id, "name": record.name, "experiment": record.experiment, "status": record.status,
-            "commit": record.commit}
+            "commit": record.commit, "handle": handle}
 
 
 def _percent(value: float | None) -> str:
@@ -128,8 +129,8 @@ def render_diff(diff: dict[str, Any], form: str = "text") -> str:
     if form != "text":
         raise GitexpError(f"unknown format {form!r} for diff; use text or json")
     a, b = diff["a"], diff["b"]
-    lines = [f"diff A {a['id']} ({a['experiment']}/{a['name']}, {a['status']})",
-             f"  -> B {b['id']} ({b['experiment']}/{b['name']}, {b['status']})"]
+    lines = [f"diff A {a.get('handle', a['id'])} {a['experiment']}/{a['name']} ({a['status']})",
+             f"  -> B {b.get('handle', b['id'])} {b['experiment']}/{b['name']} ({b['status']})"]
     lines += _pairs("params", diff["params"])
     lines += _metric_lines(diff["metrics"])
     lines += _env_lines(diff["env"])
