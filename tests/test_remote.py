@@ -20,6 +20,7 @@ import pytest
 
 import gitexp
 from gitexp.cli.main import main
+from gitexp.store.names import handles
 from tests.conftest import git
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,11 @@ def make_run(name: str, artifacts: dict[str, bytes] | None = None, experiment: s
     return run
 
 
+def handle(run: gitexp.Run) -> str:
+    """How messages name *run* (with its name): its handle among the runs of the current clone."""
+    return handles([*(r.id for r in gitexp.load_runs()), run.id])[run.id]
+
+
 def lfs_object(root: Path, data: bytes) -> Path:
     oid = hashlib.sha256(data).hexdigest()
     return root / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
@@ -81,7 +87,7 @@ def test_runs_and_artifacts_created_in_one_clone_reach_the_other(
 
     code, out, err = cli(capsys, "push")
     assert (code, err) == (0, "")
-    assert f"  new      {run.ref}" in out.splitlines()
+    assert f"  new      {handle(run)} cnn/shared" in out.splitlines()  # the run, not its ref
     assert out.splitlines()[-1] == "pushed to origin: 1 new; notes new; LFS: 1 object(s), 29.3 KiB"
     assert git(bare, "rev-parse", run.ref) == git(a, "rev-parse", run.ref)
     assert lfs_object(bare, big).read_bytes() == big  # git-lfs's own file:// transfer
@@ -90,8 +96,8 @@ def test_runs_and_artifacts_created_in_one_clone_reach_the_other(
     monkeypatch.chdir(b)
     code, out, err = cli(capsys, "pull")
     assert (code, err) == (0, "")
-    assert out.splitlines() == [f"  new      {run.ref}", "fetched from origin: 1 new, 0 updated, 0 unchanged; "
-                                "notes created"]
+    assert out.splitlines() == [f"  new      {handle(run)} cnn/shared", "fetched from origin: 1 new, 0 updated, "
+                                "0 unchanged; notes created"]
     assert "shared" in cli(capsys, "ls")[1]
     assert git(b, "reflog", "show", "--format=%gs", run.ref) == "gitexp: fetch origin\n"
     assert note_lines(b, base) == note_lines(a, base)
@@ -200,10 +206,10 @@ def test_a_run_extended_remotely_fast_forwards(clones: tuple[Path, Path], monkey
     assert cli(capsys, "fetch")[0] == 0
     monkeypatch.chdir(a)
     newer = _new_commit(a, run.ref, "continued")
-    assert cli(capsys, "push")[1].splitlines()[0] == f"  updated  {run.ref}"
+    assert cli(capsys, "push")[1].splitlines()[0] == f"  updated  {handle(run)} cnn/growing"
     monkeypatch.chdir(b)
     code, out, _ = cli(capsys, "fetch")
-    assert code == 0 and f"  updated  {run.ref}" in out.splitlines()
+    assert code == 0 and f"  updated  {handle(run)} cnn/growing" in out.splitlines()
     assert git(b, "rev-parse", run.ref).strip() == newer
 
 
@@ -223,19 +229,34 @@ def test_a_run_changed_on_both_sides_keeps_both_versions(clones: tuple[Path, Pat
     code, out, err = cli(capsys, "fetch")
     kept = f"refs/experiments-conflicts/origin/cnn/{run.id}"
     assert code == 0 and "1 in conflict" in out
-    assert f"warning: {run.ref} differs on origin: kept yours, theirs is at {kept}" in err
+    assert f"warning: run {handle(run)} cnn/forked differs on origin: kept yours, theirs is at {kept}" in err
     assert git(b, "rev-parse", run.ref).strip() == ours
     assert git(b, "rev-parse", kept).strip() == theirs
 
     code, _, err = cli(capsys, "push")
     assert code == 1
-    assert f"! {run.ref}: rejected: " in err and "1 ref(s) rejected by origin" in err
+    assert f"! {handle(run)} cnn/forked: rejected: " in err and "1 ref(s) rejected by origin" in err
     assert git(b, "ls-remote", "origin", run.ref).split()[0] == theirs  # nothing was overwritten
 
     # Taking theirs resolves it; the next fetch removes the conflict ref.
     git(b, "update-ref", run.ref, theirs)
     assert cli(capsys, "fetch")[0] == 0
     assert git(b, "for-each-ref", "refs/experiments-conflicts/") == ""
+
+
+def test_push_names_the_runs_whose_lfs_content_is_not_here(clones: tuple[Path, Path],
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    _a, b = clones
+    run = make_run("heavy", {"model.bin": os.urandom(30_000)})
+    assert cli(capsys, "push")[0] == 0
+    monkeypatch.chdir(b)
+    assert cli(capsys, "fetch")[0] == 0  # the run, not its LFS content
+    code, _, err = cli(capsys, "push")
+    assert code == 0
+    assert err.startswith("warning: 1 LFS artifact(s) are not in the local store")
+    assert err.endswith(f"(fetch them with `git exp pull --artifacts` first): {handle(run)}:model.bin\n")
+    assert main(["get", handle(run), "-o", str(b / "out")]) == 0  # the handle the warning names
 
 
 def test_runs_removed_here_are_not_brought_back(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,

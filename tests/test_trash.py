@@ -8,6 +8,7 @@ import pytest
 
 import gitexp
 from gitexp.cli.main import main
+from gitexp.store.names import handles
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
@@ -33,6 +34,11 @@ def make_run(name: str, experiment: str = "cnn", checkpoint: bool = False) -> gi
     return run
 
 
+def handle(run: gitexp.Run) -> str:
+    """The handle messages name *run* by (removed or not)."""
+    return handles([*(r.id for r in gitexp.load_runs()), run.id])[run.id]
+
+
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -52,7 +58,7 @@ def test_rm_moves_the_ref_to_the_trash(repo: Path, two_runs: tuple[gitexp.Run, g
     before = refs(repo, "refs/experiments/")
     code, out, err = cli(capsys, "rm", "drop")
     assert (code, err) == (0, "")
-    assert out.startswith(f"removed {drop.ref} ")
+    assert out.splitlines()[0] == f"removed {handle(drop)} cnn/drop"  # the run, not its ref
     assert "--undo" in out
 
     assert refs(repo, "refs/experiments/") == {keep.ref: before[keep.ref]}
@@ -71,7 +77,7 @@ def test_rm_undo_restores_the_same_commit(repo: Path, two_runs: tuple[gitexp.Run
     commit = refs(repo, drop.ref)[drop.ref]
     assert cli(capsys, "rm", drop.id)[0] == 0
     code, out, err = cli(capsys, "rm", "--undo")
-    assert (code, out, err) == (0, f"restored {drop.ref}\n", "")
+    assert (code, out, err) == (0, f"restored {handle(drop)} cnn/drop\n", "")
     assert refs(repo, drop.ref) == {drop.ref: commit}
     assert refs(repo, TRASH) == {}
     assert "drop" in cli(capsys, "ls")[1]
@@ -85,9 +91,32 @@ def test_rm_undo_by_name(repo: Path, two_runs: tuple[gitexp.Run, gitexp.Run],
     assert len(refs(repo, TRASH)) == 2
     # The last rm removed "drop", but a run is restored by its name too.
     code, out, _ = cli(capsys, "rm", "--undo", "keep")
-    assert (code, out) == (0, f"restored {keep.ref}\n")
+    assert (code, out) == (0, f"restored {handle(keep)} cnn/keep\n")
     assert list(refs(repo, "refs/experiments/")) == [keep.ref]
     assert list(refs(repo, TRASH)) == [f"{TRASH}cnn/{drop.id}"]
+
+
+def test_rm_names_runs_by_handles_that_rm_undo_and_show_take(repo: Path, two_runs: tuple[gitexp.Run, gitexp.Run],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    keep, drop = two_runs
+    code, out, _ = cli(capsys, "rm", "keep", drop.id)
+    assert code == 0
+    removed = [line.split()[1] for line in out.splitlines() if line.startswith("removed ")]
+    assert removed == [handle(keep), handle(drop)]
+    assert out.splitlines()[-1] == "(`git exp rm --undo` restores them; `git exp gc` deletes them for good)"
+    for shown, run in zip(removed, (keep, drop), strict=True):
+        code, out, err = cli(capsys, "rm", "--undo", shown)
+        assert (code, out, err) == (0, f"restored {shown} cnn/{run.name}\n", "")
+        code, out, _ = cli(capsys, "show", shown)
+        assert code == 0 and run.id in out
+
+
+def test_rm_refuses_a_running_run_naming_it(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with gitexp.start_run(name="busy", experiment="cnn", **QUIET) as run:
+        gitexp.flush()
+        code, _, err = cli(capsys, "rm", "busy")
+        assert code == 1
+        assert f"run {handle(run)} cnn/busy is still RUNNING" in err and "--force" in err
 
 
 def test_undo_with_nothing_to_undo(repo: Path, two_runs: tuple[gitexp.Run, gitexp.Run],

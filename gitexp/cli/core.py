@@ -116,16 +116,20 @@ def cmd_show(run: str, form: str, experiment: str | None) -> int:
 
 def cmd_rm(run_ids: list[str], undo: bool, experiment: str | None, force: bool) -> int:
     from gitexp.ops import trash
+    from gitexp.text import printable
 
     if undo:
         restored = trash.undo(run_ids)
-        for ref in restored:
-            print(f"restored {ref}")
+        for title in trash.titles(restored):
+            print(printable(f"restored {title}"))
         return 0
     if not run_ids:
         raise GitexpError("name the runs to remove: git exp rm RUN... (or `git exp rm --undo`)")
-    for ref in trash.remove(run_ids, experiment, force=force):
-        print(f"removed {ref} (undo with `git exp rm --undo`; `git exp gc` deletes it for good)")
+    removed = trash.remove(run_ids, experiment, force=force)
+    for title in trash.titles(removed):
+        print(printable(f"removed {title}"))
+    print(f"(`git exp rm --undo` restores {'it' if len(removed) == 1 else 'them'}; `git exp gc` deletes "
+          f"{'it' if len(removed) == 1 else 'them'} for good)")
     return 0
 
 

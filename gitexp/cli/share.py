@@ -12,18 +12,29 @@ from typing import TYPE_CHECKING
 from gitexp.errors import GitexpError
 
 if TYPE_CHECKING:
+    from gitexp.git.reader import RepoReader
     from gitexp.ops.remote import FetchReport
     from gitexp.store.runs import RunRecord
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
-SHOWN = 20  # refs listed one per line; a first fetch of a team's thousands of runs says the rest in a count
+SHOWN = 20  # runs listed one per line; a first fetch of a team's thousands of runs says the rest in a count
 
 
-def _list_refs(status: str, refs: list[str]) -> None:
+def _list_runs(status: str, refs: list[str], titles: dict[str, str]) -> None:
+    """A line per run (at most SHOWN), named by handle and name ("3fa9c21 cnn/lr-0.1"), not by ref."""
+    from gitexp.text import printable
+
     for ref in refs[:SHOWN]:
-        print(f"  {status:<8} {ref}")
+        print(printable(f"  {status:<8} {titles.get(ref, ref)}"))
     if len(refs) > SHOWN:
         print(f"  ... and {len(refs) - SHOWN} more {status}")
+
+
+def _titles(repo: RepoReader, refs: list[str]) -> dict[str, str]:
+    """ref -> "3fa9c21 cnn/lr-0.1" of the runs that messages list (SHOWN of each kind at most)."""
+    from gitexp.store.runs import ref_titles
+
+    return ref_titles(repo, refs)
 
 
 def _record(run: str, experiment: str | None) -> RunRecord:
@@ -86,20 +97,28 @@ def cmd_push(args: list[str], no_artifacts: bool) -> int:
     counts: dict[str, int] = {}
     for update in report.runs:
         counts[update.status] = counts.get(update.status, 0) + 1
-    for status in ("new", "updated", "forced"):
-        _list_refs(status, [u.ref for u in report.runs if u.status == status])
+    listed = {status: [u.ref for u in report.runs if u.status == status] for status in ("new", "updated", "forced")}
+    titles = _titles(repo, [ref for refs in listed.values() for ref in refs[:SHOWN]]
+                     + [u.ref for u in report.rejected])
+    for status, refs in listed.items():
+        _list_runs(status, refs, titles)
     for update in report.rejected:
         from gitexp.text import printable
 
-        print(printable(f"  ! {update.ref}: {update.reason}"), file=sys.stderr)  # the remote's words
+        # The reason is the remote's words.
+        print(printable(f"  ! {titles.get(update.ref, update.ref)}: {update.reason}"), file=sys.stderr)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no runs"
     notes = f"; notes {report.notes.status}" if report.notes else ""
     lfs = f"; LFS: {report.lfs_objects} object(s), {human_size(report.lfs_bytes)}" if report.lfs_objects else ""
     print(f"pushed to {report.remote}: {summary}{notes}{lfs}")
     if report.lfs_missing:
+        from gitexp.store import names, runs
+
+        shown = report.lfs_missing[:5]
+        handles = names.handles([*runs.run_ids(repo), *(m.split(":", 1)[0] for m in shown)])
+        missing = ", ".join(f"{handles[run_id]}:{path}" for run_id, _, path in (m.partition(":") for m in shown))
         print(f"warning: {len(report.lfs_missing)} LFS artifact(s) are not in the local store and were not "
-              f"uploaded (fetch them with `git exp pull --artifacts` first): {', '.join(report.lfs_missing[:5])}",
-              file=sys.stderr)
+              f"uploaded (fetch them with `git exp pull --artifacts` first): {missing}", file=sys.stderr)
     if report.rejected:
         print(f"git exp: error: {len(report.rejected)} ref(s) rejected by {report.remote}; for a run, "
               "`git exp fetch` shows how the two versions differ", file=sys.stderr)
@@ -107,12 +126,16 @@ def cmd_push(args: list[str], no_artifacts: bool) -> int:
     return 0
 
 
-def _print_fetch(report: FetchReport) -> None:
-    _list_refs("new", report.new)
-    _list_refs("updated", report.updated)
+def _print_fetch(repo: RepoReader, report: FetchReport) -> None:
+    from gitexp.text import printable
+
+    titles = _titles(repo, [*report.new[:SHOWN], *report.updated[:SHOWN], *(ref for ref, _ in report.conflicts)])
+    _list_runs("new", report.new, titles)
+    _list_runs("updated", report.updated, titles)
     for ref, kept in report.conflicts:
-        print(f"warning: {ref} differs on {report.remote}: kept yours, theirs is at {kept} (compare them with "
-              f"`git log --oneline {ref} {kept}`; take theirs with `git update-ref {ref} {kept}`)", file=sys.stderr)
+        print(printable(f"warning: run {titles.get(ref, ref)} differs on {report.remote}: kept yours, theirs is at "
+                        f"{kept} (compare them with `git log --oneline {ref} {kept}`; take theirs with "
+                        f"`git update-ref {ref} {kept}`)"), file=sys.stderr)
     if report.removed_here:
         print(f"note: {len(report.removed_here)} run(s) you removed with `git exp rm` were not brought back",
               file=sys.stderr)
@@ -135,7 +158,7 @@ def cmd_fetch(remote: str | None, artifacts: bool, pull: bool) -> int:
 
     repo = Repo.discover()
     report = remote_mod.pull(repo, remote, artifacts) if pull else remote_mod.fetch(repo, remote)
-    _print_fetch(report)
+    _print_fetch(repo, report)
     return 0
 
 
@@ -172,14 +195,14 @@ def gc_lfs(dry_run: bool) -> None:
 
 def register(add: AddCommand) -> None:
     p = add("artifacts", "List a run's artifacts: path, size, storage, whether the content is here, sha256.")
-    p.add_argument("run", help="run id, unique id prefix, or unique run name")
+    p.add_argument("run", help="run handle (as `git exp ls` shows it), id, unique id prefix, or unique run name")
     p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "json"),
                    help="output format; json prints a list of {path, size, sha256, lfs, present} objects")
     p.add_argument("--experiment", "-e", help="look the run up in this experiment only")
     p.set_defaults(func=lambda a: cmd_artifacts(a.run, a.form, a.experiment))
 
     p = add("get", "Restore a run's artifacts into a folder, checking every sha256 (fetching LFS content first).")
-    p.add_argument("run", help="run id, unique id prefix, or unique run name")
+    p.add_argument("run", help="run handle (as `git exp ls` shows it), id, unique id prefix, or unique run name")
     p.add_argument("paths", nargs="*", metavar="PATH", help="artifact files or folders (default: all)")
     p.add_argument("--output", "-o", default=".", metavar="DIR", help="folder to restore into (default: .)")
     p.add_argument("--remote", "-r", help="remote to fetch missing LFS content from (default: as for push)")

@@ -13,27 +13,36 @@ def _trash_ref(record: runs.RunRecord) -> str:
     return f"{names.TRASH_PREFIX}{record.experiment}/{record.id}"
 
 
+def titles(records: list[runs.RunRecord]) -> list[str]:
+    """How messages name *records* ("3fa9c21 cnn/lr-0.1"), by handles that are unique among the runs
+    and the removed runs, so that both `git exp show` and `git exp rm --undo` take them."""
+    every = [runs.split_ref(ref, namespace)[1] for namespace in (names.REF_PREFIX, names.TRASH_PREFIX)
+             for ref in (records[0].repo.refs(namespace) if records else {})]
+    handles = names.handles([*every, *(r.id for r in records)])
+    return [runs.run_title(r, handles[r.id]) for r in records]
+
+
 def remove(run_texts: list[str], experiment: str | None = None, repo: Repo | None = None,
-           force: bool = False) -> list[str]:
-    """Move runs to refs/experiments-trash/ (reflog included); returns the removed refs."""
+           force: bool = False) -> list[runs.RunRecord]:
+    """Move runs to refs/experiments-trash/ (reflog included); returns the removed runs."""
     repo = repo or Repo.discover()
     records = runs.load_runs(repo, experiment)
     chosen = {r.id: r for r in (runs.resolve(records, text) for text in run_texts)}  # all or nothing
     live = [r for r in chosen.values() if r.status == "RUNNING"]
     if live and not force:
-        raise GitexpError(f"run {live[0].id} ({live[0].name}) is still RUNNING on {live[0].meta.get('host')}; "
+        raise GitexpError(f"run {titles(live[:1])[0]} is still RUNNING on {live[0].meta.get('host')}; "
                           "removing it now would lose what it logs next. Wait for it to end, or pass --force")
     removed = []
     for record in chosen.values():
         repo.rename_ref(record.ref, _trash_ref(record), record.commit, f"gitexp: rm {record.id}")
-        removed.append(record.ref)
+        removed.append(record)
     (repo.commondir / LAST_RM).parent.mkdir(parents=True, exist_ok=True)
     (repo.commondir / LAST_RM).write_text("".join(f"{i}\n" for i in chosen))
     return removed
 
 
-def undo(run_texts: list[str], repo: Repo | None = None) -> list[str]:
-    """Restore removed runs: those named, or else those of the last `git exp rm`."""
+def undo(run_texts: list[str], repo: Repo | None = None) -> list[runs.RunRecord]:
+    """Restore removed runs: those named, or else those of the last `git exp rm`; returns them."""
     repo = repo or Repo.discover()
     trashed = runs.load_runs(repo, recover=False, namespace=names.TRASH_PREFIX)
     if run_texts:
@@ -48,7 +57,7 @@ def undo(run_texts: list[str], repo: Repo | None = None) -> list[str]:
     restored = []
     for record in chosen:
         repo.rename_ref(_trash_ref(record), record.ref, record.commit, f"gitexp: rm --undo {record.id}")
-        restored.append(record.ref)
+        restored.append(record)
     return restored
 
 
