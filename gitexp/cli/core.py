@@ -47,7 +47,8 @@ def _parse_assignments(pairs: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def cmd_run(command: list[str], name: str | None, experiment: str | None, params: list[str],
-            tags: list[str], description: str | None) -> int:
+            tags: list[str], description: str | None, metrics_from_output: bool = False,
+            metric_patterns: list[str] | None = None) -> int:
     from gitexp.tracking.runner import run_command
 
     if command and command[0] == "--":
@@ -55,7 +56,9 @@ def cmd_run(command: list[str], name: str | None, experiment: str | None, params
     return run_command(command, name=name, experiment=experiment,
                        params=_parse_assignments(params, "param"),
                        tags={k: str(v) for k, v in _parse_assignments(tags, "tag").items()},
-                       description=description)
+                       description=description,
+                       metrics_from_output=list(metric_patterns or []) if metrics_from_output or metric_patterns
+                       else None)
 
 
 def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | None,
@@ -165,9 +168,17 @@ def register(add: AddCommand) -> None:
     p.add_argument("--tag", "-t", dest="tags", action="append", default=[], metavar="KEY=VALUE",
                    help="a tag of the run (its value kept as text); repeatable")
     p.add_argument("--description", "-d", help="free text describing the run")
+    p.add_argument("--metrics-from-output", action="store_true",
+                   help="log the name=value and name: value pairs the command prints as metrics, each "
+                        "occurrence the next step (docs/cli.md)")
+    p.add_argument("--metric-pattern", dest="metric_patterns", action="append", metavar="REGEX",
+                   help="with --metrics-from-output (implied), read metrics with this regular expression "
+                        "instead: groups (?P<name>...) and (?P<value>...), or one group per metric such as "
+                        "(?P<loss>...), and (?P<step>...) optionally; repeatable")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                    help="the command to run and its arguments, after --")
-    p.set_defaults(func=lambda a: cmd_run(a.cmd, a.name, a.experiment, a.params, a.tags, a.description))
+    p.set_defaults(func=lambda a: cmd_run(a.cmd, a.name, a.experiment, a.params, a.tags, a.description,
+                                          a.metrics_from_output, a.metric_patterns))
 
     p = add("ls", "List runs, newest first, with the params and metrics that differ between them.")
     p.add_argument("--experiment", "-e", help="only this experiment")

@@ -188,6 +188,16 @@ def _override(params: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _output_patterns(record: RunRecord) -> list[str] | None:
+    """The --metric-pattern patterns the run read metrics from its output with (None: it read none)."""
+    from gitexp.tracking.runner import METRICS_META
+
+    patterns = record.meta.get(METRICS_META)
+    if isinstance(patterns, list) and all(isinstance(p, str) for p in patterns):
+        return patterns
+    return None
+
+
 def rerun(record: RunRecord, overrides: dict[str, Any], name: str | None = None,
           experiment: str | None = None) -> tuple[int, RunRecord | None]:
     """Run the run's command again, in a clean worktree of its code, as a new run recording
@@ -208,7 +218,7 @@ def rerun(record: RunRecord, overrides: dict[str, Any], name: str | None = None,
             code = run_command(list(command), name=name, experiment=experiment or record.experiment,
                                params=_override(record.params, overrides), tags=record.tags,
                                description=f"rerun of {record.id} ({record.experiment}/{record.name})",
-                               meta={"rerun_of": record.id})
+                               meta={"rerun_of": record.id}, metrics_from_output=_output_patterns(record))
         finally:
             os.chdir(before)
     reruns = [r for r in runs.load_runs(record.repo) if r.meta.get("rerun_of") == record.id]

@@ -17,11 +17,15 @@ from typing import IO, Any
 from gitexp.errors import GitexpError
 from gitexp.tracking import launch, redact
 from gitexp.tracking import run as tracking
+from gitexp.tracking.outputmetrics import OutputMetrics, compile_patterns
+
+METRICS_META = "metrics_from_output"  # meta: the --metric-pattern patterns a run read its output with
 
 
 def _pump(source: IO[bytes], sink: IO[bytes], log: IO[bytes], lock: threading.Lock,
-          masker: redact.Masker) -> None:
-    """Copy the child's output to the terminal as it comes, and masked, line by line, to the log."""
+          masker: redact.Masker, metrics: OutputMetrics | None = None) -> None:
+    """Copy the child's output to the terminal as it comes, and masked, line by line, to the log (and to
+    *metrics*, which reads values from the lines: masked, so that no secret becomes a metric)."""
     partial = b""
     while chunk := source.read1(65536) if hasattr(source, "read1") else source.read(65536):
         try:
@@ -32,27 +36,41 @@ def _pump(source: IO[bytes], sink: IO[bytes], log: IO[bytes], lock: threading.Lo
         lines = (partial + chunk).split(b"\n")
         partial = lines.pop()
         if lines:
-            text = b"".join(masker.text(line.decode(errors="replace")).encode() + b"\n" for line in lines)
+            masked = [masker.text(line.decode(errors="replace")) for line in lines]
+            text = b"".join(line.encode() + b"\n" for line in masked)
             with lock:
                 log.write(text)
                 log.flush()
+            if metrics is not None:
+                for line in masked:
+                    metrics.feed(line)
     if partial:
+        last = masker.text(partial.decode(errors="replace"))
         with lock:
-            log.write(masker.text(partial.decode(errors="replace")).encode())
+            log.write(last.encode())
             log.flush()
+        if metrics is not None:
+            metrics.feed(last)
 
 
 def run_command(command: list[str], name: str | None = None, experiment: str | None = None,
                 params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
-                description: str | None = None, meta: dict[str, Any] | None = None) -> int:
+                description: str | None = None, meta: dict[str, Any] | None = None,
+                metrics_from_output: list[str] | None = None) -> int:
     """Run *command* as a tracked run and return its exit code (128+N when killed by signal N).
 
-    *meta*: extra meta fields of the new run (`git exp rerun` records rerun_of).
+    *meta*: extra meta fields of the new run (`git exp rerun` records rerun_of). *metrics_from_output*:
+    patterns (gitexp/tracking/outputmetrics.py; [] for the default one) whose matches in the command's
+    output are logged as metrics; None reads none.
     """
     if not command:
         raise GitexpError("no command to run; usage: git exp run [OPTIONS] -- COMMAND [ARGS...]")
+    patterns = compile_patterns(metrics_from_output) if metrics_from_output is not None else None
+    if patterns is not None:  # recorded, so that `git exp rerun` reads the output the same way
+        meta = {**(meta or {}), METRICS_META: [p.text for p in patterns]}
     run = tracking.start_run(name=name, experiment=experiment, params=params, tags=tags,
                              description=description, command=command, meta=meta)
+    reader = OutputMetrics(run, patterns) if patterns is not None else None
     child_env = dict(os.environ)
     child_env.update({
         launch.ENV_RUN_ID: run.id, launch.ENV_REPO: str(run.repo.gitdir),
@@ -87,7 +105,7 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
     lock = threading.Lock()
     try:
         with open(run.output_log, "ab") as log:
-            pumps = [threading.Thread(target=_pump, args=(stream, sink, log, lock, masker), daemon=True)
+            pumps = [threading.Thread(target=_pump, args=(stream, sink, log, lock, masker, reader), daemon=True)
                      for stream, sink in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer))]
             for pump in pumps:
                 pump.start()
