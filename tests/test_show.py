@@ -113,7 +113,7 @@ def test_show_names_the_commit_the_post_commit_hook_linked_the_run_to(repo: Path
         pass
     capsys.readouterr()
     before = show(capsys, "dirty")
-    assert "with uncommitted changes" in before and "linked" not in before
+    assert "with uncommitted changes" in before and "linked to commit" not in before
     git(repo, "commit", "-q", "-am", "Widen the model")
     head = git(repo, "rev-parse", "HEAD").strip()
     assert link.link_runs(Repo.discover(), head)  # what the post-commit hook does in the background
