@@ -3,6 +3,7 @@ written files checked to be real PNG, SVG and PDF."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -16,7 +17,8 @@ from matplotlib.image import imread
 import gitexp
 from gitexp.cli.main import main
 from gitexp.errors import GitexpError
-from gitexp.views.figures import LINESTYLES, MAX_LEGEND, PALETTE, legend, new_figure, style
+from gitexp.views.charts import log_scale
+from gitexp.views.figures import LABEL_MAX, LINESTYLES, MAX_LEGEND, PALETTE, legend, new_figure, style
 from gitexp.views.plots import MAX_POINTS, decimate, moving_average
 from tests.conftest import git
 from tests.sample_runs import QUIET, Sample, sample_runs
@@ -117,7 +119,83 @@ def test_legend_names_at_most_max_legend_runs() -> None:
     lines = [ax.plot([0, 1], [i, i])[0] for i in range(MAX_LEGEND + 5)]
     legend(fig, lines, [f"run {i}" for i in range(len(lines))])
     assert len(legend_texts(fig)) == MAX_LEGEND
-    assert fig.legends[0].get_title().get_text() == f"first {MAX_LEGEND} of {MAX_LEGEND + 5} runs"
+    assert fig.legends[0].get_title().get_text() == f"first {MAX_LEGEND} of {MAX_LEGEND + 5} runs (5 not named)"
+
+
+def outside_figure(fig: Figure) -> list[str]:
+    """The legend parts (the legend, its title, each entry's text and line) drawn, at 100 and at
+    300 dpi, not wholly inside the figure."""
+    out = []
+    for dpi in (100, 300):
+        fig.set_dpi(dpi)
+        fig.canvas.draw()
+        box = fig.bbox
+        for legend_ in fig.legends:
+            parts = [("legend", legend_), ("title", legend_.get_title()),
+                     *((t.get_text(), t) for t in legend_.get_texts()),
+                     *((f"line {i}", h) for i, h in enumerate(legend_.legend_handles))]
+            for name, artist in parts:
+                extent = artist.get_window_extent()
+                if not (extent.x0 >= box.x0 - 0.5 and extent.y0 >= box.y0 - 0.5 and extent.x1 <= box.x1 + 0.5
+                        and extent.y1 <= box.y1 + 0.5):
+                    out.append(f"{name} at {dpi} dpi")
+    return out
+
+
+def test_legend_shows_every_run_it_names_inside_the_figure(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: with 22 runs the legend said "22 runs" and showed 18, the rest below the
+    figure's edge. Every entry lies inside the figure at any count up to MAX_LEGEND, and past it
+    the title says how many runs it does not name."""
+    names = [f"lr-{0.01 * 1.1 ** i:.3g}-seed{i}" for i in range(MAX_LEGEND + 1)]
+    for i, name in enumerate(names):
+        with gitexp.start_run(name=name, params={"lr": 0.01 * 1.1 ** i}, capture_env=False, capture_code=False,
+                              **QUIET) as run:
+            run.log_metric("loss", 1.0 / (i + 1), step=0)
+            run.log_metric("loss", 0.5 / (i + 1), step=1)
+    for count in (1, 22, 40, MAX_LEGEND, MAX_LEGEND + 1):
+        for fig in (gitexp.plot("loss", runs=names[:count]), gitexp.plot(scatter=["lr", "loss"], runs=names[:count])):
+            assert len(fig.legends) == 1
+            shown = legend_texts(fig)
+            assert len(shown) == min(count, MAX_LEGEND)
+            title = fig.legends[0].get_title().get_text()
+            assert title == (f"{count} run{'s' * (count > 1)}" if count <= MAX_LEGEND
+                             else f"first {MAX_LEGEND} of {count} runs (1 not named)")
+            assert outside_figure(fig) == [], (count, outside_figure(fig))
+    target = repo.parent / "loss.png"
+    code, out, err = cli(capsys, "plot", "loss", *names[:22], "-o", str(target))
+    assert (code, out, err) == (0, f"{target}\n", "")
+    assert imread(target).shape[0] > 3.6 * 110  # taller than the one-panel figure, to hold 22 entries
+
+
+def test_legend_fits_long_names_and_many_columns() -> None:
+    for width, height in ((9.5, 3.6), (8.5, 5.0), (4.0, 3.0)):
+        fig = new_figure(width, height)
+        ax = fig.subplots()
+        lines = [ax.plot([0, 1], [i, i], **style(i))[0] for i in range(MAX_LEGEND)]
+        legend(fig, lines, [f"{'a-very-long-run-name-' * 5}{i}@{i:07x}" for i in range(MAX_LEGEND)])
+        assert outside_figure(fig) == []
+        assert all(len(t) <= LABEL_MAX for t in legend_texts(fig))
+        assert legend_texts(fig)[3].startswith("a-very-long-run-name-") and legend_texts(fig)[3].endswith("@0000003")
+        assert ax.get_window_extent().width > 0.5 * width * fig.dpi  # the axes keep their room: the figure widens
+
+
+def test_text_with_dollars_is_drawn_as_it_is(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: matplotlib reads text between two dollars as TeX, and a run named `cost $a^{$ x`
+    made `git exp plot` fail with a traceback (ParseSyntaxException)."""
+    name, key = "cost $a^{$ x", "$loss$"
+    with gitexp.start_run(name=name, params={"$lr": 0.1}, capture_env=False, capture_code=False, **QUIET) as run:
+        run.log_metric(key, 1.0, step=0)
+        run.log_metric(key, 0.5, step=1)
+    quoted, lr = f"metrics.`{key}`", "params.`$lr`"  # field names outside [A-Za-z0-9_./-] take backquotes
+    for option in ([key], ["--bar", quoted], ["--scatter", lr, quoted], ["--parallel", lr, quoted]):
+        target = tmp_path / "dollars.png"
+        code, out, err = cli(capsys, "plot", *option, "-o", str(target))
+        assert (code, out, err) == (0, f"{target}\n", ""), option
+    fig = gitexp.plot(key)
+    fig.canvas.draw()
+    texts = [t for t in fig.legends[0].get_texts()]
+    assert [t.get_text() for t in texts] == [name.replace("$", r"\$")]
+    assert fig.axes[0].get_title() == r"\$loss\$"  # what matplotlib draws as $loss$
 
 
 def test_long_histories_are_decimated_keeping_extremes() -> None:
@@ -167,12 +245,66 @@ def test_parallel_coordinates(sample: Sample) -> None:
     assert list(wide.get_ydata()) == [1.0, 1.0, 1.0]
 
 
+def test_one_log_rule_for_every_chart() -> None:
+    assert log_scale([0.01, 0.1, 3.0]) and log_scale([None, 0.01, float("nan"), 1.0, float("inf")])
+    assert not log_scale([0.01, 0.5])  # under two decades
+    assert not log_scale([0.0, 1.0, 100.0]) and not log_scale([-1.0, 0.01, 10.0])  # zero or negative: no log
+    assert not log_scale([5.0]) and not log_scale([]) and not log_scale([None, 2.0])
+
+
+def log_spaced_sweep() -> dict[float, float]:
+    """lr 0.01 .. 3 (log-spaced, as sweeps are) -> loss 0.002 .. 0.9; one run each."""
+    sweep = {0.01: 0.9, 0.02: 0.5, 0.05: 0.2, 0.1: 0.05, 0.3: 0.01, 1.0: 0.004, 3.0: 0.002}
+    for lr, loss in sweep.items():
+        with gitexp.start_run(name=f"lr-{lr}", params={"lr": lr, "batch": 32 if lr < 0.1 else 64},
+                              capture_env=False, capture_code=False, **QUIET) as run:
+            run.log_metric("loss", loss)
+    return sweep
+
+
+def test_parallel_uses_the_log_rule(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: the parallel-coordinates plot drew lr 0.01..3 on a linear axis, where every run
+    under lr 0.3 sat within 10% of the bottom; the scatter plot already used a log axis."""
+    sweep = log_spaced_sweep()
+    fig = gitexp.plot(parallel=["lr", "batch", "loss"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["lr (log)", "batch", "loss (log)"]
+    span = math.log10(3.0) - math.log10(0.01)
+    for line in ax.lines:
+        lr = float(line.get_label().removeprefix("lr-"))
+        assert line.get_ydata()[0] == pytest.approx((math.log10(lr) - math.log10(0.01)) / span)
+        assert line.get_ydata()[1] in (0.0, 1.0)  # batch: 32 or 64, one octave: linear
+    labels = {t.get_text() for t in ax.texts}  # the ticks name the real values
+    assert {"0.01", "0.1", "1", "3", "32", "64", "0.002", "0.9"} <= labels
+    assert fig.axes[1].get_yscale() == "log"  # the colour bar follows its axis
+    # Through the command line: the SVG names its texts in comments.
+    target = tmp_path / "parallel.svg"
+    code, out, err = cli(capsys, "plot", "--parallel", "lr", "batch", "loss", "-o", str(target))
+    assert (code, out, err) == (0, f"{target}\n", "")
+    svg = target.read_text()
+    assert "<!-- lr (log) -->" in svg and "<!-- 0.1 -->" in svg and "<!-- loss (log) -->" in svg
+    assert len(sweep) == len(ax.lines)
+
+
+def test_scatter_and_bar_use_the_log_rule(repo: Path) -> None:
+    log_spaced_sweep()
+    ax = gitexp.plot(scatter=["lr", "loss"]).axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    ax = gitexp.plot(scatter=["batch", "loss"]).axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("linear", "log")
+    ax = gitexp.plot(bar="loss").axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "loss (log scale)"
+    assert [patch.get_x() for patch in ax.patches] == [0.001] * 7  # from the power of ten below the least
+    assert [patch.get_x() + patch.get_width() for patch in ax.patches] == pytest.approx(
+        [0.9, 0.5, 0.2, 0.05, 0.01, 0.004, 0.002])
+
+
 def test_bar(sample: Sample) -> None:
     fig = gitexp.plot(bar="loss")
     ax = fig.axes[0]
     assert len(ax.patches) == 4
     assert [t.get_text() for t in ax.get_yticklabels()] == ["broken", "rnn", "baseline", "wide"]  # highest first
-    assert (ax.get_xlabel(), ax.get_title()) == ("loss", "loss by run")
+    assert (ax.get_xlabel(), ax.get_title(), ax.get_xscale()) == ("loss", "loss by run", "linear")  # 0.1 .. 5
 
 
 def test_plot_errors_say_what_to_do(sample: Sample, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import GitexpError
@@ -11,10 +11,24 @@ from gitexp.store import search
 from gitexp.store.fields import FIELDS, MISSING, PREFIXES
 from gitexp.store.runs import RunRecord
 from gitexp.views.compare import run_labels
-from gitexp.views.figures import MARKERS, legend, new_figure, style
+from gitexp.views.figures import MARKERS, legend, new_figure, plain, style
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+LOG_DECADES = 2  # positive values spanning this many powers of ten or more are read on a log axis
+
+
+def log_scale(values: Iterable[float | None]) -> bool:
+    """Whether an axis of *values* is logarithmic, the one rule of every chart: when all of them are
+    positive and they span LOG_DECADES decades or more (learning rates, weight decays, losses near
+    zero), where a linear axis would squeeze most of them together. Missing and non-finite values,
+    which are not drawn, do not count; two or more values are needed."""
+    drawn = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if len(drawn) < 2 or min(drawn) <= 0:
+        return False
+    return max(drawn) / min(drawn) >= 10 ** LOG_DECADES
 
 
 def _field(text: str, default: str) -> tuple[str, tuple[str, ...]]:
@@ -22,6 +36,12 @@ def _field(text: str, default: str) -> tuple[str, tuple[str, ...]]:
     head = text.split(".", 1)[0].strip("`")
     path = search.column_path(text if head in (*FIELDS, *PREFIXES) else f"{default}.{text}")
     return text, path
+
+
+def _label(path: tuple[str, ...], default: str) -> str:
+    """How a figure names the field at *path*: without the prefix a bare key gets, and without the
+    backquotes that quote a key in a query (metrics.`val/acc` is drawn as val/acc)."""
+    return ".".join(path[1:] if path[0] == default and len(path) > 1 else path)
 
 
 def _values(records: Sequence[RunRecord], path: tuple[str, ...]) -> list[Any]:
@@ -71,16 +91,19 @@ def scatter(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
     labels = run_labels(records)
     fig = new_figure(8.5, 5.0)
     ax = fig.subplots()
-    shown = _taken(xs, keep)
+    shown, values = _taken(xs, keep), _taken(ys, keep)
     handles = [ax.scatter([x], [y], s=36, color=style(i)["color"], marker=MARKERS[(i // 8) % 6],
-                          label=labels[records[i].id]) for i, x, y in zip(keep, shown, _taken(ys, keep), strict=True)]
+                          label=labels[records[i].id]) for i, x, y in zip(keep, shown, values, strict=True)]
     if categories:
-        ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
-    elif min(shown) > 0 and max(shown) / min(shown) >= 100:
-        ax.set_xscale("log")  # learning rates, weight decays...: spread over decades, read on a log axis
-    ax.set_xlabel(pname)
-    ax.set_ylabel(mname)
-    ax.set_title(f"{mname} by {pname}")
+        ax.set_xticks(range(len(categories)), [plain(c) for c in categories], rotation=30, ha="right")
+    elif log_scale(shown):
+        ax.set_xscale("log")
+    if log_scale(values):
+        ax.set_yscale("log")
+    xlabel, ylabel = _label(ppath, "params"), _label(mpath, "metrics")
+    ax.set_xlabel(plain(xlabel))
+    ax.set_ylabel(plain(ylabel))
+    ax.set_title(plain(f"{ylabel} by {xlabel}"))
     ax.grid(True, alpha=0.3)
     legend(fig, handles, [labels[records[i].id] for i in keep])
     return fig
@@ -89,7 +112,7 @@ def scatter(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
 def parallel(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import LogNorm, Normalize
 
     if len(fields) < 2:
         raise GitexpError(f"--parallel takes one or more PARAMs then a METRIC, got {list(fields)}")
@@ -98,43 +121,78 @@ def parallel(records: Sequence[RunRecord], fields: Sequence[str]) -> Figure:
     raw = [_values(records, path) for _, path in dims]
     if not _numeric(raw[-1]):
         raise GitexpError(f"{names[-1]!r} has no numeric values in the selected runs; --parallel ends with a metric")
-    columns = [_positions(values) for values in raw]
+    # A NaN or infinite value has no place on an axis: that run is left out like one missing the field.
+    columns = [(_finite(col), categories) for col, categories in map(_positions, raw)]
     keep = _require(records, [c for c, _ in columns], names)
-    scaled: list[list[float]] = []  # per axis, the kept runs' positions from 0 to 1
-    ticks: list[list[str] | list[float]] = []
-    for (col, categories) in columns:
-        present = _taken(col, keep)
-        low, high = min(present), max(present)
-        span = high - low
-        scaled.append([0.5 if span == 0 else (v - low) / span for v in present])
-        ticks.append(categories if categories else [low, high])
-    metric = _taken(columns[-1][0], keep)
-    norm = Normalize(min(metric), max(metric) if max(metric) > min(metric) else min(metric) + 1)
+    axes = [_ParallelAxis(_taken(col, keep), categories) for col, categories in columns]
+    metric = axes[-1]
+    low, high = min(metric.values), max(metric.values)
+    norm = (LogNorm(low, high) if metric.log else
+            Normalize(low, high if high > low else low + 1))
     cmap = colormaps["viridis"]  # perceptually uniform and readable with colour-vision deficiencies
     fig = new_figure(max(7.0, 1.8 * len(dims) + 2), 5.0)
     ax = fig.subplots()
     labels_of = run_labels(records)
     for j, i in enumerate(keep):
-        ax.plot(range(len(dims)), [s[j] for s in scaled], color=cmap(norm(metric[j])), linewidth=1.4,
+        ax.plot(range(len(dims)), [a.scaled[j] for a in axes], color=cmap(norm(metric.values[j])), linewidth=1.4,
                 alpha=0.85, label=labels_of[records[i].id])
     ax.vlines(range(len(dims)), 0, 1, colors="0.35", linewidth=1)
-    for d, labels in enumerate(ticks):
-        if columns[d][1]:
-            for c, name in enumerate(labels):
-                pos = 0.5 if len(labels) == 1 else c / (len(labels) - 1)
-                ax.annotate(str(name), (d, pos), xytext=(4, 0), textcoords="offset points", fontsize="x-small",
-                            va="center")
-        else:
-            ax.annotate(f"{labels[0]:.4g}", (d, 0), xytext=(4, -10), textcoords="offset points", fontsize="x-small")
-            ax.annotate(f"{labels[1]:.4g}", (d, 1), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
-    ax.set_xticks(range(len(dims)), names)
+    for d, axis in enumerate(axes):
+        axis.draw_ticks(ax, d)
+    shown = [_label(path, "params" if d < len(dims) - 1 else "metrics") for d, (_, path) in enumerate(dims)]
+    ax.set_xticks(range(len(dims)), [plain(n) + (" (log)" if a.log else "") for n, a in zip(shown, axes, strict=True)])
     ax.set_yticks([])
     ax.set_xlim(-0.1, len(dims) - 0.6)
     ax.set_ylim(-0.08, 1.08)
-    ax.set_ylabel("each axis scaled from its minimum to its maximum")
-    ax.set_title(f"parallel coordinates: {', '.join(names[:-1])} -> {names[-1]}")
-    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=names[-1])
+    ax.set_ylabel("each axis from its minimum to its maximum")
+    ax.set_title(plain(f"parallel coordinates: {', '.join(shown[:-1])} -> {shown[-1]}"))
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=plain(shown[-1]))
     return fig
+
+
+def _finite(column: list[float | None]) -> list[float | None]:
+    return [v if v is not None and math.isfinite(v) else None for v in column]
+
+
+class _ParallelAxis:
+    """One axis of a parallel-coordinates chart: its values placed from 0 (the least) to 1 (the
+    greatest), on a log scale when log_scale says so, and the real values its ticks name."""
+
+    def __init__(self, values: list[float], categories: list[str] | None) -> None:
+        self.values, self.categories = values, categories
+        self.log = not categories and log_scale(values)
+        self.low, self.high = min(values), max(values)
+        self.scaled = [self.place(v) for v in values]
+
+    def place(self, value: float) -> float:
+        low, high = self.low, self.high
+        if self.log:
+            value, low, high = math.log10(value), math.log10(low), math.log10(high)
+        return 0.5 if high == low else (value - low) / (high - low)
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """(position, label) of each tick: every category; else the least and greatest values and
+        round values between them (powers of ten on a log axis), none crowding the ends."""
+        if self.categories:
+            count = len(self.categories)
+            return [(0.5 if count == 1 else c / (count - 1), name) for c, name in enumerate(self.categories)]
+        if self.low == self.high:
+            return [(0.5, f"{self.low:.4g}")]
+        from matplotlib.ticker import LogLocator, MaxNLocator
+
+        whole = all(float(v).is_integer() for v in self.values)
+        locator = LogLocator(base=10, numticks=8) if self.log else MaxNLocator(nbins=4, integer=whole)
+        inner = [(self.place(float(v)), f"{float(v):.4g}") for v in locator.tick_values(self.low, self.high)
+                 if self.low < v < self.high]
+        return [(0.0, f"{self.low:.4g}"), *[(p, t) for p, t in inner if 0.08 < p < 0.92], (1.0, f"{self.high:.4g}")]
+
+    def draw_ticks(self, ax: Axes, index: int) -> None:
+        ticks = self.ticks()
+        if not self.categories:  # ax.lines stays one line per run
+            ax.hlines([pos for pos, _ in ticks], index - 0.03, index, colors="0.35", linewidth=1)
+        for pos, text in ticks:
+            ax.annotate(plain(text), (index, pos), xytext=(4, 0), textcoords="offset points", fontsize="x-small",
+                        va="center")
 
 
 def bar(records: Sequence[RunRecord], metric: str) -> Figure:
@@ -142,16 +200,26 @@ def bar(records: Sequence[RunRecord], metric: str) -> Figure:
     values = _values(records, path)
     if not _numeric(values):
         raise GitexpError(f"no run of the {len(records)} selected has a numeric value for {name!r}")
-    keep = [i for i in _require(records, [values], [name]) if not math.isnan(values[i])]
+    keep = [i for i in _require(records, [values], [name]) if math.isfinite(values[i])]
+    if not keep:
+        raise GitexpError(f"no run of the {len(records)} selected has a finite value for {name!r} (NaN or "
+                          "infinite values have no bar)")
     keep.sort(key=lambda i: values[i], reverse=True)
+    shown = [float(values[i]) for i in keep]
     labels = run_labels(records)
     fig = new_figure(8.5, max(3.0, 0.32 * len(keep) + 1.4))
     ax = fig.subplots()
-    bars = ax.barh(range(len(keep)), [values[i] for i in keep], color=[style(i)["color"] for i in keep])
-    ax.set_yticks(range(len(keep)), [labels[records[i].id] for i in keep])
+    log = log_scale(shown)
+    # On a log axis a bar cannot start at 0: all start at the power of ten below the least value.
+    base = 10.0 ** math.floor(math.log10(min(shown))) if log else 0.0
+    bars = ax.barh(range(len(keep)), [v - base for v in shown], left=base, color=[style(i)["color"] for i in keep])
+    if log:
+        ax.set_xscale("log")
+    ax.set_yticks(range(len(keep)), [plain(labels[records[i].id]) for i in keep])
     ax.invert_yaxis()  # the highest value on top
-    ax.bar_label(bars, labels=[f"{values[i]:.4g}" for i in keep], padding=3, fontsize="small")
-    ax.set_xlabel(name)
-    ax.set_title(f"{name} by run")
+    ax.bar_label(bars, labels=[f"{v:.4g}" for v in shown], padding=3, fontsize="small")
+    label = _label(path, "metrics")
+    ax.set_xlabel(plain(label) + (" (log scale)" if log else ""))
+    ax.set_title(plain(f"{label} by run"))
     ax.grid(True, axis="x", alpha=0.3)
     return fig

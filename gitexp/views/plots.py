@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import GitexpError
-from gitexp.store import search
+from gitexp.store import outputs, search
 from gitexp.store.isotime import parse_iso
 from gitexp.store.runs import RunRecord
 from gitexp.views.compare import run_labels
-from gitexp.views.figures import legend, new_figure, style
+from gitexp.views.figures import legend, new_figure, plain, style
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,6 +71,7 @@ def plot(metrics: str | Sequence[str] | None = None, runs: Sequence[str | RunRec
         fig = _curves(records, [metrics] if isinstance(metrics, str) else list(metrics or ()), x, smooth, log_y)
     if output is not None:
         fig.savefig(os.fspath(output), format=suffix, dpi=110)
+        outputs.remember(output)  # written into a work tree: no run's code snapshot takes it
     return fig
 
 
@@ -124,8 +125,8 @@ def _curves(records: Sequence[RunRecord], metrics: list[str], x: str, smooth: in
             (line,) = ax.plot(xs / scale if x == "relative" else xs, ys, label=labels[record.id],
                               linewidth=1.3, **style(index))
             handles.setdefault(record.id, line)
-        ax.set_title(key + (f" (moving average of {smooth} points)" if smooth and smooth > 1 else ""))
-        ax.set_ylabel(key)
+        ax.set_title(plain(key) + (f" (moving average of {smooth} points)" if smooth and smooth > 1 else ""))
+        ax.set_ylabel(plain(key))
         ax.set_xlabel({"step": "step", "time": "time (UTC)", "relative": f"time since run start ({unit})"}[x])
         if log_y:
             ax.set_yscale("log")
