@@ -19,7 +19,7 @@ from typing import Any
 from gitexp.errors import GitexpError, ParamConflictError, StorageError
 from gitexp.git.repo import TREE_MODE, Entry, Repo
 from gitexp.store import codec as fmt
-from gitexp.store import journal, names
+from gitexp.store import journal, names, outputs
 from gitexp.store import writer as store
 from gitexp.store.state import RunState, merge_params, normalize
 from gitexp.tracking import env as env_mod
@@ -111,6 +111,20 @@ def without_secret_files(repo: Repo, base_tree: str | None, tree: str) -> tuple[
     return cached[0], list(cached[1])
 
 
+def without_own_outputs(repo: Repo, base_tree: str | None, tree: str) -> str:
+    """The snapshot *tree* without the files gitexp itself wrote into the work tree (a report, a
+    plot: gitexp.store.outputs) that are untracked and still hold what gitexp wrote: they are
+    gitexp's output, not the code a run ran."""
+    if repo.workdir is None:
+        return tree
+    found = [path for path, entry in outputs.written_under(repo.commondir, repo.workdir).items()
+             if repo.entry_oid(tree, path) is not None
+             and (base_tree is None or repo.entry_oid(base_tree, path) is None)
+             and outputs.as_written(repo.workdir, path, entry)]
+    dropped = repo.untracked(found) if found else []
+    return (_tree_without(repo, tree, dropped) or repo.write_tree({})) if dropped else tree
+
+
 def git_state(repo: Repo, settings: RunSettings, state_files: dict[str, Any]) -> dict[str, Any]:
     head = repo.head()
     git: dict[str, Any] = {"commit": head.commit, "branch": head.branch, "dirty": False}
@@ -123,6 +137,7 @@ def git_state(repo: Repo, settings: RunSettings, state_files: dict[str, Any]) ->
         base_tree = repo.tree_of(head.commit) if head.commit else None
         secret_files: list[str] = []
         if tree is not None and tree != base_tree:  # a clean tree has no untracked files to look at
+            tree = without_own_outputs(repo, base_tree, tree)
             tree, secret_files = without_secret_files(repo, base_tree, tree)
             if secret_files:
                 warnings.warn(f"gitexp: {len(secret_files)} untracked file(s) that look like secrets were left "
