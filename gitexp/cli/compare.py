@@ -66,10 +66,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(runs: list[str], where: str | None, output: str, title: str | None, experiment: str | None) -> int:
+def cmd_report(runs: list[str], where: str | None, output: str | None, title: str | None,
+               experiment: str | None) -> int:
     from gitexp.views import report
 
-    print(report.report(runs, where, output, experiment=experiment, title=title))
+    path = report.report(runs, where, output, experiment=experiment, title=title)
+    print(path)
+    if output is None:  # a place the user did not choose: say how to open it
+        print(f"open it in a browser: {path.resolve().as_uri()}", file=sys.stderr)
     return 0
 
 
@@ -125,8 +129,8 @@ def register(add: AddCommand) -> None:
 
     p = add("report", "Write one self-contained HTML report of runs: plots, comparison table, params, environment.")
     p.add_argument("runs", nargs="*", metavar="RUN", help=SELECT_HELP)
-    p.add_argument("--output", "-o", default="report.html", metavar="FILE",
-                   help="the HTML file to write (default: report.html)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="the HTML file to write (default: a new file in .git/gitexp/reports/, outside the work tree)")
     p.add_argument("--where", "-w", metavar="EXPR", help="only runs matching EXPR (docs/query.md)")
     p.add_argument("--title", help="the page title (default: gitexp report: N runs)")
     p.add_argument("--experiment", "-e", help="only runs of this experiment")
