@@ -40,7 +40,7 @@ th{background:#f4f4f4;font-weight:600}td.num{text-align:right}
 .scroll{overflow-x:auto;max-width:100%}
 table.runs{font-size:12.5px;line-height:1.35}
 table.runs th,table.runs td{padding:.25rem .3rem}table.runs th{font-size:12px}table.runs td{white-space:nowrap}
-table.runs th{vertical-align:bottom;max-width:7.5em;overflow-wrap:normal}
+table.runs th{vertical-align:bottom}
 table.runs th.group{text-align:center;border-bottom:2px solid #c8c8c8}
 table.runs th.first,table.runs td.first{border-left:1px solid #d0d0d0}
 table.runs .sticky{position:sticky;left:0;z-index:1;background:#fff;box-shadow:1px 0 0 #e2e2e2}
