@@ -12,6 +12,7 @@ import pytest
 import gitexp
 from gitexp.cli import completion
 from gitexp.cli.main import build_parser, main
+from gitexp.store.runs import run_handles
 
 # Where distributions install git's bash completion (git-completion.bash).
 GIT_BASH_COMPLETION = [Path(p) for p in ("/usr/share/bash-completion/completions/git",
@@ -81,14 +82,14 @@ def test_bash_completes_commands_options_and_values_of_git_exp(
 
 def test_bash_completes_run_names_experiments_and_remotes(
         sweep: Path, bash_script: Path, gitexp_env: dict[str, str]) -> None:
-    ids = sorted(r.id for r in gitexp.load_runs())
+    handles = sorted(run_handles(gitexp.load_runs()).values())
     lines = ["git-exp show lr-", "git-exp diff lr-0.1 b", "git-exp ls -e ", "git-exp rm --force ", "git-exp push o"]
     subprocess.run(["git", "remote", "add", "origin", "../elsewhere.git"], cwd=sweep, check=True)
     show, diff, experiments, every, push = complete(bash_script, lines, gitexp_env, sweep, git_completion=False)
     assert sorted(show) == ["lr-0.1", "lr-1.0"]
     assert diff == ["baseline"]
     assert sorted(experiments) == ["cnn", "mlp"]
-    assert sorted(every) == sorted([*ids, "lr-0.1", "lr-1.0", "baseline"])  # ids and names
+    assert sorted(every) == sorted([*handles, "lr-0.1", "lr-1.0", "baseline"])  # handles and names
     assert push == ["origin"]  # push's first word: a remote (or a run)
 
 
@@ -128,7 +129,7 @@ def test_the_lists_the_scripts_complete_from(sweep: Path, capsys: pytest.Capture
     records = gitexp.load_runs()
     code, out, err = cli(capsys, "completion", "--list", "runs")
     assert (code, err) == (0, "")
-    assert sorted(out.splitlines()) == sorted([*(r.id for r in records), "lr-0.1", "lr-1.0", "baseline"])
+    assert sorted(out.splitlines()) == sorted([*run_handles(records).values(), "lr-0.1", "lr-1.0", "baseline"])
     assert cli(capsys, "completion", "--list", "experiments")[1] == "cnn\nmlp\n"
     assert cli(capsys, "completion", "--list", "remotes")[1] == "upstream\n"
     code, _, err = cli(capsys, "completion")

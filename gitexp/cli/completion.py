@@ -3,7 +3,7 @@
 The scripts complete `git-exp ...` and, through the hooks of git's own completion, `git exp ...`:
 git-completion.bash calls a function named `_git_exp` for `git exp`, and zsh's _git calls `_git-exp`
 (and, for a file named `_git-exp` in $fpath, lists `exp` among git's commands with its #description).
-Run ids, run names, experiments and remotes are completed from `git exp completion --list KIND`,
+Run handles and names, experiments and remotes are completed from `git exp completion --list KIND`,
 which the scripts call at each TAB.
 """
 
@@ -125,12 +125,15 @@ def _attach_completers(parser: argparse.ArgumentParser, command: str = "") -> No
 
 
 # Names with whitespace or shell metacharacters would need quoting that a completion cannot add
-# portably; they are left out (their id and handle complete).
+# portably; they are left out (their handle completes).
 _PLAIN = re.compile(r"[\w.,:@%+=/-]+")
 
 
 def names(kind: str) -> list[str]:
-    """What `--list KIND` prints: run ids and names, experiment names or remote names, one each."""
+    """What `--list KIND` prints: run handles and names, experiment names or remote names, one each.
+
+    Handles rather than full ids: what `git exp ls` shows and people type; a list of 20 runs
+    offers 40 words, not 60, and a full id pasted needs no completion."""
     from gitexp.git.repo import Repo
     from gitexp.store import names as naming
     from gitexp.store import runs
@@ -141,7 +144,8 @@ def names(kind: str) -> list[str]:
     if kind == "experiments":
         return sorted({runs.split_ref(ref)[0] for ref in repo.refs(naming.REF_PREFIX)})
     records = runs.load_runs(repo, recover=False)
-    found = [record.id for record in records]
+    handles = runs.run_handles(records)
+    found = [handles[record.id] for record in records]
     found += [record.name for record in records if record.name and _PLAIN.fullmatch(record.name)]
     return list(dict.fromkeys(found))
 
@@ -165,5 +169,5 @@ def register(add: AddCommand) -> None:
     p = add("completion", "Print the bash or zsh completion script of git exp (docs/cli.md says how to install it).")
     p.add_argument("shell", nargs="?", choices=SHELLS, metavar="SHELL", help="bash or zsh: the shell to complete in")
     p.add_argument("--list", dest="kind", choices=LISTS,
-                   help="print the run ids and names, experiments or remotes to complete, one a line")
+                   help="print the run handles and names, experiments or remotes to complete, one a line")
     p.set_defaults(func=lambda a: cmd_completion(a.shell, a.kind))
