@@ -102,7 +102,7 @@ def test_metrics_from_output_reads_name_value_pairs_a_plain_script_prints(repo: 
 def test_a_step_on_the_line_is_the_step_of_its_values(repo: Path, env_for_subprocess: dict) -> None:
     (repo / "steps.py").write_text("for s in (100, 200):\n    print(f'step={s} loss={1000 / s}')\n"
                                    "print('step=2.5 loss=0.1')\n")
-    proc = git_exp(repo, env_for_subprocess, "run", "--metrics-from-output", "-n", "steps", "--", sys.executable,
+    proc = git_exp(repo, env_for_subprocess, "run", "--metrics-from-output", "--name", "steps", "--", sys.executable,
                    "steps.py")
     assert proc.returncode == 0
     record = gitexp.get_run("steps")
@@ -115,7 +115,7 @@ def test_metric_patterns_of_ones_own(repo: Path, env_for_subprocess: dict) -> No
     (repo / "log.py").write_text(
         "for e in range(2):\n    print(f'Epoch {e + 1}: train {0.5 - e / 10} / valid {0.6 - e / 10}')\n"
         "for word in ('loss is 0.25', 'mood is good', 'mood is bad', '/x is 3'):\n    print(word)\n")
-    proc = git_exp(repo, env_for_subprocess, "run", "-n", "own",
+    proc = git_exp(repo, env_for_subprocess, "run", "--name", "own",
                    "--metric-pattern", r"Epoch (?P<step>\d+): train (?P<train>\S+) / valid (?P<valid>\S+)",
                    "--metric-pattern", r"(?P<name>\S+) is (?P<value>\S+)", "--", sys.executable, "log.py")
     assert proc.returncode == 0, proc.stderr
