@@ -15,7 +15,6 @@ Only a listing that finds journal locks pays for any of this, and only for the r
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -85,31 +84,40 @@ def live_runs(records: Sequence[Any], names: list[str], commondir: Path,
             yield index, found[0], make_row(*found[0]), found[1]
 
 
-def _held_info(lock: Path) -> dict[str, Any] | None:
-    """The info of a lock its owner holds (it is alive), else None."""
+def _live_info(lock: Path, host: str) -> dict[str, Any] | None:
+    """The info of a lock whose owner lives on this host, else None.
+
+    The owner is looked up by its pid rather than by taking the lock: a reader holding it even for a
+    moment could make a run starting then fail to take it. A pid reused after its run died is caught
+    by the recovery load_runs did before (it takes the free lock); a listing that does not recover
+    may show such a run as live until one does.
+    """
     try:
         fd = os.open(lock, os.O_RDONLY)
     except OSError:
         return None
     try:
-        try:
-            # Shared, so that two readers never mistake each other for the owner; taken, the owner is dead.
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            info = json.loads(os.pread(fd, MAX_INFO, 0) or b"{}")
-            return info if isinstance(info, dict) else None
-        return None
+        info = json.loads(os.pread(fd, MAX_INFO, 0) or b"{}")
     finally:
         os.close(fd)
+    if not isinstance(info, dict) or info.get("host", host) != host or type(info.get("pid")) is not int:
+        return None  # another machine's run in a shared git directory (its clock is not ours), or one starting
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's process: alive
+        pass
+    return info
 
 
 def _live_values(record: Any, root: Path, names: list[str], host: str, now: float,
                  summaries: Summaries) -> tuple[Found, LiveValues] | None:
     from gitexp.store.isotime import parse_iso
 
-    info = _held_info(root / f"{record.id}.lock")
-    if info is None or info.get("host", host) != host:
-        return None  # not live, or another machine's run in a shared git directory: its clock is not ours
+    info = _live_info(root / f"{record.id}.lock", host)
+    if info is None:
+        return None
     # A new run's journal starts at its first commit, which holds no metrics; a resumed run's at
     # the commit it resumed with, whose histories come before the journal's.
     if "initial" in info:
