@@ -339,3 +339,17 @@ def test_ls_show_and_plot_show_a_live_runs_latest_values(repo: Path, env_for_sub
     assert proc.returncode == 0
     (record,) = load_runs()
     assert record.status == "FINISHED" and record.metrics["loss"]["count"] == 4
+
+
+def test_a_run_whose_process_died_is_not_shown_live(repo: Path, env_for_subprocess: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    script = ("import os, gitexp\n"
+              "run = gitexp.start_run(name='dead', checkpoint_interval=3600, system_metrics_interval=0)\n"
+              "run.checkpoint()\nrun.log_metric('loss', 0.5)\nrun.flush_journal()\nos._exit(9)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=repo, env=env_for_subprocess, check=False, timeout=60)
+    (record,) = load_runs(recover=False)  # as a reader who may not recover sees it
+    assert record.status == "RUNNING" and record._live is None and record.duration is None
+    (record,) = load_runs()
+    assert record.status == "CRASHED" and record.metrics["loss"]["last"] == 0.5
