@@ -435,7 +435,7 @@ def _unknown(records: list[RunRecord], text: str) -> str:
     close = difflib.get_close_matches(text, list(by_name), n=3, cutoff=0.7)
     if close:
         near = [r for name in close for r in by_name[name]][:5]
-        return f"{message}; did you mean one of these?\n" + "\n".join(_candidates(records, near, []))
+        return f"{message}; did you mean:\n" + "\n".join(_candidates(records, near, []))
     return f"{message}; `git exp ls` lists the runs with their handles"
 
 
