@@ -10,14 +10,13 @@ live file while there is one, else from the run's newest commit, at the offset r
 from __future__ import annotations
 
 import codecs
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitexp.store import codec as fmt
-from gitexp.store import journal
+from gitexp.store import journal, live
 from gitexp.store.runs import RunRecord
 from gitexp.text import printable
 
@@ -39,15 +38,10 @@ def _paths(record: RunRecord) -> tuple[Path, Path]:
 
 
 def is_live_here(record: RunRecord) -> bool:
-    """Whether the run's owner is alive on this machine (or another sharing this git directory):
-    its journal lock is there and held. A free lock is a dead owner's; no lock, a run that ended
-    or runs elsewhere."""
+    """Whether the run's owner is alive on this machine: its journal lock is there and names a living
+    process of this host (the lock is never taken: a run starting at that moment would fail to)."""
     _, lock = _paths(record)
-    fd = journal.take_lock(lock)  # None: no lock, or one that its owner holds
-    if fd is None:
-        return lock.exists()
-    os.close(fd)
-    return False
+    return live.owner_lives(lock)
 
 
 def _committed(record: RunRecord) -> bytes | None:

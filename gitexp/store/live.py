@@ -111,6 +111,11 @@ def _live_info(lock: Path, host: str) -> dict[str, Any] | None:
     return info
 
 
+def owner_lives(lock: Path) -> bool:
+    """Whether the owner of journal lock *lock* lives on this host (by its pid, never taking the lock)."""
+    return _live_info(lock, socket.gethostname()) is not None
+
+
 def _live_values(record: Any, root: Path, names: list[str], host: str, now: float,
                  summaries: Summaries) -> tuple[Found, LiveValues] | None:
     from gitexp.store.isotime import parse_iso
