@@ -737,3 +737,56 @@ def test_outside_a_repository_the_cli_says_what_to_do_in_a_shell(tmp_path: Path,
     # Python keeps its own advice: repo=PATH is an argument there.
     with pytest.raises(gitexp.GitexpError, match=r"or pass repo=PATH\)$"):
         gitexp.start_run(**QUIET)
+
+
+# -- typos are not silent -----------------------------------------------------------------------------
+
+
+def warnings_of(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("git exp: warning: ")]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["ls", "--where", "metrics.accuracy > 0.1"],
+     "no run has metrics.accuracy, which --where reads; did you mean metrics.acc?"),
+    (["ls", "-e", "cnn", "--where", "params.learning_rate < 1"],
+     "no run of experiment 'cnn' has params.learning_rate, which --where reads; their params: lr, opt"),
+    (["ls", "--sort", "-metrics.acuracy"], "no listed run has metrics.acuracy, so --sort cannot order by it; "
+                                           "did you mean metrics.acc?"),
+    (["ls", "--sort", "metrics.acc.mx"], "no listed run has metrics.acc.mx, so --sort cannot order by it; "
+                                         "did you mean metrics.acc.max or metrics.acc?"),
+    (["ls", "-c", "params.lrr,params.acc"], "no listed run has params.lrr, so its column (--columns) is empty; "
+                                            "did you mean params.lr?"),
+    (["ls", "-c", "params.acc"], "no listed run has params.acc, so its column (--columns) is empty; "
+                                 "did you mean metrics.acc?"),
+    (["compare", "--sort", "metrics.ac"], "no listed run has metrics.ac, so --sort cannot order by it; "
+                                          "did you mean metrics.acc?"),
+    (["compare", "alpha", "beta", "--where", "params.lrr < 1"],
+     "none of the runs has params.lrr, which --where reads; did you mean params.lr?"),
+    (["best", "acc", "--where", "tags.dataset = 'x'"],
+     "no run has tags.dataset, which --where reads; they have no tags"),
+    (["report", "--where", "params.op = 'sgd'", "-o", "report.html"],
+     "no run has params.op, which --where reads; did you mean params.opt?"),
+    (["plot", "acc", "-o", "acc.png", "--where", "metrics.acc.mx > 0"],
+     "none of the runs has metrics.acc.mx, which --where reads; did you mean metrics.acc.max or metrics.acc?"),
+])
+def test_a_field_no_run_has_is_warned_of_with_the_closest_names(
+        three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str], args: list[str], expected: str) -> None:
+    _, _, err = cli(capsys, *args)
+    assert f"git exp: warning: {expected}" in warnings_of(err), err
+
+
+def test_fields_some_run_has_are_not_warned_of(three_runs: list[gitexp.Run],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["ls", "--where", "metrics.acc > 0.9 and params.opt = 'sgd'", "--sort", "-metrics.acc.max,name"],
+                 ["ls", "-e", "rnn", "-c", "params.lr,metrics.acc.count,description,host"],
+                 ["ls", "--where", "params.lr < 0.05 or metrics.acc is null", "--sort", "params.lr"],
+                 ["compare", "alpha", "gamma", "--sort", "-params.lr"]):
+        code, _, err = cli(capsys, *args)
+        assert (code, warnings_of(err)) == (0, []), (args, err)
+
+
+def test_search_runs_warns_as_python_warnings(three_runs: list[gitexp.Run]) -> None:
+    with pytest.warns(RuntimeWarning, match=r"gitexp: no run has params\.LR, which --where reads; did you mean "
+                                            r"params\.lr\?"):
+        assert gitexp.search_runs("params.LR < 1") == []

@@ -77,7 +77,7 @@ class SortKey:
     descending: bool = False
 
     def __str__(self) -> str:
-        return ("-" if self.descending else "") + _unparse_path(self.path)
+        return ("-" if self.descending else "") + unparse_path(self.path)
 
 
 _IDENT = IDENT
@@ -303,7 +303,8 @@ def parse(text: str) -> Node:
     return node
 
 
-def _unparse_path(path: Path) -> str:
+def unparse_path(path: Path) -> str:
+    """A field path as text that parses back to it: params.lr, metrics.`a,b`."""
     return ".".join(s if _IDENT.fullmatch(s) else "`" + s.replace("`", "``") + "`" for s in path)
 
 
@@ -331,14 +332,14 @@ def unparse(node: Node) -> str:
         case Not(operand):
             return "not " + (f"({unparse(operand)})" if isinstance(operand, Or | And) else unparse(operand))
         case Compare(path, op, value):
-            return f"{_unparse_path(path)} {op} {_unparse_value(value)}"
+            return f"{unparse_path(path)} {op} {_unparse_value(value)}"
         case In(path, values, negated):
             items = ", ".join(_unparse_value(v) for v in values)
-            return f"{_unparse_path(path)} {'not ' * negated}in ({items})"
+            return f"{unparse_path(path)} {'not ' * negated}in ({items})"
         case Match(path, kind, pattern, negated):
-            return f"{_unparse_path(path)} {'not ' * negated}{kind} {_unparse_value(pattern)}"
+            return f"{unparse_path(path)} {'not ' * negated}{kind} {_unparse_value(pattern)}"
         case IsNull(path, negated):
-            return f"{_unparse_path(path)} is {'not ' * negated}null"
+            return f"{unparse_path(path)} is {'not ' * negated}null"
     raise TypeError(f"not a query node: {node!r}")
 
 

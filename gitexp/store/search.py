@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import CorruptRunError, GitexpError, QueryError
-from gitexp.store.fields import MISSING, plain_path
+from gitexp.store.fields import MISSING, PREFIXES, plain_path
 from gitexp.store.isotime import parse_iso
 from gitexp.store.runcache import Row, row_flat_params, row_lasts
 from gitexp.store.runs import RunRecord, listing_rows, load_runs, resolve
@@ -337,11 +337,126 @@ def search_runs(where: str | None = None, order_by: str | Sequence[str] | None =
 
         gitexp.search_runs("params.lr < 0.1 and status = FINISHED", order_by=["-metrics.acc"])
 
-    Raises QueryError, saying where and what was expected, for an expression that does not parse.
+    Raises QueryError, saying where and what was expected, for an expression that does not parse;
+    warns of a field that *where* or *order_by* names and no run has (a typo, most likely).
     """
-    matching = compile_matcher(where)  # parse before reading any run: a typo fails fast
+    node = _parsed(where)  # parse before reading any run: a typo fails fast
+    matching = compile_matcher(node)
     _check_sort(order_by)
-    return sort_runs(matching(load_runs(repo, experiment)), order_by)
+    records = load_runs(repo, experiment)
+    if node is not None:
+        from gitexp.store.query import field_paths
+
+        scope = f"no run of experiment {experiment!r}" if experiment else "no run"
+        warn_absent(records, field_paths(node), "where", scope)
+    return _sorted(matching(records), order_by)
+
+
+def _parsed(where: str | Node | None) -> Node | None:
+    if where is None or (isinstance(where, str) and not where.strip()):
+        return None
+    from gitexp.store import query
+
+    return query.parse(where) if isinstance(where, str) else where
+
+
+def _sorted(records: Sequence[RunRecord], order_by: str | Sequence[str] | None) -> list[RunRecord]:
+    """sort_runs, warning of the keys that none of *records* has."""
+    if order_by and records:
+        from gitexp.store.query import parse_sort
+
+        warn_absent(records, [key.path for key in parse_sort(order_by)], "sort")
+    return sort_runs(records, order_by)
+
+
+_ROLES = {"where": "which --where reads", "sort": "so --sort cannot order by it",
+          "columns": "so its column (--columns) is empty"}
+
+
+def warn_absent(records: Sequence[RunRecord], paths: Iterable[Path], role: str, scope: str = "no listed run") -> None:
+    """Warn of each field of *paths* (params, metrics, tags, env, inputs or meta) that none of *records*
+    has, a typo most likely, naming the closest fields they have; *role*: "where", "sort" or "columns"
+    (what the field was named for), *scope*: the subject of the message ("no run of experiment 'x'")."""
+    if not records:
+        return
+    for path in dict.fromkeys(paths):
+        if path[0] in PREFIXES and len(path) > 1 and not _anyone_has(records, path):
+            from gitexp.warn import warn
+
+            warn(f"gitexp: {scope} has {_shown(path)}, {_ROLES[role]}{_suggestions(records, path)}")
+
+
+def _anyone_has(records: Sequence[RunRecord], path: Path) -> bool:
+    part = _row_part(path)
+    if part is not None:
+        key = ".".join(path[1:])
+        # The usual case, answered from the listing rows: the first run that has it.
+        if any(key in found for found in map(part, filter(None, listing_rows(records))) if found is not None):
+            return True
+    return any(RunFields(record)(path) is not MISSING for record in records)
+
+
+def _shown(path: Path) -> str:
+    from gitexp.store.query import unparse_path
+
+    return unparse_path(path)
+
+
+def _suggestions(records: Sequence[RunRecord], path: Path) -> str:
+    """"; did you mean X or Y?" naming the fields of *records* closest to *path*; else what they have."""
+    import difflib
+
+    head, rest = path[0], path[1:]
+    wanted: list[tuple[str, Path]] = [(".".join(rest), ())]
+    names = _field_names(records, head)
+    close: list[Path] = []
+    if head == "metrics" and len(rest) > 1:
+        if rest[-1] in STATS:
+            wanted.append((".".join(rest[:-1]), rest[-1:]))  # metrics.acuracy.max: the key is acuracy
+        elif ".".join(rest[:-1]) in names:  # metrics.acc.mx: the statistic is mistyped
+            close += [(head, *rest[:-1], stat) for stat in difflib.get_close_matches(rest[-1], STATS, 1, 0.5)]
+    lowered = {name.lower(): name for name in names}
+    for key, stat in wanted:
+        # A key that is right under another head (params.acc for the metric acc) comes first.
+        close += [_key_path(other, key, stat) for other in ("params", "metrics", "tags")
+                  if other != head and key in _field_names(records, other)]
+        matches = difflib.get_close_matches(key.lower(), list(lowered), 3, 0.6)
+        # An abbreviation, or a name written out (accuracy for acc), is as likely as a typo.
+        matches += [m for m in sorted(lowered) if min(len(m), len(key)) >= 3 and m != key.lower()
+                    and (m.startswith(key.lower()) or key.lower().startswith(m))]
+        close += [_key_path(head, lowered[m], stat) for m in matches]
+    shown = list(dict.fromkeys(_shown(p) for p in close))[:3]
+    if shown:
+        return "; did you mean " + (f"{', '.join(shown[:-1])} or " if len(shown) > 1 else "") + f"{shown[-1]}?"
+    if not names:
+        return f"; they have no {head}"
+    listed = sorted(names)
+    more = f" ({len(listed)} in all)" if len(listed) > 8 else ""
+    return f"; their {head}: " + ", ".join(listed[:8]) + more
+
+
+def _key_path(head: str, key: str, stat: Path) -> Path:
+    """The path of a dotted key under *head*: a part per dot where the key reads back so, else one part."""
+    return (head, *key.split("."), *stat) if plain_path(f"{head}.{key}") else (head, key, *stat)
+
+
+def _field_names(records: Sequence[RunRecord], head: str) -> set[str]:
+    """The keys under *head* that some of *records* has, dotted as the fields name them."""
+    from gitexp.store.fields import flatten
+
+    if head in ("params", "metrics"):
+        part = row_flat_params if head == "params" else row_lasts
+        names: set[str] = set()
+        for record, row in zip(records, listing_rows(records), strict=True):
+            found = None if row is None else part(row)
+            if found is None:
+                found = flatten(record.params) if head == "params" else record.metrics
+            names.update(found)
+        return {str(name) for name in names}
+    if head == "tags":
+        return {str(key) for record in records for key in record.tags}
+    read: Callable[[RunRecord], Any] = {"env": lambda r: r.env, "inputs": inputs_of, "meta": lambda r: r.meta}[head]
+    return {str(key) for record in records if isinstance(data := read(record), dict) for key in flatten(data)}
 
 
 def select_runs(runs: Sequence[str | RunRecord] = (), where: str | None = None,
@@ -351,7 +466,8 @@ def select_runs(runs: Sequence[str | RunRecord] = (), where: str | None = None,
     narrowed by *where*; or, when none are named, every run matching *where*."""
     if not runs:
         return search_runs(where, order_by, experiment, repo)
-    matching = compile_matcher(where)
+    node = _parsed(where)
+    matching = compile_matcher(node)
     _check_sort(order_by)
     records: list[RunRecord] | None = None
     chosen: dict[str, RunRecord] = {}
@@ -361,4 +477,8 @@ def select_runs(runs: Sequence[str | RunRecord] = (), where: str | None = None,
                 records = load_runs(repo, experiment)
             run = resolve(records, run)
         chosen.setdefault(run.id, run)
-    return sort_runs(matching(list(chosen.values())), order_by)
+    if node is not None:
+        from gitexp.store.query import field_paths
+
+        warn_absent(list(chosen.values()), field_paths(node), "where", "none of the runs")
+    return _sorted(matching(list(chosen.values())), order_by)

@@ -142,6 +142,7 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     else:
         known = {"params": [None if row is None else row_flat_params(row) for row in rows],
                  "metrics": [None if row is None else row_lasts(row) for row in rows]}
+    asked = extra is not None
     if extra is None:
         extra = _differing_columns(records, known["params"], known["metrics"],
                                    limit=None if all_columns or only_changed else 8)
@@ -158,10 +159,22 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     values = [[shorts[r.id] for r in records], *base, commits,
               *(fetched[column] if column in fetched else column_values(column, records, known) for column in extra)]
     keys = [*BASE_COLUMNS, *extra]
+    if asked:
+        _warn_empty(records, extra, values[len(BASE_COLUMNS):])
     columns = keys
     if only_changed and len(records) > 1:
         columns = [c for c, column in zip(keys, values, strict=True) if c in ("id", "name") or _column_varies(column)]
     return columns, keys, values
+
+
+def _warn_empty(records: Sequence[RunRecord], columns: Sequence[str], values: Sequence[list[Any]]) -> None:
+    """Warn of the fields among *columns* that no run of *records* has (their *values* are all None)."""
+    from gitexp.store.search import column_path, warn_absent
+
+    empty = [c for c, column in zip(columns, values, strict=True)
+             if c not in META_COLUMNS and column.count(None) == len(column)]
+    if empty:
+        warn_absent(records, [column_path(c) for c in empty], "columns")
 
 
 def _fetch_known(columns: Sequence[str],
