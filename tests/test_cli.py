@@ -790,3 +790,38 @@ def test_search_runs_warns_as_python_warnings(three_runs: list[gitexp.Run]) -> N
     with pytest.warns(RuntimeWarning, match=r"gitexp: no run has params\.LR, which --where reads; did you mean "
                                             r"params\.lr\?"):
         assert gitexp.search_runs("params.LR < 1") == []
+
+
+# -- -n is a count in every command ----------------------------------------------------------------------
+
+
+def test_every_dash_n_is_a_count_and_run_dash_n_still_names_with_a_warning(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from gitexp.cli.main import build_parser
+
+    def parsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+        found = [(parser.prog, parser)]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += [p for sub in action.choices.values() for p in parsers(sub)]
+        return found
+
+    old_spellings = []
+    for prog, parser in parsers(build_parser()):
+        for action in parser._actions:
+            if "-n" in action.option_strings:
+                if action.type is int:
+                    continue
+                assert action.help and action.help.startswith("deprecated spelling of --name"), prog
+                old_spellings.append(prog)
+    assert sorted(old_spellings) == ["git exp rerun", "git exp run"]
+    code, _, err = cli(capsys, "run", "-n", "old-habit", "--", sys.executable, "-c", "pass")
+    assert code == 0
+    assert warnings_of(err) == ["git exp: warning: `git exp run -n NAME` is deprecated: -n is to mean a count in "
+                                "every command, as in `git log -n`; use --name NAME"]
+    code, out, err = cli(capsys, "ls", "--max-count", "1", "-c", "name", "-f", "csv")
+    assert (code, err) == (0, "") and out.splitlines()[1].split(",")[1] == "old-habit"
+    code, _, err = cli(capsys, "run", "--name", "new-habit", "--", sys.executable, "-c", "pass")
+    assert code == 0 and warnings_of(err) == []

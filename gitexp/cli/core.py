@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gitexp.cli.options import add_sort
+from gitexp.cli.options import add_deprecated, add_sort, deprecated
 from gitexp.errors import GitexpError
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
@@ -161,7 +161,8 @@ def cmd_gc(dry_run: bool) -> int:
 
 def register(add: AddCommand) -> None:
     p = add("run", "Run a command as a tracked run; its output goes to the run's output.log.")
-    p.add_argument("--name", "-n", help="run name (default: a random readable name)")
+    p.add_argument("--name", help="run name (default: a random readable name)")
+    add_deprecated(p, "-n", "--name", "name", "NAME", "-n is to mean a count in every command, as in `git log -n`")
     p.add_argument("--experiment", "-e", help="experiment (default: $GITEXP_EXPERIMENT, exp.experiment, default)")
     p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="a param, visible to the command through gitexp.params(); repeatable")
@@ -177,12 +178,13 @@ def register(add: AddCommand) -> None:
                         "(?P<loss>...), and (?P<step>...) optionally; repeatable")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                    help="the command to run and its arguments, after --")
-    p.set_defaults(func=lambda a: cmd_run(a.cmd, a.name, a.experiment, a.params, a.tags, a.description,
-                                          a.metrics_from_output, a.metric_patterns))
+    p.set_defaults(func=deprecated(lambda a: cmd_run(a.cmd, a.name, a.experiment, a.params, a.tags, a.description,
+                                                     a.metrics_from_output, a.metric_patterns)))
 
     p = add("ls", "List runs, newest first, with the params and metrics that differ between them.")
     p.add_argument("--experiment", "-e", help="only this experiment")
-    p.add_argument("-n", type=int, dest="limit", help="only the first LIMIT runs: the newest, unless --sort")
+    p.add_argument("-n", "--max-count", type=int, dest="limit", metavar="N",
+                   help="only the first N runs: the newest, unless --sort")
     p.add_argument("--format", "-f", dest="form", default="table", choices=("table", "csv", "json", "md"),
                    help="output format; csv and json are for programs, md for pull requests")
     p.add_argument("--columns", "-c", help="comma-separated columns, e.g. params.lr,metrics.acc")

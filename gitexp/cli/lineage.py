@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitexp.cli.options import add_deprecated, deprecated
 from gitexp.errors import GitexpError
 
 if TYPE_CHECKING:
@@ -186,9 +187,10 @@ def register(add: AddCommand) -> None:
     p.add_argument("run", metavar="RUN", help="the run to run again: id, unique id prefix, or unique run name")
     p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param of the original run; repeatable")
-    p.add_argument("--name", "-n", help="name of the new run (default: a random readable name)")
+    p.add_argument("--name", help="name of the new run (default: a random readable name)")
+    add_deprecated(p, "-n", "--name", "name", "NAME", "-n is to mean a count in every command, as in `git log -n`")
     p.add_argument("--experiment", "-e", help="experiment of the new run (default: the original's)")
-    p.set_defaults(func=lambda a: cmd_rerun(a.run, a.params, a.name, a.experiment))
+    p.set_defaults(func=deprecated(lambda a: cmd_rerun(a.run, a.params, a.name, a.experiment)))
 
     p = add("verify", "Check runs: required files, artifact content, signatures, and no rewrite since they ended.")
     p.add_argument("run_texts", nargs="*", metavar="RUN", help="runs to check (default: all)")
