@@ -825,3 +825,136 @@ def test_every_dash_n_is_a_count_and_run_dash_n_still_names_with_a_warning(
     assert (code, err) == (0, "") and out.splitlines()[1].split(",")[1] == "old-habit"
     code, _, err = cli(capsys, "run", "--name", "new-habit", "--", sys.executable, "-c", "pass")
     assert code == 0 and warnings_of(err) == []
+
+
+# -- ls at a terminal: fits its width, pages like git; pipes stay complete -----------------------------
+
+
+@pytest.fixture
+def two_experiments(repo: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """Runs of two experiments whose params and metrics differ (most columns empty for the other's runs)."""
+    for i, lr in enumerate([0.01, 0.03, 0.1, 0.3, 1.0]):
+        params = {"lr": lr, "batch_size": 32 * (1 + i % 2), "model": {"hidden": 64 * (1 + i % 3), "layers": i},
+                  "optimizer": "sgd" if i % 2 else "adam"}
+        with gitexp.start_run(name=f"mlp-sweep-lr{lr}", experiment="mlp", params=params, **QUIET) as run:
+            run.log_metrics({"acc": 0.5 + i / 10, "loss": 1 / (i + 1), "val/acc": 0.4 + i / 10})
+    for i, dropout in enumerate([0.0, 0.25, 0.5]):
+        params = {"dropout": dropout, "kernel_size": 3 + 2 * i, "channels": 16 * (i + 1), "augment": i % 2 == 1}
+        with gitexp.start_run(name=f"cnn-dropout{dropout}", experiment="cnn", params=params, **QUIET) as run:
+            run.log_metrics({"top1": 0.6 + i / 10, "top5": 0.9, "loss": 0.5 - i / 10})
+    capsys.readouterr()
+    return repo
+
+
+def in_terminal(repo: Path, env: dict[str, str], *args: str, columns: int = 100, lines: int = 50,
+                **extra_env: str) -> tuple[int, str, str]:
+    """`git exp ARGS` with stdin and stdout on a pseudo-terminal of *columns* x *lines*: its exit code,
+    what the terminal showed and what it wrote to stderr (a pipe, so the two stay apart)."""
+    env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES", "GIT_PAGER_IN_USE", "PAGER", "GIT_PAGER")}
+    return on_a_terminal([sys.executable, "-m", "gitexp", *args], repo, {**env, **extra_env}, columns, lines)
+
+
+def on_a_terminal(argv: list[str], cwd: Path, env: dict[str, str], columns: int = 80,
+                  lines: int = 24) -> tuple[int, str, str]:
+    """Run *argv* with stdin and stdout on a pseudo-terminal of *columns* x *lines*; see in_terminal."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    shown = []
+    try:
+        while True:
+            if not select.select([master], [], [], 60)[0]:
+                proc.kill()  # waiting for input (a pager that should not have started): fail, not hang
+                raise AssertionError(f"{argv} showed {b''.join(shown)!r} and then waited for a minute")
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every process that had the terminal open is gone
+                break
+            if not chunk:
+                break
+            shown.append(chunk)
+    finally:
+        os.close(master)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=60), b"".join(shown).decode().replace("\r\n", "\n"), err
+
+
+def test_ls_on_a_terminal_fits_its_width(two_experiments: Path, env_for_subprocess: dict[str, str]) -> None:
+    code, shown, err = in_terminal(two_experiments, env_for_subprocess, "ls", GIT_PAGER="cat")
+    assert code == 0, err
+    lines = shown.splitlines()
+    assert max(map(len, lines)) <= 100, shown
+    assert lines[0].split() == ["params", "metrics"]
+    header = lines[1].split()
+    assert header[:4] == ["id", "experiment", "name", "status"]
+    rows = lines[3:]
+    assert len(rows) == 8 and {row.split()[1] for row in rows} == {"mlp", "cnn"}
+    # What was hidden is said, with how to see it; every hidden column is a column of the complete listing.
+    (note,) = err.splitlines()
+    assert note.startswith("git exp: ") and "hidden to fit 100 columns (" in note and note.endswith("--wide shows all")
+    assert len(note) <= 100 and "start, duration, commit" in note
+    # Piped, the listing is what it always was: every column, no experiment, nothing said.
+    piped = subprocess.run([sys.executable, "-m", "gitexp", "ls"], cwd=two_experiments, env=env_for_subprocess,
+                           capture_output=True, text=True, timeout=60)
+    assert piped.stderr == ""
+    full = piped.stdout.splitlines()[0].split()
+    assert "experiment" not in full and {"params.lr", "params.dropout", "metrics.top1", "commit"} <= set(full)
+    assert max(map(len, piped.stdout.splitlines())) > 100
+    # --wide shows every column on the terminal too, with the experiment.
+    code, shown, err = in_terminal(two_experiments, env_for_subprocess, "ls", "--wide", GIT_PAGER="cat")
+    assert (code, err) == (0, "")
+    assert shown.splitlines()[0].split() == [*full[:1], "experiment", *full[1:]]
+
+
+def test_ls_as_git_pages_it_fits_the_width_git_gives(two_experiments: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # `git -p exp ls` and pager.exp: git runs the pager, and tells its commands so, and the width.
+    monkeypatch.setenv("GIT_PAGER_IN_USE", "true")
+    monkeypatch.setenv("COLUMNS", "72")
+    code, out, err = cli(capsys, "ls")
+    assert code == 0 and "hidden to fit 72 columns" in err
+    assert max(map(len, out.splitlines())) <= 72 and "experiment" in out.splitlines()[1]
+    # Other formats keep every column.
+    code, out, _ = cli(capsys, "ls", "-f", "csv")
+    assert code == 0 and "params.lr" in out.splitlines()[0] and "experiment" not in out.splitlines()[0]
+
+
+def test_ls_pages_long_output_through_the_pager_git_would_use(two_experiments: Path, tmp_path: Path,
+                                                              env_for_subprocess: dict[str, str]) -> None:
+    paged = tmp_path / "paged.txt"
+    pager = f"printf '%s|%s\\n' \"$LESS\" \"$LV\" > {paged}; cat >> {paged}"
+    # 8 runs do not fit on a terminal of 6 lines: $GIT_PAGER gets them, with git's LESS and LV.
+    code, shown, err = in_terminal(two_experiments, env_for_subprocess, "ls", lines=6, GIT_PAGER=pager)
+    assert code == 0, err
+    options, *table = paged.read_text().splitlines()
+    assert options == "FRX|-c"
+    assert len(table) == 11 and "mlp-sweep-lr0.01" in table[-1]
+    assert "mlp-sweep" not in shown  # the pager wrote it elsewhere: nothing went around it
+    # A LESS of the user's own stays; core.pager (git config, `git -c` too) when GIT_PAGER is not set.
+    git(two_experiments, "config", "core.pager", pager)
+    code, _, _ = in_terminal(two_experiments, env_for_subprocess, "ls", lines=6, LESS="-S")
+    assert code == 0 and paged.read_text().splitlines()[0] == "-S|-c"
+    env = dict(env_for_subprocess, GIT_CONFIG_PARAMETERS="'core.pager'='cat'")  # what `git -c core.pager=cat` sets
+    paged.unlink()
+    code, shown, _ = in_terminal(two_experiments, env, "ls", lines=6)
+    assert code == 0 and "mlp-sweep-lr0.01" in shown and not paged.exists()
+    # GIT_PAGER=cat (`git --no-pager exp`): no pager; a short listing: no pager either.
+    for args, extra in ((["ls"], {"GIT_PAGER": "cat"}), (["ls", "-n", "2"], {})):
+        code, shown, _ = in_terminal(two_experiments, env_for_subprocess, *args, lines=6, **extra)
+        assert code == 0 and "cnn-dropout" in shown and not paged.exists(), args
+
+
+def test_a_pager_quit_early_is_no_error(repo: Path, env_for_subprocess: dict[str, str]) -> None:
+    # More than a pipe holds, to a pager that reads none of it (as when a person quits less at once).
+    script = "from gitexp.cli.pager import page; page('x' * 70 + '\\n' * 100_000); print('after')"
+    code, shown, err = on_a_terminal([sys.executable, "-c", script], repo, {**env_for_subprocess, "GIT_PAGER": "true"})
+    assert (code, err) == (0, "")
+    assert shown == "after\n"

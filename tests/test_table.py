@@ -23,7 +23,9 @@ from gitexp.views.table import (
     local_time,
     local_times,
     render,
+    render_columns,
     short_ids,
+    terminal_table,
 )
 
 
@@ -171,3 +173,96 @@ def test_local_times_are_remembered_by_the_minute_only_when_that_is_exact() -> N
     fresh = [local_time(t) for t in times]
     assert local_times(times) == fresh  # the second time from the memo
     assert [local_time(t) for t in times] == fresh
+
+
+# -- the table for a terminal (`git exp ls` on a tty) ---------------------------------------------------
+
+
+def _listing(runs: int = 6) -> tuple[list[str], list[list[object]], list[str]]:
+    """Columns as run_columns makes them for runs of two experiments: mlp's params and metrics are
+    empty for cnn's runs and the other way round; params.unused is empty for every run."""
+    experiments = ["mlp" if i % 3 else "cnn" for i in range(runs)]
+    mlp = [e == "mlp" for e in experiments]
+    columns = ["id", "name", "status", "start", "duration", "commit", "params.batch_size", "params.dropout",
+               "params.lr", "params.unused", "metrics.acc", "metrics.loss", "metrics.top1"]
+    values: list[list[object]] = [
+        [f"{i:07x}" for i in range(runs)], [f"{e}-run-{i}" for i, e in enumerate(experiments)], ["FINISHED"] * runs,
+        ["2026-03-29T08:15:00.000Z"] * runs, [12.5] * runs, ["abcdef0"] * runs,
+        [32 * (1 + i % 2) if m else None for i, m in enumerate(mlp)],
+        [None if m else 0.1 * i for i, m in enumerate(mlp)],
+        [0.01 * (i + 1) if m else None for i, m in enumerate(mlp)], [None] * runs,
+        [0.5 + i / 100 if m else None for i, m in enumerate(mlp)], [1.0 / (i + 1) for i in range(runs)],
+        [None if m else 0.25 for m in mlp]]
+    return columns, values, experiments
+
+
+def _header_line(text: str) -> list[str]:
+    """The headers: the line above the rule (a line of group labels may come first)."""
+    lines = text.splitlines()
+    return lines[[line.startswith("-") for line in lines].index(True) - 1].split()
+
+
+def test_a_terminal_table_fits_its_width() -> None:
+    columns, values, experiments = _listing()
+    text, hidden = terminal_table(columns, values, experiments, 70)
+    lines = text.splitlines()
+    assert all(len(line) <= 70 for line in lines), text
+    # The params and metrics under their labels, the headers without the prefix.
+    assert lines[0].split() == ["params", "metrics"]
+    assert lines[0].index("params") == lines[1].index("batch_size")
+    header = _header_line(text)
+    assert header[:4] == ["id", "experiment", "name", "status"]
+    assert "unused" not in header  # empty for every run: left out, and not counted as hidden
+    # What is hidden is said, in the table's order; the base columns went first.
+    assert hidden[:3] == ["start", "duration", "commit"]
+    assert set(hidden) | {"params.unused"} | {c for c in columns if c.split(".")[-1] in header} == set(columns)
+    # Each experiment keeps a column of its own: mlp's batch_size and cnn's dropout, before mlp's lr.
+    assert {"batch_size", "dropout", "loss"} <= set(header)
+    assert [line.split()[1] for line in lines[3:]] == experiments
+
+
+def test_a_terminal_table_wide_enough_hides_nothing() -> None:
+    columns, values, experiments = _listing()
+    text, hidden = terminal_table(columns, values, experiments, 200)
+    assert hidden == []
+    assert _header_line(text) == ["id", "experiment", "name", "status", "start", "duration", "commit", "batch_size",
+                                  "dropout", "lr", "acc", "loss", "top1"]
+    assert text.splitlines()[3].split()[4:6] == ["2026-03-29", local_time("2026-03-29T08:15:00.000Z")[11:]]
+
+
+def test_a_terminal_table_without_a_width_is_the_plain_table_with_the_experiment() -> None:
+    columns, values, experiments = _listing()
+    text, hidden = terminal_table(columns, values, experiments, None)
+    assert hidden == []
+    with_experiment = [*columns[:1], "experiment", *columns[1:]]
+    assert text == render_columns(with_experiment, [values[0], experiments, *values[1:]], "table")
+    # One experiment: no experiment column.
+    text, _ = terminal_table(columns, values, ["mlp"] * len(experiments), None)
+    assert text == render_columns(columns, values, "table")
+
+
+def test_a_narrow_terminal_shortens_the_names_last() -> None:
+    columns, values, experiments = _listing()
+    values[1] = [f"a-rather-long-run-name-{i}" for i in range(len(experiments))]
+    text, hidden = terminal_table(columns, values, experiments, 50, ellipsis="~")
+    assert all(len(line) <= 50 for line in text.splitlines()), text
+    assert _header_line(text) == ["id", "experiment", "name", "status"]
+    names = [line.split()[2] for line in text.splitlines()[2:]]
+    assert all(name.startswith("a-rather-") and name.endswith("~") for name in names), names
+    assert len(hidden) == 9
+
+
+def test_a_terminal_table_measures_wide_characters_as_the_terminal_does() -> None:
+    columns, values, experiments = _listing(3)
+    values[1] = ["学習率-実験", "plain", "café"]
+    text, _ = terminal_table(columns, values, experiments, 200)
+    lines = text.splitlines()
+    # The column after the names starts at the same terminal column on every line.
+    starts = {_display_width(line[:line.index("FINISHED")]) for line in lines[3:]}
+    assert len(starts) == 1, text
+
+
+def _display_width(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -63,20 +63,21 @@ def cmd_run(command: list[str], name: str | None, experiment: str | None, params
 
 def cmd_ls(experiment: str | None, limit: int | None, form: str, columns: str | None,
            precision: int, all_columns: bool, where: str | None = None, sort: str | None = None,
-           only_changed: bool = False) -> int:
+           only_changed: bool = False, wide: bool = False) -> int:
     # The cyclic GC would walk the listing's many objects (none in a cycle) again and again as
     # rows are made. They are freed when _ls returns, before the GC is back.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _ls(experiment, limit, form, columns, precision, all_columns, where, sort, only_changed)
+        return _ls(experiment, limit, form, columns, precision, all_columns, where, sort, only_changed, wide)
     finally:
         if collecting:
             gc.enable()
 
 
 def _ls(experiment: str | None, limit: int | None, form: str, columns: str | None, precision: int,
-        all_columns: bool, where: str | None, sort: str | None, only_changed: bool) -> int:
+        all_columns: bool, where: str | None, sort: str | None, only_changed: bool, wide: bool) -> int:
+    from gitexp.cli import pager
     from gitexp.store import search
     from gitexp.views import table
 
@@ -96,16 +97,49 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
     if form == "json" and not columns and not only_changed:
         import json
 
-        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+        pager.page(json.dumps([r.to_dict() for r in records], indent=2, default=str) + "\n")
         return 0
     extra = table.split_columns(columns) if columns else None
     cols, values = table.run_columns(records, extra, all_columns=all_columns or form == "csv",
                                      only_changed=only_changed)
-    sys.stdout.write(table.render_columns(cols, values, form, precision))
+    screen = pager.screen() if form == "table" and not columns else None
+    hidden: list[str] = []
+    if screen is None:  # a pipe, a file, --format or --columns: every column asked for, the same every time
+        text = table.render_columns(cols, values, form, precision)
+    else:
+        # A person reads this: the default columns fit the terminal (--wide and --all: every one).
+        text, hidden = table.terminal_table(cols, values, [r.experiment for r in records],
+                                            None if wide or all_columns else screen.columns, precision, _ellipsis())
+    pager.page(text)
+    if hidden and screen is not None:
+        print(_hidden_note(hidden, screen.columns), file=sys.stderr)
     from gitexp.cli.main import exit_now
 
     exit_now(0)  # the process: without freeing the listing's objects first
     return 0
+
+
+def _hidden_note(hidden: list[str], width: int) -> str:
+    """What ls says of the columns it hid to fit *width*: as many of their names as fit on the line."""
+    from gitexp.text import printable
+
+    hidden = [printable(name) for name in hidden]
+    head = f"git exp: {len(hidden)} column{'s' * (len(hidden) > 1)} hidden to fit {width} columns"
+    for named in range(len(hidden), 0, -1):
+        more = f" and {len(hidden) - named} more" if named < len(hidden) else ""
+        note = f"{head} ({', '.join(hidden[:named])}{more}); --wide shows all"
+        if len(note) <= width:
+            return note
+    return f"{head}; --wide shows all"
+
+
+def _ellipsis() -> str:
+    """An ellipsis: "…" where stdout can show it, else ".."."""
+    try:
+        "…".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return ".."
+    return "…"
 
 
 def cmd_show(run: str, form: str, experiment: str | None) -> int:
@@ -196,8 +230,10 @@ def register(add: AddCommand) -> None:
     add_sort(p, "sort keys, '-' for descending, e.g. -metrics.acc,duration; runs missing a key go last")
     p.add_argument("--only-changed", action="store_true",
                    help="only the columns whose values differ between the listed runs (id and name stay)")
+    p.add_argument("--wide", action="store_true",
+                   help="on a terminal, every column, however wide (by default the table fits the terminal)")
     p.set_defaults(func=lambda a: cmd_ls(a.experiment, a.limit, a.form, a.columns, a.precision, a.all_columns,
-                                         a.where, a.sort, a.only_changed))
+                                         a.where, a.sort, a.only_changed, a.wide))
 
     p = add("show", "Show one run: status, git state, params, metrics, artifacts, output, inputs, environment.")
     p.add_argument("run", help="run handle (as `git exp ls` shows it), id, unique id prefix, or unique run name")
