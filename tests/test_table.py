@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from gitexp.errors import GitexpError
 from gitexp.store.fields import flatten
+from gitexp.views.fitting import terminal_table
 from gitexp.views.plaintable import plain_table
 from gitexp.views.table import (
     cell,
@@ -25,7 +26,6 @@ from gitexp.views.table import (
     render,
     render_columns,
     short_ids,
-    terminal_table,
 )
 
 

@@ -79,7 +79,7 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
         all_columns: bool, where: str | None, sort: str | None, only_changed: bool, wide: bool) -> int:
     from gitexp.cli import pager
     from gitexp.store import search
-    from gitexp.views import table
+    from gitexp.views import fitting, table
 
     if limit is not None and limit < 0:
         raise GitexpError(f"-n {limit}: the number of runs to list must be 0 or more")
@@ -108,8 +108,8 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
         text = table.render_columns(cols, values, form, precision)
     else:
         # A person reads this: the default columns fit the terminal (--wide and --all: every one).
-        text, hidden = table.terminal_table(cols, values, [r.experiment for r in records],
-                                            None if wide or all_columns else screen.columns, precision, _ellipsis())
+        text, hidden = fitting.terminal_table(cols, values, [r.experiment for r in records],
+                                              None if wide or all_columns else screen.columns, precision, _ellipsis())
     pager.page(text)
     if hidden and screen is not None:
         print(_hidden_note(hidden, screen.columns), file=sys.stderr)

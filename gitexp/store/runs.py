@@ -1,4 +1,9 @@
-"""Reading runs: load_runs, get_run, and resolving a run from an id prefix or a name."""
+"""Reading runs: load_runs, get_run, and resolving a run from an id prefix, a handle or a name.
+
+It is longer than gitexp's usual 400 lines because RunRecord's lazy reads, load_runs' use of
+the listing cache and journals, and resolution all work on the same records and their private
+cache of summaries; resolution (the end of the module) is the part to move out if it grows.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,10 @@
 The expression language itself (parsing, comparison semantics, sorting) is gitexp.store.query; this
 module only says what each field path means for a run, and reads the costly parts (env.yaml,
 inputs.yaml) only for the runs and fields that need them.
+
+It is longer than gitexp's usual 400 lines because the warning about fields no run has (the
+end of the module) must look fields up exactly as the search does, through the same listing-row
+shortcuts, or it would warn of fields the search finds; the two are kept side by side.
 """
 
 from __future__ import annotations
