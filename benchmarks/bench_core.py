@@ -341,7 +341,7 @@ def pack_count(repo: Path) -> int:
 
 
 def wait_for_gc(repo: Path, limit_s: float = 600) -> None:
-    """Wait while a `git gc` (gitexp starts `git gc --auto` in the background) holds gc.pid."""
+    """Wait while a `git gc` (one git started itself, `git gc --auto`) holds gc.pid."""
     deadline = time.monotonic() + limit_s
     while (repo / ".git" / "gc.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -350,20 +350,18 @@ def wait_for_gc(repo: Path, limit_s: float = 600) -> None:
 def build_gitexp_runs(repo: Path, n: int, processes: int = 2, maintained: bool = False) -> dict[str, Any]:
     """*n* runs through the real API from *processes* processes; returns build statistics.
 
-    Plain (*maintained* False): the repository is what gitexp leaves behind, including
-    whatever its own background `git gc --auto` did (waited for at the end).
+    Plain (*maintained* False): the repository is what gitexp leaves behind, including the
+    packs it merged as it wrote.
 
-    *maintained*: for the big fixtures. gitexp writes one pack per commit and starts
-    `git gc --auto` itself (at most once a minute per process); at fixture-building speed the
-    packs pile up faster than that, and every object lookup slows down with their number
-    (the build time grows quadratically). So gitexp's own gc is switched off
-    (gc.autoPackLimit=0) while building, runs are made in rounds with
-    `git repack --geometric=2 -d` between rounds (no writer running then), and at the end the
-    repository gets one `git gc`: the state gitexp's own `git gc --auto` leaves behind (one
-    pack, packed refs). Run notes (refs/notes/experiments, derived data that load_runs never
-    reads) are switched off too (exp.notes=false): every run of the fixture starts from the
-    same code commit, whose single note gets one line per run and is rewritten whole by every
-    run, so with notes the build is quadratic (about 30 minutes instead of 3 for 10,000 runs).
+    *maintained*: for the big fixtures. gitexp writes a pack per commit and merges its own packs
+    as it goes (keeping 32 to 64); every object lookup still costs more with each pack, so the
+    build runs in rounds with `git repack --geometric=2 -d` between them (no writer running then;
+    gc.autoPackLimit=0 keeps a git gc --auto of the user's git out of the way meanwhile), and at
+    the end the repository gets one `git gc` (one pack, packed refs). Run notes
+    (refs/notes/experiments, derived data that load_runs never reads) are switched off too
+    (exp.notes=false): every run of the fixture starts from the same code commit, whose single
+    note gets one line per run and is rewritten whole by every run, so with notes the build is
+    quadratic (about 30 minutes instead of 3 for 10,000 runs).
     """
     chunk = max(1, min(25 if maintained else 100, n // (processes * 4) or 1))
     jobs = [(str(repo), first, min(chunk, n - first)) for first in range(0, n, chunk)]
