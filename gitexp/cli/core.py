@@ -100,8 +100,9 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
         pager.page(json.dumps([r.to_dict() for r in records], indent=2, default=str) + "\n")
         return 0
     extra = table.split_columns(columns) if columns else None
+    # csv is for programs: every column, and full ids (a handle is for people to read and type).
     cols, values = table.run_columns(records, extra, all_columns=all_columns or form == "csv",
-                                     only_changed=only_changed)
+                                     only_changed=only_changed, full_ids=form == "csv")
     screen = pager.screen() if form == "table" and not columns else None
     hidden: list[str] = []
     if screen is None:  # a pipe, a file, --format or --columns: every column asked for, the same every time

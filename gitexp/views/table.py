@@ -120,9 +120,10 @@ def run_rows(records: Sequence[RunRecord], extra: Sequence[str] | None = None,
 
 
 def run_columns(records: Sequence[RunRecord], extra: Sequence[str] | None = None, all_columns: bool = False,
-                only_changed: bool = False) -> tuple[list[str], list[list[Any]]]:
-    """run_rows as columns: the names, and for each the values of the runs in order (for render_columns)."""
-    columns, keys, values = _run_values(records, extra, all_columns, only_changed)
+                only_changed: bool = False, full_ids: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """run_rows as columns: the names, and for each the values of the runs in order (for render_columns).
+    *full_ids*: the id column holds full run ids, not handles (what a program reading csv wants)."""
+    columns, keys, values = _run_values(records, extra, all_columns, only_changed, full_ids)
     if columns == keys:
         return columns, values
     by_key = dict(zip(keys, values, strict=True))
@@ -130,9 +131,13 @@ def run_columns(records: Sequence[RunRecord], extra: Sequence[str] | None = None
 
 
 def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_columns: bool,
-                only_changed: bool) -> tuple[list[str], list[str], list[list[Any]]]:
+                only_changed: bool, full_ids: bool = False) -> tuple[list[str], list[str], list[list[Any]]]:
     """(columns shown, every column computed, the values of each computed column, runs in order)."""
-    shorts = run_short_ids(records)
+    if full_ids:
+        ids = [r.id for r in records]
+    else:
+        shorts = run_short_ids(records)
+        ids = [shorts[r.id] for r in records]
     rows = listing_rows(records)
     present = [row for row in rows if row is not None]
     every = len(present) == len(rows)  # the usual case, where each part of the rows is read by one map()
@@ -156,7 +161,7 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
                 [r.duration for r in records]]
         commits = [(r.base_commit or "")[:7] for r in records]
     fetched = _fetch_known(extra, known)
-    values = [[shorts[r.id] for r in records], *base, commits,
+    values = [ids, *base, commits,
               *(fetched[column] if column in fetched else column_values(column, records, known) for column in extra)]
     keys = [*BASE_COLUMNS, *extra]
     if asked:
