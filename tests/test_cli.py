@@ -545,16 +545,6 @@ def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
 # -- repositories of every kind ---------------------------------------------------------------------
 
 
-def test_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
-    outside = tmp_path / "not-a-repo"
-    outside.mkdir()
-    monkeypatch.chdir(outside)
-    code, out, err = cli(capsys, "ls")
-    assert (code, out) == (1, "")
-    assert "not a git repository" in one_line_error(err)
-
-
 def test_repository_without_commits(empty_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (empty_repo / "train.py").write_text("print('hi')\n")
     with gitexp.start_run(name="first", params={"lr": 0.5}, **QUIET) as run:
