@@ -82,3 +82,30 @@ def test_run_commits_name_people_and_time_zone_as_git_does(repo: Path, monkeypat
         monkeypatch.undo()
         time.tzset()
     assert ours == theirs == "Ann admin Lee|ann@example.com|Test Committer|committer@example.com|+0545"
+
+
+def test_a_ref_moving_elsewhere_leaves_kept_what_only_an_unwritten_tree_names(repo: Path) -> None:
+    """One Repo serves a run and, in the background, the notes of the run before it: the notes ref
+    moving must not free the pack of an artifact blob that only the run's next, unwritten tree
+    names, or a concurrent `git repack -ad` may delete it before the run's commit lands."""
+    from gitexp.git.repo import BLOB_MODE, Entry, Repo
+
+    r = Repo.discover(repo)
+    keeps = repo / ".git" / "objects" / "pack"
+
+    def kept() -> set[str]:
+        return {p.name for p in keeps.glob("*.keep")}
+
+    blob = r.write_blob(b"an artifact")  # log_artifact: its own pack, kept until a commit names it
+    blob_keeps = kept()
+    tree = r.stage_tree({"artifacts": {"model.txt": Entry(blob, BLOB_MODE)}})  # the run's next tree, staged
+    head = git(repo, "rev-parse", "HEAD").strip()
+    notes = r.commit_staged(r.write_tree({"note": Entry(r.write_blob(b"a note"), BLOB_MODE)}), [head], "notes")
+    r.cas_ref("refs/notes/other", notes, None, "notes of another run")
+    assert blob_keeps <= kept(), "a ref moved to a commit that does not reach the blob, and its pack lost its keep"
+    # The tree rode along in the notes commit's pack (one staging area per Repo): it stays kept too.
+    run = r.commit_staged(tree, [head], "the run")
+    r.cas_ref("refs/experiments/default/run", run, None, "the run")
+    assert not kept(), "every pack is reached by a ref now, and none should stay kept"
+    subprocess.run(["git", "repack", "-adq"], cwd=repo, check=True)
+    assert git(repo, "cat-file", "-p", f"{run}:artifacts/model.txt") == "an artifact"

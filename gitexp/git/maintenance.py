@@ -21,6 +21,7 @@ a few spare files per process in <git dir>/gitexp/ (`keep.<pid>.<n>`), and back 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import mmap
 import os
@@ -104,6 +105,9 @@ def release(keeps: list[str]) -> None:
                 continue
             os.rename(keep, spare)
         except FileNotFoundError:  # gone already (a clean-up, or the repository was deleted)
+            if os.path.exists(keep):  # or no folder for spares (no run made one yet): lift it plainly
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(keep)
             continue
         with _spares_lock:
             pool.append(spare)

@@ -114,6 +114,8 @@ class Snapshots(Staging):
                 kind, data = self._r.odb.read(oid)
                 with self._stage_lock:
                     self._staged[oid] = (int(kind), data)
+            with self._stage_lock:
+                self._names[tree] = frozenset(fresh)  # what a commit naming the tree reaches in this pack
         except (KeyError, pygit2.GitError) as exc:
             raise StorageError(f"the code snapshot's object {oid[:12]} vanished as it was written ({exc}); "
                                "is `git gc --prune=now` running? Start the run again") from exc

@@ -57,10 +57,14 @@ class Staging(ConfigReader, ObjectReader):
         # Staging may happen in one thread (artifacts) while another writes a pack.
         self._stage_lock = threading.Lock()
         self._fresh: set[str] = set()  # objects the last write_staged() put in a new pack
-        # .keep of each pack written and not yet reached by a ref -> the objects in it that a later
-        # commit must name (empty: a commit's own pack); objects named by trees staged since.
-        self._keeps: dict[str, frozenset[str]] = {}
-        self._referenced: set[str] = set()
+        # .keep of each pack written and not yet reached by a ref -> those of its roots (commits,
+        # and objects a later commit must name) that no commit on a ref has reached yet.
+        self._keeps: dict[str, set[str]] = {}
+        # What each staged tree or commit names, subtrees and parents included, so that a ref moving
+        # to a commit counts as reached exactly what that commit reaches. Kept per object, never
+        # pooled: another commit of this Repo (a notes commit, another run's checkpoint) landing
+        # first must not lift the keep of a blob that only a still-unwritten tree names.
+        self._names: dict[str, frozenset[str]] = {}
 
     def write_blob(self, data: bytes) -> str:
         oid = self.stage_blob(data, look_up=False)
@@ -90,18 +94,22 @@ class Staging(ConfigReader, ObjectReader):
 
     def stage_tree(self, spec: TreeSpec) -> str:
         entries: dict[str, tuple[int, str]] = {}
+        named: set[str] = set()
         for name, value in spec.items():
             if isinstance(value, Entry):
                 entries[name] = (value.mode, value.oid)
-                self._referenced.add(value.oid)
             elif isinstance(value, bytes):
                 entries[name] = (BLOB_MODE, self.stage_blob(value))
             else:
-                entries[name] = (TREE_MODE, self.stage_tree(value))
+                subtree = self.stage_tree(value)
+                entries[name] = (TREE_MODE, subtree)
+                named |= self._names.get(subtree, frozenset())
+            named.add(entries[name][1])
         data = pack.encode_tree(entries)
         oid = pack.object_id(pack.TREE, data)
         with self._stage_lock:
             self._staged.setdefault(oid, (pack.TREE, data))  # trees of a run commit are new: see stage_blob
+            self._names[oid] = frozenset(named)
         return oid
 
     def stage_commit(self, tree: str, parents: list[str], message: str, sign: bool = False) -> str:
@@ -113,7 +121,6 @@ class Staging(ConfigReader, ObjectReader):
         stamp = int(time.time())
         when = f" {stamp} {_local_offset(stamp)}"
         data = pack.encode_commit(tree, parents, author + when, committer + when, message)
-        self._referenced.update(parents)
         if sign:
             from gitexp.git import signing
 
@@ -121,6 +128,7 @@ class Staging(ConfigReader, ObjectReader):
         oid = pack.object_id(pack.COMMIT, data)
         with self._stage_lock:
             self._staged[oid] = (pack.COMMIT, data)
+            self._names[oid] = frozenset({tree, *parents, *self._names.get(tree, frozenset())})
         return oid
 
     def commit_staged(self, tree: str, parents: list[str], message: str, sign: bool = False) -> str:
@@ -182,7 +190,10 @@ class Staging(ConfigReader, ObjectReader):
         if roots is None:  # a commit's pack: kept until a ref reaches that commit
             roots = {oid for oid, (kind, _) in staged.items() if kind == pack.COMMIT}
         with self._stage_lock:
-            self._keeps[os.fspath(written.with_suffix(".keep"))] = frozenset(roots)
+            named = set(roots).union(*(self._names.get(root, frozenset()) for root in roots))
+            # Objects another thread staged meanwhile, for a commit not written yet, ride along in this
+            # pack: each is a root too, reached when that commit is on a ref.
+            self._keeps[os.fspath(written.with_suffix(".keep"))] = set(roots) | (set(staged) - named)
         self._fresh = set(staged)
         try:
             maintenance.after_write(self.commondir)
@@ -193,11 +204,16 @@ class Staging(ConfigReader, ObjectReader):
         """A ref of this Repo moved to *commit*: lift the keep of each pack that commit reaches
         (its own, its first parent's, and those of the objects its tree names)."""
         with self._stage_lock:
-            self._referenced.add(commit)
-            lifted = [keep for keep, roots in self._keeps.items() if roots <= self._referenced]
+            reached = {commit, *self._names.pop(commit, frozenset())}
+            for oid in reached:  # what the commit reaches needs no record of its own any more
+                self._names.pop(oid, None)
+            lifted = []
+            for keep, waiting in self._keeps.items():
+                waiting -= reached
+                if not waiting:
+                    lifted.append(keep)
             for keep in lifted:
                 del self._keeps[keep]
-            self._referenced = set()
         maintenance.release(lifted)
 
     def release_all(self) -> None:
@@ -205,6 +221,7 @@ class Staging(ConfigReader, ObjectReader):
         its journal keeps the data)."""
         with self._stage_lock:
             lifted, self._keeps = list(self._keeps), {}
+            self._names = {}
         maintenance.release(lifted)
 
     def _people(self) -> tuple[tuple[str, str], tuple[str, str]]:
