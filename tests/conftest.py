@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -96,20 +94,3 @@ def gitexp_env(env_for_subprocess: dict[str, str], tmp_path_factory: pytest.Temp
     shim.chmod(0o755)
     env["PATH"] = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), env.get("PATH", "")])
     return env
-
-
-def hooks_log() -> str:
-    """What the hook's background work wrote of its problems, in the current repository."""
-    log = Path.cwd() / ".git" / "gitexp" / "hooks.log"
-    return log.read_text() if log.exists() else ""
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 180) -> Any:
-    """Poll *check* until it returns something truthy: the hook's background work has no completion signal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; hooks.log: {hooks_log() or '(none)'}")

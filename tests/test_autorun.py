@@ -9,13 +9,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import gitexp
 from gitexp.cli.main import main
-from tests.conftest import git, hooks_log, wait_for
+from tests.conftest import git
 
 # Records what it ran on: the length of train.py as it read it, and when it ran.
 AUTO = """
@@ -40,6 +42,22 @@ def run_git(repo: Path, env: dict[str, str], *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 180) -> Any:
+    """Poll *check* until it returns something truthy: the background work has no completion signal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; hooks.log: {hooks_log()}")
+
+
+def hooks_log() -> str:
+    log = Path.cwd() / ".git" / "gitexp" / "hooks.log"
+    return log.read_text() if log.exists() else ""
 
 
 def autoruns(status: str | None = None) -> dict[str, gitexp.RunRecord]:

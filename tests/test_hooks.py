@@ -8,8 +8,11 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +20,7 @@ import gitexp
 from gitexp.cli.main import main
 from gitexp.ops import hookentry, hooks
 from gitexp.store import notes
-from tests.conftest import git, wait_for
+from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0, "capture_env": False}
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +39,19 @@ def commit(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    """Poll *check* until it returns something truthy; the background work has no completion signal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    log = Path.cwd() / ".git" / "gitexp" / "hooks.log"
+    problems = log.read_text() if log.exists() else "(no hooks.log)"
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; background problems: {problems}")
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
