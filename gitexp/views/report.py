@@ -330,6 +330,24 @@ def _svg(fig: Any, prefix: str) -> str:
 
 
 def _run_section(record: RunRecord, label: str, handle: str, artifacts: list[Any]) -> str:
+    parts = [f'<section id="run-{escape(record.id)}">',
+             f'<h2>{escape(label)} <span class="muted mono">{escape(handle)}</span></h2>', facts_table(record)]
+    blocks = [
+        "<h3>Params</h3>" + params_table(record), "<h3>Metrics</h3>" + metrics_table(record),
+        f'<h3 id="artifacts-{escape(record.id)}">Artifacts</h3>' + _artifacts(artifacts, handle),
+    ]
+    parts.append('<div class="blocks">' + "".join(f'<div class="block">{b}</div>' for b in blocks) + "</div>")
+    parts.append("<h3>Environment</h3>" + environment_table(record))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+# The tables of one run, shared with the run page of `git exp ui` (gitexp/ui/runpage.py): the report
+# shows what the UI shows.
+
+
+def facts_table(record: RunRecord) -> str:
+    """The run's identity and circumstances: id, status, times, code commit, host, command, tags."""
     meta, git = record.meta, record.meta.get("git") or {}
     facts = [("id", record.id), ("experiment", record.experiment), ("status", record.status),
              ("start", f"{local_time(record.start)} ({record.start})"),
@@ -338,22 +356,19 @@ def _run_section(record: RunRecord, label: str, handle: str, artifacts: list[Any
              ("uncommitted changes", git.get("dirty")), ("host", f"{meta.get('user')}@{meta.get('host')}"),
              ("command", " ".join(meta.get("command") or [])), ("description", meta.get("description"))]
     facts += [(f"tag {k}", v) for k, v in sorted(record.tags.items())]
-    parts = [f'<section id="run-{escape(record.id)}">',
-             f'<h2>{escape(label)} <span class="muted mono">{escape(handle)}</span></h2>',
-             _table(["field", "value"], [(k, v) for k, v in facts if v not in (None, "")])]
+    return _table(["field", "value"], [(k, v) for k, v in facts if v not in (None, "")])
+
+
+def params_table(record: RunRecord) -> str:
     params = sorted(flatten(record.params).items())
+    return _table(["param", "value"], params) if params else "<p>none</p>"
+
+
+def metrics_table(record: RunRecord) -> str:
+    """Each metric's summary: last value, its step, min, max, count."""
     metrics = [(k, v.get("last"), v.get("step"), v.get("min"), v.get("max"), v.get("count"))
                for k, v in sorted(record.metrics.items())]
-    blocks = [
-        "<h3>Params</h3>" + (_table(["param", "value"], params) if params else "<p>none</p>"),
-        "<h3>Metrics</h3>" + (_table(["metric", "last", "step", "min", "max", "count"], metrics)
-                              if metrics else "<p>none</p>"),
-        f'<h3 id="artifacts-{escape(record.id)}">Artifacts</h3>' + _artifacts(artifacts, handle),
-    ]
-    parts.append('<div class="blocks">' + "".join(f'<div class="block">{b}</div>' for b in blocks) + "</div>")
-    parts.append("<h3>Environment</h3>" + _environment(record))
-    parts.append("</section>")
-    return "\n".join(parts)
+    return _table(["metric", "last", "step", "min", "max", "count"], metrics) if metrics else "<p>none</p>"
 
 
 def _artifacts(found: list[Any], handle: str) -> str:
@@ -374,7 +389,8 @@ def _artifacts(found: list[Any], handle: str) -> str:
               f"<code>git exp get {escape(handle)} PATH</code> restores one.</p>")
 
 
-def _environment(record: RunRecord) -> str:
+def environment_table(record: RunRecord) -> str:
+    """The run's env.yaml: Python, host, OS, CPU, GPUs, memory, recorded variables, installed packages."""
     env = record.env
     if not env:
         return "<p>not recorded</p>"
