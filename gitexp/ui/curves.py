@@ -1,0 +1,94 @@
+"""Metric curves of the selected runs as JSON for Plotly: each metric's history against step or time.
+
+Histories are read as `git exp plot` reads them (RunRecord.history: the committed history, plus
+the journal's values for a run live on this machine), smoothed on the whole history when asked
+(views.plots.moving_average), then cut to at most a few thousand points per line by
+views.sampling.downsample_minmax, which keeps every bucket's minimum and maximum: a spike of one
+step in a million is still drawn. Each line says how many points it has and how many it shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, cast
+
+from gitexp.errors import GitexpError
+from gitexp.store.isotime import parse_iso
+from gitexp.store.runs import RunRecord
+from gitexp.ui.catalog import is_live
+from gitexp.views.compare import run_labels
+from gitexp.views.sampling import minmax_indices
+
+X_AXES = ("step", "time", "relative")
+MAX_POINTS = 4000  # of one line, when it is drawn alone: about two per pixel of a wide chart
+CHART_POINTS = 60_000  # of all the lines of one chart: what Plotly redraws well within a second
+MIN_LINE_POINTS = 400
+MAX_METRICS = 24  # charts drawn unless the metrics are named
+
+
+def line_points(lines: int) -> int:
+    """How many points each of *lines* lines of a chart keeps."""
+    return max(MIN_LINE_POINTS, min(MAX_POINTS, CHART_POINTS // max(1, lines)))
+
+
+def metric_keys(records: Sequence[RunRecord]) -> list[str]:
+    """The metrics of *records*, system metrics (system/...) last."""
+    keys = {k for r in records for k in r.metrics}
+    return sorted(keys, key=lambda k: (k.startswith("system/"), k))
+
+
+def curves(records: Sequence[RunRecord], metrics: Sequence[str] | None = None, x: str = "step",
+           smooth: int | None = None, max_points: int | None = None) -> dict[str, Any]:
+    """{"charts": [{"key", "lines": [{"id", "label", "x", "y", "count", "shown"}]}], "live", "more"}."""
+    if x not in X_AXES:
+        raise GitexpError(f"unknown x axis {x!r}; use one of {', '.join(X_AXES)}")
+    keys = list(metrics) if metrics else metric_keys(records)
+    more = max(0, len(keys) - MAX_METRICS) if not metrics else 0
+    keys = keys[:MAX_METRICS] if not metrics else keys
+    labels = run_labels(records)
+    charts = []
+    for key in keys:
+        having = [r for r in records if key in r.metrics]
+        points = max_points or line_points(len(having))
+        lines = [_line(r, key, labels[r.id], x, smooth, points) for r in having]
+        charts.append({"key": key, "lines": lines})
+    return {"charts": charts, "more": more, "x": x,
+            "live": [r.id for r in records if r.status == "RUNNING" and is_live(r)],
+            "running": [r.id for r in records if r.status == "RUNNING"]}
+
+
+def _line(record: RunRecord, key: str, label: str, x: str, smooth: int | None, points: int) -> dict[str, Any]:
+    import numpy as np
+
+    series = record.history(key)
+    values = np.fromiter(series.values, dtype=float, count=len(series.values))
+    if x == "step":
+        xs = np.fromiter(series.steps, dtype=float, count=len(series.steps))
+    else:
+        xs = np.fromiter(series.times, dtype=float, count=len(series.times))
+        if x == "relative":
+            start = parse_iso(record.start) if record.start else (xs[0] if len(xs) else 0.0)
+            xs = xs - start
+    if len(xs) > 1 and bool(np.any(np.diff(xs) < 0)):  # a resumed run may log steps again: draw in order
+        order = np.argsort(xs, kind="stable")
+        xs, values = xs[order], values[order]
+    if smooth and smooth > 1:
+        from gitexp.views.plots import moving_average
+
+        values = moving_average(np.where(np.isfinite(values), values, np.nan), smooth)
+    keep = minmax_indices(cast("Sequence[float]", values), max(points, 4))  # an array: the fast path takes it as is
+    if len(keep) < len(values):
+        xs, values = xs[keep], values[keep]
+    if x == "time":  # epoch milliseconds: what a Plotly date axis reads
+        xs = xs * 1000.0
+    return {"id": record.id, "label": label, "count": len(series.values), "shown": len(values),
+            "x": _numbers(xs, integral=x == "step"), "y": _numbers(values)}
+
+
+def _numbers(array: Any, integral: bool = False) -> list[Any]:
+    """An array as JSON numbers; NaN and infinities as null, which Plotly draws as a gap."""
+    out = array.tolist()
+    if integral:
+        return [int(v) if math.isfinite(v) else None for v in out]
+    return [v if math.isfinite(v) else None for v in out]
