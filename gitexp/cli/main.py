@@ -16,7 +16,7 @@ BUG_HINT = "this is a bug in gitexp; please report it with the traceback above"
 _program = False  # main() runs as the `git exp` process itself (not called with argv, as tests do)
 
 # Each module has register(add): add(name, help) returns the subparser of a new command.
-COMMAND_MODULES = ("core", "compare", "share", "lineage", "imports", "logs", "completion")
+COMMAND_MODULES = ("core", "compare", "share", "lineage", "imports", "logs", "completion", "ui")
 # Which module registers each command, so that `git exp ls` builds the parsers of one module, not
 # all forty (tests/test_cli.py checks this against the registrations).
 COMMANDS = {
@@ -27,6 +27,7 @@ COMMANDS = {
     "import": "imports",
     "completion": "completion",
     "logs": "logs",
+    "ui": "ui",
 }
 
 
