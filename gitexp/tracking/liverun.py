@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -82,6 +83,9 @@ class Run(Recorder):
         self._steps: dict[str, int] = {key: max(series.steps) + 1 for key, series in state.metrics.items()
                                        if series.steps}
         self.wants_system_metrics = owner and settings["system_interval"] > 0
+        # Called first thing in end(): rank 0 of a distributed job waits there for the other ranks
+        # recording into the run (gitexp/tracking/ranks.py).
+        self.before_end: list[Callable[[], None]] = []
         worker.add(self, self._system_sampler)
 
     # -- identity ----------------------------------------------------------------------------
@@ -264,6 +268,11 @@ class Run(Recorder):
             return
         if status not in STATUSES:
             raise InvalidValueError(f"invalid run status {status!r}; use one of {', '.join(FINAL_STATUSES)}")
+        for hook in self.before_end:
+            try:
+                hook()
+            except Exception as exc:  # ending must go on: the run's data matters more
+                self._warn_once("getting ready to end", exc)
         self.ended = True
         worker.remove(self)
         with self._flush_lock:

@@ -24,12 +24,13 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from gitexp.store import journal
 from gitexp.tracking import env as env_mod
-from gitexp.tracking import launch
+from gitexp.tracking import launch, ranks
 from gitexp.tracking.launch import ENV_PARAMS, ENV_RUN_ID
 from gitexp.tracking.liverun import Run, activate, deactivate, stack
 from gitexp.tracking.settings import Overrides
@@ -47,7 +48,8 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
               capture_env: bool | None = None, capture_code: bool | None = None,
               system_metrics_interval: float | None = None, checkpoint_interval: float | None = None,
               flush_interval: float | None = None, resume: Any = None, fork: Any = None,
-              meta: dict[str, Any] | None = None) -> Run:
+              meta: dict[str, Any] | None = None, rank: int | None = None,
+              per_rank: bool | Iterable[str] = False) -> Run:
     """Start a run (or, inside `git exp run`, attach to the run it started) and make it active.
 
     Attached, the run takes the name, params, tags, description and meta given here; its experiment,
@@ -58,7 +60,18 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
     resume=RUN continues an ended run on its own ref; fork=RUN starts a new run whose first
     commit has RUN's commit as a second parent (RUN: id, id prefix, name, Run or RunRecord).
     meta: extra meta fields of a new run (`git exp rerun` records rerun_of).
+
+    In a distributed job (torchrun, DDP, Accelerate: RANK, else LOCAL_RANK; or *rank* given by a
+    framework) only rank 0 starts a run; another rank gets a run whose logging writes nothing,
+    unless *per_rank* (True, or the metric keys to keep) has it record its metrics into rank 0's
+    run as `rank<k>/<key>`, for the ranks on rank 0's machine (gitexp/tracking/ranks.py).
     """
+    job_rank = ranks.rank() if rank is None else rank
+    if job_rank > 0:
+        quiet = ranks.RankRun(job_rank, per_rank, name, experiment, repo)
+        activate(quiet)
+        _install_exit_handlers()
+        return quiet
     attach_id = os.environ.get(ENV_RUN_ID)
     overrides: Overrides = {"capture_env": capture_env, "capture_code": capture_code,
                             "system_interval": system_metrics_interval, "checkpoint_interval": checkpoint_interval,
@@ -72,6 +85,7 @@ def start_run(name: str | None = None, experiment: str | None = None, params: di
             run.update_meta({"forked_from": launch.source(run.repo, fork).id})
     else:
         run = launch.create(name, experiment, params, tags, description, repo, command, overrides, fork, meta)
+        ranks.announce(run)
     activate(run)
     _install_exit_handlers()
     return run
