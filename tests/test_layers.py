@@ -22,8 +22,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gitexp"
 LAYERS = ("base", "git", "store", "tracking", "ops", "mlflow", "importer", "integrations", "views", "ui", "cli")
 BASE_MODULES = {"gitexp.errors", "gitexp.warn", "gitexp.text"}
 # The public facade (gitexp/__init__.py) reaches every layer lazily and python -m gitexp runs the
-# CLI; they sit above all layers. Any module may import gitexp.__version__ from the facade.
-FACADE = {"gitexp", "gitexp.__main__"}
+# CLI; gitexp.tensorboard re-exports the integrations' SummaryWriter (a one-line import switch). They
+# sit above all layers. Any module may import gitexp.__version__ from the facade.
+FACADE = {"gitexp", "gitexp.__main__", "gitexp.tensorboard"}
 GIT_LIBRARIES = {"pygit2"}
 
 
