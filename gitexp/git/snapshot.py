@@ -112,8 +112,7 @@ class Snapshots(Staging):
         try:
             for oid in fresh:
                 kind, data = self._r.odb.read(oid)
-                with self._stage_lock:
-                    self._staged[oid] = (int(kind), data)
+                self._staged[oid] = (int(kind), data)
             with self._stage_lock:
                 self._names[tree] = frozenset(fresh)  # what a commit naming the tree reaches in this pack
         except (KeyError, pygit2.GitError) as exc:

@@ -53,10 +53,11 @@ class Staging(ConfigReader, ObjectReader):
 
     def __init__(self, handle: pygit2.Repository) -> None:
         super().__init__(handle)
-        self._staged: dict[str, tuple[int, bytes]] = {}
-        # Staging may happen in one thread (artifacts) while another writes a pack.
-        self._stage_lock = threading.Lock()
-        self._fresh: set[str] = set()  # objects the last write_staged() put in a new pack
+        # Each thread stages for its own next pack. One Repo serves the training thread and the
+        # background thread (notes, checkpoints) at once: a pack written or a staging area discarded
+        # by one must never take or drop what the other staged for a tree it has not written yet.
+        self._local = threading.local()
+        self._stage_lock = threading.Lock()  # guards _names and _keeps, shared by the threads
         # .keep of each pack written and not yet reached by a ref -> those of its roots (commits,
         # and objects a later commit must name) that no commit on a ref has reached yet.
         self._keeps: dict[str, set[str]] = {}
@@ -65,6 +66,28 @@ class Staging(ConfigReader, ObjectReader):
         # pooled: another commit of this Repo (a notes commit, another run's checkpoint) landing
         # first must not lift the keep of a blob that only a still-unwritten tree names.
         self._names: dict[str, frozenset[str]] = {}
+
+    @property
+    def _staged(self) -> dict[str, tuple[int, bytes]]:
+        """The objects this thread staged for its next pack."""
+        try:
+            staged: dict[str, tuple[int, bytes]] = self._local.staged
+        except AttributeError:
+            staged = self._local.staged = {}
+        return staged
+
+    @_staged.setter
+    def _staged(self, value: dict[str, tuple[int, bytes]]) -> None:
+        self._local.staged = value
+
+    @property
+    def _fresh(self) -> set[str]:
+        """The objects this thread's last write_staged() put in a new pack."""
+        return getattr(self._local, "fresh", set())
+
+    @_fresh.setter
+    def _fresh(self, value: set[str]) -> None:
+        self._local.fresh = value
 
     def write_blob(self, data: bytes) -> str:
         oid = self.stage_blob(data, look_up=False)
@@ -88,8 +111,7 @@ class Staging(ConfigReader, ObjectReader):
         # A small object written twice costs a few bytes in a pack (git tolerates duplicates
         # across packs); looking it up costs more, and most run blobs are new anyway.
         if oid not in self._staged and (len(data) < 4096 or not look_up or not self.has_object(oid)):
-            with self._stage_lock:
-                self._staged[oid] = (pack.BLOB, data)
+            self._staged[oid] = (pack.BLOB, data)
         return oid
 
     def stage_tree(self, spec: TreeSpec) -> str:
@@ -157,14 +179,23 @@ class Staging(ConfigReader, ObjectReader):
                 entries[annotated] = (BLOB_MODE, blob)
         data = pack.encode_tree(entries)
         oid = pack.object_id(pack.TREE, data)
-        with self._stage_lock:
-            self._staged.setdefault(oid, (pack.TREE, data))
+        self._staged.setdefault(oid, (pack.TREE, data))
         return oid
 
+    def take_staged(self) -> dict[str, tuple[int, bytes]]:
+        """Take what this thread staged out of its staging area, for restage() in the thread that
+        will write it (a run's RUNNING commit, staged as it starts, written by whichever thread
+        commits first)."""
+        staged, self._staged = self._staged, {}
+        return staged
+
+    def restage(self, objects: Mapping[str, tuple[int, bytes]]) -> None:
+        """Stage *objects* (from take_staged) for this thread's next pack."""
+        self._staged.update(objects)
+
     def discard_staged(self) -> None:
-        """Forget the staged objects: what they were staged for will not be written."""
-        with self._stage_lock:
-            self._staged = {}
+        """Forget what this thread staged: what it was staged for will not be written."""
+        self._staged = {}
 
     def write_staged(self, roots: set[str] | None = None) -> None:
         """Write the staged objects as one pack, kept until a ref of this Repo that reaches them
@@ -176,23 +207,21 @@ class Staging(ConfigReader, ObjectReader):
         commits staged: kept until a ref reaches them (directly, or as a parent). A pack no ref
         comes to reach (a commit whose ref update lost) stays kept until the process exits.
         """
-        with self._stage_lock:
-            staged, self._staged = self._staged, {}
+        staged, self._staged = self._staged, {}
         self._fresh = set()
         if not staged:
             return
         try:
-            written = pack.write_pack(self.commondir / "objects" / "pack", staged, maintenance.hold)
+            written = pack.write_pack(self.commondir / "objects" / "pack", staged, maintenance.claim)
         except (pygit2.GitError, OSError) as exc:
-            with self._stage_lock:
-                self._staged.update(staged)  # keep them for the retry
+            self._staged.update(staged)  # keep them for the retry
             raise StorageError(f"cannot write objects to {self.commondir / 'objects'}: {exc}") from exc
         if roots is None:  # a commit's pack: kept until a ref reaches that commit
             roots = {oid for oid, (kind, _) in staged.items() if kind == pack.COMMIT}
         with self._stage_lock:
             named = set(roots).union(*(self._names.get(root, frozenset()) for root in roots))
-            # Objects another thread staged meanwhile, for a commit not written yet, ride along in this
-            # pack: each is a root too, reached when that commit is on a ref.
+            # Objects this thread staged earlier for a commit not written yet ride along in this pack:
+            # each is a root too, reached when that commit is on a ref.
             self._keeps[os.fspath(written.with_suffix(".keep"))] = set(roots) | (set(staged) - named)
         self._fresh = set(staged)
         try:

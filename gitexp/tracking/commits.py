@@ -25,6 +25,7 @@ class FirstCommit(NamedTuple):
 
     state: RunState  # the run as it started
     commit: str  # its staged commit, which the journal's info names as its base
+    objects: dict[str, tuple[int, bytes]]  # its objects, from the starting thread's staging area
 
 
 class RunCommits:
@@ -47,6 +48,7 @@ class RunCommits:
     def write_first(self) -> None:
         """Put the RUNNING commit on the ref, if it is not there yet."""
         if self.first is not None:
+            self.repo.restage(self.first.objects)
             self.tip = store.put_first(self.repo, self.first.state, self.first.commit)
             self.first = None
 
@@ -56,6 +58,8 @@ class RunCommits:
         try:
             files = store.output_log_entry(self.repo, self.output)
             first = self.first.commit if self.first is not None else None
+            if self.first is not None:
+                self.repo.restage(self.first.objects)
             try:
                 self.tip = store.commit_state(self.repo, state, self.tip, files=files, first=first)
             except RefConflictError:

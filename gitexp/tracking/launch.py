@@ -198,7 +198,8 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
     initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
     # Staged now (written at the first flush, or with the final commit of a shorter run), so the
     # journal's info names it from the start.
-    first = FirstCommit(initial, store.stage_first(repo, initial, extra_parents))
+    first_commit = store.stage_first(repo, initial, extra_parents)
+    first = FirstCommit(initial, first_commit, repo.take_staged())
     # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
     # it holds the run as it started, so even a run that dies before its first commit is kept.
     info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(initial, extra_parents),
