@@ -84,6 +84,61 @@ def test_run_commits_name_people_and_time_zone_as_git_does(repo: Path, monkeypat
     assert ours == theirs == "Ann admin Lee|ann@example.com|Test Committer|committer@example.com|+0545"
 
 
+def test_writers_of_the_same_objects_each_get_a_pack_and_a_keep_of_their_own(repo: Path) -> None:
+    """Four processes snapshotting the same code wrote the same one-tree pack under one name and shared
+    its .keep: the first to finish lifted it while the others' runs still needed it, and a concurrent
+    `git repack -ad` deleted the tree (`bad tree object` at the end of test_faults' gc test)."""
+    from gitexp.git import maintenance
+    from gitexp.git.repo import Repo
+
+    first, second = Repo.discover(repo), Repo.discover(repo)  # as two processes would hold them
+    pack_dir = repo / ".git" / "objects" / "pack"
+    blob = first.write_blob(b"the same artifact")
+    assert second.write_blob(b"the same artifact") == blob
+    packs = sorted(p.name for p in pack_dir.glob("pack-*.pack"))
+    keeps = sorted(p.name for p in pack_dir.glob("pack-*.keep"))
+    assert len(packs) == 2 and [k.replace(".keep", ".pack") for k in keeps] == packs
+    first.release_all()  # the first writer's run is done with its copy
+    assert len(list(pack_dir.glob("pack-*.keep"))) == 1, "the second writer's pack must stay kept"
+    subprocess.run(["git", "repack", "-adq"], cwd=repo, check=True)  # drops the unreachable, unkept copy
+    assert git(repo, "cat-file", "-p", blob) == "the same artifact"
+    assert git(repo, "fsck", "--no-dangling", check=False) == ""  # git reads the re-encoded pack
+    second.release_all()
+    assert maintenance.claim(pack_dir / "pack-{}.pack".format("0" * 40)) is True
+    assert maintenance.claim(pack_dir / "pack-{}.pack".format("0" * 40)) is False, "a name is claimed once"
+    maintenance.release([str(pack_dir / "pack-{}.keep".format("0" * 40))])
+
+
+def test_a_thread_discarding_or_writing_its_staging_leaves_another_threads_alone(repo: Path) -> None:
+    """The background thread's notes update, finding nothing to change, discarded the whole staging
+    area of the Repo it shares with the training thread: a blob that thread had staged for the run's
+    next tree was never written, and the run's commit named a missing object (git repack: `unable to
+    read`). Each thread now stages for its own pack."""
+    import threading
+
+    from gitexp.git.repo import BLOB_MODE, Entry, Repo
+    from gitexp.store import notes
+
+    r = Repo.discover(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    blob = r.stage_blob(b"loss history of the run", look_up=False)  # the training thread, mid-tree
+
+    def background() -> None:
+        notes.update(r, lambda tip: {}, "nothing to change", flush=False)  # discards what *it* staged
+        other = r.commit_staged(r.stage_tree({"n": b"a note"}), [head], "notes of another run")
+        r.cas_ref("refs/notes/other", other, None, "notes of another run")
+
+    worker = threading.Thread(target=background)
+    worker.start()
+    worker.join()
+    assert git(repo, "cat-file", "-t", blob, check=False) != "blob", "the other thread wrote this thread's blob"
+    run = r.commit_staged(r.stage_tree({"metrics": {"loss.tsv": Entry(blob, BLOB_MODE)}}), [head], "the run")
+    r.cas_ref("refs/experiments/default/run", run, None, "the run")
+    assert git(repo, "cat-file", "-p", f"{run}:metrics/loss.tsv") == "loss history of the run"
+    subprocess.run(["git", "repack", "-adq"], cwd=repo, check=True)
+    assert git(repo, "fsck", "--no-dangling", check=False) == ""
+
+
 def test_a_ref_moving_elsewhere_leaves_kept_what_only_an_unwritten_tree_names(repo: Path) -> None:
     """One Repo serves a run and, in the background, the notes of the run before it: the notes ref
     moving must not free the pack of an artifact blob that only the run's next, unwritten tree
@@ -103,7 +158,6 @@ def test_a_ref_moving_elsewhere_leaves_kept_what_only_an_unwritten_tree_names(re
     notes = r.commit_staged(r.write_tree({"note": Entry(r.write_blob(b"a note"), BLOB_MODE)}), [head], "notes")
     r.cas_ref("refs/notes/other", notes, None, "notes of another run")
     assert blob_keeps <= kept(), "a ref moved to a commit that does not reach the blob, and its pack lost its keep"
-    # The tree rode along in the notes commit's pack (one staging area per Repo): it stays kept too.
     run = r.commit_staged(tree, [head], "the run")
     r.cas_ref("refs/experiments/default/run", run, None, "the run")
     assert not kept(), "every pack is reached by a ref now, and none should stay kept"

@@ -12,7 +12,8 @@ number of writers at any rate.
 
 A pack just written holds objects that no ref reaches yet, which `git repack -a -d` and
 `git gc --prune=now` would delete; so it is written with a `.keep` file, which both honour,
-naming this host and process. release() removes it once a ref reaching its objects has moved.
+naming this host and process, before the pack itself appears, and never on a pack that exists
+already (claim()). release() removes it once a ref reaching its objects has moved.
 A keep whose process died on this host is removed by the next merge. Creating a file costs 0.05
 to 1 ms on common disks and renaming one a few microseconds, so keeps are renamed into place from
 a few spare files per process in <git dir>/gitexp/ (`keep.<pid>.<n>`), and back again.
@@ -66,25 +67,48 @@ def _folder(pack_path: str | Path) -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(pack_path))), "gitexp")
 
 
-def hold(pack_path: Path) -> None:
-    """Put a .keep beside *pack_path* (pack.write_pack calls this before the index appears)."""
-    keep = os.fspath(pack_path.with_suffix(".keep"))
+def claim(pack_path: Path) -> bool:
+    """Put a .keep beside *pack_path* before the pack exists, if that pack name is free; False when
+    it is taken (pack.write_pack then names the pack otherwise).
+
+    A name is taken by a pack or a keep already there: two processes writing the same objects (the
+    same code snapshot, the same artifact) make the same pack. Sharing it would let one process's
+    release() lift the keep the other still needs, and writing it again would put a keep on a pack
+    that a running `git repack -a -d` already chose to delete while its walk skips the objects of
+    kept packs: both lose the objects. The keep is made exclusively (a hard link or O_EXCL), so
+    of two processes at most one claims a name.
+    """
+    base = os.fspath(pack_path)[:-len(".pack")]
+    if os.path.exists(f"{base}.pack"):
+        return False
+    keep = f"{base}.keep"
     with _spares_lock:
         pool = _spares.get(_folder(pack_path))
         spare = pool.pop() if pool else None
+    try:
+        if spare is not None:
+            try:
+                os.link(spare, keep)
+                os.unlink(spare)
+            except FileNotFoundError:  # the spare was removed by a clean-up that took this process for dead
+                spare = None
+        if spare is None:
+            fd = os.open(keep, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+            try:
+                os.write(fd, keep_content())
+            finally:
+                os.close(fd)
+    except FileExistsError:
+        if spare is not None:
+            with _spares_lock:
+                _spares.setdefault(_folder(pack_path), []).append(spare)
+        return False
+    if os.path.exists(f"{base}.pack"):  # made and released meanwhile by another process: not ours
+        os.unlink(keep)
+        return False
     with _spares_lock:
         _held.add(keep)
-    if spare is not None:
-        try:
-            os.rename(spare, keep)
-            return
-        except FileNotFoundError:  # removed by a clean-up that took this process for dead
-            pass
-    fd = os.open(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
-    try:
-        os.write(fd, keep_content())
-    finally:
-        os.close(fd)
+    return True
 
 
 def release(keeps: list[str]) -> None:

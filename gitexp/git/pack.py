@@ -74,33 +74,49 @@ def _header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
-def deflate(data: bytes) -> bytes:
-    """*data* as a zlib stream (RFC 1950), stored as is when small (see the module's docstring)."""
+def deflate(data: bytes, variant: int = 0) -> bytes:
+    """*data* as a zlib stream (RFC 1950), stored as is when small (see the module's docstring).
+
+    Each *variant* adds an empty stored block after the header: the same data, other bytes, so
+    that a pack of the same objects gets another name (write_pack).
+    """
     if len(data) >= STORE_BELOW:
-        return zlib.compress(data, 1)
-    # Header 0x78 0x01 (32 KiB window, no dictionary), one final stored block, then Adler-32.
-    return (b"\x78\x01\x01" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
-            + struct.pack(">I", zlib.adler32(data)))
+        stream = zlib.compress(data, 1)
+    else:
+        # Header 0x78 0x01 (32 KiB window, no dictionary), one final stored block, then Adler-32.
+        stream = (b"\x78\x01\x01" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+                  + struct.pack(">I", zlib.adler32(data)))
+    # An empty stored block that is not the last: BFINAL 0, BTYPE 00, padding, LEN 0, NLEN 0xFFFF.
+    return stream[:2] + b"\x00\x00\x00\xff\xff" * variant + stream[2:] if variant else stream
+
+
+MAX_VARIANTS = 64
 
 
 def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]],
-               before_index: Callable[[Path], None] | None = None) -> Path:
+               claim: Callable[[Path], bool] | None = None) -> Path:
     """Write *objects* (oid -> (kind, data)) as one pack and its index; returns the .pack path.
 
-    *before_index* is called with the .pack path once it is in place, before its index appears
-    (gitexp/git/maintenance.py puts a .keep file there then).
+    *claim* is called with the .pack path before anything appears under that name; it puts the
+    pack's .keep in place (gitexp/git/maintenance.py), or returns False when the name is taken (a
+    pack of the same objects exists): then the pack is encoded again under another name.
     """
-    body = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
-    offsets: dict[str, tuple[int, int]] = {}
-    for oid, (kind, data) in objects.items():
-        entry = _header(kind, len(data)) + deflate(data)
-        offsets[oid] = (len(body), zlib.crc32(entry))
-        body += entry
-    checksum = _sha1(body)
+    for variant in range(MAX_VARIANTS):
+        body = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
+        offsets: dict[str, tuple[int, int]] = {}
+        for oid, (kind, data) in objects.items():
+            entry = _header(kind, len(data)) + deflate(data, variant if not offsets else 0)
+            offsets[oid] = (len(body), zlib.crc32(entry))
+            body += entry
+        checksum = _sha1(body)
+        digest = checksum.hex()
+        if claim is None or claim(pack_dir / f"pack-{digest}.pack"):
+            break
+    else:
+        raise OSError(f"no free name for a pack of {len(objects)} objects in {pack_dir} after {MAX_VARIANTS} tries")
     body += checksum
-    digest = checksum.hex()
     _write_file(f"{os.fspath(pack_dir)}/gitexp-tmp-pack-{digest[:16]}_{os.getpid()}", body)
-    return _install(pack_dir, digest, offsets, before_index)
+    return _install(pack_dir, digest, offsets)
 
 
 def _write_file(path: str, data: bytes | bytearray | memoryview) -> None:
@@ -114,8 +130,7 @@ def _write_file(path: str, data: bytes | bytearray | memoryview) -> None:
         os.close(fd)
 
 
-def _install(pack_dir: Path, digest: str, offsets: dict[str, tuple[int, int]],
-             before_index: Callable[[Path], None] | None) -> Path:
+def _install(pack_dir: Path, digest: str, offsets: dict[str, tuple[int, int]]) -> Path:
     """Write the index of the pack at gitexp-tmp-pack-<digest[:16]>_<pid> (offsets: oid -> (offset, crc32))
     and move both into place: the pack first, as readers only look at indexed packs."""
     ordered = sorted(offsets)
@@ -135,8 +150,6 @@ def _install(pack_dir: Path, digest: str, offsets: dict[str, tuple[int, int]],
 
     folder, tag = os.fspath(pack_dir), f"{digest[:16]}_{os.getpid()}"
     os.replace(f"{folder}/gitexp-tmp-pack-{tag}", f"{folder}/pack-{digest}.pack")
-    if before_index is not None:
-        before_index(pack_dir / f"pack-{digest}.pack")
     _write_file(f"{folder}/gitexp-tmp-idx-{tag}", index)
     os.replace(f"{folder}/gitexp-tmp-idx-{tag}", f"{folder}/pack-{digest}.idx")
     return pack_dir / f"pack-{digest}.pack"
@@ -212,7 +225,7 @@ def merge(pack_dir: Path, sources: Sequence[tuple[bytes | mmap.mmap, list[Span]]
     os.close(fd)
     name = checksum.hex()
     os.replace(tmp, f"{os.fspath(pack_dir)}/gitexp-tmp-pack-{name[:16]}_{os.getpid()}")
-    return _install(pack_dir, name, offsets, None)
+    return _install(pack_dir, name, offsets)
 
 
 class _Damaged(Exception):
