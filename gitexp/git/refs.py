@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pygit2
@@ -22,6 +23,11 @@ from gitexp.git.staging import Staging
 class HeadState:
     commit: str | None  # None: a branch without commits yet
     branch: str | None  # None: HEAD detached at *commit*
+
+
+# Waits between tries of a ref write that found the ref locked: 0.6 s in all, six times git's default.
+_LOCK_DELAYS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.2)
+LOCK_WAIT = sum(_LOCK_DELAYS)
 
 
 class RefConflictError(StorageError):
@@ -105,12 +111,35 @@ class Refs(Staging):
         self._ensure_reflog(name)
         try:
             with _trusting(oid in self._fresh):
-                self._r.create_reference_direct(name, pygit2.Oid(hex=oid), False, message=message)
+                self._while_locked(name, lambda: self._r.create_reference_direct(name, pygit2.Oid(hex=oid), False,
+                                                                                  message=message))
             self._moved(oid)
         except pygit2.AlreadyExistsError as exc:
             raise RefConflictError(f"ref {name} exists already") from exc
         except (pygit2.GitError, OSError) as exc:
             raise StorageError(f"cannot create ref {name}: {exc}") from exc
+
+    def _while_locked(self, name: str, write: Callable[[], object]) -> None:
+        """Run libgit2's *write* of ref *name*, waiting out a lock another process holds briefly.
+
+        `git pack-refs` (run by `git gc`) locks every loose ref it packs, and removes the folders it
+        empties, ours included: libgit2 then fails at once with "failed to lock file" or "No such
+        file or directory", where git itself would wait (core.filesRefLockTimeout, 100 ms). Both
+        pass within milliseconds, so the write is retried for up to LOCK_WAIT seconds.
+        """
+        delays = iter(_LOCK_DELAYS)
+        while True:
+            try:
+                write()
+                return
+            except (pygit2.GitError, OSError) as exc:  # pygit2 raises OSError for libgit2's OS errors
+                text = str(exc)
+                delay = next(delays, None)
+                if "lock" not in text or delay is None:
+                    raise
+                if "No such file or directory" in text:
+                    os.makedirs(os.path.dirname(os.path.join(self.commondir, name)), exist_ok=True)
+                time.sleep(delay)
 
     def update_ref(self, name: str, new: str, old: str, message: str) -> None:
         """Move *name* from *old* to *new* atomically, or raise RefConflictError."""
@@ -123,7 +152,7 @@ class Refs(Staging):
         self._ensure_reflog(name)
         try:
             with _trusting(new in self._fresh):
-                ref.set_target(pygit2.Oid(hex=new), message)
+                self._while_locked(name, lambda: ref.set_target(pygit2.Oid(hex=new), message))
             self._moved(new)
         except pygit2.GitError as exc:
             if "does not match" in str(exc):
