@@ -139,6 +139,46 @@ def test_a_thread_discarding_or_writing_its_staging_leaves_another_threads_alone
     assert git(repo, "fsck", "--no-dangling", check=False) == ""
 
 
+def test_objects_whose_pack_failed_are_written_by_the_next_pack_of_any_thread(repo: Path) -> None:
+    """A checkpoint in the background thread fails to write its pack; the history blob it staged is
+    named by every later commit of the run, which the training thread may write (the run's end)."""
+    import threading
+
+    import pytest
+
+    from gitexp.errors import StorageError
+    from gitexp.git.repo import BLOB_MODE, Entry, Repo
+
+    r = Repo.discover(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    pack_dir = repo / ".git/objects/pack"
+    blob = r.stage_blob(b"loss history", look_up=False)
+    failures = []
+
+    def checkpoint() -> None:
+        blob_in_thread = r.stage_blob(b"history staged by the checkpoint", look_up=False)
+        pack_dir.rename(pack_dir.with_name("pack.away"))  # the disk refuses the write
+        try:
+            with pytest.raises(StorageError, match="cannot write objects"):
+                r.write_staged()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            pack_dir.with_name("pack.away").rename(pack_dir)
+        failures.append(blob_in_thread)
+
+    worker = threading.Thread(target=checkpoint)
+    worker.start()
+    worker.join()
+    *errors, other = failures
+    assert not errors
+    tree = r.stage_tree({"a.tsv": Entry(blob, BLOB_MODE), "b.tsv": Entry(other, BLOB_MODE)})
+    run = r.commit_staged(tree, [head], "the run's end, from the training thread")
+    r.cas_ref("refs/experiments/default/run", run, None, "the run")
+    assert git(repo, "cat-file", "-p", f"{run}:b.tsv") == "history staged by the checkpoint"
+    assert git(repo, "fsck", "--no-dangling", check=False) == ""
+
+
 def test_a_ref_moving_elsewhere_leaves_kept_what_only_an_unwritten_tree_names(repo: Path) -> None:
     """One Repo serves a run and, in the background, the notes of the run before it: the notes ref
     moving must not free the pack of an artifact blob that only the run's next, unwritten tree

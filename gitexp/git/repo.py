@@ -85,7 +85,7 @@ class Repo(Refs, Snapshots):
 
     def give_back(self) -> None:
         """Offer this Repo to the next borrow(); the caller must not use it any more."""
-        if not self._staged:
+        if not self._staged and not self._unwritten:
             with _pool_lock:
                 _pool[str(self._r.path)] = self
 

@@ -57,7 +57,8 @@ class Staging(ConfigReader, ObjectReader):
         # background thread (notes, checkpoints) at once: a pack written or a staging area discarded
         # by one must never take or drop what the other staged for a tree it has not written yet.
         self._local = threading.local()
-        self._stage_lock = threading.Lock()  # guards _names and _keeps, shared by the threads
+        self._stage_lock = threading.Lock()  # guards _names, _keeps and _unwritten, shared by the threads
+        self._unwritten: dict[str, tuple[int, bytes]] = {}  # staged by any thread, their pack failed
         # .keep of each pack written and not yet reached by a ref -> those of its roots (commits,
         # and objects a later commit must name) that no commit on a ref has reached yet.
         self._keeps: dict[str, set[str]] = {}
@@ -208,13 +209,19 @@ class Staging(ConfigReader, ObjectReader):
         comes to reach (a commit whose ref update lost) stays kept until the process exits.
         """
         staged, self._staged = self._staged, {}
+        if self._unwritten:
+            with self._stage_lock:
+                staged, self._unwritten = {**self._unwritten, **staged}, {}
         self._fresh = set()
         if not staged:
             return
         try:
             written = pack.write_pack(self.commondir / "objects" / "pack", staged, maintenance.claim)
         except (pygit2.GitError, OSError) as exc:
-            self._staged.update(staged)  # keep them for the retry
+            # Kept for the retry, whichever thread makes it: a run's history blobs are staged once and
+            # named by every later commit, which the other thread (checkpoint or end) may write.
+            with self._stage_lock:
+                self._unwritten.update(staged)
             raise StorageError(f"cannot write objects to {self.commondir / 'objects'}: {exc}") from exc
         if roots is None:  # a commit's pack: kept until a ref reaches that commit
             roots = {oid for oid, (kind, _) in staged.items() if kind == pack.COMMIT}
