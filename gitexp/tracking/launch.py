@@ -215,6 +215,7 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
         # A signing set-up that fails must fail here, not in the background: signing costs a
         # process anyway, so the RUNNING commit is written now.
         try:
+            repo.restage(first.objects)
             tip = store.put_first(repo, first.state, first.commit)
         except BaseException:
             jour.remove()
