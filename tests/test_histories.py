@@ -17,7 +17,7 @@ from gitexp.store.state import Series
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
-LONG = 2000  # steps: a history over MIN_BYTES, so it is cached
+LONG = 1000  # steps: a one-blob history (under chunks.CHUNK_FROM) over MIN_BYTES, so it is cached
 
 
 def fields(series: Series) -> tuple[object, ...]:

@@ -14,13 +14,13 @@ import yaml
 
 from gitexp.errors import CorruptRunError, GitexpError
 from gitexp.git.reader import RepoReader
-from gitexp.git.repo import Entry, Repo
-from gitexp.store import names, yamltext
-from gitexp.store.histories import HISTORY_DIR, TSV_HEADER, read_history
+from gitexp.git.repo import TREE_MODE, Entry, Repo
+from gitexp.store import chunks, names, yamltext
+from gitexp.store.histories import HISTORY_DIR, TSV_HEADER, chunk_tree, read_history
 from gitexp.store.schema import check_env, check_meta, check_metrics, mapping
 from gitexp.store.state import RunState, Series
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: long histories as chunk trees (gitexp/store/chunks.py)
 META, PARAMS, METRICS, ENV, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "env.yaml", "inputs.yaml"
 SUMMARY = "summary.json"
 CODE_DIR, PATCH, OUTPUT_LOG = "code", "code.patch", "output.log"
@@ -123,6 +123,12 @@ def render_rows(series: Series) -> str:
     return TSV_HEADER + "".join(series.rendered)
 
 
+def render_range(series: Series, start: int, stop: int) -> bytes:
+    """Rows [start, stop) of *series* as a complete TSV, header included: one chunk."""
+    steps, times, values = series.steps, series.times, series.values
+    return (TSV_HEADER + "".join(f"{steps[i]}\t{times[i]:.3f}\t{values[i]!r}\n" for i in range(start, stop))).encode()
+
+
 def summaries(state: RunState) -> dict[str, dict[str, Any]]:
     return {key: series.summary() for key, series in state.metrics.items()}
 
@@ -145,12 +151,17 @@ def tree_spec(repo: Repo, state: RunState, extra: dict[str, Any] | None = None) 
     """Everything a run commit holds, ready for Repo.stage_tree."""
     history: dict[str, Any] = {}
     for key, series in state.metrics.items():
-        if series.blob is None:
-            series.blob = repo.stage_blob(render_rows(series).encode())
         node = history
         *dirs, leaf = names.key_to_path(key).split("/")
         for part in dirs:
             node = node.setdefault(part, {})
+        if series.sealed or series.count >= chunks.CHUNK_FROM:
+            if series.rendered:  # the whole-history text of format 1 is needed no more
+                series.rendered, series.rendered_count = [], 0
+            node[leaf + ".tsv"] = chunks.stage_chunks(repo, series, render_range)
+            continue
+        if series.blob is None:
+            series.blob = repo.stage_blob(render_rows(series).encode())
         node[leaf + ".tsv"] = Entry(series.blob)
     meta = {**state.meta, "format": FORMAT_VERSION}
     metric_summaries = summaries(state)
@@ -288,7 +299,11 @@ def read_state(repo: RepoReader, commit: str) -> RunState:
     meta, params, metrics = read_summary(repo, commit)
     state = RunState(meta=meta, params=params)
     for key in metrics:
-        state.metrics[key] = read_history(repo, commit, key)
+        series = state.metrics[key] = read_history(repo, commit, key)
+        tree = chunk_tree(repo, commit, key)
+        if tree is not None:  # committed chunks stay as they are: the next commit adds to them
+            series.sealed = series.count
+            series.chunk_levels = [[(chunks.part_name(0, False), TREE_MODE, tree)]]
     state.env = load_yaml(repo.read_path(commit, ENV), ENV)
     state.inputs = mapping(load_yaml(repo.read_path(commit, INPUTS), INPUTS), INPUTS)
     state.meta.pop("format", None)

@@ -44,15 +44,54 @@ def read_history(repo: RepoReader, commit: str, key: str) -> Series:
     if series is not None:
         return series
     data = repo.read_path(commit, path)
-    if data is None:  # not a blob (a folder of metrics under that name)
-        return Series()
-    try:
-        series = parse_history(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRunError(f"history of metric {key!r} in commit {commit[:12]} is malformed: {exc}") from exc
+    where = f"history of metric {key!r} in commit {commit[:12]}"
+    if data is None:  # a tree: the chunks of a long history (format 2), each cached on its own
+        return _read_chunks(repo, oid, where)
+    series = _parse_blob(data, where)
     if len(data) >= MIN_BYTES:
         _store(cache, series)
     return series
+
+
+def chunk_tree(repo: RepoReader, commit: str, key: str) -> str | None:
+    """The chunk tree of metric *key* in *commit*, when its history is one (format 2)."""
+    path = history_path(key)
+    oid = repo.entry_oid(commit, path)
+    if oid is None or repo.read_path(commit, path) is not None:
+        return None
+    return oid
+
+
+def _parse_blob(data: bytes, where: str) -> Series:
+    try:
+        return parse_history(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRunError(f"{where} is malformed: {exc}") from exc
+
+
+def _read_chunks(repo: RepoReader, tree: str, where: str) -> Series:
+    """A chunked history: each chunk parsed (or read from the cache, a chunk never changes) and
+    checked to start at the row where the previous one ended."""
+    from gitexp.store import chunks  # here: it loads the git layer's writer, which listings never need
+
+    steps: list[int] = []
+    times: list[float] = []
+    values: list[float] = []
+    for first, blob in chunks.chunk_blobs(repo, tree, where):
+        if first != len(steps):
+            raise CorruptRunError(f"{where}: chunk {first:012d}.tsv should start at row {len(steps)} "
+                                  f"(a chunk is missing, or repeated)")
+        cache = repo.commondir / CACHE_DIR / f"{blob}.marshal"
+        part = _load(cache)
+        if part is None:
+            data = repo.read_blob(blob)
+            part = _parse_blob(data, f"{where}, chunk {first:012d}.tsv")
+            if len(data) >= MIN_BYTES:
+                _store(cache, part)
+        steps += part.steps
+        times += part.times
+        values += part.values
+    return _series(steps, times, values)
 
 
 def parse_history(data: bytes) -> Series:

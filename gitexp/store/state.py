@@ -27,6 +27,11 @@ class Series:
     rendered: list[str] = field(default_factory=list)
     rendered_count: int = 0
     blob: str | None = None
+    # A long history is committed as append-only chunks (gitexp/store/chunks.py): how many rows
+    # the chunks written so far hold, and the entries of each level of the chunk tree not yet
+    # folded into a subtree, as (name, mode, oid).
+    sealed: int = 0
+    chunk_levels: list[list[tuple[str, int, str]]] = field(default_factory=lambda: [[]])
 
     def add(self, step: int, time: float, value: float) -> None:
         self.steps.append(step)
