@@ -3,7 +3,6 @@ write nothing unless per-rank metrics are chosen, which then land in rank 0's ru
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -24,11 +23,13 @@ def no_job(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_the_rank_comes_from_rank_else_from_the_local_rank_and_node() -> None:
+def test_the_rank_comes_from_rank_else_from_the_local_rank_and_node(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ranks.rank() == 0 and ranks.world_size() == 1 and ranks.job_key() is None
-    os.environ.update({"LOCAL_RANK": "1", "NODE_RANK": "1", "LOCAL_WORLD_SIZE": "4"})
+    for name, value in {"LOCAL_RANK": "1", "NODE_RANK": "1", "LOCAL_WORLD_SIZE": "4"}.items():
+        monkeypatch.setenv(name, value)
     assert ranks.rank() == 5 and not ranks.on_first_node()  # Lightning's launcher sets no RANK
-    os.environ.update({"RANK": "3", "NODE_RANK": "0", "LOCAL_RANK": "3", "MASTER_PORT": "29500"})
+    for name, value in {"RANK": "3", "NODE_RANK": "0", "LOCAL_RANK": "3", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
     assert ranks.rank() == 3 and ranks.on_first_node() and ranks.job_key() is not None
 
 
@@ -36,6 +37,7 @@ def test_a_rank_other_than_0_writes_nothing_and_its_logging_does_not_fail(repo: 
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "1")
     with gitexp.start_run(experiment="ddp", params={"lr": 0.1}) as run:
+        assert run.params == {} and run.name == "" and run.experiment == "ddp"
         run.log_metric("loss", 0.5)
         run.log_metrics({"acc": 0.9}, step=3)
         run.log_params({"batch": 8})

@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -170,6 +171,7 @@ class RankRun(Run):
         self.state = RunState(meta={"id": "", "name": name or "", "experiment": experiment, "tags": {}})
         self.owner = False
         self.ended = False
+        self._lock = threading.Lock()  # Run's properties (params) read the state under it
         self.rank = job_rank
         self.before_end = []
         self.wants_system_metrics = False  # rank 0 samples the machine, every GPU included
