@@ -339,8 +339,8 @@ def test_a_ref_locked_for_a_moment_by_git_is_waited_for(repo: Path) -> None:
     waits for the lock, as git does, and lands."""
     import threading
 
-    from gitexp.git.repo import Repo
     from gitexp.git.refs import LOCK_WAIT
+    from gitexp.git.repo import Repo
 
     r = Repo.discover(repo)
     head = git(repo, "rev-parse", "HEAD").strip()
