@@ -5,11 +5,15 @@ the journal's values for a run live on this machine), smoothed on the whole hist
 (views.plots.moving_average), then cut to at most a few thousand points per line by
 views.sampling.downsample_minmax, which keeps every bucket's minimum and maximum: a spike of one
 step in a million is still drawn. Each line says how many points it has and how many it shows.
+The lines of ended runs are kept in memory (their commit cannot change), so a page following one
+live run among many finished ones reads only the live run's history every 2 seconds.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -22,9 +26,14 @@ from gitexp.views.sampling import minmax_indices
 
 X_AXES = ("step", "time", "relative")
 MAX_POINTS = 4000  # of one line, when it is drawn alone: about two per pixel of a wide chart
-CHART_POINTS = 60_000  # of all the lines of one chart: what Plotly redraws well within a second
-MIN_LINE_POINTS = 400
+CHART_POINTS = 20_000  # of all the lines of one chart: what Plotly (SVG) redraws in a fraction of a second
+MIN_LINE_POINTS = 200
 MAX_METRICS = 24  # charts drawn unless the metrics are named
+CACHED_POINTS = 500_000  # of the downsampled lines of ended runs kept in memory (about 30 MB)
+
+_lines: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_lines_lock = threading.Lock()
+_cached_points = 0
 
 
 def line_points(lines: int) -> int:
@@ -51,14 +60,35 @@ def curves(records: Sequence[RunRecord], metrics: Sequence[str] | None = None, x
     for key in keys:
         having = [r for r in records if key in r.metrics]
         points = max_points or line_points(len(having))
-        lines = [_line(r, key, labels[r.id], x, smooth, points) for r in having]
+        lines = [{**_cached_line(r, key, x, smooth, points), "id": r.id, "label": labels[r.id]} for r in having]
         charts.append({"key": key, "lines": lines})
     return {"charts": charts, "more": more, "x": x,
             "live": [r.id for r in records if r.status == "RUNNING" and is_live(r)],
             "running": [r.id for r in records if r.status == "RUNNING"]}
 
 
-def _line(record: RunRecord, key: str, label: str, x: str, smooth: int | None, points: int) -> dict[str, Any]:
+def _cached_line(record: RunRecord, key: str, x: str, smooth: int | None, points: int) -> dict[str, Any]:
+    """_line, kept for the run commits that cannot change: a live page asks for every selected run's
+    curves every 2 s, and only the running ones have anything new."""
+    if record.status == "RUNNING":
+        return _line(record, key, x, smooth, points)
+    wanted = (record.commit, key, x, smooth, points)
+    with _lines_lock:
+        found = _lines.get(wanted)
+        if found is not None:
+            _lines.move_to_end(wanted)
+            return found
+    line = _line(record, key, x, smooth, points)
+    global _cached_points
+    with _lines_lock:
+        _lines[wanted] = line
+        _cached_points += line["shown"]
+        while _cached_points > CACHED_POINTS and len(_lines) > 1:
+            _cached_points -= _lines.popitem(last=False)[1]["shown"]
+    return line
+
+
+def _line(record: RunRecord, key: str, x: str, smooth: int | None, points: int) -> dict[str, Any]:
     import numpy as np
 
     series = record.history(key)
@@ -82,7 +112,7 @@ def _line(record: RunRecord, key: str, label: str, x: str, smooth: int | None, p
         xs, values = xs[keep], values[keep]
     if x == "time":  # epoch milliseconds: what a Plotly date axis reads
         xs = xs * 1000.0
-    return {"id": record.id, "label": label, "count": len(series.values), "shown": len(values),
+    return {"count": len(series.values), "shown": len(values),
             "x": _numbers(xs, integral=x == "step"), "y": _numbers(values)}
 
 
