@@ -25,6 +25,7 @@ from gitexp.ui.catalog import Snapshot, is_live
 from gitexp.ui.pages import page, table_html
 from gitexp.views import report
 from gitexp.views.lineage import lineage_dict
+from gitexp.views.table import cell
 
 TAIL_BYTES = 64 * 1024  # of output.log shown at first; the page asks for what follows
 MAX_PATCH = 2 * 2**20  # bytes of code.patch shown on the page
@@ -112,7 +113,7 @@ def _code(record: RunRecord) -> str:
     git = record.meta.get("git") or {}
     facts = [("base commit", git.get("commit")), ("branch", git.get("branch")), ("remote", git.get("remote")),
              ("uncommitted changes", git.get("dirty"))]
-    out = table_html(["field", "value"], [(escape(k), f'<span class="mono">{escape(str(v))}</span>')
+    out = table_html(["field", "value"], [(escape(k), f'<span class="mono">{escape(cell(v, 6))}</span>')
                                           for k, v in facts if v not in (None, "")])
     patch = record.read(codec.PATCH)
     if patch:
