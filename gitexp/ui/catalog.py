@@ -13,6 +13,7 @@ or objects and deleting them is always safe.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -27,6 +28,7 @@ from gitexp.store.runs import RunRecord, load_runs
 from gitexp.views.table import run_short_ids
 
 SNAPSHOT_TTL = 1.0  # seconds a snapshot of the runs answers requests
+_serials = itertools.count()
 
 
 class Snapshot:
@@ -34,6 +36,7 @@ class Snapshot:
 
     def __init__(self, records: list[RunRecord]) -> None:
         self.records = records
+        self.serial = next(_serials)  # names this snapshot in caches (an id() is reused once it is freed)
         self.taken = time.monotonic()
         self.by_id = {r.id: r for r in records}
         self._handles: dict[str, str] | None = None

@@ -57,7 +57,7 @@ _cache_lock = threading.Lock()
 
 def listing(snapshot: Snapshot, query: Query) -> Listing:
     """The runs of *query* in *snapshot*, and the columns ls would show of them (kept for scrolling)."""
-    key = (id(snapshot), *query.key())
+    key = (snapshot.serial, *query.key())
     with _cache_lock:
         found = _cache.get(key)
         if found is not None:
