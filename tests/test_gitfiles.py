@@ -303,6 +303,16 @@ def test_reflog_commits_of_refs_and_worktree_heads_less_the_skipped(repo: Path, 
     assert skipped in gitfiles.reflog_commits(repo / ".git")
 
 
+def test_reflog_commits_include_archived_run_reflogs(repo: Path) -> None:
+    with gitexp.start_run(name="archived", **QUIET) as run:
+        run.checkpoint()
+    named = gitfiles.reflog_commits(repo / ".git")
+    assert Repo.discover(repo).archive_reflogs(REF_PREFIX, min_age=0) == 1
+    assert not (repo / ".git" / "logs" / run.ref).exists()
+    assert gitfiles.reflog_commits(repo / ".git") == named
+    assert gitfiles.reflog_commits(repo / ".git", (REF_PREFIX,)) < named
+
+
 # -- load_runs with a LazyRepo ----------------------------------------------------------------------
 
 

@@ -370,12 +370,18 @@ def rewrite_kind(gitdir: str, commit: str) -> str | None:
 
 def reflog_commits(commondir: Path, skip: tuple[str, ...] = ()) -> set[str]:
     """Every commit the reflogs name: of each ref whose name does not start with one of *skip*, and
-    of HEAD in every worktree. A log that cannot be read is passed over; a torn line gives the ids
-    it holds."""
+    of HEAD in every worktree, archived run reflogs (reflogs.py) included. A log that cannot be read
+    is passed over; a torn line gives the ids it holds."""
+    from gitexp.git import reflogs  # a file reader like this module: no pygit2
+
+    out: set[str] = set()
+    for ref, lines in reflogs.archived(commondir).items():
+        if not ref.startswith(skip):
+            for line in lines:
+                out.update(word for word in reflogs.parse(line)[:2] if word.strip("0"))
     logs = commondir / "logs"
     files = [(path.relative_to(logs).as_posix(), path) for path in logs.rglob("*") if path.is_file()]
     files += [("HEAD", path) for path in commondir.glob("worktrees/*/logs/HEAD")]
-    out: set[str] = set()
     for ref, path in files:
         if ref.startswith(skip):
             continue

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pygit2
 
 from gitexp.errors import StorageError
+from gitexp.git import reflogs
 from gitexp.git.handle import ZERO
 from gitexp.git.staging import Staging
 
@@ -88,36 +89,55 @@ class Refs(Staging):
             raise StorageError(f"cannot read HEAD in {self.gitdir}: {exc}") from exc
 
     def reflog(self, name: str) -> list[tuple[str, str, str]]:
-        """(old, new, message) entries, oldest first."""
-        try:
-            entries = list(self._r.references[name].log())
-        except (KeyError, pygit2.GitError):
-            return []
-        return [(str(e.oid_old), str(e.oid_new), e.message or "") for e in reversed(entries)]
+        """(old, new, message) entries, oldest first: the archived ones (reflogs.py), then the file's."""
+        return [reflogs.parse(line) for line in reflogs.read(self.commondir, name)]
 
-    def _ensure_reflog(self, name: str) -> None:
+    def archive_reflogs(self, prefix: str, min_age: float = reflogs.MIN_AGE) -> int:
+        """Move the settled reflogs of refs under *prefix* into the archive (reflogs.archive)."""
+        tips = self.refs(prefix)
+
+        def reaches(tip: str, commit: str) -> bool:
+            try:
+                return bool(self._r.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=commit)))
+            except (pygit2.GitError, ValueError, KeyError):
+                return False
+
+        return reflogs.archive(self.commondir, prefix, tips, reaches, min_age)
+
+    def _ensure_reflog(self, name: str) -> bool:
+        """Make sure *name* has a log file; True when this made it. Called with reflogs.writing() held."""
         # git keeps reflogs only for branches by default; an existing log file makes both git
         # and libgit2 append to it for any ref, without touching the user's config.
         log = f"{self.commondir}/logs/{name}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            fd = os.open(log, flags, 0o666)
+        except FileExistsError:
+            return False
         except FileNotFoundError:  # the experiment's first run
             os.makedirs(os.path.dirname(log), exist_ok=True)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            try:
+                fd = os.open(log, flags, 0o666)
+            except FileExistsError:
+                return False
         os.close(fd)
+        return True
 
     def create_ref(self, name: str, oid: str, message: str) -> None:
         """Create *name*; fails with RefConflictError if it exists already."""
-        self._ensure_reflog(name)
-        try:
-            with _trusting(oid in self._fresh):
-                self._while_locked(name, lambda: self._r.create_reference_direct(name, pygit2.Oid(hex=oid), False,
-                                                                                  message=message))
-            self._moved(oid)
-        except pygit2.AlreadyExistsError as exc:
-            raise RefConflictError(f"ref {name} exists already") from exc
-        except (pygit2.GitError, OSError) as exc:
-            raise StorageError(f"cannot create ref {name}: {exc}") from exc
+        with reflogs.writing(self.commondir):
+            made = self._ensure_reflog(name)
+            try:
+                with _trusting(oid in self._fresh):
+                    self._while_locked(name, lambda: self._r.create_reference_direct(
+                        name, pygit2.Oid(hex=oid), False, message=message))
+                self._moved(oid)
+            except pygit2.AlreadyExistsError as exc:
+                raise RefConflictError(f"ref {name} exists already") from exc
+            except (pygit2.GitError, OSError) as exc:
+                raise StorageError(f"cannot create ref {name}: {exc}") from exc
+        if made:
+            reflogs.count_new_ref(self.commondir)
 
     def _while_locked(self, name: str, write: Callable[[], object]) -> None:
         """Run libgit2's *write* of ref *name*, waiting out a lock another process holds briefly.
@@ -149,10 +169,11 @@ class Refs(Staging):
             raise RefConflictError(f"ref {name} vanished (expected it at {old[:12]})") from None
         if str(ref.target) != old:
             raise RefConflictError(f"ref {name} moved to {str(ref.target)[:12]} (expected {old[:12]})")
-        self._ensure_reflog(name)
         try:
-            with _trusting(new in self._fresh):
-                self._while_locked(name, lambda: ref.set_target(pygit2.Oid(hex=new), message))
+            with reflogs.writing(self.commondir):
+                self._ensure_reflog(name)  # an archived run's log starts a file again
+                with _trusting(new in self._fresh):
+                    self._while_locked(name, lambda: ref.set_target(pygit2.Oid(hex=new), message))
             self._moved(new)
         except pygit2.GitError as exc:
             if "does not match" in str(exc):
@@ -183,9 +204,10 @@ class Refs(Staging):
         update-ref with the zero id as the old value checks under the lock."""
         import subprocess
 
-        self._ensure_reflog(name)
-        proc = subprocess.run(["git", "--git-dir", str(self.gitdir), "update-ref", "-m", message, name, new, ZERO],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+        with reflogs.writing(self.commondir):
+            self._ensure_reflog(name)
+            proc = subprocess.run(["git", "--git-dir", str(self.gitdir), "update-ref", "-m", message, name, new,
+                                   ZERO], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
         if proc.returncode == 0:
             self._moved(new)
         else:
@@ -202,7 +224,9 @@ class Refs(Staging):
         if str(ref.target) != old:
             raise RefConflictError(f"ref {name} moved to {str(ref.target)[:12]}; not deleting it")
         try:
-            ref.delete()
+            with reflogs.writing(self.commondir):
+                reflogs.forget(self.commondir, name)
+                ref.delete()
         except pygit2.GitError as exc:
             raise StorageError(f"cannot delete ref {name}: {exc}") from exc
 
@@ -210,7 +234,8 @@ class Refs(Staging):
         """Move ref *old* (at *expected*) to the name *new*, taking its reflog along.
 
         libgit2's rename writes a reflog entry without a message; moving the log file and
-        creating the new ref with *message* keeps the history and says why it moved.
+        creating the new ref with *message* keeps the history and says why it moved. An archived
+        log (reflogs.py) becomes the new ref's file again, whole.
         """
         if self.ref(old) != expected:
             raise RefConflictError(f"ref {old} is not at {expected[:12]}; not moving it")
@@ -218,10 +243,12 @@ class Refs(Staging):
             raise RefConflictError(f"ref {new} exists already")
         old_log, new_log = self.commondir / "logs" / old, self.commondir / "logs" / new
         new_log.parent.mkdir(parents=True, exist_ok=True)
-        if old_log.exists():
-            os.replace(old_log, new_log)
-        else:
-            new_log.touch()
+        with reflogs.writing(self.commondir):
+            history = reflogs.read(self.commondir, old)
+            new_log.write_text("".join(f"{line}\n" for line in history), encoding="utf-8", errors="surrogateescape")
+            reflogs.forget(self.commondir, old)
+            with contextlib.suppress(FileNotFoundError):
+                old_log.unlink()
         self.create_ref(new, expected, message)
         try:
             self._r.references[old].delete()

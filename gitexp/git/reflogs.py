@@ -1,0 +1,210 @@
+"""Reflogs of run refs kept compact: settled logs move from their own files into one archive.
+
+Every run ref has a reflog (refs.py creates its file), a few hundred bytes that take a disk block
+each (at 100,000 runs 396 MB of a 621 MB .git) and that `git gc` rewrites one file at a time in
+`git reflog expire` (most of its time). A run's log grows only while gitexp moves its ref, so
+archive() appends the lines of logs nobody has written to for a while, each prefixed with its ref
+name and a tab, to `<common git dir>/gitexp/reflogs` and deletes their files. read() joins the
+archive and the file again: what `git exp verify` checks is unchanged.
+
+Only a log whose every entry names the ref's tip or an ancestor of it is archived, so git, which
+keeps what reflogs name, loses nothing it kept: those commits are reachable from the ref anyway. A
+log whose ref was rewritten stays a file, for git to keep, and verify to report.
+
+Writers of run refs hold writing() (a shared flock) while they create a log file and move the
+ref; archive() holds it exclusively, so no entry is written into a file it is deleting. Readers
+take no lock: they read the file before the archive, and archive() appends before it deletes, so
+a reader sees every line at least once (read() drops lines the archive holds already). A line
+`<ref>\\t` alone (forget()) ends what the archive says of a ref that was renamed or deleted.
+
+This module reads and writes files only (no pygit2): gitfiles.reflog_commits reads the archive too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ARCHIVE = "gitexp/reflogs"
+LOCK = "gitexp/reflogs.lock"
+ZERO = "0" * 40
+PENDING = "gitexp/refs-pending"  # one byte per ref made since the last upkeep (refmaint.py)
+PENDING_LIMIT = 1000
+MIN_AGE = 600.0  # seconds a log rests before it is archived: a live run writes its log every checkpoint
+
+_cache: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
+
+
+@contextlib.contextmanager
+def _flock(commondir: Path | str, mode: int) -> Iterator[bool]:
+    """Hold the archive's lock in *mode*; yields False when a non-blocking mode found it taken."""
+    path = os.path.join(commondir, LOCK)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except FileNotFoundError:  # no gitexp folder yet
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def writing(commondir: Path | str) -> contextlib.AbstractContextManager[bool]:
+    """Held (shared) while a log file is made sure of and the ref moved: archive() waits for it."""
+    return _flock(commondir, fcntl.LOCK_SH)
+
+
+def archived(commondir: Path | str) -> dict[str, list[str]]:
+    """ref name -> its archived reflog lines, oldest first (read once per change of the file)."""
+    path = os.path.join(commondir, ARCHIVE)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _cache.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    out: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            ref, tab, entry = line.rstrip("\n").partition("\t")
+            if not tab:
+                continue  # a torn last line
+            if entry:
+                out.setdefault(ref, []).append(entry)
+            else:
+                out.pop(ref, None)
+    _cache[path] = (key, out)
+    return out
+
+
+def loose(commondir: Path | str, ref: str) -> list[str]:
+    try:
+        with open(os.path.join(commondir, "logs", ref), encoding="utf-8", errors="replace") as handle:
+            return [line.rstrip("\n") for line in handle if line.strip()]
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+
+
+def read(commondir: Path | str, ref: str) -> list[str]:
+    """The ref's reflog lines, oldest first: the archive's, then those of its file."""
+    own = loose(commondir, ref)  # the file first: archive() appends its lines before deleting it
+    old = archived(commondir).get(ref, [])
+    if not old:
+        return own
+    seen = set(old)
+    return old + [line for line in own if line not in seen]
+
+
+def parse(line: str) -> tuple[str, str, str]:
+    """(old, new, message) of a reflog line `<old> <new> <who> <time> <tz>\\t<message>`."""
+    head, _, message = line.partition("\t")
+    words = head.split(" ", 2)
+    if len(words) < 2:
+        return ZERO, ZERO, message
+    return words[0], words[1], message
+
+
+def _append(commondir: Path | str, text: str) -> None:
+    fd = os.open(os.path.join(commondir, ARCHIVE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    try:
+        data = text.encode("utf-8", errors="surrogateescape")
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)  # the files are deleted next: their lines must be on disk first
+    finally:
+        os.close(fd)
+
+
+def forget(commondir: Path | str, ref: str) -> list[str]:
+    """End the archive's record of *ref* (renamed or deleted), returning the lines it had.
+    Called with writing() held."""
+    lines = archived(commondir).get(ref, [])
+    if lines:
+        _append(commondir, f"{ref}\t\n")
+    return lines
+
+
+def archive(commondir: Path | str, prefix: str, tips: dict[str, str], reaches: Callable[[str, str], bool],
+            min_age: float = MIN_AGE) -> int:
+    """Move the logs of refs under *prefix* (`refs/experiments/`) into the archive; returns how many.
+
+    A log is archived when no one wrote to it for *min_age* seconds, its ref exists (*tips*: ref ->
+    target), and *reaches*(tip, commit) holds for every other commit its entries name (old and new:
+    git keeps both). Gives up (0) when
+    another process is archiving.
+    """
+    root = Path(commondir) / "logs" / prefix
+    if not root.is_dir():
+        return 0
+    with _flock(commondir, fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+        if not held:
+            return 0
+        done = archived(commondir)
+        now = time.time()
+        chosen: list[tuple[str, Path]] = []
+        text: list[str] = []
+        for folder, _, files in os.walk(root):
+            for name in files:
+                path = Path(folder, name)
+                ref = path.relative_to(Path(commondir) / "logs").as_posix()
+                tip = tips.get(ref)
+                try:
+                    if tip is None or now - path.stat().st_mtime < min_age:
+                        continue
+                    lines = loose(commondir, ref)
+                except OSError:
+                    continue
+                named = {oid for old, new, _ in map(parse, lines) for oid in (old, new)} - {tip, ZERO}
+                if not lines or not all(reaches(tip, oid) for oid in named):
+                    continue
+                seen = set(done.get(ref, ()))  # lines a run of this that died before deleting appended
+                text += [f"{ref}\t{line}\n" for line in lines if line not in seen]
+                chosen.append((ref, path))
+        if not chosen:
+            return 0
+        if text:
+            _append(commondir, "".join(text))
+        for _, path in chosen:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return len(chosen)
+
+
+def count_new_ref(commondir: Path | str) -> None:
+    """Count one new ref; start the upkeep when the count reaches a multiple of PENDING_LIMIT.
+    Never raises: ref upkeep is an optimisation, and logging must not fail over it."""
+    try:
+        fd = os.open(os.path.join(commondir, PENDING), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        try:
+            os.write(fd, b".")
+            # O_APPEND gives each writer its own offset, so exactly one of them sees the multiple.
+            due = os.lseek(fd, 0, os.SEEK_CUR) % PENDING_LIMIT == 0
+        finally:
+            os.close(fd)
+        if due:
+            start_upkeep(commondir)
+    except OSError:
+        pass
+
+
+def start_upkeep(commondir: Path | str) -> None:
+    """Start `python -m gitexp.git.refmaint <commondir>` detached from this process."""
+    package_root = str(Path(__file__).resolve().parent.parent.parent)  # this gitexp, whatever sys.path says
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    subprocess.Popen([sys.executable, "-m", "gitexp.git.refmaint", str(commondir)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
+                     close_fds=True)

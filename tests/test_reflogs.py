@@ -1,0 +1,142 @@
+"""Run reflogs archived into one file (gitexp/git/reflogs.py), read back whole, checked by verify."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gitexp
+from gitexp.git import reflogs
+from gitexp.git.repo import Repo
+from gitexp.ops.verify import verify_runs
+from tests.conftest import git
+
+QUIET: dict[str, Any] = {"system_metrics_interval": 0}
+RUNS = "refs/experiments/"
+
+
+def make_run(name: str, checkpoint: bool = False) -> gitexp.Run:
+    with gitexp.start_run(name=name, params={"lr": 0.1}, **QUIET) as run:
+        run.log_metric("acc", 0.5)
+        if checkpoint:
+            run.checkpoint()  # one more ref move: a log of two entries
+    return run
+
+
+def entries(repo: Path, ref: str) -> list[tuple[str, str, str]]:
+    return Repo.discover(repo).reflog(ref)
+
+
+def problems(repo: Path) -> list[tuple[str, str]]:
+    handle = Repo.discover(repo)
+    return verify_runs(handle, sorted(handle.refs(RUNS).items()))
+
+
+def archive(repo: Path) -> int:
+    return Repo.discover(repo).archive_reflogs(RUNS, min_age=0)
+
+
+def test_settled_logs_move_into_the_archive_and_read_back_the_same(repo: Path) -> None:
+    runs = [make_run("a"), make_run("b", checkpoint=True)]
+    before = {run.ref: entries(repo, run.ref) for run in runs}
+    assert [m for _, _, m in before[runs[1].ref]] == [f"gitexp: running {runs[1].id}", f"gitexp: finished {runs[1].id}"]
+    assert archive(repo) == 2
+    for run in runs:
+        assert not (repo / ".git" / "logs" / run.ref).exists()
+        assert entries(repo, run.ref) == before[run.ref]
+    lines = (repo / ".git" / reflogs.ARCHIVE).read_text().splitlines()
+    assert len(lines) == 3 and all(line.startswith(RUNS) and line.count("\t") == 2 for line in lines)
+    assert problems(repo) == []
+    assert archive(repo) == 0  # nothing left to move
+
+
+def test_fresh_logs_stay_files_until_they_rest(repo: Path) -> None:
+    run = make_run("young")
+    assert Repo.discover(repo).archive_reflogs(RUNS) == 0  # the default waits reflogs.MIN_AGE
+    assert (repo / ".git" / "logs" / run.ref).exists()
+
+
+def test_a_later_move_continues_the_archived_log(repo: Path) -> None:
+    run = make_run("first")
+    archive(repo)
+    with gitexp.start_run(resume=run.id, **QUIET) as again:
+        again.log_metric("acc", 0.7)
+    said = [m for _, _, m in entries(repo, run.ref)]
+    assert said == [f"gitexp: finished {run.id}", f"gitexp: running {run.id}", f"gitexp: finished {run.id}"]
+    assert (repo / ".git" / "logs" / run.ref).exists()  # the new entries: a file again
+    assert problems(repo) == []
+    assert archive(repo) == 1
+    assert [m for _, _, m in entries(repo, run.ref)] == said
+
+
+def test_a_rewritten_ref_keeps_its_log_file_and_verify_reports_it(repo: Path) -> None:
+    run = make_run("forged")
+    other = make_run("other")
+    git(repo, "update-ref", "-m", "forged", run.ref, git(repo, "rev-parse", other.ref).strip())
+    assert archive(repo) == 1  # "other" only: "forged"'s log names a commit its tip does not reach
+    assert (repo / ".git" / "logs" / run.ref).exists()
+    found = problems(repo)
+    assert any(run.id in label and "rewritten" in problem for label, problem in found), found
+
+
+def test_a_move_behind_gitexps_back_after_archiving_is_reported(repo: Path) -> None:
+    run = make_run("moved")
+    archive(repo)
+    tip = git(repo, "rev-parse", run.ref).strip()
+    child = git(repo, "commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", "appended").strip()
+    git(repo, "update-ref", run.ref, child)  # no log file any more: git writes no entry
+    found = problems(repo)
+    assert any("moved without a log entry" in problem for _, problem in found), found
+
+
+def test_rm_and_undo_carry_the_archived_history(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gitexp.cli.main import main
+
+    run = make_run("gone", checkpoint=True)
+    history = entries(repo, run.ref)
+    archive(repo)
+    assert main(["rm", "gone"]) == 0
+    trashed = f"refs/experiments-trash/default/{run.id}"
+    assert entries(repo, trashed)[:2] == history  # git's own reader sees the file whole too
+    assert len(git(repo, "reflog", "show", trashed).splitlines()) == 3
+    assert main(["rm", "--undo", "gone"]) == 0
+    capsys.readouterr()
+    assert [m for _, _, m in entries(repo, run.ref)] == [m for _, _, m in history] + [
+        f"gitexp: rm {run.id}", f"gitexp: rm --undo {run.id}"]
+    assert problems(repo) == []
+
+
+def test_lines_archived_by_a_pass_that_died_before_deleting_are_not_doubled(repo: Path) -> None:
+    run = make_run("twice")
+    log = repo / ".git" / "logs" / run.ref
+    line = log.read_text().splitlines()[0]
+    (repo / ".git" / reflogs.ARCHIVE).write_text(f"{run.ref}\t{line}\n")  # appended, then the pass died
+    assert len(entries(repo, run.ref)) == 1
+    assert archive(repo) == 1
+    assert (repo / ".git" / reflogs.ARCHIVE).read_text().count(line) == 1
+    assert problems(repo) == []
+
+
+def test_archiving_waits_for_no_writer_and_gives_way(repo: Path) -> None:
+    make_run("busy")
+    with reflogs.writing(repo / ".git"):  # a ref being moved in another process
+        assert archive(repo) == 0
+    assert archive(repo) == 1
+
+
+def test_the_new_ref_that_reaches_the_limit_starts_the_upkeep(repo: Path) -> None:
+    gitdir = repo / ".git"
+    make_run("counted")
+    pending = gitdir / reflogs.PENDING
+    assert pending.read_bytes() == b"."
+    pending.write_bytes(b"." * (reflogs.PENDING_LIMIT - 1))
+    run = make_run("due")  # the limit: refmaint starts, detached
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (pending.stat().st_size or (gitdir / run.ref).exists()):
+        time.sleep(0.05)
+    assert pending.stat().st_size == 0
+    assert not (gitdir / run.ref).exists() and run.ref in (gitdir / "packed-refs").read_text()  # git pack-refs ran
+    assert (gitdir / "logs" / run.ref).exists()  # too young to archive
