@@ -1,0 +1,286 @@
+#!/usr/bin/env python
+"""Issue 14 at 100,000 runs: gitexp's own figures, and the user's git, beside their goals.
+
+    python benchmarks/bench_scale.py                 # the 100,000-run fixture (built once: ~30 minutes)
+    python benchmarks/bench_scale.py --runs 5000     # a small fixture, to try it out
+    python benchmarks/bench_scale.py --no-upkeep     # the repository exactly as the fixture left it
+
+Prints one table: figure | gitexp | anchor | goal | ok?
+
+The fixture (scale_fixture.py) is copied into a temporary directory twice:
+
+* **with runs**: the copy as gitexp leaves it. Unless --no-upkeep, gitexp's ref upkeep
+  (gitexp/git/refmaint.py: `git pack-refs --all --prune`, then the run reflogs archived) runs on
+  it first, as it would in the background of the user's next 1,000 runs; its time is a note.
+* **before upkeep** (unless --no-before): a third copy as the fixture left it, for its disk
+  and one `git gc`, the two figures the upkeep changes most.
+* **without runs** (the anchor of every git row): the same copy with refs/experiments*,
+  refs/notes/experiments, their reflogs and <git dir>/gitexp removed, then `git gc --prune=now`,
+  which drops gitexp's objects: the repository the user would have without gitexp.
+
+Every figure is a whole process (git, or the installed `git-exp` console script) unless it says
+in-process, timed with perf_counter; git rows alternate the two repositories call by call
+(medians), so both see the same machine load. "Cold" `git exp ls` deletes <git dir>/gitexp/cache
+before each call (gitexp's caches; the operating system's page cache is not dropped, which needs
+root). Run creation: runs shaped like the fixture's (scale_fixture.make_runs), in a fresh process
+after one warm-up run, into the 100,000-run copy and into a copy of a 1,000-run fixture, rounds
+alternating. Disk is allocated size (`du`), reflog files' blocks included. MLflow's sqlite
+store is quoted from issue 14 (1.9 KB a run) when benchmarks/.venv-mlflow does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_core import VENV, git, isolate, log, ls_command, secs, source_state, wall
+from scale_fixture import ROOT, cached_scale_fixture, make_runs
+
+RUN_REFS = ("refs/experiments/", "refs/experiments-trash/", "refs/experiments-remotes/",
+            "refs/experiments-conflicts/", "refs/notes/experiments")
+
+
+def ok(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+def du(path: Path) -> int:
+    """Allocated bytes under *path* (what the disk spends, a block per small file)."""
+    if not path.exists():
+        return 0
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0]) * 1024
+
+
+def copy(src: Path, dst: Path) -> Path:
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    return dst
+
+
+def strip_runs(repo: Path) -> None:
+    """Remove every trace of gitexp: its refs, their reflogs, its folder, then its objects."""
+    gitdir = repo / ".git"
+    for prefix in RUN_REFS:
+        shutil.rmtree(gitdir / prefix, ignore_errors=True)
+        shutil.rmtree(gitdir / "logs" / prefix, ignore_errors=True)
+        (gitdir / prefix).unlink(missing_ok=True)
+        (gitdir / "logs" / prefix).unlink(missing_ok=True)
+    packed = gitdir / "packed-refs"
+    if packed.exists():
+        lines = packed.read_text().splitlines(keepends=True)
+        kept, skip_peel = [], False
+        for line in lines:
+            if line.startswith("^"):
+                if not skip_peel:
+                    kept.append(line)
+                continue
+            name = line.split(" ", 1)[-1].strip()
+            skip_peel = name.startswith(RUN_REFS)
+            if not skip_peel:
+                kept.append(line)
+        packed.write_text("".join(kept))
+    shutil.rmtree(gitdir / "gitexp", ignore_errors=True)
+    git(repo, "-c", "gc.reflogExpire=never", "-c", "gc.reflogExpireUnreachable=never", "gc", "--prune=now",
+        "--quiet")
+
+
+def paired(a_cmd: list[str], a_cwd: Path, b_cmd: list[str], b_cwd: Path, reps: int,
+           before: Any = None) -> tuple[float, float]:
+    """Median wall seconds of a and b, alternating; *before*(cwd) runs untimed before each call."""
+    a, b = [], []
+    for k in range(reps + 1):
+        for cmd, cwd, out in ((a_cmd, a_cwd, a), (b_cmd, b_cwd, b)):
+            if before:
+                before(cwd)
+            seconds, _ = wall(cmd, cwd)
+            if k:  # the first round warms up
+                out.append(seconds)
+    return statistics.median(a), statistics.median(b)
+
+
+def median_of(cmd: list[str], cwd: Path, reps: int, before: Any = None, warmup: bool = True) -> float:
+    samples = []
+    for k in range(reps + (1 if warmup else 0)):
+        if before:
+            before(cwd)
+        seconds, _ = wall(cmd, cwd)
+        if k or not warmup:
+            samples.append(seconds)
+    return statistics.median(samples)
+
+
+# -- workers: fresh processes ------------------------------------------------------------------
+
+
+def worker(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", name, json.dumps(args)],
+                          capture_output=True, text=True, check=False, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {name} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def do_load_runs(args: dict[str, Any]) -> dict[str, Any]:
+    import gitexp
+    from gitexp.git.repo import Repo
+
+    Repo.discover(args["repo"])
+    t0 = time.perf_counter()
+    n = len(gitexp.load_runs(args["repo"]))
+    return {"seconds": time.perf_counter() - t0, "runs": n}
+
+
+def do_runs(args: dict[str, Any]) -> dict[str, Any]:
+    os.chdir(args["repo"])
+    first = int(args["first"])
+    make_runs((args["repo"], first, 1))  # warm-up: imports, the environment captured once
+    t0 = time.perf_counter()
+    make_runs((args["repo"], first + 1, int(args["n"])))
+    return {"ms": (time.perf_counter() - t0) / int(args["n"]) * 1000}
+
+
+def do_upkeep(args: dict[str, Any]) -> dict[str, Any]:
+    from gitexp.git import refmaint
+
+    t0 = time.perf_counter()
+    archived = refmaint.upkeep(Path(args["gitdir"]), min_age=0)
+    return {"seconds": time.perf_counter() - t0, "archived": archived}
+
+
+WORKERS = {"load_runs": do_load_runs, "runs": do_runs, "upkeep": do_upkeep}
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--reps", type=int, default=7, help="calls per timed figure (git rows: twice as many)")
+    parser.add_argument("--no-upkeep", action="store_true", help="measure the repository as the fixture left it")
+    parser.add_argument("--no-before", action="store_true", help="skip the two figures before upkeep")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker[0]](json.loads(args.worker[1]))))
+        return 0
+
+    started = time.perf_counter()
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    reps = args.reps
+    with tempfile.TemporaryDirectory(prefix="gitexp-scale-bench-") as tmp:
+        work = Path(tmp)
+        isolate(work / "home")
+        fixture, info = cached_scale_fixture(args.runs)
+        small, _ = cached_scale_fixture(1000)
+        n = info["runs"]
+        log("copying the fixture")
+        runs_repo = copy(fixture, work / "with-runs")
+        bare = copy(fixture, work / "without-runs")
+        strip_runs(bare)
+        if not args.no_upkeep and not args.no_before:
+            # The repository as the fixture left it (every run's reflog a file), before gitexp's
+            # upkeep: its disk and one `git gc` (which then expires the reflogs, file by file).
+            log("before upkeep: disk and one git gc")
+            before = copy(fixture, work / "before")
+            size = du(before / ".git")
+            rows.append([f"before upkeep: disk per run (.git {size / 2**20:,.0f} MiB, "
+                         f"{du(before / '.git' / 'logs') / 2**20:,.0f} MiB of it reflogs)", f"{size / n / 1000:.2f} KB",
+                         "1.9 KB (MLflow sqlite, issue 14)", "≤ MLflow's sqlite store", ok(size / n <= 1900)])
+            gc_before, _ = wall(["git", "gc", "--quiet"], before)
+            gc_bare, _ = wall(["git", "gc", "--quiet"], bare)
+            rows.append([f"before upkeep: `git gc` with {n:,} runs (once)", secs(gc_before), secs(gc_bare), "≤ 5 s",
+                         ok(gc_before <= 5)])
+            shutil.rmtree(before)
+        if not args.no_upkeep:
+            up = worker("upkeep", {"gitdir": str(runs_repo / ".git")})
+            notes.append(f"ref upkeep on the copy (git pack-refs, {up['archived']:,} reflogs archived): "
+                         f"{up['seconds']:.1f} s, once")
+        gitdir = runs_repo / ".git"
+
+        # Disk first, before anything adds to it.
+        total = du(gitdir)
+        parts = {name: du(gitdir / name) for name in ("objects", "logs", "gitexp/cache", "gitexp/reflogs")}
+        parts["packed-refs"] = du(gitdir / "packed-refs")
+        mlflow = "1.9 KB (MLflow sqlite, quoted from issue 14)" if not (VENV / "bin" / "python").exists() else \
+            "1.9 KB (issue 14's figure; not measured here)"
+        per_run = total / n
+        rows.append([f"disk per run (.git {total / 2**20:,.0f} MiB / {n:,} runs)", f"{per_run / 1000:.2f} KB",
+                     mlflow, "≤ MLflow's sqlite store", ok(per_run <= 1900)])
+        notes.append("disk: " + ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in parts.items())
+                     + f"; the repository without runs: {du(bare / '.git') / 2**20:,.1f} MiB")
+
+        ls = ls_command()
+        cache = gitdir / "gitexp" / "cache"
+
+        def drop_cache(_: Path) -> None:
+            shutil.rmtree(cache, ignore_errors=True)
+
+        log("git exp ls")
+        cold = median_of(ls, runs_repo, max(3, reps // 2), before=drop_cache, warmup=False)
+        rows.append(["`git exp ls`, whole process, cold (gitexp's cache deleted)", secs(cold), "", "≤ 5 s",
+                     ok(cold <= 5)])
+        warm = median_of(ls, runs_repo, reps)
+        rows.append(["`git exp ls`, whole process, warm", secs(warm), "", "≤ 1 s", ok(warm <= 1)])
+        query = [*ls, "--where", "params.lr < 0.01 and metrics.val/acc.max > 0.5", "--sort", "-metrics.val/acc"]
+        where = median_of(query, runs_repo, reps)
+        rows.append(["`git exp ls --where … --sort …`, warm", secs(where), "", "≤ 0.5 s", ok(where <= 0.5)])
+        loads = [worker("load_runs", {"repo": str(runs_repo)}) for _ in range(reps)]
+        load = statistics.median(r["seconds"] for r in loads)
+        rows.append([f"`load_runs()`, warm, in-process ({loads[0]['runs']:,} runs)", secs(load), "", "≤ 0.3 s",
+                     ok(load <= 0.3)])
+
+        log("git commands, with and without runs")
+        git_reps = reps * 2
+        for label, cmd in (("git status", ["git", "status"]), ("git log -20", ["git", "log", "-20"]),
+                           ("git log --oneline --decorate -20", ["git", "log", "--oneline", "--decorate", "-20"]),
+                           ("git branch", ["git", "branch"]), ("git gc --auto", ["git", "gc", "--auto"]),
+                           ("git commit", ["git", "commit", "-q", "--allow-empty", "-m", "bench"])):
+            a, b = paired(cmd, runs_repo, cmd, bare, git_reps)
+            rows.append([f"`{label}` with {n:,} runs", f"{a * 1000:.1f} ms ({a / b:.2f}x)", f"{b * 1000:.1f} ms",
+                         "≤ 1.10x without runs", ok(a <= 1.10 * b)])
+
+        log("run creation at 1,000 and at the fixture's size")
+        small_repo = copy(small, work / "small")
+        at_small, at_big = [], []
+        for k in range(3):
+            at_small.append(worker("runs", {"repo": str(small_repo), "first": 10_000_000 + k * 1000, "n": 200})["ms"])
+            at_big.append(worker("runs", {"repo": str(runs_repo), "first": 20_000_000 + k * 1000, "n": 200})["ms"])
+        s, b = statistics.median(at_small), statistics.median(at_big)
+        rows.append([f"run creation, ms/run at {n:,} runs (200 runs x 3 rounds)", f"{b:.2f} ms ({b / s:.2f}x)",
+                     f"{s:.2f} ms at 1,000 runs", "no slower (≤ 1.10x)", ok(b <= 1.10 * s)])
+        notes.append("run creation rounds (1,000 / fixture ms): "
+                     + ", ".join(f"{x:.2f} / {y:.2f}" for x, y in zip(at_small, at_big, strict=True)))
+
+        log("git gc, with and without runs (twice each)")
+        gc_a, gc_b = paired(["git", "gc", "--quiet"], runs_repo, ["git", "gc", "--quiet"], bare, 2)
+        rows.append([f"`git gc` with {n:,} runs", secs(gc_a), secs(gc_b), "≤ 5 s", ok(gc_a <= 5)])
+
+    from tabulate import tabulate
+
+    print(tabulate(rows, headers=["figure", "gitexp", "anchor", "goal", "ok?"], tablefmt="github",
+                   disable_numparse=True))
+    print()
+    print(f"fixture: {n:,} runs built {info['built']} by {info['gitexp']} in {info['build_s']:.0f} s; "
+          f"{'as the fixture left it (--no-upkeep)' if args.no_upkeep else 'after gitexp ref upkeep'}; "
+          f"measured with gitexp {source_state()} from {ROOT}; {os.cpu_count()} CPUs, load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; total {time.perf_counter() - started:.0f} s")
+    for note in notes:
+        print(f"- {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
