@@ -24,7 +24,7 @@ import pytest
 
 import gitexp
 from gitexp.cli.main import main
-from gitexp.ui import curves, server
+from gitexp.ui import curves, hosts, server
 from tests.conftest import git
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -298,7 +298,9 @@ def test_a_non_loopback_host_requires_the_token(sample: dict[str, str], repo: Pa
 
 def test_loopback_answers_only_loopback_host_names(sample: dict[str, str], repo: Path,
                                                    env_for_subprocess: dict[str, str]) -> None:
-    with serving(repo, env_for_subprocess) as url:
+    with serving(repo, env_for_subprocess, "--host", "127.0.0.2") as url:  # loopback: no token
+        assert url.startswith("http://127.0.0.2:") and "token" not in url
+        assert _get(url, "/api/runs")[0] == 200
         assert _get(url, "/api/runs", {"Host": "attacker.example"})[0] == 403  # DNS rebinding
         port = urlsplit(url).port
         assert _get(url, "/api/runs", {"Host": f"localhost:{port}"})[0] == 200
@@ -318,8 +320,10 @@ def test_port_in_use_is_an_error_that_says_what_to_do(repo: Path, capsys: pytest
 
 
 def test_loopback_addresses() -> None:
-    assert all(server.is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"))
-    assert not any(server.is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.com"))
+    assert all(hosts.is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"))
+    assert not any(hosts.is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.com", "127.0.0.1.evil.com"))
+    assert [hosts.host_name(h) for h in ("127.0.0.2:80", "[::1]:5080", "[::1]", "localhost", "a.example:1")] == \
+        ["127.0.0.2", "[::1]", "[::1]", "localhost", "a.example"]
     assert server.urls("127.0.0.1", 8080, None) == ["http://127.0.0.1:8080/"]
     assert server.urls("0.0.0.0", 8080, "abc")[-1] == "http://127.0.0.1:8080/?token=abc"
 

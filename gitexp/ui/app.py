@@ -35,12 +35,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gitexp.errors import GitexpError, RunNotFoundError
 from gitexp.ui import comparison, curves, pages, runpage, tableapi
 from gitexp.ui.catalog import Catalog
+from gitexp.ui.hosts import host_name, is_loopback
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
        "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
 TOKEN_COOKIE = "gitexp-ui-token"
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC_FILES = {"ui.js": "text/javascript; charset=utf-8", "ui.css": "text/css; charset=utf-8"}
 
 
@@ -200,7 +200,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if self.loopback and not _loopback_host(request.headers.get("host", "")):
+        if self.loopback and not is_loopback(host_name(request.headers.get("host", ""))):
             await _refuse("this server answers only http://127.0.0.1 and http://localhost", scope, receive, send)
             return
         set_cookie = False
@@ -230,11 +230,6 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return name.lower() in LOOPBACK_NAMES
 
 
 async def _refuse(message: str, scope: Scope, receive: Receive, send: Send) -> None:

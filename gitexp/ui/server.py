@@ -9,7 +9,6 @@ what to do rather than a traceback.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import socket
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitexp.errors import GitexpError
+from gitexp.ui.hosts import is_loopback
 
 REQUIREMENTS = "'starlette>=0.40' 'uvicorn>=0.30' 'plotly>=5'"
 
@@ -33,15 +33,6 @@ def missing_requirements() -> str | None:
         return None
     return (f"git exp ui needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
             f"pip install {REQUIREMENTS}")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: whatever it resolves to, treat it as reachable by others
 
 
 def bind(host: str, port: int) -> socket.socket:
