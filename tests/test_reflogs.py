@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,16 +128,24 @@ def test_archiving_waits_for_no_writer_and_gives_way(repo: Path) -> None:
     assert archive(repo) == 1
 
 
-def test_the_new_ref_that_reaches_the_limit_starts_the_upkeep(repo: Path) -> None:
+def test_every_hundredth_new_ref_packs_refs_and_every_thousandth_archives(repo: Path) -> None:
     gitdir = repo / ".git"
     make_run("counted")
     pending = gitdir / reflogs.PENDING
     assert pending.read_bytes() == b"."
-    pending.write_bytes(b"." * (reflogs.PENDING_LIMIT - 1))
-    run = make_run("due")  # the limit: refmaint starts, detached
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (pending.stat().st_size or (gitdir / run.ref).exists()):
+    pending.write_bytes(b"." * (reflogs.PACK_EVERY - 1))
+    run = make_run("due")  # the hundredth: refmaint starts, detached, and packs the refs
+    wait_until(lambda: not (gitdir / run.ref).exists())
+    assert run.ref in (gitdir / "packed-refs").read_text()
+    assert pending.stat().st_size == reflogs.PACK_EVERY  # counted on toward the archiving pass
+    pending.write_bytes(b"." * (reflogs.ARCHIVE_EVERY - 1))
+    last = make_run("archiving")
+    wait_until(lambda: pending.stat().st_size == 0 and not (gitdir / last.ref).exists())
+    assert (gitdir / "logs" / last.ref).exists()  # the pass ran, but leaves logs younger than MIN_AGE
+
+
+def wait_until(condition: Callable[[], bool], limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the upkeep did not happen"
         time.sleep(0.05)
-    assert pending.stat().st_size == 0
-    assert not (gitdir / run.ref).exists() and run.ref in (gitdir / "packed-refs").read_text()  # git pack-refs ran
-    assert (gitdir / "logs" / run.ref).exists()  # too young to archive

@@ -14,7 +14,7 @@ from gitexp.ops.verify import verify_runs
 def test_upkeep_packs_refs_and_archives(repo: Path) -> None:
     with gitexp.start_run(name="kept", system_metrics_interval=0) as run:
         run.log_metric("acc", 0.5)
-    (repo / ".git" / reflogs.PENDING).write_bytes(b"...")
+    (repo / ".git" / reflogs.PENDING).write_bytes(b"." * reflogs.ARCHIVE_EVERY)
     assert refmaint.upkeep(repo / ".git", min_age=0) == 1
     assert (repo / ".git" / reflogs.PENDING).read_bytes() == b""
     assert subprocess.run(["git", "show-ref", "--verify", run.ref], cwd=repo, capture_output=True).returncode == 0
@@ -27,5 +27,13 @@ def test_upkeep_packs_refs_and_archives(repo: Path) -> None:
 def test_upkeep_leaves_young_logs_by_default(repo: Path) -> None:
     with gitexp.start_run(name="young", system_metrics_interval=0) as run:
         run.log_metric("acc", 0.5)
-    assert refmaint.upkeep(repo / ".git") == 0
+    assert refmaint.upkeep(repo / ".git", archive=True) == 0
     assert (repo / ".git" / "logs" / run.ref).exists()
+
+
+def test_upkeep_only_packs_until_enough_new_refs(repo: Path) -> None:
+    with gitexp.start_run(name="packed", system_metrics_interval=0) as run:
+        run.log_metric("acc", 0.5)
+    assert refmaint.upkeep(repo / ".git", min_age=0) == 0  # one new ref counted: pack-refs only
+    assert not (repo / ".git" / run.ref).exists() and (repo / ".git" / "logs" / run.ref).exists()
+    assert (repo / ".git" / reflogs.PENDING).read_bytes() == b"."

@@ -34,8 +34,9 @@ from pathlib import Path
 ARCHIVE = "gitexp/reflogs"
 LOCK = "gitexp/reflogs.lock"
 ZERO = "0" * 40
-PENDING = "gitexp/refs-pending"  # one byte per ref made since the last upkeep (refmaint.py)
-PENDING_LIMIT = 1000
+PENDING = "gitexp/refs-pending"  # one byte per ref made since the last archiving pass (refmaint.py)
+PACK_EVERY = 100  # new refs between two `git pack-refs`: 100 loose refs add about 1.5 ms to git log --decorate
+ARCHIVE_EVERY = 1000  # new refs between two archiving passes
 MIN_AGE = 600.0  # seconds a log rests before it is archived: a live run writes its log every checkpoint
 
 _cache: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
@@ -138,12 +139,12 @@ def forget(commondir: Path | str, ref: str) -> list[str]:
     return lines
 
 
-def archive(commondir: Path | str, prefix: str, tips: dict[str, str], reaches: Callable[[str, str], bool],
-            min_age: float = MIN_AGE) -> int:
+def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | None],
+            reaches: Callable[[str, str], bool], min_age: float = MIN_AGE) -> int:
     """Move the logs of refs under *prefix* (`refs/experiments/`) into the archive; returns how many.
 
-    A log is archived when no one wrote to it for *min_age* seconds, its ref exists (*tips*: ref ->
-    target), and *reaches*(tip, commit) holds for every other commit its entries name (old and new:
+    A log is archived when no one wrote to it for *min_age* seconds, its ref exists (*tip_of*(ref):
+    its target, or None), and *reaches*(tip, commit) holds for every other commit its entries name (old and new:
     git keeps both). Gives up (0) when
     another process is archiving.
     """
@@ -161,9 +162,8 @@ def archive(commondir: Path | str, prefix: str, tips: dict[str, str], reaches: C
             for name in files:
                 path = Path(folder, name)
                 ref = path.relative_to(Path(commondir) / "logs").as_posix()
-                tip = tips.get(ref)
                 try:
-                    if tip is None or now - path.stat().st_mtime < min_age:
+                    if now - path.stat().st_mtime < min_age or (tip := tip_of(ref)) is None:
                         continue
                     lines = loose(commondir, ref)
                 except OSError:
@@ -185,14 +185,14 @@ def archive(commondir: Path | str, prefix: str, tips: dict[str, str], reaches: C
 
 
 def count_new_ref(commondir: Path | str) -> None:
-    """Count one new ref; start the upkeep when the count reaches a multiple of PENDING_LIMIT.
+    """Count one new ref; start the upkeep when the count reaches a multiple of PACK_EVERY.
     Never raises: ref upkeep is an optimisation, and logging must not fail over it."""
     try:
         fd = os.open(os.path.join(commondir, PENDING), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         try:
             os.write(fd, b".")
             # O_APPEND gives each writer its own offset, so exactly one of them sees the multiple.
-            due = os.lseek(fd, 0, os.SEEK_CUR) % PENDING_LIMIT == 0
+            due = os.lseek(fd, 0, os.SEEK_CUR) % PACK_EVERY == 0
         finally:
             os.close(fd)
         if due:

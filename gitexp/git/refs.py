@@ -94,7 +94,12 @@ class Refs(Staging):
 
     def archive_reflogs(self, prefix: str, min_age: float = reflogs.MIN_AGE) -> int:
         """Move the settled reflogs of refs under *prefix* into the archive (reflogs.archive)."""
-        tips = self.refs(prefix)
+        def tip_of(ref: str) -> str | None:
+            try:
+                target = self._r.references[ref].target
+            except (KeyError, pygit2.GitError, ValueError):
+                return None
+            return str(target) if isinstance(target, pygit2.Oid) else None
 
         def reaches(tip: str, commit: str) -> bool:
             try:
@@ -102,7 +107,7 @@ class Refs(Staging):
             except (pygit2.GitError, ValueError, KeyError):
                 return False
 
-        return reflogs.archive(self.commondir, prefix, tips, reaches, min_age)
+        return reflogs.archive(self.commondir, prefix, tip_of, reaches, min_age)
 
     def _ensure_reflog(self, name: str) -> bool:
         """Make sure *name* has a log file; True when this made it. Called with reflogs.writing() held."""
