@@ -208,9 +208,41 @@ def test_a_run_extended_remotely_fast_forwards(clones: tuple[Path, Path], monkey
     newer = _new_commit(a, run.ref, "continued")
     assert cli(capsys, "push")[1].splitlines()[0] == f"  updated  {handle(run)} cnn/growing"
     monkeypatch.chdir(b)
+    trace = b.parent / "trace2.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))  # the remote's git says how many objects it sent
     code, out, _ = cli(capsys, "fetch")
     assert code == 0 and f"  updated  {handle(run)} cnn/growing" in out.splitlines()
     assert git(b, "rev-parse", run.ref).strip() == newer
+    # Only the new commit travels: the run's earlier one is offered to the remote as common ground,
+    # though fetch does not offer every run.
+    assert objects_sent(trace) == [1]
+
+
+def objects_sent(trace: Path) -> list[int]:
+    """The object count of each pack git's pack-objects wrote, from a GIT_TRACE2_EVENT file."""
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    return [int(e["value"]) for e in events if e.get("key") == "write_pack_file/wrote"]
+
+
+def test_fetch_writes_no_ref_per_remote_run_and_a_stray_ref_costs_nothing(
+        clones: tuple[Path, Path], bare: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _a, b = clones
+    run = make_run("listed")
+    assert cli(capsys, "push")[0] == 0
+    empty = git(bare, "hash-object", "-t", "tree", "-w", "--stdin").strip()
+    stray = git(bare, "commit-tree", empty, "-m", "not a run").strip()
+    git(bare, "update-ref", "refs/experiments/cnn/not-a-run-id", stray)
+    # What an earlier gitexp left: a remote-tracking ref per run.
+    old = "refs/experiments-remotes/origin/runs/cnn/20200101-0000000aaaaaaaa"
+    git(b, "update-ref", old, git(b, "rev-parse", "HEAD").strip())
+    monkeypatch.chdir(b)
+    code, out, err = cli(capsys, "fetch")
+    assert code == 0 and "1 new" in out and "ignored 1 ref(s) of origin that are not runs: cnn/not-a-run-id" in err
+    assert git(b, "cat-file", "-t", stray, check=False) == ""  # its objects were never fetched
+    assert git(b, "for-each-ref", "--format=%(refname)", "refs/experiments-remotes/") == \
+        "refs/experiments-remotes/origin/notes/experiments\n"
+    assert git(b, "rev-parse", run.ref).strip() == git(bare, "rev-parse", run.ref).strip()
 
 
 def test_a_run_changed_on_both_sides_keeps_both_versions(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,

@@ -46,6 +46,55 @@ def run_git(repo: Repo, args: list[str], stdin: str | None = None, progress: boo
         raise RemoteError(f"cannot run git ({exc}); is git installed and on PATH?") from exc
 
 
+_LISTED = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64})\t(refs/[^\t]+)\Z")
+
+
+def list_remote(repo: Repo, remote: str, prefixes: tuple[str, ...]) -> dict[str, str]:
+    """ref -> object id of *remote*'s refs that start with one of *prefixes* (`git ls-remote`).
+
+    One listing, and nothing written here: what to fetch is decided from it, so refs that are
+    not wanted cost no objects and no local ref. The names are the remote's (untrusted): a line
+    that is not an object id and a ref name is left out.
+    """
+    proc = run_git(repo, ["ls-remote", "--refs", remote, *(f"{prefix}*" for prefix in prefixes)])
+    if proc.returncode:
+        raise failure(proc, f"`git ls-remote {remote}`")
+    out = {}
+    for line in (proc.stdout or "").splitlines():
+        match = _LISTED.match(line)
+        if match and match.group(2).startswith(prefixes):
+            out[match.group(2)] = match.group(1)
+    return out
+
+
+def fetch_objects(repo: Repo, remote: str, oids: list[str], negotiation_tips: list[str] | None = None) -> None:
+    """Fetch the commits (or other objects) *oids* of *remote* and all they reach; no ref is written.
+
+    Wanting ids rather than refs lets git skip its own ref listing (protocol v2) and its writing
+    of a remote-tracking ref per run, which costs more than the objects at thousands of runs.
+    *negotiation_tips*: the local refs whose history git offers the remote as common ground
+    (`--negotiation-tip`); None offers every ref, as git does by default.
+    """
+    if not oids:
+        return
+    tips = [f"--negotiation-tip={tip}" for tip in negotiation_tips or ()]
+    proc = run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", "--recurse-submodules=no", *tips,
+                          "--stdin", remote], stdin="".join(f"{oid}\n" for oid in oids), progress=True)
+    if proc.returncode:
+        raise failure(proc, f"`git fetch {remote}` of {len(oids)} object(s)")
+
+
+def local_refs(repo: Repo, prefixes: tuple[str, ...]) -> dict[str, str]:
+    """ref -> object id of the local refs under *prefixes*, from one `git for-each-ref` (which reads
+    packed refs far faster than a ref-by-ref walk of all refs)."""
+    out = git_bytes(repo, ["for-each-ref", "--format=%(objectname) %(refname)", *prefixes])
+    refs = {}
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        oid, _, name = line.partition(" ")
+        refs[name] = oid
+    return refs
+
+
 def failure(proc: subprocess.CompletedProcess, what: str) -> RemoteError:
     detail = (proc.stderr or "").strip() or (proc.stdout or "").strip() or "(git said nothing; see above)"
     lines = detail.splitlines()

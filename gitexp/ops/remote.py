@@ -1,11 +1,12 @@
 """Sharing runs through git remotes: push, fetch, pull and `remote setup`.
 
-Transport is the user's own git (gitexp/git/transport.py). Fetching goes through remote-tracking
-refs, `refs/experiments-remotes/<remote>/runs/<experiment>/<run-id>` and
-`refs/experiments-remotes/<remote>/notes/experiments`, and only then into
+Transport is the user's own git (gitexp/git/transport.py). Fetching lists the remote's refs
+once, fetches by id only the runs that differ from ours (git writes no ref per remote run:
+at thousands of runs those writes cost more than the objects) and only then moves
 `refs/experiments/`: a new run is created, a run the remote extended is fast-forwarded, and a
 run that differs on both sides keeps the local version while the remote one is kept under
-`refs/experiments-conflicts/<remote>/<experiment>/<run-id>`. Notes are merged, never replaced.
+`refs/experiments-conflicts/<remote>/<experiment>/<run-id>`. The remote's notes are kept at
+`refs/experiments-remotes/<remote>/notes/experiments` and merged, never replaced.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ NOTES_REF = notes.NOTES_REF
 TRACKING_PREFIX = "refs/experiments-remotes/"
 CONFLICTS_PREFIX = "refs/experiments-conflicts/"
 NOTES_ATTEMPTS = 10
+MAX_NEGOTIATION_TIPS = 1000
+CODE_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 _FLAGS = {" ": "updated", "+": "forced", "-": "deleted", "*": "new", "!": "rejected", "=": "up to date"}
 
 
@@ -65,6 +68,7 @@ class FetchReport:
     invalid: list[str] = field(default_factory=list)
     notes: str | None = None
     lfs_fetched: int = 0
+    theirs: dict[str, str] = field(default_factory=dict)  # run ref -> the remote's commit, for each valid run
 
 
 def _parse_porcelain(text: str) -> dict[str, RefUpdate]:
@@ -188,62 +192,110 @@ def _push_lfs(repo: Repo, report: PushReport, refs: list[str]) -> None:
 
 
 def fetch(repo: Repo, remote: str | None = None) -> FetchReport:
-    """Fetch every run and the notes of *remote*, and bring them into refs/experiments/."""
+    """Fetch the runs and notes of *remote* that differ from ours, and bring them into refs/experiments/.
+
+    One listing of the remote's refs decides what is wanted; only those commits are fetched
+    (by id, so git writes no ref of its own) and only their refs are written here.
+    """
     name = transport.resolve_remote(repo, remote)
-    track = tracking(name)
-    proc = transport.run_git(repo, [
-        "fetch", "--prune", "--no-tags", "--no-write-fetch-head", "--recurse-submodules=no", name,
-        f"+{names.REF_PREFIX}*:{track}runs/*", f"+{NOTES_REF}*:{track}notes/experiments*"], progress=True)
-    if proc.returncode:
-        raise transport.failure(proc, f"`git fetch {name}`")
-    report = _integrate(repo, name)
-    report.notes = _merge_tracked_notes(repo, f"{track}notes/experiments")
+    listed = transport.list_remote(repo, name, (names.REF_PREFIX, NOTES_REF))
+    theirs = {ref[len(names.REF_PREFIX):]: oid for ref, oid in listed.items() if ref.startswith(names.REF_PREFIX)}
+    local = transport.local_refs(repo, (names.REF_PREFIX, names.TRASH_PREFIX, f"{CONFLICTS_PREFIX}{name}/",
+                                        tracking(name), *CODE_REFS))
+    report, wanted = _plan(theirs, local, name)
+    track = f"{tracking(name)}notes/experiments"
+    notes_oid = listed.get(NOTES_REF)
+    oids = set(wanted.values())
+    if notes_oid is not None and notes_oid != local.get(track):
+        oids.add(notes_oid)
+    transport.fetch_objects(repo, name, sorted(oids), _negotiation_tips(repo, local, wanted))
+    _integrate(repo, name, report, wanted, local)
+    if notes_oid is None and track in local:
+        repo.delete_ref(track, local[track])  # the remote has no notes any more
+    elif notes_oid is not None and notes_oid != local.get(track):
+        _set_ref(repo, track, notes_oid, f"gitexp: fetch {name}")
+    report.notes = _merge_tracked_notes(repo, track)
+    _drop_run_tracking_refs(repo, name, local)
     return report
 
 
-def _integrate(repo: Repo, remote: str) -> FetchReport:
-    prefix = f"{tracking(remote)}runs/"
+def _plan(theirs: dict[str, str], local: dict[str, str], remote: str) -> tuple[FetchReport, dict[str, str]]:
+    """The report so far (unchanged, invalid, removed here) and the runs to fetch: rel path -> their commit.
+
+    Names are checked before anything is fetched: a remote's stray refs cost no objects here.
+    """
     report = FetchReport(remote)
-    local = repo.refs(names.REF_PREFIX)
-    trashed = {ref.rsplit("/", 1)[-1] for ref in repo.refs(names.TRASH_PREFIX)}
-    stale = repo.refs(f"{CONFLICTS_PREFIX}{remote}/")
-    moves: list[tuple[str, str, str | None]] = []  # (ref, new, old or None to create)
-    for tracked, theirs in sorted(repo.refs(prefix).items()):
-        rel = tracked[len(prefix):]
+    trashed = {ref.rsplit("/", 1)[-1] for ref in local if ref.startswith(names.TRASH_PREFIX)}
+    wanted = {}
+    for rel, oid in sorted(theirs.items()):
         experiment, _, run_id = rel.rpartition("/")
         try:
             valid = bool(names.check_experiment(experiment)) and names.is_run_id(run_id)
         except InvalidNameError:
             valid = False
-        ref, conflict = names.REF_PREFIX + rel, f"{CONFLICTS_PREFIX}{remote}/{rel}"
-        ours = local.get(ref)
-        if valid and ours != theirs and repo.resolve_commit(theirs) != theirs:
-            valid = False  # a blob, a tree or a tag is no run (checked where the ref would change anything)
+        ours = local.get(names.REF_PREFIX + rel)
         if not valid:
             report.invalid.append(rel)  # not a run ref: a remote's stray data is never imported
-            continue
-        if ours is None and run_id in trashed:
-            report.removed_here.append(ref)
-        elif ours is None:
-            moves.append((ref, theirs, None))
-        elif ours == theirs:
+        elif ours == oid:
             report.same += 1
+            report.theirs[names.REF_PREFIX + rel] = oid
+        elif ours is None and run_id in trashed:
+            report.removed_here.append(names.REF_PREFIX + rel)
+        else:
+            wanted[rel] = oid
+    return report, wanted
+
+
+def _negotiation_tips(repo: Repo, local: dict[str, str], wanted: dict[str, str]) -> list[str] | None:
+    """What git offers the remote as common history: the user's branches, tags and a detached HEAD,
+    and the runs being updated (so a longer run's earlier commits do not travel again), but not
+    every other run: offered every run, git sends the remote thousands of `have` lines before the
+    one that matters (the code commit new runs start from)."""
+    updated = [names.REF_PREFIX + rel for rel in wanted if names.REF_PREFIX + rel in local]
+    # Only namespaces that hold refs: git warns about a tip that matches nothing.
+    tips = [f"{space}*" for space in CODE_REFS if any(ref.startswith(space) for ref in local)]
+    if repo.head().branch is None and repo.head().commit:
+        tips.append("HEAD")
+    if len(updated) > MAX_NEGOTIATION_TIPS or not tips + updated:
+        return None  # git's default, every ref: as good as that many arguments, and never nothing
+    return tips + updated
+
+
+def _integrate(repo: Repo, remote: str, report: FetchReport, wanted: dict[str, str], local: dict[str, str]) -> None:
+    moves: list[tuple[str, str, str | None]] = []  # (ref, new, old or None to create)
+    for rel, theirs in wanted.items():
+        ref, conflict = names.REF_PREFIX + rel, f"{CONFLICTS_PREFIX}{remote}/{rel}"
+        ours = local.get(ref)
+        if repo.resolve_commit(theirs) != theirs:
+            report.invalid.append(rel)  # a blob, a tree or a tag is no run
+            continue
+        report.theirs[ref] = theirs
+        if ours is None:
+            moves.append((ref, theirs, None))
         elif repo.is_ancestor(ours, theirs):
             moves.append((ref, theirs, ours))
         elif repo.is_ancestor(theirs, ours):
             report.ahead.append(ref)
         else:
-            _set_ref(repo, conflict, theirs, f"gitexp: conflict with {remote} {run_id}")
+            _set_ref(repo, conflict, theirs, f"gitexp: conflict with {remote} {rel.rpartition('/')[2]}")
             report.conflicts.append((ref, conflict))
-            stale.pop(conflict, None)
-            continue
-        if conflict in stale:
-            repo.delete_ref(conflict, stale.pop(conflict))  # the two sides agree again
+    prefix = f"{CONFLICTS_PREFIX}{remote}/"
+    settled = (set(report.theirs) | set(report.removed_here)) - {ref for ref, _ in report.conflicts}
+    for conflict, oid in local.items():
+        if conflict.startswith(prefix) and names.REF_PREFIX + conflict[len(prefix):] in settled:
+            repo.delete_ref(conflict, oid)  # the two sides agree again
     moved = {ref for ref, _, _ in _move_refs(repo, moves, f"gitexp: fetch {remote}")}
     for ref, _, old in moves:
         # A run a local writer moved meanwhile is left as it is; the next fetch looks again.
         (report.ahead if ref not in moved else report.new if old is None else report.updated).append(ref)
-    return report
+
+
+def _drop_run_tracking_refs(repo: Repo, remote: str, local: dict[str, str]) -> None:
+    """Delete the per-run remote-tracking refs earlier versions kept (one ref per run the remote
+    had): nothing reads them any more, and at 100,000 runs they double every ref listing."""
+    old = [(ref, oid) for ref, oid in local.items() if ref.startswith(f"{tracking(remote)}runs/")]
+    if old:
+        transport.run_git(repo, ["update-ref", "--stdin"], stdin="".join(f"delete {r} {o}\n" for r, o in old))
 
 
 def _move_refs(repo: Repo, moves: list[tuple[str, str, str | None]], message: str) -> list[tuple[str, str, str | None]]:
@@ -287,7 +339,7 @@ def pull(repo: Repo, remote: str | None = None, artifacts: bool = False) -> Fetc
 
     report = fetch(repo, remote)
     if artifacts:
-        commits = set(repo.refs(f"{tracking(report.remote)}runs/").values())
+        commits = set(report.theirs.values())
         wanted = [a for commit in sorted(commits) for a in list_artifacts(repo, commit)]
         report.lfs_fetched = ensure_present(repo, wanted, report.remote)
     return report
