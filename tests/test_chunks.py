@@ -135,3 +135,21 @@ def test_a_kill_between_chunks_loses_no_flushed_value(repo: Path, env_for_subpro
     steps = record.history("loss").steps
     assert steps[: chunks.CHUNK_FROM + 500] == list(range(chunks.CHUNK_FROM + 500)), "a flushed value was lost"
     assert steps == list(range(len(steps)))  # and whatever the journal held after, in order
+
+
+def test_a_live_run_keeps_in_memory_only_what_no_commit_holds_and_reads_all(repo: Path) -> None:
+    run = gitexp.start_run(name="live", **QUIET)
+    log(run, 0, chunks.CHUNK_FROM + 10)
+    run.checkpoint()
+    log(run, chunks.CHUNK_FROM + 10, chunks.CHUNK_FROM + 15)
+    run.flush_journal()
+    in_memory = run.state.metrics["loss"]
+    assert len(in_memory.values) == 5 and in_memory.count == chunks.CHUNK_FROM + 15
+    whole = run.history("loss")
+    assert whole is not None and whole.steps == list(range(chunks.CHUNK_FROM + 15))
+    assert whole.values == [1.0 / (i + 1) for i in range(chunks.CHUNK_FROM + 15)]
+    from gitexp.mlflow import MlflowClient
+
+    assert [m.step for m in MlflowClient().get_metric_history(run.id, "loss")] == whole.steps
+    run.end()
+    assert gitexp.get_run("live").history("loss").steps == whole.steps

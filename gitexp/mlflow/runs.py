@@ -44,8 +44,7 @@ def get_run(run_id: str) -> entities.Run:
 def get_metric_history(run_id: str, key: str) -> list[Metric]:
     live = _live(run_id)
     if live is not None:
-        live.flush_journal()
-        series = live.state.metrics.get(key)
+        series = live.history(key)
     else:
         record = _record(run_id)
         series = record.history(key) if key in record.metrics else None

@@ -125,8 +125,9 @@ def render_rows(series: Series) -> str:
 
 def render_range(series: Series, start: int, stop: int) -> bytes:
     """Rows [start, stop) of *series* as a complete TSV, header included: one chunk."""
-    steps, times, values = series.steps, series.times, series.values
-    return (TSV_HEADER + "".join(f"{steps[i]}\t{times[i]:.3f}\t{values[i]!r}\n" for i in range(start, stop))).encode()
+    steps, times, values, off = series.steps, series.times, series.values, series.released
+    return (TSV_HEADER + "".join(f"{steps[i]}\t{times[i]:.3f}\t{values[i]!r}\n"
+                                 for i in range(start - off, stop - off))).encode()
 
 
 def summaries(state: RunState) -> dict[str, dict[str, Any]]:

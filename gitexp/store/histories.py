@@ -91,7 +91,7 @@ def _read_chunks(repo: RepoReader, tree: str, where: str) -> Series:
         steps += part.steps
         times += part.times
         values += part.values
-    return _series(steps, times, values)
+    return from_columns(steps, times, values)
 
 
 def parse_history(data: bytes) -> Series:
@@ -133,10 +133,10 @@ def _parse_plain(data: bytes) -> Series | None:
         values = list(map(float, fields[2::3]))
     except ValueError:
         return None
-    return _series(steps, times, values)
+    return from_columns(steps, times, values)
 
 
-def _series(steps: list[int], times: list[float], values: list[float]) -> Series:
+def from_columns(steps: list[int], times: list[float], values: list[float]) -> Series:
     """A Series with the summary that Series.add would have kept, logging the values one by one."""
     series = Series(steps=steps, times=times, values=values)
     top = max(steps, default=-2)

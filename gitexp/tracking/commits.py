@@ -68,6 +68,8 @@ class RunCommits:
                 self.tip = store.commit_state(self.repo, state, self.tip, files=files,
                                               first=first if self.tip is None else None)
             self.first = None
+            for series in state.metrics.values():  # its chunks are on the ref: memory holds the rest only
+                series.release_committed()
         finally:
             # A checkpoint of a huge run costs more: never spend more than 2% of the time on them.
             self.interval = max(self.interval, (time.monotonic() - started) * 50)

@@ -19,7 +19,8 @@ from gitexp.errors import GitexpError
 from gitexp.git.repo import Repo
 from gitexp.store import journal
 from gitexp.store import writer as store
-from gitexp.store.state import RunState
+from gitexp.store.histories import from_columns, read_history
+from gitexp.store.state import RunState, Series
 from gitexp.tracking import env as env_mod
 from gitexp.tracking.commits import FirstCommit, RunCommits, add_note
 from gitexp.tracking.settings import RunSettings
@@ -75,6 +76,22 @@ class Recorder:
         """Journal what was logged and bring run.state up to date: the values still buffered, and for
         the owner what processes attached to the run journaled. Commits nothing."""
         self._flush(checkpoint=False)
+
+    def history(self, key: str) -> Series | None:
+        """Metric *key* as logged so far (None: never logged): the rows committed chunks hold, read
+        back, then those in memory."""
+        self.flush_journal()
+        with self._lock:
+            series = self.state.metrics.get(key)
+            if series is None:
+                return None
+            steps, times, values = list(series.steps), list(series.times), list(series.values)
+            released, tip = series.released, self._commits.tip
+        if released and tip is not None:
+            base = read_history(self.repo, tip, key)
+            steps, times, values = ([*base.steps[:released], *steps], [*base.times[:released], *times],
+                                    [*base.values[:released], *values])
+        return from_columns(steps, times, values)
 
     def _flush(self, checkpoint: bool, to_journal: bool = True) -> None:
         """Move buffered values into the state and the journal; commit a checkpoint when due."""
