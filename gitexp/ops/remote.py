@@ -20,7 +20,8 @@ from gitexp.git import lfs, transport
 from gitexp.git.repo import RefConflictError, Repo
 from gitexp.store import names, notes
 from gitexp.store import writer as store
-from gitexp.store.artifacts import list_artifacts
+from gitexp.store.artifacts import Artifact, list_artifacts
+from gitexp.store.codec import ARTIFACTS_DIR
 
 NOTES_REF = notes.NOTES_REF
 TRACKING_PREFIX = "refs/experiments-remotes/"
@@ -150,10 +151,11 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
     notes.flush_pending()  # and the notes of runs that ended in this process
     if run_texts:
         records = runs.load_runs(repo, recover=False)
-        chosen = list(dict.fromkeys(runs.resolve(records, text).ref for text in run_texts))
+        named = dict.fromkeys(runs.resolve(records, text).ref for text in run_texts)
+        chosen = {ref: commit for ref in named if (commit := repo.ref(ref))}
         refspecs = [f"{ref}:{ref}" for ref in chosen]
     else:
-        chosen = list(repo.refs(names.REF_PREFIX))
+        chosen = transport.local_refs(repo, (names.REF_PREFIX,))
         refspecs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*"] if chosen else []
     has_notes = repo.ref(NOTES_REF) is not None
     report = PushReport(name)
@@ -174,14 +176,23 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
     return report
 
 
-def _push_lfs(repo: Repo, report: PushReport, refs: list[str]) -> None:
+def _push_lfs(repo: Repo, report: PushReport, tips: dict[str, str]) -> None:
+    """Upload the LFS objects the runs *tips* (ref -> commit) reference, before their refs travel.
+
+    Runs without artifacts are passed over at one tree lookup each, and runs sharing an
+    artifacts tree (the same files) are read once: at 10,000 runs, reading every run's
+    artifacts cost a second.
+    """
     lfs_store = lfs.Store(repo)
     wanted: dict[str, int] = {}
-    for ref in refs:
-        commit = repo.ref(ref)
-        for artifact in list_artifacts(repo, commit) if commit else []:
-            if not artifact.lfs or artifact.problem:
-                continue
+    seen: dict[str, list[Artifact]] = {}
+    for ref, commit in tips.items():
+        tree = repo.entry_oid(commit, ARTIFACTS_DIR)
+        if tree is None:
+            continue
+        if tree not in seen:
+            seen[tree] = [a for a in list_artifacts(repo, commit) if a.lfs and not a.problem]
+        for artifact in seen[tree]:
             if lfs_store.has(lfs.Pointer(artifact.sha256, artifact.size)):
                 wanted[artifact.sha256] = artifact.size
             else:
