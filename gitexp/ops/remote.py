@@ -11,6 +11,7 @@ run that differs on both sides keeps the local version while the remote one is k
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
 from dataclasses import dataclass, field
@@ -238,12 +239,15 @@ def _plan(theirs: dict[str, str], local: dict[str, str], remote: str) -> tuple[F
     report = FetchReport(remote)
     trashed = {ref.rsplit("/", 1)[-1] for ref in local if ref.startswith(names.TRASH_PREFIX)}
     wanted = {}
+    experiments: dict[str, bool] = {}  # a few experiments hold thousands of runs: each is checked once
     for rel, oid in sorted(theirs.items()):
         experiment, _, run_id = rel.rpartition("/")
-        try:
-            valid = bool(names.check_experiment(experiment)) and names.is_run_id(run_id)
-        except InvalidNameError:
-            valid = False
+        if experiment not in experiments:
+            try:
+                experiments[experiment] = bool(names.check_experiment(experiment))
+            except InvalidNameError:
+                experiments[experiment] = False
+        valid = experiments[experiment] and names.is_run_id(run_id)
         ours = local.get(names.REF_PREFIX + rel)
         if not valid:
             report.invalid.append(rel)  # not a run ref: a remote's stray data is never imported
@@ -264,7 +268,9 @@ def _negotiation_tips(repo: Repo, local: dict[str, str], wanted: dict[str, str])
     one that matters (the code commit new runs start from)."""
     updated = [names.REF_PREFIX + rel for rel in wanted if names.REF_PREFIX + rel in local]
     # Only namespaces that hold refs: git warns about a tip that matches nothing.
-    tips = [f"{space}*" for space in CODE_REFS if any(ref.startswith(space) for ref in local)]
+    listed = sorted(local)  # already sorted by git: linear
+    tips = [f"{space}*" for space in CODE_REFS
+            if (at := bisect.bisect_left(listed, space)) < len(listed) and listed[at].startswith(space)]
     if repo.head().branch is None and repo.head().commit:
         tips.append("HEAD")
     if len(updated) > MAX_NEGOTIATION_TIPS or not tips + updated:
