@@ -211,6 +211,16 @@ def test_long_histories_are_decimated_keeping_extremes() -> None:
     assert decimate(short, short, MAX_POINTS)[0] is short
 
 
+def test_a_plot_of_a_long_history_says_how_many_points_it_draws(repo: Path) -> None:
+    with gitexp.start_run(name="long", system_metrics_interval=0) as run:
+        for step in range(5000):
+            run.log_metric("loss", 1.0 if step != 4321 else 99.0, step=step)  # one spike
+    ax = gitexp.plot("loss").axes[0]
+    shown = len(ax.lines[0].get_xdata())
+    assert shown <= MAX_POINTS and max(ax.lines[0].get_ydata()) == 99.0
+    assert ax.get_title() == f"loss ({shown:,} of 5,000 points drawn: every bucket's min and max kept)"
+
+
 def test_moving_average_skips_nan() -> None:
     values = np.array([1.0, 3.0, np.nan, 5.0, np.inf])
     assert list(moving_average(np.where(np.isfinite(values), values, np.nan), 2)) == pytest.approx(

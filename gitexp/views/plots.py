@@ -10,7 +10,6 @@ so `import gitexp` stays cheap.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from gitexp.errors import GitexpError
 from gitexp.store import outputs, search
 from gitexp.store.isotime import parse_iso
 from gitexp.store.runs import RunRecord
+from gitexp.views import sampling
 from gitexp.views.compare import run_labels
 from gitexp.views.figures import legend, new_figure, plain, style
 
@@ -112,6 +112,9 @@ def _curves(records: Sequence[RunRecord], metrics: list[str], x: str, smooth: in
     labels = run_labels(records)
     data = {key: [(i, r, _xy(r, key, x, smooth)) for i, r in enumerate(records) if key in r.metrics]
             for key in keys}
+    # (points drawn, points logged) of each metric's lines, said in the title when they differ.
+    drawn = {key: (sum(len(xy[0]) for _, _, xy in rows), sum(_logged(r, key) for _, r, _ in rows))
+             for key, rows in data.items()}
     unit, scale = ("s", 1.0)
     if x == "relative":
         longest = max((float(np.nanmax(xs)) for rows in data.values() for _, _, (xs, _) in rows if len(xs)),
@@ -125,7 +128,11 @@ def _curves(records: Sequence[RunRecord], metrics: list[str], x: str, smooth: in
             (line,) = ax.plot(xs / scale if x == "relative" else xs, ys, label=labels[record.id],
                               linewidth=1.3, **style(index))
             handles.setdefault(record.id, line)
-        ax.set_title(plain(key) + (f" (moving average of {smooth} points)" if smooth and smooth > 1 else ""))
+        shown, logged = drawn[key]
+        notes = [f"moving average of {smooth} points"] if smooth and smooth > 1 else []
+        if logged > shown:
+            notes.append(f"{shown:,} of {logged:,} points drawn: every bucket's min and max kept")
+        ax.set_title(plain(key) + (f" ({'; '.join(notes)})" if notes else ""))
         ax.set_ylabel(plain(key))
         ax.set_xlabel({"step": "step", "time": "time (UTC)", "relative": f"time since run start ({unit})"}[x])
         if log_y:
@@ -140,6 +147,11 @@ def _curves(records: Sequence[RunRecord], metrics: list[str], x: str, smooth: in
     legend(fig, [handles[r.id] for r in records if r.id in handles], [labels[r.id] for r in records
                                                                        if r.id in handles])
     return fig
+
+
+def _logged(record: RunRecord, key: str) -> int:
+    summary = record.metrics.get(key)
+    return int(summary.get("count") or 0) if isinstance(summary, dict) else 0
 
 
 def _xy(record: RunRecord, key: str, x: str, smooth: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -181,20 +193,10 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def decimate(xs: np.ndarray, ys: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most about *limit* points that keep the shape: the first, the last, and each bucket's
-    minimum and maximum (so no spike disappears); a no-op for short lines."""
-    import numpy as np
+    """At most *limit* points that keep the shape (views/sampling.py: the first, the last, and each
+    bucket's minimum and maximum, so no spike disappears); a no-op for short lines."""
 
     if len(xs) <= limit:
         return xs, ys
-    buckets = limit // 2
-    size = math.ceil(len(ys) / buckets)
-    padded = np.full(buckets * size, np.nan)
-    padded[: len(ys)] = ys
-    grid = padded.reshape(buckets, size)
-    offsets = np.arange(buckets) * size
-    low = np.where(np.isnan(grid), np.inf, grid).argmin(axis=1) + offsets
-    high = np.where(np.isnan(grid), -np.inf, grid).argmax(axis=1) + offsets
-    keep = np.unique(np.concatenate(([0, len(ys) - 1], low, high)))
-    keep = keep[keep < len(ys)]
+    keep = sampling.minmax_indices(ys.tolist(), limit)
     return xs[keep], ys[keep]
