@@ -10,6 +10,8 @@ go when the folder outgrows MAX_BYTES. Deleting the folder is always safe.
 from __future__ import annotations
 
 import os
+from array import array
+from collections.abc import Sequence
 from pathlib import Path
 
 from gitexp.errors import CorruptRunError
@@ -20,7 +22,7 @@ from gitexp.store.state import Series
 HISTORY_DIR = "metrics"
 TSV_HEADER = "step\ttime\tvalue\n"  # a history's first line (codec.render_rows writes the rest)
 HEADER = TSV_HEADER.encode()
-CACHE_DIR = Path("gitexp") / "cache" / "history-v1"
+CACHE_DIR = Path("gitexp") / "cache" / "history-v2"  # v2: columns as array bytes
 MIN_BYTES = 16 * 1024  # histories shorter than this (about 500 steps) are parsed every time
 MAX_BYTES = 256 * 2**20
 # The bytes of the fields gitexp writes: integer steps, times with 3 decimals, float reprs.
@@ -35,22 +37,55 @@ def history_path(key: str) -> str:
 def read_history(repo: RepoReader, commit: str, key: str) -> Series:
     """The history of metric *key* in run commit *commit* (an empty Series when it has none);
     CorruptRunError when it cannot be read as one."""
+    found = read_columns(repo, commit, key)
+    return Series() if found is None else found.series()
+
+
+def read_columns(repo: RepoReader, commit: str, key: str) -> Columns | None:
+    """The history of metric *key* in *commit* as Columns (None when it has none), without making
+    a Python object of each value: what drawing a long history needs (about 24 bytes a row)."""
     path = history_path(key)
     oid = repo.entry_oid(commit, path)
     if oid is None:
-        return Series()
-    cache = repo.commondir / CACHE_DIR / f"{oid}.marshal"
-    series = _load(cache)
-    if series is not None:
-        return series
-    data = repo.read_path(commit, path)
+        return None
     where = f"history of metric {key!r} in commit {commit[:12]}"
+    cached = _load(repo, oid)
+    if cached is not None:
+        return cached
+    data = repo.read_path(commit, path)
     if data is None:  # a tree: the chunks of a long history (format 2), each cached on its own
         return _read_chunks(repo, oid, where)
-    series = _parse_blob(data, where)
+    return _columns_of_blob(repo, oid, data, where)
+
+
+class Columns:
+    """A history as three arrays (steps as int64 when every step fits, else a list) and the summary
+    Series.add would have kept."""
+
+    def __init__(self, steps: Sequence[int], times: array[float], values: array[float], summary: Series) -> None:
+        self.steps, self.times, self.values, self.summary = steps, times, values, summary
+
+    @classmethod
+    def of(cls, series: Series) -> Columns:
+        try:
+            steps: Sequence[int] = array("q", series.steps)
+        except OverflowError:  # a step beyond 64 bits
+            steps = list(series.steps)
+        summary = Series(last=series.last, last_step=series.last_step, min=series.min, max=series.max)
+        return cls(steps, array("d", series.times), array("d", series.values), summary)
+
+    def series(self) -> Series:
+        steps = self.steps.tolist() if isinstance(self.steps, array) else list(self.steps)
+        s = self.summary
+        return Series(steps=steps, times=self.times.tolist(), values=self.values.tolist(), last=s.last,
+                      last_step=s.last_step, min=s.min, max=s.max)
+
+
+def _columns_of_blob(repo: RepoReader, oid: str, data: bytes, where: str) -> Columns:
+    columns = Columns.of(_parse_blob(data, where))
     if len(data) >= MIN_BYTES:
-        _store(cache, series)
-    return series
+        _store(repo, oid, columns)
+    return columns
 
 
 def chunk_tree(repo: RepoReader, commit: str, key: str) -> str | None:
@@ -69,29 +104,37 @@ def _parse_blob(data: bytes, where: str) -> Series:
         raise CorruptRunError(f"{where} is malformed: {exc}") from exc
 
 
-def _read_chunks(repo: RepoReader, tree: str, where: str) -> Series:
+def _read_chunks(repo: RepoReader, tree: str, where: str) -> Columns:
     """A chunked history: each chunk parsed (or read from the cache, a chunk never changes) and
-    checked to start at the row where the previous one ended."""
+    checked to start at the row where the previous one ended; the summaries combined as
+    Series.add would have kept them row by row."""
     from gitexp.store import chunks  # here: it loads the git layer's writer, which listings never need
 
-    steps: list[int] = []
-    times: list[float] = []
-    values: list[float] = []
+    parts: list[Columns] = []
+    rows = 0
+    summary = Series()
     for first, blob in chunks.chunk_blobs(repo, tree, where):
-        if first != len(steps):
-            raise CorruptRunError(f"{where}: chunk {first:012d}.tsv should start at row {len(steps)} "
+        if first != rows:
+            raise CorruptRunError(f"{where}: chunk {first:012d}.tsv should start at row {rows} "
                                   f"(a chunk is missing, or repeated)")
-        cache = repo.commondir / CACHE_DIR / f"{blob}.marshal"
-        part = _load(cache)
+        part = _load(repo, blob)
         if part is None:
-            data = repo.read_blob(blob)
-            part = _parse_blob(data, f"{where}, chunk {first:012d}.tsv")
-            if len(data) >= MIN_BYTES:
-                _store(cache, part)
-        steps += part.steps
-        times += part.times
-        values += part.values
-    return from_columns(steps, times, values)
+            part = _columns_of_blob(repo, blob, repo.read_blob(blob), f"{where}, chunk {first:012d}.tsv")
+        rows += len(part.values)
+        parts.append(part)
+        s = part.summary
+        if max(part.steps, default=-2) >= -1 and s.last_step >= summary.last_step:  # as from_columns: steps from -1
+            summary.last, summary.last_step = s.last, s.last_step
+        if s.min == s.min and not summary.min <= s.min:  # NaN never; the first of equal values stays
+            summary.min = s.min
+        if s.max == s.max and not summary.max >= s.max:
+            summary.max = s.max
+    if all(isinstance(p.steps, array) for p in parts):
+        steps: Sequence[int] = array("q", b"".join(p.steps.tobytes() for p in parts if isinstance(p.steps, array)))
+    else:
+        steps = [step for p in parts for step in p.steps]
+    return Columns(steps, array("d", b"".join(p.times.tobytes() for p in parts)),
+                   array("d", b"".join(p.values.tobytes() for p in parts)), summary)
 
 
 def parse_history(data: bytes) -> Series:
@@ -148,18 +191,26 @@ def from_columns(steps: list[int], times: list[float], values: list[float]) -> S
     return series
 
 
-def _load(path: Path) -> Series | None:
-    loaded = cachefile.load(path)  # None when absent or unreadable: parse the blob
-    if not (type(loaded) is tuple and len(loaded) == 7 and all(type(x) is list for x in loaded[:3])
-            and len(loaded[0]) == len(loaded[1]) == len(loaded[2])):
+def _load(repo: RepoReader, oid: str) -> Columns | None:
+    loaded = cachefile.load(repo.commondir / CACHE_DIR / f"{oid}.marshal")  # None: absent or unreadable
+    if not (type(loaded) is tuple and len(loaded) == 7 and all(type(x) is bytes for x in loaded[:3])
+            and len(loaded[0]) == len(loaded[1]) == len(loaded[2]) and len(loaded[0]) % 8 == 0):
         return None
-    steps, times, values, last, last_step, low, high = loaded
-    return Series(steps=steps, times=times, values=values, last=last, last_step=last_step, min=low, max=high)
+    steps, times, values = array("q"), array("d"), array("d")
+    steps.frombytes(loaded[0])
+    times.frombytes(loaded[1])
+    values.frombytes(loaded[2])
+    last, last_step, low, high = loaded[3:]
+    return Columns(steps, times, values, Series(last=last, last_step=last_step, min=low, max=high))
 
 
-def _store(path: Path, series: Series) -> None:
-    if cachefile.save(path, (series.steps, series.times, series.values, series.last, series.last_step,
-                             series.min, series.max)):  # a read-only repository still reads histories, only slower
+def _store(repo: RepoReader, oid: str, columns: Columns) -> None:
+    if not isinstance(columns.steps, array):
+        return  # steps beyond 64 bits: parsed each time
+    s = columns.summary
+    path = repo.commondir / CACHE_DIR / f"{oid}.marshal"
+    if cachefile.save(path, (columns.steps.tobytes(), columns.times.tobytes(), columns.values.tobytes(), s.last,
+                             s.last_step, s.min, s.max)):  # a read-only repository still reads histories, only slower
         _prune(path.parent)
 
 

@@ -186,9 +186,8 @@ def history(live: LiveValues, repo: RepoReader, commit: str, key: str) -> Series
     series = live.series.get(key)
     if series is None:
         return read_history(repo, commit, key)
-    if live.base is None:
-        return series
-    whole = read_history(repo, live.base, key)
+    # A read history holds lists, as read_history's do (the journal's replay logged into arrays).
+    whole = read_history(repo, live.base, key) if live.base is not None else Series()
     for step, stamp, value in zip(series.steps, series.times, series.values, strict=True):
         whole.add(step, stamp, value)
     return whole

@@ -33,6 +33,7 @@ from gitexp.text import printable
 
 if TYPE_CHECKING:
     from gitexp.git.reader import RepoReader
+    from gitexp.store.histories import Columns
     from gitexp.store.live import LiveValues
     from gitexp.store.state import Series
 
@@ -192,6 +193,15 @@ class RunRecord:
         from gitexp.store.histories import read_history
 
         return read_history(self.repo, self.commit, key)
+
+    def columns(self, key: str) -> Columns:
+        """history(key) as arrays, without a Python object per value: for drawing long histories."""
+        from gitexp.store.histories import Columns, read_columns
+        from gitexp.store.state import Series
+
+        if self._live is not None or key not in self.metrics:
+            return Columns.of(self.history(key))  # a live run's journal, or the error history() gives
+        return read_columns(self.repo, self.commit, key) or Columns.of(Series())
 
     def read(self, path: str) -> bytes | None:
         """Raw bytes of a file of the run commit's tree (output.log, code.patch...)."""
