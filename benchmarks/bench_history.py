@@ -39,12 +39,14 @@ def rss_mb() -> float:
 
 def plot(repo: Path, run_id: str) -> tuple[float, float]:
     """`git exp plot loss RUN -o loss.png` as a user runs it (warm: the history cache exists): the best of
-    three wall times, and the process's peak RSS (ru_maxrss of a child that ran only this)."""
+    three wall times, and the process's peak RSS (its VmHWM)."""
     best, peak = float("inf"), 0.0
     for _ in range(3):
-        code = ("import resource, sys, time; from gitexp.cli.main import main; t = time.perf_counter(); "
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from this large parent.
+        code = ("import re, sys, time; from gitexp.cli.main import main; t = time.perf_counter(); "
                 f"main(['plot', 'loss', {run_id!r}, '-o', 'loss.png']); "
-                "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+                "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+                "print(time.perf_counter() - t, int(hwm) / 1024)")
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
         best = min(best, time.perf_counter() - started)
