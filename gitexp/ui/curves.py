@@ -91,12 +91,12 @@ def _cached_line(record: RunRecord, key: str, x: str, smooth: int | None, points
 def _line(record: RunRecord, key: str, x: str, smooth: int | None, points: int) -> dict[str, Any]:
     import numpy as np
 
-    series = record.history(key)
-    values = np.fromiter(series.values, dtype=float, count=len(series.values))
+    series = record.columns(key)  # arrays: no Python object per value of a long history
+    values = np.asarray(series.values, dtype=float)
     if x == "step":
-        xs = np.fromiter(series.steps, dtype=float, count=len(series.steps))
+        xs = np.asarray(series.steps, dtype=float)
     else:
-        xs = np.fromiter(series.times, dtype=float, count=len(series.times))
+        xs = np.asarray(series.times, dtype=float)
         if x == "relative":
             start = parse_iso(record.start) if record.start else (xs[0] if len(xs) else 0.0)
             xs = xs - start
