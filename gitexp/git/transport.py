@@ -10,6 +10,8 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitexp.errors import RemoteError, StorageError
@@ -49,22 +51,46 @@ def run_git(repo: Repo, args: list[str], stdin: str | None = None, progress: boo
 _LISTED = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64})\t(refs/[^\t]+)\Z")
 
 
-def list_remote(repo: Repo, remote: str, prefixes: tuple[str, ...]) -> dict[str, str]:
-    """ref -> object id of *remote*'s refs that start with one of *prefixes* (`git ls-remote`).
+@dataclass
+class RefComparison:
+    """A remote's refs under a prefix beside the local refs of the same names."""
 
-    One listing, and nothing written here: what to fetch is decided from it, so refs that are
-    not wanted cost no objects and no local ref. The names are the remote's (untrusted): a line
-    that is not an object id and a ref name is left out.
+    differing: dict[str, str]  # ref -> the remote's object id, where it is not the local one (or not here)
+    here: dict[str, str]  # ref -> object id of every local ref under the prefix
+    same: list[str]  # refs equal on both sides
+    named: dict[str, str]  # ref -> the remote's object id of the refs asked for by name
+
+
+def compare_refs(repo: Repo, remote: str, prefix: str, named: tuple[str, ...] = ()) -> RefComparison:
+    """*remote*'s refs under *prefix* (and those *named*) from one `git ls-remote`, beside one
+    `git for-each-ref` of the local ones, the two run side by side.
+
+    Nothing is written: what to fetch is decided from this. Lines equal on both sides (the
+    same ref at the same object, most of them at 100,000 runs) are told apart as whole lines
+    by a set difference; only the others are parsed. Those are the remote's words (untrusted):
+    a line that is not an object id and a ref under *prefix* or *named* is left out. ls-remote
+    asks the remote for all its refs and keeps these: git has no way to ask for a prefix there.
     """
-    proc = run_git(repo, ["ls-remote", "--refs", remote, *(f"{prefix}*" for prefix in prefixes)])
+    with ThreadPoolExecutor(1) as pool:
+        # For-each-ref in a thread of its own: its output fills the pipe while ls-remote waits on the remote.
+        listed_here = pool.submit(git_bytes, repo, ["for-each-ref", "--format=%(objectname)%09%(refname)", prefix])
+        proc = run_git(repo, ["ls-remote", "--refs", remote, f"{prefix}*", *named])
+        here_lines = listed_here.result().decode("utf-8", "surrogateescape").splitlines()
     if proc.returncode:
         raise failure(proc, f"`git ls-remote {remote}`")
-    out = {}
-    for line in (proc.stdout or "").splitlines():
+    theirs = set((proc.stdout or "").splitlines())
+    other = theirs.difference(here_lines)
+    differing, asked = {}, {}
+    for line in other:
         match = _LISTED.match(line)
-        if match and match.group(2).startswith(prefixes):
-            out[match.group(2)] = match.group(1)
-    return out
+        if match and match.group(2).startswith(prefix):
+            differing[match.group(2)] = match.group(1)
+        elif match and match.group(2) in named:
+            asked[match.group(2)] = match.group(1)
+    # Every local line is "<object id>\t<ref>" with ids of one length: slices, the cheapest split.
+    cut = here_lines[0].find("\t") + 1 if here_lines else 0
+    here = {line[cut:]: line[:cut - 1] for line in here_lines}
+    return RefComparison(differing, here, [line[cut:] for line in theirs.difference(other)], asked)
 
 
 def fetch_objects(repo: Repo, remote: str, oids: list[str], negotiation_tips: list[str] | None = None) -> None:

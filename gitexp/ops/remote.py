@@ -70,7 +70,9 @@ class FetchReport:
     invalid: list[str] = field(default_factory=list)
     notes: str | None = None
     lfs_fetched: int = 0
-    theirs: dict[str, str] = field(default_factory=dict)  # run ref -> the remote's commit, for each valid run
+    theirs: dict[str, str] = field(default_factory=dict)  # run ref -> the remote's commit, of each run fetched
+    runs_here: list[str] = field(default_factory=list)  # every run ref here after the fetch (for handles)
+    unchanged: list[str] = field(default_factory=list)  # run refs equal here and there
 
 
 def _parse_porcelain(text: str) -> dict[str, RefUpdate]:
@@ -210,65 +212,64 @@ def fetch(repo: Repo, remote: str | None = None) -> FetchReport:
     (by id, so git writes no ref of its own) and only their refs are written here.
     """
     name = transport.resolve_remote(repo, remote)
-    listed = transport.list_remote(repo, name, (names.REF_PREFIX, NOTES_REF))
-    theirs = {ref[len(names.REF_PREFIX):]: oid for ref, oid in listed.items() if ref.startswith(names.REF_PREFIX)}
-    local = transport.local_refs(repo, (names.REF_PREFIX, names.TRASH_PREFIX, f"{CONFLICTS_PREFIX}{name}/",
-                                        tracking(name), *CODE_REFS))
-    report, wanted = _plan(theirs, local, name)
+    compared = transport.compare_refs(repo, name, names.REF_PREFIX, (NOTES_REF,))
+    # The other refs fetch reads, few: kept apart from the runs so that no step walks all of them.
+    local = transport.local_refs(repo, (names.TRASH_PREFIX, f"{CONFLICTS_PREFIX}{name}/", tracking(name), *CODE_REFS))
+    report, wanted = _plan(compared, local, name)
     track = f"{tracking(name)}notes/experiments"
-    notes_oid = listed.get(NOTES_REF)
+    notes_oid = compared.named.get(NOTES_REF)
     oids = set(wanted.values())
     if notes_oid is not None and notes_oid != local.get(track):
         oids.add(notes_oid)
-    transport.fetch_objects(repo, name, sorted(oids), _negotiation_tips(repo, local, wanted))
-    _integrate(repo, name, report, wanted, local)
+    transport.fetch_objects(repo, name, sorted(oids), _negotiation_tips(repo, local, compared.here, wanted))
+    _integrate(repo, name, report, wanted, compared.here, local)
     if notes_oid is None and track in local:
         repo.delete_ref(track, local[track])  # the remote has no notes any more
     elif notes_oid is not None and notes_oid != local.get(track):
         _set_ref(repo, track, notes_oid, f"gitexp: fetch {name}")
     report.notes = _merge_tracked_notes(repo, track)
     _drop_run_tracking_refs(repo, name, local)
+    report.runs_here = [*compared.here, *report.new]
     return report
 
 
-def _plan(theirs: dict[str, str], local: dict[str, str], remote: str) -> tuple[FetchReport, dict[str, str]]:
+def _plan(compared: transport.RefComparison, local: dict[str, str],
+          remote: str) -> tuple[FetchReport, dict[str, str]]:
     """The report so far (unchanged, invalid, removed here) and the runs to fetch: rel path -> their commit.
 
-    Names are checked before anything is fetched: a remote's stray refs cost no objects here.
+    Names are checked before anything is fetched: a remote's stray refs cost no objects here. A
+    ref equal on both sides is counted unchanged unchecked: nothing is done with it.
     """
-    report = FetchReport(remote)
+    report = FetchReport(remote, same=len(compared.same), unchanged=compared.same)
     trashed = {ref.rsplit("/", 1)[-1] for ref in local if ref.startswith(names.TRASH_PREFIX)}
     wanted = {}
     experiments: dict[str, bool] = {}  # a few experiments hold thousands of runs: each is checked once
-    for rel, oid in sorted(theirs.items()):
+    for ref, oid in sorted(compared.differing.items()):
+        rel = ref[len(names.REF_PREFIX):]
         experiment, _, run_id = rel.rpartition("/")
         if experiment not in experiments:
             try:
                 experiments[experiment] = bool(names.check_experiment(experiment))
             except InvalidNameError:
                 experiments[experiment] = False
-        valid = experiments[experiment] and names.is_run_id(run_id)
-        ours = local.get(names.REF_PREFIX + rel)
-        if not valid:
+        if not experiments[experiment] or not names.is_run_id(run_id):
             report.invalid.append(rel)  # not a run ref: a remote's stray data is never imported
-        elif ours == oid:
-            report.same += 1
-            report.theirs[names.REF_PREFIX + rel] = oid
-        elif ours is None and run_id in trashed:
-            report.removed_here.append(names.REF_PREFIX + rel)
+        elif ref not in compared.here and run_id in trashed:
+            report.removed_here.append(ref)
         else:
             wanted[rel] = oid
     return report, wanted
 
 
-def _negotiation_tips(repo: Repo, local: dict[str, str], wanted: dict[str, str]) -> list[str] | None:
+def _negotiation_tips(repo: Repo, local: dict[str, str], runs: dict[str, str],
+                      wanted: dict[str, str]) -> list[str] | None:
     """What git offers the remote as common history: the user's branches, tags and a detached HEAD,
     and the runs being updated (so a longer run's earlier commits do not travel again), but not
     every other run: offered every run, git sends the remote thousands of `have` lines before the
     one that matters (the code commit new runs start from)."""
-    updated = [names.REF_PREFIX + rel for rel in wanted if names.REF_PREFIX + rel in local]
+    updated = [names.REF_PREFIX + rel for rel in wanted if names.REF_PREFIX + rel in runs]
     # Only namespaces that hold refs: git warns about a tip that matches nothing.
-    listed = sorted(local)  # already sorted by git: linear
+    listed = sorted(local)
     tips = [f"{space}*" for space in CODE_REFS
             if (at := bisect.bisect_left(listed, space)) < len(listed) and listed[at].startswith(space)]
     if repo.head().branch is None and repo.head().commit:
@@ -278,11 +279,12 @@ def _negotiation_tips(repo: Repo, local: dict[str, str], wanted: dict[str, str])
     return tips + updated
 
 
-def _integrate(repo: Repo, remote: str, report: FetchReport, wanted: dict[str, str], local: dict[str, str]) -> None:
+def _integrate(repo: Repo, remote: str, report: FetchReport, wanted: dict[str, str], runs: dict[str, str],
+               local: dict[str, str]) -> None:
     moves: list[tuple[str, str, str | None]] = []  # (ref, new, old or None to create)
     for rel, theirs in wanted.items():
         ref, conflict = names.REF_PREFIX + rel, f"{CONFLICTS_PREFIX}{remote}/{rel}"
-        ours = local.get(ref)
+        ours = runs.get(ref)
         if repo.resolve_commit(theirs) != theirs:
             report.invalid.append(rel)  # a blob, a tree or a tag is no run
             continue
@@ -297,10 +299,12 @@ def _integrate(repo: Repo, remote: str, report: FetchReport, wanted: dict[str, s
             _set_ref(repo, conflict, theirs, f"gitexp: conflict with {remote} {rel.rpartition('/')[2]}")
             report.conflicts.append((ref, conflict))
     prefix = f"{CONFLICTS_PREFIX}{remote}/"
-    settled = (set(report.theirs) | set(report.removed_here)) - {ref for ref, _ in report.conflicts}
-    for conflict, oid in local.items():
-        if conflict.startswith(prefix) and names.REF_PREFIX + conflict[len(prefix):] in settled:
-            repo.delete_ref(conflict, oid)  # the two sides agree again
+    stale = {names.REF_PREFIX + ref[len(prefix):]: (ref, oid) for ref, oid in local.items() if ref.startswith(prefix)}
+    if stale:
+        settled = (set(report.theirs) | set(report.unchanged) | set(report.removed_here)) - \
+            {ref for ref, _ in report.conflicts}
+        for run in settled.intersection(stale):
+            repo.delete_ref(*stale[run])  # the two sides agree again
     moved = {ref for ref, _, _ in _move_refs(repo, moves, f"gitexp: fetch {remote}")}
     for ref, _, old in moves:
         # A run a local writer moved meanwhile is left as it is; the next fetch looks again.
@@ -356,7 +360,8 @@ def pull(repo: Repo, remote: str | None = None, artifacts: bool = False) -> Fetc
 
     report = fetch(repo, remote)
     if artifacts:
-        commits = set(report.theirs.values())
+        here = transport.local_refs(repo, (names.REF_PREFIX,))
+        commits = set(report.theirs.values()) | {here[ref] for ref in report.unchanged if ref in here}
         wanted = [a for commit in sorted(commits) for a in list_artifacts(repo, commit)]
         report.lfs_fetched = ensure_present(repo, wanted, report.remote)
     return report
