@@ -479,3 +479,18 @@ def test_progress_goes_to_a_terminal_only(clones: tuple[Path, Path], env_for_sub
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "1 new" in out, out
     assert b"Uploading LFS objects" in seen, out  # git-lfs's progress, shown live on the terminal
+
+
+def test_handles_of_listed_runs_are_those_among_every_run() -> None:
+    from gitexp.cli.share import _handles
+    from gitexp.store import names
+
+    ids = [f"20261202-{n:07x}{r}" for n, r in enumerate(
+        ["ab12cd3e", "ab12cd3f", "ab12cd4e", "12345678", "12345679", "20261205", "2026120a", "ffffffff", "0badcafe"])]
+    ids.append("not-a-standard-id")
+    every = [f"refs/experiments/cnn/{run_id}" for run_id in ids]
+    full = names.handles(ids)
+    assert {full[i] for i in ids[:3]} == {"ab12cd3e", "ab12cd3f", "ab12cd4"}  # what the test exercises
+    assert full[ids[5]] == "20261205" and full[ids[6]] == "2026120a"
+    for run_id in ids:
+        assert _handles([run_id], every)[run_id] == full[run_id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,11 +30,12 @@ def _list_runs(status: str, refs: list[str], titles: dict[str, str]) -> None:
         print(f"  ... and {len(refs) - SHOWN} more {status}")
 
 
-def _titles(repo: Repo, refs: list[str]) -> dict[str, str]:
+def _titles(repo: Repo, refs: list[str], every: Iterable[str] | None = None) -> dict[str, str]:
     """ref -> "3fa9c21 cnn/lr-0.1" of the runs that messages list (SHOWN of each kind at most).
 
-    Handles are unique among every run's id, which the ref names give; only the listed runs are
-    read. Loading every run (store.runs.ref_titles) cost 5 s after a fetch of 10,000 new runs.
+    A handle is unique among every run's id, which the ref names give (*every* run ref here,
+    else listed); only the listed runs are read. Loading every run (store.runs.ref_titles) cost
+    5 s after a fetch of 10,000 new runs.
     """
     from gitexp.errors import CorruptRunError
     from gitexp.git.transport import local_refs
@@ -45,14 +46,15 @@ def _titles(repo: Repo, refs: list[str]) -> dict[str, str]:
     wanted = list(dict.fromkeys(refs))
     if not wanted:
         return {}
-    every = local_refs(repo, (names.REF_PREFIX,))
-    handles = names.handles(split_ref(ref)[1] for ref in every)
+    here = local_refs(repo, tuple(wanted))  # exact names: git lists just these
+    handles = _handles([split_ref(ref)[1] for ref in here], local_refs(repo, (names.REF_PREFIX,)) if every is None
+                       else every)
     out = {}
     for ref in wanted:
-        commit = every.get(ref)
+        commit = here.get(ref)
         experiment, run_id = split_ref(ref)
         try:
-            if commit is None:
+            if commit is None or run_id not in handles:
                 raise CorruptRunError(f"{ref} is no run here")
             meta, params, metrics, env = read_listing(repo, commit)
         except CorruptRunError:
@@ -60,6 +62,20 @@ def _titles(repo: Repo, refs: list[str]) -> dict[str, str]:
             continue
         out[ref] = run_title(RunRecord(run_id, experiment, commit, meta, params, metrics, repo, env), handles[run_id])
     return out
+
+
+def _handles(ids: list[str], every: Iterable[str]) -> dict[str, str]:
+    """names.handles of *ids* among the ids of the run refs *every*, from what decides them: the ids
+    whose random part starts as one of theirs does, and each distinct start of 8 characters (the
+    starts a handle of digits is checked against; given as ids of their own, their handles unused).
+    At 100,000 runs, handles of every id took most of a second."""
+    from gitexp.store import names
+
+    starts = {names.random_part(i)[:names.HANDLE_LEN] for i in ids}
+    tails = [ref[ref.rfind("/") + 1:] for ref in every]
+    end = names.RANDOM_START + names.HANDLE_LEN
+    deciding = {t for t in tails if t[names.RANDOM_START:end] in starts}
+    return names.handles([*ids, *deciding, *{t[:names.HANDLE_LEN + 1] for t in tails}])
 
 
 def _record(run: str, experiment: str | None) -> RunRecord:
@@ -154,7 +170,8 @@ def cmd_push(args: list[str], no_artifacts: bool) -> int:
 def _print_fetch(repo: Repo, report: FetchReport) -> None:
     from gitexp.text import printable
 
-    titles = _titles(repo, [*report.new[:SHOWN], *report.updated[:SHOWN], *(ref for ref, _ in report.conflicts)])
+    titles = _titles(repo, [*report.new[:SHOWN], *report.updated[:SHOWN], *(ref for ref, _ in report.conflicts)],
+                     report.runs_here)
     _list_runs("new", report.new, titles)
     _list_runs("updated", report.updated, titles)
     for ref, kept in report.conflicts:
