@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
@@ -153,3 +154,45 @@ def test_a_live_run_keeps_in_memory_only_what_no_commit_holds_and_reads_all(repo
     assert [m.step for m in MlflowClient().get_metric_history(run.id, "loss")] == whole.steps
     run.end()
     assert gitexp.get_run("live").history("loss").steps == whole.steps
+
+
+def test_a_chunked_history_reads_back_what_logging_it_row_by_row_summarised(repo: Path) -> None:
+    """Property: however the rows fall into chunks (negative steps, repeated steps, NaN), reading the
+    chunk tree gives every row and the summary Series.add keeps (the summaries are combined chunk by
+    chunk, not recomputed)."""
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    from gitexp.git.repo import Repo
+    from gitexp.store import codec, histories
+    from gitexp.store.state import Series
+
+    r = Repo.discover(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    # Few distinct values, so that chunks of NaN only, equal minima and -0.0 beside 0.0 come up.
+    special = st.sampled_from([math.nan, -0.0, 0.0, 1.0, -1.0, math.inf])
+    rows = st.tuples(st.one_of(st.sampled_from([-2, -1]), st.integers(-3, 2)), st.one_of(special, special, st.floats()))
+    counter = iter(range(10**6))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.lists(rows, min_size=1, max_size=6), min_size=1, max_size=5))
+    @example([[(-1, 1.0)], [(-2, 5.0)]])  # a chunk with no step from -1 up must not take the last value
+    @example([[(0, 1.0)], [(1, math.nan)]])  # a chunk of NaN only has no minimum
+    def check(commits: list[list[tuple[int, float]]]) -> None:
+        logged, expected = Series.logging(), Series()
+        logged.sealed = 0
+        entries: dict[str, object] = {}
+        for batch in commits:  # each commit seals the rows logged since the previous one
+            for step, value in batch:
+                logged.add(step, 1.0, value)
+                expected.add(step, 1.0, value)
+            entries = chunks.stage_chunks(r, logged, codec.render_range)
+        commit = r.commit_staged(r.stage_tree({"metrics": {"loss.tsv": entries}}), [head], "c")
+        r.cas_ref(f"refs/experiments/default/p{next(counter)}", commit, None, "property")
+        got = histories.read_history(r, commit, "loss")
+        assert got.steps == list(expected.steps)
+        assert [repr(v) for v in got.values] == [repr(v) for v in expected.values]  # NaN and -0.0 too
+        assert got.count == expected.count and got.last_step == expected.last_step
+        assert repr((got.last, got.min, got.max)) == repr((expected.last, expected.min, expected.max))
+
+    check()

@@ -123,7 +123,10 @@ def _read_chunks(repo: RepoReader, tree: str, where: str) -> Columns:
         rows += len(part.values)
         parts.append(part)
         s = part.summary
-        if max(part.steps, default=-2) >= -1 and s.last_step >= summary.last_step:  # as from_columns: steps from -1
+        # A chunk counts for the last value when it has a step of -1 or more (as from_columns); its
+        # summary says so, unless it reads (NaN, -1): then only its steps tell.
+        ambiguous = s.last_step == -1 and s.last != s.last
+        if (not ambiguous or max(part.steps, default=-2) >= -1) and s.last_step >= summary.last_step:
             summary.last, summary.last_step = s.last, s.last_step
         if s.min == s.min and not summary.min <= s.min:  # NaN never; the first of equal values stays
             summary.min = s.min
