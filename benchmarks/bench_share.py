@@ -15,7 +15,8 @@ two transports, both with git protocol v2 (`protocol.version=2` in the throwaway
 a push speaks v0 whatever the setting. The anchor is plain git moving the same refs and objects
 with a refspec in the same moment: `git push R 'refs/experiments/*:refs/experiments/*'` into
 another empty remote, `git fetch R '+refs/experiments/*:refs/experiments/*'` (and the notes) into
-another clone; gitexp and git alternate, so both see the machine's load.
+another clone; gitexp and git alternate, so both see the machine's load, and what one wrote is
+flushed to disk (sync) before the next is timed.
 
 - push 10,000 new: a working copy of the 10,000-run fixture (`git clone --mirror`, so refs are
   packed as after a gc) pushes every run into an empty bare repository.
@@ -115,7 +116,16 @@ def bare(path: Path) -> Path:
 
 
 def timed(argv: list[str], cwd: Path) -> float:
+    # What the previous command wrote is flushed first: its writeback (tens of MB, thousands of
+    # files) otherwise lands on whichever command comes next, gitexp or git.
+    os.sync()
     return wall(argv, cwd)[0]
+
+
+def seconds(samples: list[float]) -> str:
+    """The median, and the range when there are several."""
+    spread = f" ({min(samples):.2f} to {max(samples):.2f})" if len(samples) > 1 else ""
+    return f"{statistics.median(samples):.2f} s{spread}"
 
 
 def make_runs(args: dict[str, Any]) -> dict[str, Any]:
@@ -145,9 +155,8 @@ class Bench:
         self.notes: list[str] = []
 
     def row(self, what: str, transport: str, ours: list[float], theirs: list[float], goal: float) -> None:
-        mine, anchor = statistics.median(ours), statistics.median(theirs)
-        spread = f" ({min(ours):.2f} to {max(ours):.2f})" if len(ours) > 1 else ""
-        self.rows.append([what, TRANSPORTS[transport], f"{mine:.2f} s{spread}", f"{anchor:.2f} s", f"≤ {goal:g} s",
+        mine = statistics.median(ours)
+        self.rows.append([what, TRANSPORTS[transport], seconds(ours), seconds(theirs), f"≤ {goal:g} s",
                           "yes" if mine <= goal else "NO"])
 
     def bulk(self, fixture: Path, urls: dict[str, Any]) -> None:
