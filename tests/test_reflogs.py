@@ -149,3 +149,13 @@ def wait_until(condition: Callable[[], bool], limit: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the upkeep did not happen"
         time.sleep(0.05)
+
+
+def test_refs_are_packed_less_often_as_packed_refs_grows(tmp_path: Path) -> None:
+    packed = tmp_path / "packed-refs"
+    intervals = []
+    for size in (0, 1_000_000, 2_000_000, 3_000_000, 4_500_000, 9_300_000, 50_000_000):
+        packed.write_bytes(b"x" * size)
+        intervals.append(reflogs.pack_interval(tmp_path))
+    assert intervals == [100, 100, 200, 200, 500, 1000, 1000]
+    assert all(reflogs.ARCHIVE_EVERY % interval == 0 for interval in intervals)  # the archiving pass stays due

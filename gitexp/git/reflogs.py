@@ -35,8 +35,11 @@ ARCHIVE = "gitexp/reflogs"
 LOCK = "gitexp/reflogs.lock"
 ZERO = "0" * 40
 PENDING = "gitexp/refs-pending"  # one byte per ref made since the last archiving pass (refmaint.py)
-PACK_EVERY = 100  # new refs between two `git pack-refs`: 100 loose refs add about 1.5 ms to git log --decorate
+PACK_EVERY = 100  # new refs between two `git pack-refs`, at least: 100 loose refs add 1.5 ms to git log --decorate
 ARCHIVE_EVERY = 1000  # new refs between two archiving passes
+# ... at most ARCHIVE_EVERY: one new ref for each PACKED_PER_NEW bytes of packed-refs (90 bytes a ref), since
+# rewriting packed-refs and every libgit2 writer's reading it again cost time in proportion to its size.
+PACKED_PER_NEW = 9000
 MIN_AGE = 600.0  # seconds a log rests before it is archived: a live run writes its log every checkpoint
 
 _cache: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
@@ -185,20 +188,33 @@ def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | No
 
 
 def count_new_ref(commondir: Path | str) -> None:
-    """Count one new ref; start the upkeep when the count reaches a multiple of PACK_EVERY.
+    """Count one new ref; start the upkeep when the count reaches a multiple of pack_interval().
     Never raises: ref upkeep is an optimisation, and logging must not fail over it."""
     try:
         fd = os.open(os.path.join(commondir, PENDING), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         try:
             os.write(fd, b".")
             # O_APPEND gives each writer its own offset, so exactly one of them sees the multiple.
-            due = os.lseek(fd, 0, os.SEEK_CUR) % PACK_EVERY == 0
+            count = os.lseek(fd, 0, os.SEEK_CUR)
         finally:
             os.close(fd)
+        due = count % PACK_EVERY == 0 and count % pack_interval(commondir) == 0
         if due:
             start_upkeep(commondir)
     except OSError:
         pass
+
+
+def pack_interval(commondir: Path | str) -> int:
+    """New refs between two packings of the refs: PACK_EVERY, more as packed-refs grows."""
+    try:
+        size = os.stat(os.path.join(commondir, "packed-refs")).st_size
+    except OSError:
+        size = 0
+    steps = min(max(1, size // PACKED_PER_NEW // PACK_EVERY), ARCHIVE_EVERY // PACK_EVERY)
+    while (ARCHIVE_EVERY // PACK_EVERY) % steps:  # a divisor of ARCHIVE_EVERY, so the archiving pass stays due
+        steps -= 1
+    return steps * PACK_EVERY
 
 
 def start_upkeep(commondir: Path | str) -> None:
