@@ -16,7 +16,8 @@ commit's tree, free). System metrics are off (each run lasts milliseconds).
 How it is built: in batches of 5,000 runs, 2 processes each (this machine has 2 cores), with
 `git gc` between batches, as issue 14 describes, and as a user's git would run `git gc --auto`
 now and then; that gc skips `git reflog expire` (gc.reflogExpire=never), which would expire
-nothing here but rewrites each run's reflog file (3.7 ms each on this machine's disk). One code commit is made between batches, so runs hang off 20 base commits.
+nothing here but rewrites each run's reflog file (3.7 ms each on this machine's disk). One code
+commit is made between batches, so runs hang off 20 base commits.
 `git config exp.notes false` during the build, as bench_core's fixtures do: all runs of a batch
 share one base commit, whose note would gain a line per run and be rewritten whole each second
 (quadratic, and not what this fixture measures); it is unset at the end. Nothing else is done
