@@ -154,7 +154,7 @@ def do_upkeep(args: dict[str, Any]) -> dict[str, Any]:
     from gitexp.git import refmaint
 
     t0 = time.perf_counter()
-    archived = refmaint.upkeep(Path(args["gitdir"]), min_age=0)
+    archived = refmaint.upkeep(Path(args["gitdir"]), min_age=0, archive=True)
     return {"seconds": time.perf_counter() - t0, "archived": archived}
 
 
@@ -246,6 +246,9 @@ def main() -> int:
         git_reps = reps * 2
         for label, cmd in (("git status", ["git", "status"]), ("git log -20", ["git", "log", "-20"]),
                            ("git log --oneline --decorate -20", ["git", "log", "--oneline", "--decorate", "-20"]),
+                           ("git log --oneline --decorate -20, log.excludeDecoration=refs/experiments/",
+                            ["git", "-c", "log.excludeDecoration=refs/experiments/", "log", "--oneline", "--decorate",
+                             "-20"]),
                            ("git branch", ["git", "branch"]), ("git gc --auto", ["git", "gc", "--auto"]),
                            ("git commit", ["git", "commit", "-q", "--allow-empty", "-m", "bench"])):
             a, b = paired(cmd, runs_repo, cmd, bare, git_reps)
