@@ -239,13 +239,13 @@ def test_a_full_disk_on_a_small_tmpfs_loses_nothing(tmp_path, env_for_subprocess
         body = """
             import os, gitexp
             run = gitexp.start_run(name="full", system_metrics_interval=0, capture_code=False, flush_interval=0.05)
-            filler = open("filler", "wb")
+            filler = open("filler", "wb", buffering=0)  # unbuffered: close() has nothing left to write
             for step in range(3000):
                 run.log_metric("loss", float(step), step=step)
                 if step == 1000:
                     try:  # fill the disk while the run logs
                         while True:
-                            filler.write(b"x" * 65536); filler.flush()
+                            filler.write(b"x" * 65536)
                     except OSError:
                         pass
                 if step == 2000:
