@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from gitexp.errors import GitexpError
-from gitexp.store.isotime import parse_iso
 from gitexp.store.runs import RunRecord
 from gitexp.ui.catalog import is_live
 from gitexp.views.compare import run_labels
@@ -91,20 +90,11 @@ def _cached_line(record: RunRecord, key: str, x: str, smooth: int | None, points
 def _line(record: RunRecord, key: str, x: str, smooth: int | None, points: int) -> dict[str, Any]:
     import numpy as np
 
-    series = record.columns(key)  # arrays: no Python object per value of a long history
-    values = np.asarray(series.values, dtype=float)
-    if x == "step":
-        xs = np.asarray(series.steps, dtype=float)
-    else:
-        xs = np.asarray(series.times, dtype=float)
-        if x == "relative":
-            start = parse_iso(record.start) if record.start else (xs[0] if len(xs) else 0.0)
-            xs = xs - start
-    if len(xs) > 1 and bool(np.any(np.diff(xs) < 0)):  # a resumed run may log steps again: draw in order
-        order = np.argsort(xs, kind="stable")
-        xs, values = xs[order], values[order]
+    from gitexp.views.plots import moving_average, ordered_xy
+
+    xs, values = ordered_xy(record, key, x)
+    count = len(values)
     if smooth and smooth > 1:
-        from gitexp.views.plots import moving_average
 
         values = moving_average(np.where(np.isfinite(values), values, np.nan), smooth)
     keep = minmax_indices(cast("Sequence[float]", values), max(points, 4))  # an array: the fast path takes it as is
@@ -112,7 +102,7 @@ def _line(record: RunRecord, key: str, x: str, smooth: int | None, points: int) 
         xs, values = xs[keep], values[keep]
     if x == "time":  # epoch milliseconds: what a Plotly date axis reads
         xs = xs * 1000.0
-    return {"count": len(series.values), "shown": len(values),
+    return {"count": count, "shown": len(values),
             "x": _numbers(xs, integral=x == "step"), "y": _numbers(values)}
 
 

@@ -154,10 +154,12 @@ def _logged(record: RunRecord, key: str) -> int:
     return int(summary.get("count") or 0) if isinstance(summary, dict) else 0
 
 
-def _xy(record: RunRecord, key: str, x: str, smooth: int | None) -> tuple[np.ndarray, np.ndarray]:
+def ordered_xy(record: RunRecord, key: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    """A metric's points as float arrays against *x* (step, time or relative seconds), in x order
+    (a resumed run may log steps again). Read as columns: a 1,000,000-step history costs 24 MB, not 100."""
     import numpy as np
 
-    series = record.columns(key)  # arrays: a 1,000,000-step history costs 24 MB, not 100
+    series = record.columns(key)
     ys = np.asarray(series.values, dtype=float)
     if x == "step":
         xs = np.asarray(series.steps, dtype=float)
@@ -166,9 +168,16 @@ def _xy(record: RunRecord, key: str, x: str, smooth: int | None) -> tuple[np.nda
         if x == "relative":
             start = record.start
             xs = xs - (parse_iso(start) if start else (xs[0] if len(xs) else 0.0))
-    if len(xs) > 1 and np.any(np.diff(xs) < 0):
+    if len(xs) > 1 and bool(np.any(np.diff(xs) < 0)):
         order = np.argsort(xs, kind="stable")
         xs, ys = xs[order], ys[order]
+    return xs, ys
+
+
+def _xy(record: RunRecord, key: str, x: str, smooth: int | None) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    xs, ys = ordered_xy(record, key, x)
     ys = np.where(np.isfinite(ys), ys, np.nan)  # matplotlib cannot draw inf; NaN leaves a gap
     if smooth and smooth > 1:
         ys = moving_average(ys, smooth)
