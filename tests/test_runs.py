@@ -53,7 +53,7 @@ def test_records_read_meta_params_and_metrics_when_first_used(repo: Path) -> Non
         assert record.listing_row is None  # from now on they answer
         assert shown == {field: getattr(expected, field) for field in ROW_FIELDS[:5]}
         assert dict(zip(ROW_FIELDS[5:], row[5:], strict=True)) == {
-            "flat_params": {"lr": 0.1, "model.layers": 4}, "lasts": {"loss": 0.5}}
+            "flat_params": {"lr": 0.1, "model.layers": 4}, "lasts": {"loss": 0.5}, "extremes": {"loss": (0.5, 0.5)}}
 
 
 def test_a_record_changed_by_its_reader_is_listed_as_changed(repo: Path) -> None:
@@ -213,7 +213,8 @@ def test_the_row_accessors_read_their_own_fields(repo: Path) -> None:
     assert row is not None and len(row) == len(ROW_FIELDS)
     assert {field: getattr(runcache, f"row_{field}")(row) for field in ROW_FIELDS} == {
         "name": "a", "status": "FINISHED", "start": record.start, "duration": record.duration,
-        "base_commit": record.base_commit, "flat_params": {"lr": 0.1}, "lasts": {"loss": 0.5}}
+        "base_commit": record.base_commit, "flat_params": {"lr": 0.1}, "lasts": {"loss": 0.5},
+        "extremes": {"loss": (0.5, 0.5)}}
 
 
 # -- live runs: what their journal holds beyond their last commit (gitexp/store/live.py) ----------

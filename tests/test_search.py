@@ -7,14 +7,18 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gitexp
 from gitexp.cli.main import main
 from gitexp.errors import GitexpError, QueryError
+from gitexp.store import runcache
 from gitexp.store.fields import MISSING
-from gitexp.store.search import column_path, field_value, metric_value, search_runs, select_runs
+from gitexp.store.search import UNKNOWN, column_path, field_value, from_row, metric_value, search_runs, select_runs
 from gitexp.views.table import render, run_rows, split_columns
 from tests.conftest import git
 from tests.sample_runs import Sample, sample_runs, sha
@@ -254,3 +258,29 @@ def test_render_every_format_for_one_row() -> None:
     assert json.loads(render(columns, rows, "json")) == rows
     assert "0.12" in render(columns, rows, "table", 2)
     assert render(columns, rows, "md", 2).count("\n") == 3
+
+
+# -- the listing row's shortcut (search.from_row) against the run's own summaries ------------------
+
+_KEYS = st.sampled_from(["loss", "acc", "acc.max", "val/acc", "a.b", "system/cpu", "system/gpu.max", "x.min"])
+_SUMMARY = st.fixed_dictionaries({"last": st.floats(allow_nan=False), "min": st.floats(allow_nan=False),
+                                  "max": st.floats(allow_nan=False), "count": st.integers(1, 9),
+                                  "step": st.integers(0, 9)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(metrics=st.dictionaries(_KEYS, _SUMMARY, max_size=5), data=st.data())
+def test_a_metric_read_from_the_listing_row_is_what_the_runs_summaries_say(metrics: dict[str, Any],
+                                                                          data: st.DataObject) -> None:
+    """from_row answers a metric path as metric_value does over the run's summaries, or UNKNOWN (then
+    the summaries are read): the minima and maxima in the row must never give another value."""
+    key = data.draw(st.sampled_from(sorted(metrics)) if metrics and data.draw(st.booleans()) else _KEYS)
+    parts = key.split(".") if data.draw(st.booleans()) else [key]
+    path = [*parts, *data.draw(st.lists(st.sampled_from(["last", "min", "max", "count", "step"]), max_size=1))]
+    row = runcache.make_row({"name": "r", "status": "FINISHED"}, {}, metrics)
+    assert row is not None
+    found = from_row(row, "metrics", tuple(path))
+    if found is not UNKNOWN:
+        assert found == metric_value(metrics, path)
+    else:
+        assert path[0].startswith("system/") or path[-1] in ("count", "step")

@@ -1,12 +1,12 @@
 """The local cache behind load_runs: what each run commit holds, kept by commit id.
 
-`<common git dir>/gitexp/cache/runs-v3.marshal` maps a commit id to (env_blob, row):
+`<common git dir>/gitexp/cache/runs-v4.marshal` maps a commit id to (env_blob, row):
 
 - env_blob: the id of the commit's env.yaml blob, or None;
 - row: what listing runs reads (a Row, from make_row), so that `git exp ls` and the usual
   queries over 10,000 runs read nothing else; None when the run is too unusual for it.
 
-`runs-v3-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
+`runs-v4-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
 params, metric summaries). It is read only when a record's meta, params or metrics are first used
 (runs.RunRecord.__getattr__): a listing does not wait for it. A summary it lacks (the two files
 are written one after the other) is read from git.
@@ -14,7 +14,9 @@ are written one after the other) is read from git.
 A commit never changes, so an entry never goes stale; deleting the files is always safe. A change
 to make_row (or to what it stands for) needs a new version in the file names. Only runs that passed
 format.read_listing's checks are entered (v3: v2 also held runs of the wrong types, which the
-listing then failed on), so a listing need not check the runs it finds here again.
+listing then failed on), so a listing need not check the runs it finds here again. v4 added each
+metric's min and max to the row: a --where on metrics.KEY.max over 100,000 runs read every run's
+summary without them.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ from typing import Any
 
 from gitexp.store import cachefile
 
-CACHE_FILE = Path("gitexp") / "cache" / "runs-v3.marshal"
-SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v3-summaries.marshal"
+CACHE_FILE = Path("gitexp") / "cache" / "runs-v4.marshal"
+SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v4-summaries.marshal"
 OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
-    "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal"))
+    "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal", "runs-v3.marshal",
+    "runs-v3-summaries.marshal"))
 # A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
 # fields.flatten does) when no key at any level has a dot or is not text, else None; the last
-# value of each metric but system/ ones, when each of those has one, else None.
-ROW_FIELDS = ("name", "status", "start", "duration", "base_commit", "flat_params", "lasts")
-Row = tuple[str, str, str | None, float | None, str | None, dict[str, Any] | None, dict[str, Any] | None]
+# value of each metric but system/ ones, when each of those has one, else None; the (min, max) of
+# each of those metrics, when each has both, else None.
+ROW_FIELDS = ("name", "status", "start", "duration", "base_commit", "flat_params", "lasts", "extremes")
+Row = tuple[str, str, str | None, float | None, str | None, dict[str, Any] | None, dict[str, Any] | None,
+            dict[str, tuple[Any, Any]] | None]
 Entry = tuple[str | None, Row | None]
 # A row is read through these, never by position. It stays a plain tuple, which is what marshal
 # stores and reads back: a record type would cost a conversion per run on every listing, while an
@@ -48,6 +53,7 @@ row_duration: Callable[[Row], float | None] = itemgetter(3)
 row_base_commit: Callable[[Row], str | None] = itemgetter(4)
 row_flat_params: Callable[[Row], dict[str, Any] | None] = itemgetter(5)
 row_lasts: Callable[[Row], dict[str, Any] | None] = itemgetter(6)
+row_extremes: Callable[[Row], dict[str, tuple[Any, Any]] | None] = itemgetter(7)
 
 
 def make_row(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> Row | None:
@@ -58,8 +64,9 @@ def make_row(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, An
         return None  # a git entry that is not a mapping: the properties say what is wrong
     flat: dict[str, Any] = {}
     plain = flatten_plain(params, "", flat)
+    lasts = _lasts(metrics)
     return (meta.get("name") or "", meta.get("status", "RUNNING"), meta.get("start"), meta.get("duration"),
-            base_commit, flat if plain else None, _lasts(metrics))
+            base_commit, flat if plain else None, lasts, None if lasts is None else _extremes(metrics, lasts))
 
 
 def _lasts(metrics: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,6 +81,17 @@ def _lasts(metrics: dict[str, Any]) -> dict[str, Any] | None:
             return None
         lasts[key] = summary["last"]
     return lasts
+
+
+def _extremes(metrics: dict[str, Any], lasts: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
+    """(min, max) of each metric of *lasts*; None unless each has both."""
+    extremes = {}
+    for key in lasts:
+        summary = metrics[key]
+        if "min" not in summary or "max" not in summary:
+            return None
+        extremes[key] = (summary["min"], summary["max"])
+    return extremes
 
 
 def flatten_plain(data: dict[str, Any], prefix: str, out: dict[str, Any]) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gitexp.errors import CorruptRunError, GitexpError, QueryError
 from gitexp.store.fields import MISSING, PREFIXES, plain_path
 from gitexp.store.isotime import parse_iso
-from gitexp.store.runcache import Row, row_flat_params, row_lasts
+from gitexp.store.runcache import Row, row_extremes, row_flat_params, row_lasts
 from gitexp.store.runs import RunRecord, listing_rows, load_runs, resolve
 
 if TYPE_CHECKING:
@@ -175,8 +175,19 @@ def from_row(row: Row, head: str, rest: Path) -> object:
     key = ".".join(rest)
     if key in lasts:
         return lasts[key]
-    if key.startswith("system/") or (len(rest) > 1 and rest[-1] in STATS):
-        return UNKNOWN  # a system metric, or a summary other than the last value
+    if key.startswith("system/"):
+        return UNKNOWN
+    if len(rest) > 1 and rest[-1] in STATS:
+        # metric_value's second choice: a summary of the metric named by the parts before the stat.
+        base = ".".join(rest[:-1])
+        if base not in lasts:
+            return UNKNOWN if base.startswith("system/") else MISSING
+        if rest[-1] == "last":
+            return lasts[base]
+        extremes = row_extremes(row)
+        if rest[-1] in ("min", "max") and extremes is not None:
+            return extremes[base][rest[-1] == "max"]
+        return UNKNOWN  # count or step: only the run's summary holds them
     return MISSING
 
 
