@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitexp.errors import InvalidNameError
@@ -18,6 +18,7 @@ from gitexp.store.names import (
     check_key,
     could_be_handle,
     handles,
+    handles_reference,
     key_to_path,
     new_run_id,
     path_to_key,
@@ -185,3 +186,19 @@ def test_every_handle_names_its_run_alone(parts: list[tuple[str, str, str, str]]
     for run_id, handle in shown.items():
         assert named_by(handle, ids) == {run_id}, handle
         assert handle == run_id or (could_be_handle(handle) and len(handle) >= HANDLE_LEN)
+
+
+_DIGITS = st.sampled_from(["0", "1", "2", "9", "a", "f"])  # few digits: handles collide, and some are all digits
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(st.one_of(
+    st.builds(lambda date, rand: f"2026{date}-{rand}", st.sampled_from(["0101", "1202", "1231"]),
+              st.text(_DIGITS, min_size=15, max_size=15)),
+    st.builds(lambda tail: f"20261202-0000000{tail}", st.sampled_from(["2026120a", "20261202", "2026120f",
+                                                                      "abcdef01", "abcdef02", "99999999"])),
+    st.sampled_from(["not-a-run-id", "20261202-0000000abcdef01\n20261202-0000000abcdef02", ""])), max_size=40))
+def test_handles_of_a_whole_list_are_the_reference_ones(ids: list[str]) -> None:
+    """handles() works a list at a time; handles_reference() a run at a time: they must agree, on
+    colliding random parts, handles of digits that start an id, duplicates and ids of other forms."""
+    assert handles(ids) == handles_reference(ids)
