@@ -30,6 +30,30 @@ class ObjectReader(Handle):
             return None
         return obj.data
 
+    def read_path_and_entry(self, commit: str, read: str, locate: str) -> tuple[bytes | None, str | None] | None:
+        """(read_path(commit, read), entry_oid(commit, locate)) with one lookup of the commit and its
+        tree, for a listing that reads 100,000 runs not cached yet (a third of the time); None when
+        *commit* is not a commit (check_commit says what it is)."""
+        try:
+            obj = self._r[commit]
+            if obj.type != pygit2.enums.ObjectType.COMMIT:
+                return None
+            tree = obj.tree
+        except (KeyError, ValueError):
+            return None
+        except pygit2.GitError as exc:
+            raise StorageError(f"cannot read the tree of commit {commit[:12]}: {exc}") from exc
+        try:
+            blob = tree[read]
+            data = blob.data if isinstance(blob, pygit2.Blob) else None
+        except KeyError:
+            data = None
+        try:
+            located: str | None = str(tree[locate].id)
+        except KeyError:
+            located = None
+        return data, located
+
     def entry_oid(self, commit: str, path: str) -> str | None:
         """Id of whatever is at *path* in *commit*'s tree (a blob or a subtree), or None."""
         try:

@@ -256,23 +256,29 @@ def read_listing(repo: RepoReader, commit: str) -> tuple[dict, dict, dict, str |
     Read from summary.json when the commit has one (gitexp writes it) and it is sound, else from the
     YAML; checked either way (CorruptRunError says what is wrong, also when *commit* is not a commit).
     """
-    check_commit(repo, commit)
-    entries = repo.tree_entries(commit)
-    env = entries.get(ENV)
-    if SUMMARY in entries:
+    found = repo.read_path_and_entry(commit, SUMMARY, ENV)
+    if found is None:
+        check_commit(repo, commit)  # raises, saying what the ref points at
+        raise CorruptRunError(f"commit {commit[:12]} cannot be read")
+    data, env = found
+    if data is not None:
         try:
-            meta, params, metrics = read_index(repo, commit)
-            return meta, params, metrics, env.oid if env else None
+            meta, params, metrics = parse_index(data)
+            return meta, params, metrics, env
         except CorruptRunError:
             pass  # a damaged index: the YAML below is the record
     meta, params, metrics = read_summary(repo, commit)
-    return meta, params, metrics, env.oid if env else None
+    return meta, params, metrics, env
 
 
 def read_index(repo: RepoReader, commit: str) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) from summary.json, checked; CorruptRunError when it is
     absent or unsound (verify reports it, listings fall back to the YAML)."""
-    data = repo.read_path(commit, SUMMARY)
+    return parse_index(repo.read_path(commit, SUMMARY))
+
+
+def parse_index(data: bytes | None) -> tuple[dict, dict, dict]:
+    """read_index of summary.json's bytes (None: there is none)."""
     if data is None:
         raise CorruptRunError(f"{SUMMARY} is missing")
     if len(data) > MAX_YAML_BYTES:
