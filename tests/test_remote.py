@@ -20,6 +20,7 @@ import pytest
 
 import gitexp
 from gitexp.cli.main import main
+from gitexp.git import reflogs
 from gitexp.store.names import handles
 from tests.conftest import git
 
@@ -494,3 +495,24 @@ def test_handles_of_listed_runs_are_those_among_every_run() -> None:
     assert full[ids[5]] == "20261205" and full[ids[6]] == "2026120a"
     for run_id in ids:
         assert _handles([run_id], every)[run_id] == full[run_id]
+
+
+def test_runs_a_fetch_creates_count_toward_packing_the_refs(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """git itself creates the refs of fetched runs (one `git update-ref --stdin`): they count toward
+    the ref upkeep as runs made here do, so 10,000 fetched runs do not stay 10,000 loose refs."""
+    _a, b = clones
+    runs = [make_run(f"fetched-{i}") for i in range(3)]
+    assert cli(capsys, "push")[0] == 0
+    pending = b / ".git" / reflogs.PENDING
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    pending.write_bytes(b"." * (reflogs.PACK_EVERY - 2))  # the second fetched run is the hundredth new ref
+    monkeypatch.chdir(b)
+    assert cli(capsys, "fetch")[0] == 0
+    deadline = time.monotonic() + 60
+    while any((b / ".git" / run.ref).exists() for run in runs):  # the upkeep runs detached, as after a run
+        assert time.monotonic() < deadline, "the fetched refs were never packed"
+        time.sleep(0.05)
+    packed = (b / ".git" / "packed-refs").read_text()
+    assert all(run.ref in packed for run in runs)
+    assert pending.stat().st_size >= reflogs.PACK_EVERY + 1

@@ -187,19 +187,22 @@ def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | No
         return len(chosen)
 
 
-def count_new_ref(commondir: Path | str) -> None:
-    """Count one new ref; start the upkeep when the count reaches a multiple of pack_interval().
-    Never raises: ref upkeep is an optimisation, and logging must not fail over it."""
+def count_new_ref(commondir: Path | str, new: int = 1) -> None:
+    """Count *new* new refs (a fetch makes thousands at once); start the upkeep when the count
+    reaches or passes a multiple of pack_interval(). Never raises: ref upkeep is an optimisation,
+    and logging must not fail over it."""
+    if new <= 0:
+        return
     try:
         fd = os.open(os.path.join(commondir, PENDING), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         try:
-            os.write(fd, b".")
-            # O_APPEND gives each writer its own offset, so exactly one of them sees the multiple.
+            os.write(fd, b"." * new)
+            # O_APPEND gives each writer its own offset, so exactly one of them passes each multiple.
             count = os.lseek(fd, 0, os.SEEK_CUR)
         finally:
             os.close(fd)
-        due = count % PACK_EVERY == 0 and count % pack_interval(commondir) == 0
-        if due:
+        interval = pack_interval(commondir)
+        if count // interval > (count - new) // interval:
             start_upkeep(commondir)
     except OSError:
         pass

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from gitexp.errors import InvalidNameError
-from gitexp.git import lfs, transport
+from gitexp.git import lfs, reflogs, transport
 from gitexp.git.repo import RefConflictError, Repo
 from gitexp.store import names, notes
 from gitexp.store import writer as store
@@ -332,6 +332,9 @@ def _move_refs(repo: Repo, moves: list[tuple[str, str, str | None]], message: st
                        for ref, new, old in moves)
     proc = transport.run_git(repo, ["update-ref", "--create-reflog", "-m", message, "--stdin"], stdin=commands)
     if proc.returncode == 0:
+        # git made these refs, not create_ref: counted here, so that 10,000 fetched runs get packed
+        # by the ref upkeep too rather than slow every `git log --decorate` until the next run.
+        reflogs.count_new_ref(repo.commondir, sum(old is None for _, _, old in moves))
         return moves
     done = []
     for ref, new, old in moves:
