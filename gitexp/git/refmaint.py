@@ -4,8 +4,8 @@ Each run adds a loose ref and a reflog file. Loose refs slow what reads every re
 --decorate: 15 ms per 1,000 of them here), and 100,000 reflog files fill 400 MB and most of a
 `git gc`. So every reflog file gitexp creates for a new ref, and every run ref `git exp fetch`
 creates, adds one byte to `<common git dir>/gitexp/refs-pending` (reflogs.count_new_ref); the byte
-that makes it a multiple of
-reflogs.pack_interval() (100 new refs, up to 1,000 as packed-refs grows) starts `python -m
+that makes it a multiple of reflogs.pack_interval() (100 new refs, up to 1,000 as packed-refs
+grows) starts `python -m
 gitexp.git.refmaint <common git dir>`, detached (its own session, no terminal, nothing waited
 for), as git starts its own `git gc --auto`. That process runs `git pack-refs --all --prune`
 (git's own means: the ref-packing step of `git gc`), and once the file holds
