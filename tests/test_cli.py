@@ -129,6 +129,24 @@ def test_ls_limit(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[st
     assert [r["name"] for r in csv.DictReader(io.StringIO(out))] == ["gamma"]
 
 
+def test_ls_limit_reads_the_newest_runs_and_steps_past_a_damaged_one(
+        three_runs: list[gitexp.Run], repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ls -n N` reads only the newest runs (no listing cache needed), yet lists what the first N
+    rows of a whole listing are, its handles unique among every run, and a damaged run among the
+    newest is left out with a warning and the next one shown instead."""
+    whole = cli(capsys, "ls", "--format", "csv", "--columns", "id,name,params.lr,metrics.acc")[1].splitlines()
+    cache = repo / ".git" / "gitexp" / "cache"
+    for kept in cache.iterdir():
+        kept.unlink()
+    code, out, _ = cli(capsys, "ls", "-n", "2", "--format", "csv", "--columns", "id,name,params.lr,metrics.acc")
+    assert code == 0 and out.splitlines() == whole[:3]
+    blob = git(repo, "hash-object", "-w", "--stdin").strip()
+    git(repo, "update-ref", "refs/experiments/rnn/29991231-0000000aaaaaaaa", blob)  # the newest id of all
+    code, out, err = cli(capsys, "ls", "-n", "2", "--format", "csv", "--columns", "id,name")
+    assert code == 0 and [line.split(",")[1] for line in out.splitlines()[1:]] == ["gamma", "beta"]
+    assert "leaving out run 29991231-0000000aaaaaaaa" in err
+
+
 def test_ls_experiment(three_runs: list[gitexp.Run], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "ls", "--experiment", "cnn", "-f", "csv")
     assert code == 0

@@ -91,6 +91,22 @@ def test_listing_one_experiment_keeps_the_others_cached(repo: Path) -> None:
     assert commits < set(cached(repo))
 
 
+def test_a_run_named_by_its_full_id_is_read_alone_and_the_cache_keeps_every_run(repo: Path) -> None:
+    a = make_run("a", experiment="cnn", params={"lr": 0.1}, metrics={"loss": 1.0})
+    b = make_run("b", experiment="rnn", params={"lr": 0.2})
+    load_runs()
+    kept = cached(repo)
+    record = gitexp.get_run(a.id)
+    assert cached(repo) == kept, "reading one run must not rewrite (or prune) the listing cache"
+    assert record == read_from_git(load_runs()[1]) and record.name == "a" and record.metrics["loss"]["last"] == 1.0
+    assert gitexp.get_run(b.id, experiment="rnn").name == "b"
+    with pytest.raises(gitexp.GitexpError, match=f"no run matches '{b.id}'"):
+        gitexp.get_run(b.id, experiment="cnn")  # not of that experiment: the full search says so
+    # A run named like another run's id: ids come first, as resolve() orders them.
+    make_run(a.id)
+    assert gitexp.get_run(a.id).id == a.id
+
+
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:
     make_run("a")
     old = repo / ".git" / OBSOLETE_FILES[0]

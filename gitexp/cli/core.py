@@ -6,10 +6,13 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitexp.cli.options import add_deprecated, add_sort, deprecated
 from gitexp.errors import GitexpError
+
+if TYPE_CHECKING:
+    from gitexp.store.runs import RunRecord
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
@@ -83,9 +86,14 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
 
     if limit is not None and limit < 0:
         raise GitexpError(f"-n {limit}: the number of runs to list must be 0 or more")
-    records = search.search_runs(where, sort, experiment=experiment)
-    if limit is not None:
-        records = records[:limit]
+    records: list[RunRecord]
+    if limit is not None and not (where or "").strip() and not sort:
+        from gitexp.store import runs
+
+        records = runs.load_runs(experiment=experiment, limit=limit)  # the newest: the others go unread
+    else:
+        records = search.search_runs(where, sort, experiment=experiment)
+        records = records[:limit] if limit is not None else records
     if not records:
         scope = f" in experiment {experiment!r}" if experiment else ""
         if where:

@@ -164,10 +164,11 @@ class Summaries:
 class Cache:
     """The entries of CACHE_FILE, loaded at once, extended by add(), written back by save()."""
 
-    def __init__(self, commondir: Path) -> None:
+    def __init__(self, commondir: Path, load: bool = True) -> None:
+        """*load*: False for a cache that starts empty (and must not be saved: it would lose the file's entries)."""
         self.commondir = commondir
         self.path = commondir / CACHE_FILE
-        self.entries: dict[str, Entry] = _load(self.path)
+        self.entries: dict[str, Entry] = _load(self.path) if load else {}
         if not all(type(entry) is tuple and len(entry) == 2 for entry in self.entries.values()):
             self.entries = {}  # not written by this code: rebuild from git
         self.summaries = Summaries(commondir / SUMMARIES_FILE)
