@@ -98,13 +98,16 @@ def _lock(path: str) -> int:
     """Take `<path>.lock`, waiting out another writer for up to sum(LOCK_DELAYS) seconds."""
     delays = iter(LOCK_DELAYS)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    made = 0
     while True:
         try:
             return os.open(path + ".lock", flags, 0o666)
         except FileNotFoundError:
-            # `git pack-refs` removes the folders it empties, ours included.
+            # `git pack-refs` removes the folders it empties, ours included: made again, a few times.
+            made += 1
+            if made > len(LOCK_DELAYS):
+                raise
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            continue
         except FileExistsError:
             delay = next(delays, None)
             if delay is None:
