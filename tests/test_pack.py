@@ -203,3 +203,21 @@ def test_a_ref_moving_elsewhere_leaves_kept_what_only_an_unwritten_tree_names(re
     assert not kept(), "every pack is reached by a ref now, and none should stay kept"
     subprocess.run(["git", "repack", "-adq"], cwd=repo, check=True)
     assert git(repo, "cat-file", "-p", f"{run}:artifacts/model.txt") == "an artifact"
+
+
+def test_a_sweep_in_one_process_leaves_no_pack_kept_and_the_folder_bounded(repo: Path) -> None:
+    """Each run of a sweep writes its note; once the notes ref reaches a note's pack, that pack's
+    keep goes, so the small packs can be merged: 60 runs in one process leave no keep and fewer
+    packs than the merge threshold allows (a kept pack per note was never merged: a sweep of
+    hours made thousands)."""
+    from gitexp.git import maintenance
+
+    pack_dir = repo / ".git" / "objects" / "pack"
+    for i in range(60):
+        with gitexp.start_run(name=f"trial-{i}", params={"i": i}, system_metrics_interval=0) as run:
+            run.log_metric("loss", 1 / (i + 1))
+        gitexp.flush()  # the run's note written now, as when each trial ends its own process
+        assert len(list(pack_dir.glob("*.keep"))) == 0, f"a pack is still kept after run {i} and its note"
+    assert len(list(pack_dir.glob("*.pack"))) <= maintenance.SOFT_LIMIT + 2
+    git(repo, "fsck", "--no-dangling")
+    assert len(git(repo, "notes", "--ref=experiments", "show", "HEAD").splitlines()) == 60

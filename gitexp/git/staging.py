@@ -180,7 +180,12 @@ class Staging(ConfigReader, ObjectReader):
                 entries[annotated] = (BLOB_MODE, blob)
         data = pack.encode_tree(entries)
         oid = pack.object_id(pack.TREE, data)
-        self._staged.setdefault(oid, (pack.TREE, data))
+        with self._stage_lock:
+            self._staged.setdefault(oid, (pack.TREE, data))
+            # The note blobs it names ride in the same pack: the keep of that pack waits for them,
+            # and is lifted only once the notes ref reaches them (without this, never: a sweep in
+            # one process kept a pack per run, and no merge could fold them).
+            self._names[oid] = frozenset(blob for blob in updates.values() if blob is not None)
         return oid
 
     def take_staged(self) -> dict[str, tuple[int, bytes]]:
