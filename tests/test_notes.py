@@ -49,6 +49,34 @@ def test_lines_are_sorted_unique_and_one_per_run(repo: Path) -> None:
     assert len(lines) == 2 and f"{first.id} default/one FINISHED acc=0.9" in lines
 
 
+def test_a_note_keeps_the_newest_runs_and_says_where_the_others_are(repo: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Every run of a sweep rewrites the note of its code commit: the note keeps the newest
+    exp.noteLines run lines (by run id, which begins with the start time) and a first line saying
+    how to list every run, so a sweep's note, and each run's cost of writing it, stays bounded."""
+    git(repo, "config", "exp.noteLines", "3")
+    ids = []
+    for i in range(5):
+        with gitexp.start_run(name=f"trial-{i}", **QUIET) as run:
+            run.log_metric("acc", i / 10)
+        gitexp.flush()  # each trial's note written on its own, as when each ends its own process
+        ids.append(run.id)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    expected = [f'(only the 3 newest runs; every run of this commit: git exp ls --where "commit = {head[:12]}")',
+                *[f"{run_id} default/trial-{i} FINISHED acc={i / 10:.4g}" for i, run_id in enumerate(ids)][2:]]
+    assert note_of(repo) == expected
+    code, out, _ = (main(["ls", "--where", f"commit = {head[:12]}", "--format", "csv", "--columns", "name"]),
+                    *capsys.readouterr())
+    assert code == 0 and len(out.splitlines()) == 1 + 5, "the command the note names lists every run"
+    assert main(["notes", "rebuild"]) == 0
+    assert note_of(repo) == expected
+    git(repo, "config", "exp.noteLines", "10")
+    with gitexp.start_run(name="later", **QUIET) as run:
+        run.log_metric("acc", 0.9)
+    lines = note_of(repo)  # the earlier writer left runs out: the line saying so stays
+    assert lines[0].startswith("(only the 10 newest runs") and len(lines) == 1 + 4
+
+
 def test_runs_ending_together_share_a_notes_commit_and_the_background_writes_it(repo: Path) -> None:
     def notes_commits() -> int:
         return len(git(repo, "rev-list", "refs/notes/experiments", check=False).split())

@@ -1,7 +1,8 @@
 """Runs beside the commits they ran on: one line per run in refs/notes/experiments.
 
 The note of a code commit holds one line per run that started from it (or was linked to it
-by the post-commit hook), sorted and unique:
+by the post-commit hook), sorted and unique, the newest NOTE_LINES of them (and a line saying
+so when there are more):
 
     <run-id> <experiment>/<name> <STATUS> [key=value ...]
 
@@ -31,6 +32,11 @@ from gitexp.text import printable
 NOTES_REF = "refs/notes/experiments"
 ATTEMPTS = 60  # enough for dozens of runs of a sweep ending in the same second
 NOTE_DELAY = 1.0  # seconds a finished run's line may wait to share a notes commit with others
+# Run lines a note keeps (git config exp.noteLines): the newest, by run id. Every run of a sweep
+# rewrites the note of its code commit, so an unbounded note made each run cost in proportion to
+# the sweep so far, and the sweep's objects grow with its square (1,500 runs: 69 MB of note blobs).
+NOTE_LINES = 20
+EARLIER = "(only the {count} newest runs; every run of this commit: git exp ls --where \"commit = {commit}\")"
 
 
 class NoteEntry(NamedTuple):
@@ -94,6 +100,22 @@ def parse(data: bytes | None) -> list[str]:
 
 def render(lines: Iterable[str]) -> bytes:
     return "".join(f"{line}\n" for line in sorted(set(lines))).encode()
+
+
+def capped(lines: Iterable[str], commit: str, cap: int) -> list[str]:
+    """The note of *commit* as written: its run lines, the newest *cap* of them (a run id begins with
+    its start time), and, when some were left out now or by an earlier writer, a line saying so and
+    how to list them all; sorted, as render() writes them."""
+    every = set(lines)
+    runs = sorted(line for line in every if not line.startswith("("))
+    if len(runs) <= cap and len(runs) == len(every):
+        return runs
+    return sorted([EARLIER.format(count=cap, commit=commit[:12]), *runs[-cap:]])  # as render() orders them
+
+
+def line_cap(repo: Repo) -> int:
+    """git config exp.noteLines (at least 1), else NOTE_LINES."""
+    return max(1, int(repo.config_number("exp.noteLines", NOTE_LINES)))
 
 
 def _commit_or_none(repo: Repo, ref_value: str | None) -> str | None:
@@ -222,13 +244,15 @@ def add_lines(repo: Repo, entries: list[NoteEntry]) -> str | None:
     if not wanted:
         return None
 
+    cap = line_cap(repo)
+
     def change(tip: str | None) -> dict[str, str | None]:
         current = repo.notes_map(tip) if tip else {}
         updates: dict[str, str | None] = {}
         for commit, lines in wanted.items():
             old = parse(repo.read_blob(current[commit])) if commit in current else []
-            new = [x for x in old if x.split(" ", 1)[0] not in lines] + list(lines.values())
-            if sorted(set(new)) != old:
+            new = capped([x for x in old if x.split(" ", 1)[0] not in lines] + list(lines.values()), commit, cap)
+            if new != old:
                 updates[commit] = repo.stage_blob(render(new), look_up=False)
         return updates
 
@@ -245,7 +269,9 @@ def rebuild(repo: Repo, records: Iterable[Any]) -> tuple[str | None, int]:
         for commit in annotated_commits(record.meta):
             if repo.has_object(commit):
                 wanted.setdefault(commit, []).append(note_line(record.meta, record.metrics, chosen))
-    blobs = {commit: repo.stage_blob(render(lines), look_up=False) for commit, lines in wanted.items()}
+    cap = line_cap(repo)
+    blobs = {commit: repo.stage_blob(render(capped(lines, commit, cap)), look_up=False)
+             for commit, lines in wanted.items()}
 
     def change(tip: str | None) -> dict[str, str | None]:
         current = repo.notes_map(tip) if tip else {}
@@ -253,7 +279,7 @@ def rebuild(repo: Repo, records: Iterable[Any]) -> tuple[str | None, int]:
         return {**gone, **{c: b for c, b in blobs.items() if current.get(c) != b}}
 
     tip = update(repo, change, "gitexp: notes rebuild")
-    return tip, sum(len(set(lines)) for lines in wanted.values())
+    return tip, sum(min(len(set(lines)), cap) for lines in wanted.values())
 
 
 def _their_lines(repo: Repo, other: str) -> tuple[dict[str, list[str]], bool]:
@@ -277,7 +303,8 @@ def _their_lines(repo: Repo, other: str) -> tuple[dict[str, list[str]], bool]:
 def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
     """Merge another notes commit (e.g. a remote's refs/notes/experiments, just fetched) into
     refs/notes/experiments: for every code commit, the union of both sides' lines, sorted and
-    unique, exactly as `git notes merge -s cat_sort_uniq` would. Nothing is ever dropped.
+    unique, exactly as `git notes merge -s cat_sort_uniq` would, then capped to the newest
+    exp.noteLines run lines as every writer caps them.
 
     Fast-forwards when one side contains the other, else writes a merge commit whose parents
     are the local tip and *other_notes_commit*. Safe against concurrent writers (compare-and-
@@ -289,6 +316,7 @@ def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
         raise GitexpError(f"cannot merge notes from {other_notes_commit!r}: no such commit in "
                           f"{repo.gitdir}; fetch the remote's {NOTES_REF} first")
     theirs, clean = _their_lines(repo, other)
+    cap = line_cap(repo)
     for attempt in range(ATTEMPTS):
         current = repo.ref(NOTES_REF)
         tip = _commit_or_none(repo, current)  # a ref at anything else is replaced
@@ -302,8 +330,8 @@ def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
             replace = tip is None or repo.is_ancestor(tip, other)
             updates: dict[str, str | None] = {c: None for c in ours if c not in theirs} if replace else {}
             for c, lines in theirs.items():
-                merged = lines if replace else [*ours.get(c, []), *lines]
-                if sorted(set(merged)) != ours.get(c):
+                merged = capped(lines if replace else [*ours.get(c, []), *lines], c, cap)
+                if merged != ours.get(c):
                     updates[c] = repo.stage_blob(render(merged), look_up=False)
             message = f"gitexp: merge notes from {other[:12]}"
             commit = repo.commit_staged(repo.notes_tree(tip, updates), [tip, other] if tip else [other], message)
