@@ -75,10 +75,10 @@ def _bisect(data: mmap.mmap, low: int, high: int, wanted: bytes) -> str | None:
     record is an "<id> <name>" line and the "^<peeled id>" lines that follow it (git's
     packed-backend.c find_reference_location)."""
     while low < high:
-        start = (low + high) // 2
         # back to the start of the record holding the middle byte (a ^ line belongs to the one before)
-        while start > low and (data[start - 1] != 0x0A or data[start] == 0x5E):
-            start -= 1
+        start = max(low, data.rfind(b"\n", low, (low + high) // 2) + 1)
+        while start > low and data[start] == 0x5E:
+            start = max(low, data.rfind(b"\n", low, start - 1) + 1)
         eol = data.find(b"\n", start, high)
         eol = high if eol < 0 else eol
         found = data[start + 41:eol]
