@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import subprocess
@@ -200,6 +202,42 @@ def test_locked_ref_never_raises_into_the_script_and_loses_nothing(repo: Path) -
     record = gitexp.get_run("locked")
     assert record.status == "FINISHED", "the status the script ended with is kept"
     assert record.metrics["loss"]["count"] == 50
+
+
+def test_a_run_killed_while_its_ref_was_locked_is_recovered_once_the_lock_is_stale(
+        repo: Path, env_for_subprocess: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    """kill -9 between taking a ref's lock and renaming it leaves `<ref>.lock`. While it is young,
+    a listing says which file holds the run (and waits 0.6 s, not five retries); once it is older
+    than any ref write takes (refwrite.STALE_LOCK), it is removed with a warning and the run is
+    recovered as CRASHED with what it logged."""
+    from gitexp.git import refwrite
+
+    proc = spawn(repo, env_for_subprocess, """
+        import os, gitexp
+        run = gitexp.start_run(name="dies", system_metrics_interval=0, checkpoint_interval=3600)
+        run.log_metric("acc", 0.3)
+        run.checkpoint()
+        run.flush_journal()
+        open(os.path.join(".git", run.ref + ".lock"), "w").close()  # as if killed while writing it
+        print("locked", run.ref, flush=True)
+        os._exit(9)
+    """)
+    ref = wait_for_line(proc, "locked")
+    proc.wait(timeout=60)
+    lock = repo / ".git" / f"{ref}.lock"
+    def listed() -> tuple[dict[str, str], str]:
+        assert main(["ls", "--format", "csv"]) == 0
+        out, err = capsys.readouterr()
+        (row,) = csv.DictReader(io.StringIO(out))
+        return row, err
+
+    row, err = listed()
+    assert row["status"] == "RUNNING" and f"{ref}.lock" in err and "delete that file" in err
+    old = time.time() - refwrite.STALE_LOCK - 5
+    os.utime(lock, (old, old))
+    row, err = listed()
+    assert (row["name"], row["status"], row["metrics.acc"]) == ("dies", "CRASHED", "0.3")
+    assert f"removed {lock}" in err and not lock.exists()
 
 
 def test_parallel_writers_lose_no_run(repo: Path, env_for_subprocess: dict) -> None:

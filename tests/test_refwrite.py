@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,23 @@ def test_a_lock_held_by_git_is_waited_out_then_named(repo: Path) -> None:
     assert lock.exists(), "another process's lock is never taken away"
     lock.unlink()
     assert write_ref(str(repo / ".git"), REF, first, None, None)
+
+
+def test_a_stale_lock_of_gitexps_own_ref_is_removed_and_no_other(repo: Path) -> None:
+    (first,) = commits(repo, 1)
+    commondir = str(repo / ".git")
+    stale = time.time() - refwrite.STALE_LOCK - 1
+    for name in (REF, "refs/heads/topic"):
+        lock = repo / ".git" / (name + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text("")
+        os.utime(lock, (stale, stale))
+    with pytest.raises(RefLockedError):  # a branch's lock is the user's git's: never taken away
+        write_ref(commondir, "refs/heads/topic", first, None, None, own=False)
+    assert (repo / ".git" / "refs/heads/topic.lock").exists()
+    with pytest.warns(RuntimeWarning, match=r"removed .*20261202-1200000abcdef01\.lock, a lock \d+ s old"):
+        assert write_ref(commondir, REF, first, None, None, own=True)
+    assert git(repo, "rev-parse", REF).strip() == first
 
 
 def test_names_it_must_not_judge_are_left_to_libgit2(repo: Path) -> None:

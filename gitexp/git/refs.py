@@ -20,7 +20,7 @@ from gitexp.errors import StorageError
 from gitexp.git import reflogs, refwrite
 from gitexp.git.handle import ZERO
 from gitexp.git.refwrite import LOCK_DELAYS as _LOCK_DELAYS
-from gitexp.git.refwrite import RefConflictError
+from gitexp.git.refwrite import RefConflictError, RefLockedError
 from gitexp.git.staging import Staging
 
 
@@ -31,7 +31,8 @@ class HeadState:
 
 
 LOCK_WAIT = sum(_LOCK_DELAYS)
-__all__ = ["LOCK_WAIT", "HeadState", "RefConflictError", "Refs"]
+_OWN_REFS = ("refs/experiments/", "refs/experiments-", "refs/notes/experiments")  # only gitexp writes these
+__all__ = ["LOCK_WAIT", "HeadState", "RefConflictError", "RefLockedError", "Refs"]
 
 
 @contextlib.contextmanager
@@ -141,7 +142,7 @@ class Refs(Staging):
         if not self._plain_refs():
             return False
         line = refwrite.reflog_line(expected, new, self._identities()[1], message)
-        return refwrite.write_ref(str(self.commondir), name, new, expected, line)
+        return refwrite.write_ref(str(self.commondir), name, new, expected, line, own=name.startswith(_OWN_REFS))
 
     def create_ref(self, name: str, oid: str, message: str) -> None:
         """Create *name*; fails with RefConflictError if it exists already."""

@@ -24,9 +24,14 @@ import time
 from collections.abc import Iterable
 
 from gitexp.errors import StorageError
+from gitexp.warn import warn
 
 # Waits between tries of a ref write that found the ref locked: 0.6 s in all, six times git's default.
 LOCK_DELAYS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.2)
+# A lock of one of gitexp's own refs this old was left by a process killed between taking it and
+# renaming it (git and gitexp hold a ref's lock for milliseconds): it is removed, with a warning,
+# rather than leave the run unrecoverable and every listing waiting on it.
+STALE_LOCK = 60.0
 _SORTED_TRAIT = b" sorted "
 
 
@@ -94,8 +99,11 @@ def _bisect(data: mmap.mmap, low: int, high: int, wanted: bytes) -> str | None:
     return None
 
 
-def _lock(path: str) -> int:
-    """Take `<path>.lock`, waiting out another writer for up to sum(LOCK_DELAYS) seconds."""
+def _lock(path: str, stale: bool) -> int:
+    """Take `<path>.lock`, waiting out another writer for up to sum(LOCK_DELAYS) seconds; with
+    *stale*, a lock older than STALE_LOCK is removed first."""
+    if stale:
+        _drop_stale(path + ".lock")
     delays = iter(LOCK_DELAYS)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     made = 0
@@ -117,6 +125,20 @@ def _lock(path: str) -> int:
             time.sleep(delay)
 
 
+def _drop_stale(lock: str) -> None:
+    try:
+        age = time.time() - os.stat(lock).st_mtime
+    except OSError:
+        return  # no lock: the usual case
+    if age < STALE_LOCK:
+        return
+    try:
+        os.unlink(lock)
+    except FileNotFoundError:
+        return
+    warn(f"gitexp: removed {lock}, a lock {age:.0f} s old: a process was killed while it wrote that ref")
+
+
 def _loose_value(path: str) -> str | bool | None:
     """The id in the loose ref file *path*; None without the file; False when it is not a plain id (a
     symbolic ref, or damaged): libgit2 must judge it."""
@@ -133,9 +155,11 @@ def _loose_value(path: str) -> str | bool | None:
     return value.decode()
 
 
-def write_ref(commondir: str, name: str, new: str, expected: str | None, reflog_line: str | None) -> bool:
+def write_ref(commondir: str, name: str, new: str, expected: str | None, reflog_line: str | None,
+              own: bool = False) -> bool:
     """Point *name* at *new* if it is at *expected* now (None: it must not exist), under its lock;
     append *reflog_line* (a full line with its newline) to its reflog file first, when given.
+    *own*: a ref only gitexp writes, whose lock may be removed when stale (STALE_LOCK).
 
     Returns False, having changed nothing, when the ref is something this writer must not judge (a
     symbolic ref, a damaged file, a name that is a folder): the caller asks libgit2 instead.
@@ -143,7 +167,7 @@ def write_ref(commondir: str, name: str, new: str, expected: str | None, reflog_
     """
     path = os.path.join(commondir, name)
     try:
-        fd = _lock(path)
+        fd = _lock(path, own)
     except NotADirectoryError:
         return False  # a ref named like one of our folders: a name conflict libgit2 words well
     locked = path + ".lock"

@@ -26,11 +26,11 @@ import pygit2
 from gitexp.errors import NotARepositoryError
 from gitexp.git.config import set_config_search_path
 from gitexp.git.handle import BLOB_MODE, EXEC_MODE, LINK_MODE, TREE_MODE, ZERO, Entry, TreeSpec
-from gitexp.git.refs import HeadState, RefConflictError, Refs
+from gitexp.git.refs import HeadState, RefConflictError, RefLockedError, Refs
 from gitexp.git.snapshot import Snapshots
 
 __all__ = ["BLOB_MODE", "EXEC_MODE", "LINK_MODE", "TREE_MODE", "ZERO", "Entry", "HeadState", "RefConflictError",
-           "Repo", "TreeSpec", "set_config_search_path"]
+           "RefLockedError", "Repo", "TreeSpec", "set_config_search_path"]
 
 # Repos given back by ended runs, by git dir: libgit2 objects are used by one thread at a
 # time, so a Repo is pooled only when no live run holds it.

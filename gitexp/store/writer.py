@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.errors import GitexpError, StorageError
-from gitexp.git.repo import Entry, RefConflictError, Repo
+from gitexp.git.repo import Entry, RefConflictError, RefLockedError, Repo
 from gitexp.store import codec as fmt
 from gitexp.store import journal, names
 from gitexp.store.isotime import iso, parse_iso
@@ -160,6 +160,8 @@ def _recover_one(repo: Repo, run_id: str, info: dict[str, Any]) -> tuple[str, st
             commit_state(repo, state, current, files=output_log_entry(repo, root / f"{run_id}.output"),
                          first=base if current is None else None)
             break
+        except RefLockedError as exc:  # another try would wait as long again: say what holds it
+            raise StorageError(f"cannot recover run {run_id}: {exc}; its journal is kept") from exc
         except RefConflictError:
             continue
     else:  # the journal stays until the ref holds what it recovered
