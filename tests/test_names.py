@@ -18,6 +18,7 @@ from gitexp.store.names import (
     check_key,
     could_be_handle,
     handles,
+    handles_of,
     handles_reference,
     key_to_path,
     new_run_id,
@@ -189,16 +190,27 @@ def test_every_handle_names_its_run_alone(parts: list[tuple[str, str, str, str]]
 
 
 _DIGITS = st.sampled_from(["0", "1", "2", "9", "a", "f"])  # few digits: handles collide, and some are all digits
+# Run ids whose random parts collide, handles of digits that start an id, and ids of other forms.
+_IDS = st.lists(st.one_of(
+    st.builds(lambda date, rand: f"2026{date}-{rand}", st.sampled_from(["0101", "1202", "1231"]),
+              st.text(_DIGITS, min_size=15, max_size=15)),
+    st.builds(lambda date, tail: f"2026{date}-0000000{tail}", st.sampled_from(["0101", "1202"]),
+              st.sampled_from(["2026120a", "20261202", "2026120f", "abcdef01", "abcdef02", "99999999"])),
+    st.sampled_from(["not-a-run-id", "20261202-0000000abcdef01\n20261202-0000000abcdef02", ""])), max_size=40)
 
 
 @settings(max_examples=300, deadline=None)
-@given(ids=st.lists(st.one_of(
-    st.builds(lambda date, rand: f"2026{date}-{rand}", st.sampled_from(["0101", "1202", "1231"]),
-              st.text(_DIGITS, min_size=15, max_size=15)),
-    st.builds(lambda tail: f"20261202-0000000{tail}", st.sampled_from(["2026120a", "20261202", "2026120f",
-                                                                      "abcdef01", "abcdef02", "99999999"])),
-    st.sampled_from(["not-a-run-id", "20261202-0000000abcdef01\n20261202-0000000abcdef02", ""])), max_size=40))
+@given(ids=_IDS)
 def test_handles_of_a_whole_list_are_the_reference_ones(ids: list[str]) -> None:
     """handles() works a list at a time; handles_reference() a run at a time: they must agree, on
     colliding random parts, handles of digits that start an id, duplicates and ids of other forms."""
     assert handles(ids) == handles_reference(ids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wanted=st.lists(st.integers(0, 39), max_size=4), ids=_IDS)
+def test_the_handles_of_a_few_runs_are_those_a_whole_listing_gives(wanted: list[int], ids: list[str]) -> None:
+    """handles_of() looks only at the ids alike the wanted ones (and at every id's date, for handles of
+    digits): what it answers must be what handles() of every id answers for them."""
+    chosen = [ids[k % len(ids)] for k in wanted] if ids else []
+    assert handles_of(chosen, ids) == {i: handles(ids)[i] for i in chosen}

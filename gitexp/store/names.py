@@ -158,6 +158,28 @@ def handles(ids: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def handles_of(wanted: Iterable[str], every: Iterable[str]) -> dict[str, str]:
+    """{i: handles([*every, *wanted])[i] for i in wanted}, looking closely only at the ids whose
+    random part starts like one of *wanted*'s: `git exp show` of one run among 100,000 need not
+    work out 100,000 handles (0.35 s) to print one."""
+    wanted = list(dict.fromkeys(wanted))
+    heads = {_HEAD(_RANDOM(i)) for i in wanted}
+    pool = set(every).union(wanted)
+    alike = [i for i in pool if _HEAD(_RANDOM(i)) in heads]
+    shown = handles(alike)
+    if all(_RUN_ID.match(i) for i in alike):
+        # A handle of digits grows past the start of any id of the pool, not only of those alike.
+        dates = set(map(_HEAD_AND_ONE, pool))
+        starts = dates | set(map(_HEAD, dates))
+        for run_id in wanted:
+            handle = shown[run_id]
+            if handle.isdecimal() and len(handle) <= 8:
+                shown[run_id] = _grown(run_id, _RANDOM(run_id), len(handle), starts)
+    else:
+        shown = handles_reference(pool)
+    return {i: shown[i] for i in wanted}
+
+
 def _common(a: str, b: str) -> int:
     """How many leading characters *a* and *b* share."""
     n = 0

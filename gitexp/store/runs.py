@@ -377,6 +377,8 @@ def run_handles(records: Sequence[RunRecord]) -> dict[str, str]:
     """Run id -> handle (names.handles) of *records*, unique among every run of their repository, not
     only these, so that any command accepts what a listing of a few runs shows."""
     every = run_ids(records[0].repo) if records else []
+    if len(records) * 100 < len(every):  # a few runs among many (show, diff, logs): only theirs worked out
+        return names.handles_of([r.id for r in records], every)
     return names.handles([*every, *(r.id for r in records)])
 
 
