@@ -107,6 +107,32 @@ def test_a_run_named_by_its_full_id_is_read_alone_and_the_cache_keeps_every_run(
     assert gitexp.get_run(a.id).id == a.id
 
 
+def test_a_run_named_by_a_handle_is_what_resolving_every_run_gives(repo: Path) -> None:
+    """get_run(handle) reads the one run a handle names without loading every run, unless a run is
+    named like the handle (names come first), it is ambiguous, or unknown: for every such text,
+    it answers (or raises) exactly what resolve() over every run does."""
+    made = [make_run(f"r{i}", experiment=("cnn", "rnn")[i % 2]) for i in range(6)]
+    load_runs()  # the listing cache, whose rows name the runs
+    handles = runs.run_handles(load_runs())
+    target = made[0]
+    make_run(handles[target.id], experiment="cnn")  # a run named like another's handle
+    load_runs()
+    texts = [*(handles[r.id] for r in made), *(handles[r.id][:4] for r in made), *(r.id[16:22] for r in made),
+             "ffff", "0000", made[1].id[:8], "20261", handles[made[2].id].upper()]
+
+    def outcome(call: Any) -> tuple[str, str]:
+        try:
+            return "run", call().id
+        except gitexp.GitexpError as exc:
+            return type(exc).__name__, str(exc)
+
+    for text in texts:
+        for experiment in (None, "cnn"):
+            expected = outcome(lambda: runs.resolve(load_runs(experiment=experiment), text))
+            assert outcome(lambda: gitexp.get_run(text, experiment=experiment)) == expected, (text, experiment)
+    assert gitexp.get_run(handles[target.id]).name == handles[target.id], "the name wins over the handle"
+
+
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:
     make_run("a")
     old = repo / ".git" / OBSOLETE_FILES[0]

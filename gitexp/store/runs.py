@@ -477,4 +477,35 @@ def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = 
         alone = load_runs(repo, experiment, only=id_or_name)
         if alone or alone.damaged:
             return resolve(alone, id_or_name)
+    elif names.could_be_handle(id_or_name) and (run_id := _by_handle_alone(repo, id_or_name, experiment)):
+        alone = load_runs(repo, experiment, only=run_id)
+        if alone or alone.damaged:
+            return resolve(alone, id_or_name)
     return resolve(load_runs(repo, experiment), id_or_name)
+
+
+def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str | None:
+    """The id of the one run that *text* (4 to 8 hex digits) names by the start of its handle or id,
+    when resolve() would answer it: no run is named *text* (names come first) and no run is live
+    (its journal may name it otherwise); None whenever that takes reading every run."""
+    if _has_locks(_journal_names(repo)):
+        return None
+    prefix = names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else "")
+    refs = repo.refs(prefix)
+    lowered = text.lower()
+    found = [(ref, commit) for ref, commit in refs.items()
+             if (run_id := ref.rpartition("/")[2]).startswith(text) or names.random_part(run_id).startswith(lowered)]
+    if len(found) != 1:
+        return None  # none, or several: resolve() says which, from every run
+    collecting = gc.isenabled()
+    gc.disable()  # as load_runs does: the cyclic GC would walk the cache's many new objects again and again
+    try:
+        entries = Cache(repo.commondir).entries
+    finally:
+        if collecting:
+            gc.enable()
+    for commit in refs.values():
+        entry = entries.get(commit)
+        if entry is None or entry[1] is None or row_name(entry[1]) == text:
+            return None  # a run the cache does not list, or one named *text*
+    return found[0][0].rpartition("/")[2]
