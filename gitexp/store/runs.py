@@ -469,9 +469,9 @@ def _unknown(records: list[RunRecord], text: str) -> str:
 
 def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = None,
             experiment: str | None = None) -> RunRecord:
-    """resolve() over load_runs(); a full run id that some ref ends with is read alone (no run is
-    named like another's id: resolve tries ids first), which `git exp show` and the MLflow drop-in's
-    get_run ask for most."""
+    """resolve() over load_runs(). What `git exp show` and the MLflow drop-in's get_run ask for most
+    is read alone: a full run id that some ref ends with (resolve tries ids first), and a handle
+    that resolve() would answer with one run (_by_handle_alone)."""
     repo = open_repository(repo)
     if names.is_run_id(id_or_name):
         alone = load_runs(repo, experiment, only=id_or_name)
