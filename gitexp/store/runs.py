@@ -299,24 +299,25 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     if recover:
         _recover(repo, journal_names)
     prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
-    refs = repo.refs(prefix)
-    skip = len(namespace)
-    ids, listed = [], []
-    for ref, commit in refs.items():
-        exp, _, run_id = ref[skip:].rpartition("/")
-        ids.append(run_id)
-        if (not experiment or exp == experiment) and (only is None or run_id == only):
-            listed.append((run_id, exp, ref, commit))
-    # Newest first, as they are returned; made in that order (and the cache written in it), the
-    # records and their rows lie in memory in the order a listing reads them.
-    listed.sort(key=itemgetter(0), reverse=True)
     records: list[RunRecord] = []
     damaged: dict[str, DamagedRunError] = {}
-    # The cyclic GC would walk the cache's many new objects again every few hundred records made
-    # (none of them can form a cycle): off, loading takes a third less time.
+    # The cyclic GC would walk the many new objects (ref names, the cache's rows, the records) again
+    # every few hundred made, none of them in a cycle, and the more objects the caller holds (a
+    # listing before this one), the longer each walk: off, loading takes a third to half less time.
     collecting = gc.isenabled()
     gc.disable()
     try:
+        refs = repo.refs(prefix)
+        skip = len(namespace)
+        ids, listed = [], []
+        for ref, commit in refs.items():
+            exp, _, run_id = ref[skip:].rpartition("/")
+            ids.append(run_id)
+            if (not experiment or exp == experiment) and (only is None or run_id == only):
+                listed.append((run_id, exp, ref, commit))
+        # Newest first, as they are returned; made in that order (and the cache written in it), the
+        # records and their rows lie in memory in the order a listing reads them.
+        listed.sort(key=itemgetter(0), reverse=True)
         few = only is not None or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
         entries, summaries = cache.entries, cache.summaries
