@@ -56,21 +56,27 @@ def packed_ref_scan(data: bytes, name: str) -> str | None:
 
 def packed_ref(commondir: str, name: str) -> str | None:
     """The id packed-refs gives ref *name*, or None; bisected when the file says it is sorted."""
+    return packed_refs(commondir, [name])[0]
+
+
+def packed_refs(commondir: str, names: list[str]) -> list[str | None]:
+    """packed_ref of each of *names*, with the file opened and mapped once."""
     try:
         fd = os.open(os.path.join(commondir, "packed-refs"), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None
+        return [None] * len(names)
     try:
         size = os.fstat(fd).st_size
         if size == 0:
-            return None
+            return [None] * len(names)
         with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as data:
             header_end = data.find(b"\n") + 1 if data[:1] == b"#" else 0
             if header_end and _SORTED_TRAIT not in data[:header_end] + b" ":
-                return packed_ref_scan(data[:], name)
-            return _bisect(data, header_end, size, name.encode())
+                whole = data[:]
+                return [packed_ref_scan(whole, name) for name in names]
+            return [_bisect(data, header_end, size, name.encode()) for name in names]
     except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot read {commondir}/packed-refs to look up {name}: {exc}") from exc
+        raise StorageError(f"cannot read {commondir}/packed-refs to look up {', '.join(names)}: {exc}") from exc
     finally:
         os.close(fd)
 
@@ -101,9 +107,7 @@ def _bisect(data: mmap.mmap, low: int, high: int, wanted: bytes) -> str | None:
 
 def _lock(path: str, stale: bool) -> int:
     """Take `<path>.lock`, waiting out another writer for up to sum(LOCK_DELAYS) seconds; with
-    *stale*, a lock older than STALE_LOCK is removed first."""
-    if stale:
-        _drop_stale(path + ".lock")
+    *stale*, a lock found older than STALE_LOCK is removed first."""
     delays = iter(LOCK_DELAYS)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     made = 0
@@ -117,6 +121,9 @@ def _lock(path: str, stale: bool) -> int:
                 raise
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except FileExistsError:
+            if stale and _drop_stale(path + ".lock"):
+                stale = False
+                continue
             delay = next(delays, None)
             if delay is None:
                 raise RefLockedError(
@@ -125,18 +132,22 @@ def _lock(path: str, stale: bool) -> int:
             time.sleep(delay)
 
 
-def _drop_stale(lock: str) -> None:
+def _drop_stale(lock: str) -> bool:
+    """Remove *lock* when it is older than STALE_LOCK; whether it is gone."""
     try:
         age = time.time() - os.stat(lock).st_mtime
+    except FileNotFoundError:
+        return True  # released meanwhile
     except OSError:
-        return  # no lock: the usual case
+        return False
     if age < STALE_LOCK:
-        return
+        return False
     try:
         os.unlink(lock)
     except FileNotFoundError:
-        return
+        return True
     warn(f"gitexp: removed {lock}, a lock {age:.0f} s old: a process was killed while it wrote that ref")
+    return True
 
 
 def _loose_value(path: str) -> str | bool | None:
@@ -176,9 +187,12 @@ def write_ref(commondir: str, name: str, new: str, expected: str | None, reflog_
         loose = _loose_value(path)
         if loose is False:
             return False
-        current = loose if isinstance(loose, str) else packed_ref(commondir, name)
-        if current is None and any(packed_ref(commondir, folder) is not None for folder in conflicting_prefixes(name)):
-            return False  # a packed ref where this one needs a folder: libgit2 says so
+        if isinstance(loose, str):
+            current: str | None = loose
+        else:  # the ref, and each folder above it: a packed ref there is a name conflict libgit2 words
+            current, *folders = packed_refs(commondir, [name, *conflicting_prefixes(name)])
+            if current is None and any(folder is not None for folder in folders):
+                return False
         if current != expected:
             raise RefConflictError(f"ref {name} exists already" if expected is None else
                                    f"ref {name} moved to {(current or 'nothing')[:12]} (expected {expected[:12]})")
