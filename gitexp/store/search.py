@@ -181,7 +181,7 @@ def from_row(row: Row, head: str, rest: Path) -> object:
         # metric_value's second choice: a summary of the metric named by the parts before the stat.
         base = ".".join(rest[:-1])
         if base not in lasts:
-            return UNKNOWN if base.startswith("system/") else MISSING
+            return MISSING  # (base is not a system/ metric: key, which it starts, is not)
         if rest[-1] == "last":
             return lasts[base]
         extremes = row_extremes(row)
