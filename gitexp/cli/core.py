@@ -82,15 +82,33 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
         all_columns: bool, where: str | None, sort: str | None, only_changed: bool, wide: bool) -> int:
     from gitexp.cli import pager
     from gitexp.store import search
-    from gitexp.views import fitting, table
+    from gitexp.views import table
 
     if limit is not None and limit < 0:
         raise GitexpError(f"-n {limit}: the number of runs to list must be 0 or more")
-    records: list[RunRecord]
-    if limit is not None and not (where or "").strip() and not sort:
+    plain = not (where or "").strip() and not sort
+    records: list[RunRecord] = []
+    if plain and limit is None and not columns and form != "json":
+        # Every run: as the last listing of the same refs showed them (their columns were kept), or
+        # loaded, and their columns kept for the next listing.
+        from gitexp.store import runs
+        from gitexp.views import listing
+
+        kept = listing.current(experiment=experiment)
+        after: Callable[[], None] | None = None
+        if kept is None:
+            records = runs.load_runs(experiment=experiment)
+            made = kept = listing.of_records(records) if isinstance(records, runs.RunList) else None
+            if made is not None and experiment is None:
+                repo = records[0].repo
+                after = lambda: listing.remember(repo, made)  # noqa: E731 (once the table is out)
+        if kept is not None and len(kept):
+            cols, values = kept.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
+            return _show_listing(cols, values, kept.experiments, form, precision, all_columns, wide, after=after)
+    elif plain:
         from gitexp.store import runs
 
-        records = runs.load_runs(experiment=experiment, limit=limit)  # the newest: the others go unread
+        records = runs.load_runs(experiment=experiment, limit=limit)  # with a limit, the others go unread
     else:
         records = search.search_runs(where, sort, experiment=experiment)
         records = records[:limit] if limit is not None else records
@@ -111,17 +129,31 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
     # csv is for programs: every column, and full ids (a handle is for people to read and type).
     cols, values = table.run_columns(records, extra, all_columns=all_columns or form == "csv",
                                      only_changed=only_changed, full_ids=form == "csv")
+    return _show_listing(cols, values, [r.experiment for r in records], form, precision, all_columns, wide,
+                         columns)
+
+
+def _show_listing(cols: list[str], values: list[list[Any]], experiments: list[str], form: str, precision: int,
+                  all_columns: bool, wide: bool, columns: str | None = None,
+                  after: Callable[[], None] | None = None) -> int:
+    """Print a listing's table; then call *after*."""
+    from gitexp.cli import pager
+    from gitexp.views import fitting, table
+
     screen = pager.screen() if form == "table" and not columns else None
     hidden: list[str] = []
     if screen is None:  # a pipe, a file, --format or --columns: every column asked for, the same every time
         text = table.render_columns(cols, values, form, precision)
     else:
         # A person reads this: the default columns fit the terminal (--wide and --all: every one).
-        text, hidden = fitting.terminal_table(cols, values, [r.experiment for r in records],
+        text, hidden = fitting.terminal_table(cols, values, experiments,
                                               None if wide or all_columns else screen.columns, precision, _ellipsis())
     pager.page(text)
     if hidden and screen is not None:
         print(_hidden_note(hidden, screen.columns), file=sys.stderr)
+    if after is not None:
+        sys.stdout.flush()
+        after()
     from gitexp.cli.main import exit_now
 
     exit_now(0)  # the process: without freeing the listing's objects first

@@ -166,6 +166,29 @@ def read_refs(commondir: Path, prefix: str) -> dict[str, str] | None:
     return out
 
 
+def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[int, ...] | None, dict[str, str]] | None:
+    """What tells whether the refs starting with *prefix* changed, without reading packed-refs:
+    the identity of the packed-refs file (inode, size, modification and change times; None without
+    one) and the loose refs. git rewrites packed-refs into a new file renamed over the old one and
+    trusts the same stat to know its copy is current. None where read_refs would be None, and in a
+    linked worktree.
+    """
+    if gitdir != commondir or not prefix.startswith("refs/") or \
+            any(p.startswith(prefix) or prefix.startswith(p) for p in _PER_WORKTREE):
+        return None
+    loose: dict[str, str] = {}
+    # Loose refs first, as read_refs: a `git pack-refs` between the two changes the packed-refs part.
+    if not _read_loose(str(commondir), prefix, loose) or not _valid_names(list(loose)):
+        return None
+    try:
+        stat = os.stat(commondir / "packed-refs")
+    except FileNotFoundError:
+        return None, loose
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns), loose
+
+
 def _read_loose(root: str, prefix: str, out: dict[str, str]) -> bool:
     """The loose refs starting with *prefix* into *out*; False at anything libgit2 must judge."""
     folders = [prefix.rpartition("/")[0]]

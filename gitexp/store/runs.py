@@ -288,16 +288,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     """
     global _last_ids
     repo = open_repository(repo)
-    # The runs this process started may not be on their refs yet (their first commit waits for
-    # the background flush): have them written first. Without gitexp.store.background, it started none.
-    background = sys.modules.get("gitexp.store.background")
-    if background is not None:
-        background.worker.before_read(repo.commondir)
-    # One listing of the journal folder tells both whether a run may need recovering and which
-    # runs are live (their records are brought up to date from their journal below).
-    journal_names = _journal_names(repo)
-    if recover:
-        _recover(repo, journal_names)
+    journal_names = _before_reading(repo, recover)
     prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
     records: list[RunRecord] = []
     damaged: dict[str, DamagedRunError] = {}
@@ -351,6 +342,27 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         _overlay_live(records, journal_names, repo, summaries)
     _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
     return RunList(records, damaged)
+
+
+def _before_reading(repo: RepoReader, recover: bool) -> list[str]:
+    """What load_runs does before it reads the refs; the names in the journal folder."""
+    # The runs this process started may not be on their refs yet (their first commit waits for
+    # the background flush): have them written first. Without gitexp.store.background, it started none.
+    background = sys.modules.get("gitexp.store.background")
+    if background is not None:
+        background.worker.before_read(repo.commondir)
+    # One listing of the journal folder tells both whether a run may need recovering and which
+    # runs are live (their records are brought up to date from their journal).
+    journal_names = _journal_names(repo)
+    if recover:
+        _recover(repo, journal_names)
+    return journal_names
+
+
+def before_listing(repo: RepoReader) -> bool:
+    """Take load_runs' first steps (this process's runs flushed, dead runs recovered); False while a
+    run is live on this machine, whose record load_runs takes from its journal, not from its ref."""
+    return not _has_locks(_before_reading(repo, recover=True))
 
 
 READ_ALONE = 1000  # runs that load_runs(limit=...) reads from git rather than through the listing cache

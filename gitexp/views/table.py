@@ -150,7 +150,7 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     asked = extra is not None
     if extra is None:
         extra = _differing_columns(records, known["params"], known["metrics"],
-                                   limit=None if all_columns or only_changed else 8)
+                                   limit=differing_limit(all_columns, only_changed))
     extra = [c for c in dict.fromkeys(extra) if c not in BASE_COLUMNS]
     # Column by column, each column's lookup worked out once.
     if every:  # what RunRecord's properties answer, from the cache's rows
@@ -168,8 +168,21 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
         _warn_empty(records, extra, values[len(BASE_COLUMNS):])
     columns = keys
     if only_changed and len(records) > 1:
-        columns = [c for c, column in zip(keys, values, strict=True) if c in ("id", "name") or _column_varies(column)]
+        columns = [c for c, column in zip(keys, values, strict=True) if c in ("id", "name") or column_varies(column)]
     return columns, keys, values
+
+
+def key_column(column: str, records: Sequence[RunRecord],
+               known: Mapping[str, Sequence[dict[str, Any] | None]]) -> list[Any]:
+    """The values run_columns shows in a params or metrics *column* of *records*; *known*: their
+    rows' flattened params and last values, by "params" and "metrics"."""
+    fetched = _fetch_known([column], known)
+    return fetched[column] if column in fetched else column_values(column, records, known)
+
+
+def differing_limit(all_columns: bool, only_changed: bool) -> int | None:
+    """How many params (and as many metrics) that differ a listing shows as columns; None: all."""
+    return None if all_columns or only_changed else 8
 
 
 def _warn_empty(records: Sequence[RunRecord], columns: Sequence[str], values: Sequence[list[Any]]) -> None:
@@ -225,15 +238,15 @@ def _differing_columns(records: Sequence[RunRecord], flats: Sequence[dict[str, A
     pkeys, mkeys = differing(params), differing(metrics)
     if limit is not None:
         pkeys, mkeys = pkeys[:limit], mkeys[:limit]
-    return [f"params.{_quoted(k)}" for k in pkeys] + [f"metrics.{_quoted(k)}" for k in mkeys]
+    return [f"params.{quoted_key(k)}" for k in pkeys] + [f"metrics.{quoted_key(k)}" for k in mkeys]
 
 
-def _column_varies(values: Sequence[Any]) -> bool:
+def column_varies(values: Sequence[Any]) -> bool:
     first = _comparable(values[0])
     return any(_comparable(v) != first for v in values[1:])
 
 
-def _quoted(key: str) -> str:
+def quoted_key(key: str) -> str:
     """A param or metric key as a column name that column_getter reads back (backticks when needed)."""
     from gitexp.store.search import column_path
 

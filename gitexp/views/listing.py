@@ -1,0 +1,199 @@
+"""The listing of every run, kept between two `git exp ls` as the columns it shows.
+
+At 100,000 runs a listing made from the runs' records spends most of its time before the first
+line of text: loading 100,000 rows of the run cache, a record per run, the handles of 100,000 ids,
+and then taking the rows apart again into columns. What a plain `git exp ls` shows depends only
+on which commits the run refs point at, so once listed, its columns are kept in
+`<common git dir>/gitexp/cache/listing-v1.marshal` beside the refs they were made from, and the
+next listing of the same refs reads the columns alone.
+
+The file holds derived data (deleting it is always safe) and is trusted only while the refs are
+exactly those it was made from; with a run live on this machine (its values come from its
+journal), a damaged run (which must be warned of) or a run without a listing row, it is neither
+read nor written. Listing.columns() answers what table.run_columns answers for the same runs:
+tests/test_listing.py compares the two on generated runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import marshal
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, cast
+
+from gitexp.git.gitfiles import refs_state
+from gitexp.git.lazyrepo import open_repository
+from gitexp.git.reader import RepoReader
+from gitexp.store import cachefile, names
+from gitexp.store.fields import flatten
+from gitexp.store.names import REF_PREFIX
+from gitexp.store.runcache import (
+    Row,
+    row_base_commit,
+    row_duration,
+    row_flat_params,
+    row_lasts,
+    row_name,
+    row_start,
+    row_status,
+)
+from gitexp.store.runs import RunList, before_listing, listing_rows, run_handles
+from gitexp.views.table import BASE_COLUMNS, column_varies, differing_limit, key_column, quoted_key
+
+CACHE_FILE = Path("gitexp") / "cache" / "listing-v1.marshal"
+VERSION = 1
+_HEADS = ("params", "metrics")
+_MISSING = object()  # a run without the key, in a column's values as `differing` compares them
+
+
+class Listing:
+    """The columns of a listing of runs, newest first, as table.run_columns computes them.
+
+    keys[head][key] is (column, values, absent): the name of the key's column, its values as
+    run_columns shows them (None where a run lacks the key, or what a longer path finds), and the
+    positions of the runs without the key (for telling which columns differ, a missing key counts
+    as a value).
+    """
+
+    __slots__ = ("base", "experiments", "handles", "ids", "keys", "refs")
+
+    def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
+                 base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]]) -> None:
+        # ref -> commit of every run the listing was made from (for an experiment's, of all); None
+        # for a listing read back from the file, which need not be kept again.
+        self.refs = refs
+        self.ids, self.handles, self.experiments, self.base, self.keys = ids, handles, experiments, base, keys
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def of_experiment(self, experiment: str) -> Listing:
+        """The runs of *experiment* alone, in the same order."""
+        picked = [i for i, exp in enumerate(self.experiments) if exp == experiment]
+        if len(picked) == len(self.ids):
+            return self
+        where = {old: new for new, old in enumerate(picked)}
+
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[i] for i in picked]
+        keys = {head: {key: (column, pick(values), [where[i] for i in absent if i in where])
+                       for key, (column, values, absent) in part.items()} for head, part in self.keys.items()}
+        return Listing(self.refs, pick(self.ids), pick(self.handles), pick(self.experiments),
+                       [pick(c) for c in self.base], keys)
+
+    def columns(self, all_columns: bool = False, only_changed: bool = False,
+                full_ids: bool = False) -> tuple[list[str], list[list[Any]]]:
+        """What table.run_columns(records, None, all_columns, only_changed, full_ids) answers for these runs."""
+        count = len(self.ids)
+        extra: dict[str, list[Any]] = {}
+        limit = differing_limit(all_columns, only_changed)
+        for head in _HEADS:
+            # Keys that no listed run has are not columns of this listing (another experiment's).
+            present = sorted(key for key, (_, _, absent) in self.keys[head].items() if len(absent) < count)
+            if count > 1:
+                present = [key for key in present if column_differs(*self.keys[head][key][1:])]
+            for key in present[:limit]:
+                column, values, _ = self.keys[head][key]
+                if column not in BASE_COLUMNS:
+                    extra.setdefault(column, values)
+        names = [*BASE_COLUMNS, *extra]
+        values = [self.ids if full_ids else self.handles, *self.base, *extra.values()]
+        if only_changed and count > 1:
+            kept = [(c, v) for c, v in zip(names, values, strict=True) if c in ("id", "name") or column_varies(v)]
+            return [c for c, _ in kept], [v for _, v in kept]
+        return names, values
+
+
+def column_differs(values: list[Any], absent: list[int]) -> bool:
+    """Whether a key's column holds two different values (table.differing's test), a missing key
+    counting as a value."""
+    if absent:
+        gone = set(absent)
+        return column_varies([_MISSING if i in gone else v for i, v in enumerate(values)])
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and kinds <= _HASHABLE:
+        try:
+            if len(set(values)) == 1:
+                return False  # one value of one type: the usual case for a constant column, in one pass
+        except TypeError:
+            pass
+    return column_varies(values)
+
+
+_HASHABLE = frozenset((str, int, float, bool, type(None)))
+
+
+def current(repo: RepoReader | str | os.PathLike[str] | None = None, experiment: str | None = None) -> Listing | None:
+    """The kept listing (of *experiment*'s runs, or of all), when it was made from the refs the runs
+    have now; else None (load the runs, then of_records() and remember())."""
+    if experiment:
+        names.check_experiment(experiment)
+    repo = open_repository(repo)
+    if not before_listing(repo):
+        return None
+    state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
+    data = cachefile.load(repo.commondir / CACHE_FILE)
+    if type(data) is not dict or data.get("version") != VERSION:
+        return None
+    try:
+        # The same packed-refs file and loose refs: the same refs, without reading 100,000 of them.
+        if (state is None or data["state"] != state) and marshal.loads(data["refs"]) != repo.refs(REF_PREFIX):
+            return None
+        listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"])
+    except (KeyError, TypeError, ValueError, EOFError):
+        return None
+    return listing.of_experiment(experiment) if experiment else listing
+
+
+def remember(repo: RepoReader, listing: Listing) -> None:
+    """Keep *listing*, of every run of *repo*, for current(), unless the runs changed since it was made."""
+    # The state first: refs that change after it are then never taken for the ones it describes.
+    state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
+    if listing.refs is None or repo.refs(REF_PREFIX) != listing.refs:
+        return  # a run was made or moved meanwhile: this listing is already out of date
+    # The refs as marshal bytes of their own: a listing that the state shows current needs not
+    # make 200,000 strings of them.
+    cachefile.save(repo.commondir / CACHE_FILE, {
+        "version": VERSION, "state": state, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
+        "handles": listing.handles, "experiments": listing.experiments, "base": listing.base, "keys": listing.keys})
+
+
+def of_records(records: RunList) -> Listing | None:
+    """The listing of *records* (as load_runs gives them); None when there are none, or damaged runs
+    (whose warning each listing repeats)."""
+    if records.damaged or not records:
+        return None
+    rows = listing_rows(records)
+    # What run_columns reads: the rows' flattened params and last values (None for a run without)...
+    known: dict[str, list[dict[str, Any] | None]] = {
+        "params": [None if row is None else row_flat_params(row) for row in rows],
+        "metrics": [None if row is None else row_lasts(row) for row in rows]}
+    # ...and what tells it which columns differ: the same, from the run itself where its row lacks them.
+    compared = {
+        "params": [flatten(r.params) if flat is None else flat
+                   for flat, r in zip(known["params"], records, strict=True)],
+        "metrics": [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")}
+                    if last is None else last for last, r in zip(known["metrics"], records, strict=True)]}
+    keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
+    for head, dicts in compared.items():
+        keys[head] = {}
+        # How many runs have each key: for a key that all have, no run need be looked at again.
+        counts = Counter(itertools.chain.from_iterable(dicts))
+        for key in sorted(counts):
+            column = f"{head}.{quoted_key(key)}"
+            absent = [] if counts[key] == len(dicts) else [i for i, d in enumerate(dicts) if key not in d]
+            keys[head][key] = (column, key_column(column, records, known), absent)
+    base: list[list[Any]]
+    if None in rows:
+        base = [[r.name for r in records], [r.status for r in records], [r.start for r in records],
+                [r.duration for r in records], [(r.base_commit or "")[:7] for r in records]]
+    else:
+        present = cast("list[Row]", rows)
+        base = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
+        base.append([(commit or "")[:7] for commit in map(row_base_commit, present)])
+    handles = run_handles(records)
+    refs = {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records}
+    return Listing(refs, [r.id for r in records], [handles[r.id] for r in records],
+                   [r.experiment for r in records], base, keys)
