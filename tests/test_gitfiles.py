@@ -366,3 +366,42 @@ def test_warm_ls_never_imports_pygit2_and_lists_the_same(repo: Path, gitexp_env:
     assert "alpha" in listed and not imported
     git(repo, "config", "include.path", "missing.inc")  # now gitfiles gives up: pygit2 lists
     assert ls() == (listed, True)
+
+
+def test_the_refs_state_changes_with_every_change_to_the_refs(repo: Path) -> None:
+    gitdir = repo / ".git"
+    written = iter(range(1_000_000_000, 2_000_000_000, 1000))
+
+    def state() -> object:
+        # As if packed-refs were written long ago (each time at another moment): a young one has no state.
+        packed = gitdir / "packed-refs"
+        if packed.exists():
+            assert gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) is None
+            moment = next(written)
+            os.utime(packed, (moment, moment))
+        return gitfiles.refs_state(gitdir, gitdir, REF_PREFIX)
+    names = run_names("a", "b")
+    made = make_refs(repo, names)
+    seen = [state()]
+    assert seen[0] == (None, made)  # no packed-refs yet: the loose refs are the state
+    git(repo, "pack-refs", "--all")
+    seen.append(state())
+    spare = git(repo, "commit-tree", "-m", "spare", git(repo, "write-tree").strip()).strip()
+    assert spare not in made.values()
+    git(repo, "update-ref", names[0], spare)  # loose again, over its packed line
+    seen.append(gitfiles.refs_state(gitdir, gitdir, REF_PREFIX))
+    git(repo, "pack-refs", "--all")  # the same size, maybe the same inode as two steps ago
+    seen.append(state())
+    git(repo, "update-ref", "-d", names[1])  # a packed ref deleted: packed-refs rewritten
+    seen.append(state())
+    assert len({repr(s) for s in seen}) == len(seen), "\n".join(map(repr, seen))
+    assert gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) == seen[-1]  # nothing changed: the same state
+    git(repo, "update-ref", "refs/heads/other", spare)  # refs outside the prefix are not its business
+    assert gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) == seen[-1]
+
+
+def test_a_refs_state_is_not_told_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    git(repo, "worktree", "add", "-q", str(tmp_path / "other"), "-b", "other")
+    location = gitfiles.locate(str(tmp_path / "other"))
+    assert location is not None and location.gitdir != location.commondir
+    assert gitfiles.refs_state(location.gitdir, location.commondir, REF_PREFIX) is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ _UNUSUAL_CONFIG = (b"extensions", b"reftable", b"refstorage", b"worktree", b"inc
 _FORMAT_VERSION = rb"repositoryformatversion\s*=\s*(\S*)"
 _PATH_ROOM = 3800  # libgit2 refuses git dirs whose longest file path would pass PATH_MAX (4096)
 # Refs that live in each worktree's own git dir, not the common one.
+RACY_SECONDS = 2.0  # how young a packed-refs may be and its stat still tell it from the next one (refs_state)
 _PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
 # What ref names may hold: printable ASCII but ~^:?*[\ ; and, one a line, names with a dot git forbids.
 _NAME_CHARS = bytes(c for c in range(0x21, 0x7F) if chr(c) not in "~^:?*[\\")
@@ -170,8 +172,12 @@ def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[int, .
     """What tells whether the refs starting with *prefix* changed, without reading packed-refs:
     the identity of the packed-refs file (inode, size, modification and change times; None without
     one) and the loose refs. git rewrites packed-refs into a new file renamed over the old one and
-    trusts the same stat to know its copy is current. None where read_refs would be None, and in a
-    linked worktree.
+    trusts the same stat to know its copy is current.
+
+    None where read_refs would be None, in a linked worktree, and while packed-refs is younger than
+    RACY_SECONDS: a file system keeps times to a few milliseconds, so a packed-refs written again
+    within the same tick, into a recycled inode, with as many bytes, would have the same stat. Once
+    a state is older than that, any later rewrite has a later time.
     """
     if gitdir != commondir or not prefix.startswith("refs/") or \
             any(p.startswith(prefix) or prefix.startswith(p) for p in _PER_WORKTREE):
@@ -181,12 +187,14 @@ def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[int, .
     if not _read_loose(str(commondir), prefix, loose) or not _valid_names(list(loose)):
         return None
     try:
-        stat = os.stat(commondir / "packed-refs")
+        info = os.stat(commondir / "packed-refs")
     except FileNotFoundError:
         return None, loose
     except OSError:
         return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns), loose
+    if info.st_mtime > time.time() - RACY_SECONDS:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns), loose
 
 
 def _read_loose(root: str, prefix: str, out: dict[str, str]) -> bool:

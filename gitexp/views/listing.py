@@ -5,7 +5,9 @@ line of text: loading 100,000 rows of the run cache, a record per run, the handl
 and then taking the rows apart again into columns. What a plain `git exp ls` shows depends only
 on which commits the run refs point at, so once listed, its columns are kept in
 `<common git dir>/gitexp/cache/listing-v1.marshal` beside the refs they were made from, and the
-next listing of the same refs reads the columns alone.
+next listing of the same refs reads the columns alone. Whether the refs are the same is told by
+the stat of packed-refs and the loose refs (gitfiles.refs_state, kept in STATE_FILE), else by
+reading them all (0.15 s at 100,000 runs).
 
 The file holds derived data (deleting it is always safe) and is trusted only while the refs are
 exactly those it was made from; with a run live on this machine (its values come from its
@@ -43,6 +45,7 @@ from gitexp.store.runs import RunList, before_listing, listing_rows, run_handles
 from gitexp.views.table import BASE_COLUMNS, column_varies, differing_limit, key_column, quoted_key
 
 CACHE_FILE = Path("gitexp") / "cache" / "listing-v1.marshal"
+STATE_FILE = Path("gitexp") / "cache" / "listing-v1-state.marshal"  # the refs it is known to be current for
 VERSION = 1
 _HEADS = ("params", "metrics")
 _MISSING = object()  # a run without the key, in a column's values as `differing` compares them
@@ -138,9 +141,14 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None, experiment:
     if type(data) is not dict or data.get("version") != VERSION:
         return None
     try:
-        # The same packed-refs file and loose refs: the same refs, without reading 100,000 of them.
-        if (state is None or data["state"] != state) and marshal.loads(data["refs"]) != repo.refs(REF_PREFIX):
-            return None
+        # The same packed-refs file and loose refs as when it was made, or last found current: the
+        # same refs, without reading 100,000 of them.
+        token = data["token"]
+        if state is None or cachefile.load(repo.commondir / STATE_FILE) != (token, state):
+            if marshal.loads(data["refs"]) != repo.refs(REF_PREFIX):
+                return None
+            if state is not None:  # (taken before the refs were read: a change since is a change to it)
+                cachefile.save(repo.commondir / STATE_FILE, (token, state))
         listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"])
     except (KeyError, TypeError, ValueError, EOFError):
         return None
@@ -153,11 +161,15 @@ def remember(repo: RepoReader, listing: Listing) -> None:
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
     if listing.refs is None or repo.refs(REF_PREFIX) != listing.refs:
         return  # a run was made or moved meanwhile: this listing is already out of date
-    # The refs as marshal bytes of their own: a listing that the state shows current needs not
-    # make 200,000 strings of them.
-    cachefile.save(repo.commondir / CACHE_FILE, {
-        "version": VERSION, "state": state, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
-        "handles": listing.handles, "experiments": listing.experiments, "base": listing.base, "keys": listing.keys})
+    # The token ties a state to the listing it was found true of (two processes may write each file).
+    # The refs as marshal bytes of their own: a listing that the state shows current need not make
+    # 200,000 strings of them.
+    token = os.urandom(8).hex()
+    if cachefile.save(repo.commondir / CACHE_FILE, {
+            "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
+            "handles": listing.handles, "experiments": listing.experiments, "base": listing.base,
+            "keys": listing.keys}) and state is not None:
+        cachefile.save(repo.commondir / STATE_FILE, (token, state))
 
 
 def of_records(records: RunList) -> Listing | None:
