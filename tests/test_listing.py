@@ -21,9 +21,9 @@ from tests.sample_runs import QUIET, Sample, sample_runs
 FLAGS = [(False, False, False), (True, False, False), (False, True, False), (False, False, True), (True, True, True)]
 
 
-@pytest.fixture
-def sample(repo: Path) -> Sample:
-    made = sample_runs(repo, git(repo, "rev-parse", "HEAD").strip(), "user-text")
+@pytest.fixture(params=["user-text", "plain"])
+def sample(repo: Path, request: pytest.FixtureRequest) -> Sample:
+    made = sample_runs(repo, git(repo, "rev-parse", "HEAD").strip(), request.param)
     # Values of every kind a column can hold, and keys the other runs lack.
     with gitexp.start_run(name="mixed", experiment="mix", repo=repo, params={
             "lr": 1, "flag": True, "layers": [1, 2], "opt": None, "model": {"layers": 4.0}}, **QUIET) as run:
@@ -41,6 +41,16 @@ def reference(repo: Path, experiment: str | None, flags: tuple[bool, bool, bool]
     return shown(table.run_columns(load_runs(repo, experiment), None, *flags))
 
 
+def agrees(repo: Path) -> None:
+    """The listing current() gives has the columns of the runs, whatever is asked of it."""
+    whole = listing.current(repo)
+    assert whole is not None
+    for experiment in (None, "cnn", "rnn", "mix"):
+        kept = whole.of_experiment(experiment) if experiment else whole
+        for flags in FLAGS:
+            assert shown(kept.columns(*flags)) == reference(repo, experiment, flags), (experiment, flags)
+
+
 def ls(repo: Path, *args: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "gitexp", "ls", *args], cwd=repo, capture_output=True, text=True,
                           check=True)
@@ -55,13 +65,9 @@ def test_the_listing_has_the_columns_of_the_runs(sample: Sample) -> None:
         assert shown(made.columns(*flags)) == reference(sample.repo, None, flags)
     assert listing.current(sample.repo) is None  # not kept yet
     listing.remember(records[0].repo, made)
-    for experiment in (None, "cnn", "rnn", "mix"):
-        kept = listing.current(sample.repo, experiment)
-        assert kept is not None
-        for flags in FLAGS:
-            assert shown(kept.columns(*flags)) == reference(sample.repo, experiment, flags), (experiment, flags)
-    nothing = listing.current(sample.repo, "nothing-here")
-    assert nothing is not None and len(nothing) == 0
+    agrees(sample.repo)
+    whole = listing.current(sample.repo)
+    assert whole is not None and len(whole.of_experiment("nothing-here")) == 0
 
 
 def test_ls_prints_the_same_table_from_the_kept_listing(sample: Sample) -> None:
@@ -75,23 +81,73 @@ def test_ls_prints_the_same_table_from_the_kept_listing(sample: Sample) -> None:
     assert "baseline" in made and "mixed" not in made
 
 
+def brought_up_to_date(repo: Path) -> listing.Listing | None:
+    """The kept listing brought up to date (None when it could not be), checked, and kept."""
+    updated = listing.current(repo)
+    if updated is not None:
+        assert updated.refs is not None, "a listing of other refs than the kept one's"
+        agrees(repo)
+        listing.remember(repo, updated)
+        assert (current := listing.current(repo)) is not None and current.refs is None
+    return updated
+
+
+def test_a_few_changed_runs_bring_the_kept_listing_up_to_date(sample: Sample) -> None:
+    repo = sample.repo
+    ls(repo)
+    with gitexp.start_run(name="newest", experiment="cnn", repo=repo,
+                          params={"lr": 0.5, "model": {"layers": 2, "act": "tanh"}, "batch": 32}, **QUIET) as run:
+        run.log_metrics({"loss": 0.05, "val/acc": 0.95})
+    plain = "evil" not in sample.ids  # a run whose params have a dotted key: never brought up to date
+    assert (brought_up_to_date(repo) is not None) == plain
+    with gitexp.start_run(name="other", experiment="gan", repo=repo, params={"depth": 3, "lr": 2}, **QUIET) as run:
+        run.log_metric("fid", 12.5)  # keys no run had
+    assert (brought_up_to_date(repo) is not None) == plain
+    wide, baseline = (f"refs/experiments/cnn/{sample.ids[name]}" for name in ("wide", "baseline"))
+    git(repo, "update-ref", wide, git(repo, "rev-parse", baseline).strip())  # a run moved
+    assert (brought_up_to_date(repo) is not None) == plain
+    git(repo, "update-ref", "-d", f"refs/experiments/rnn/{sample.ids['rnn']}")  # the only run of "rnn" gone
+    assert (brought_up_to_date(repo) is not None) == plain
+    assert "rnn" not in ls(repo) and ls(repo).count("baseline") == 2
+    # Keys that the kept runs may answer otherwise than by nothing: listed anew.
+    with gitexp.start_run(name="leaf", experiment="cnn", repo=repo, params={"model": "resnet"}, **QUIET) as run:
+        run.log_metric("loss", 1.0)
+    assert brought_up_to_date(repo) is None
+    assert "resnet" in ls(repo)
+    agrees(repo)
+    with gitexp.start_run(name="dotted", experiment="cnn", repo=repo, **QUIET) as run:
+        run.log_metric("loss.max", 1.0)
+    assert brought_up_to_date(repo) is None
+    assert "dotted" in ls(repo)
+    agrees(repo)
+
+
+def not_kept_as_it_was(repo: Path) -> bool:
+    """Whether current() gives no listing, or one brought up to date (never the kept one unchanged)."""
+    found = listing.current(repo)
+    if found is None:
+        return True
+    agrees(repo)
+    return found.refs is not None
+
+
 def test_a_change_to_the_runs_is_never_hidden_by_the_kept_listing(sample: Sample) -> None:
     ls(sample.repo)
     assert listing.current(sample.repo) is not None
     with gitexp.start_run(name="newest", experiment="cnn", repo=sample.repo, **QUIET) as run:
         run.log_metric("loss", 0.01)
-    assert listing.current(sample.repo) is None
+    assert not_kept_as_it_was(sample.repo)
     assert "newest" in ls(sample.repo)
     assert listing.current(sample.repo) is not None
     # A ref moved elsewhere (a run's ref reset to another run's commit), with the same size and time.
     ref = f"refs/experiments/cnn/{sample.ids['wide']}"
     other = git(sample.repo, "rev-parse", f"refs/experiments/cnn/{sample.ids['baseline']}").strip()
     git(sample.repo, "update-ref", ref, other)
-    assert listing.current(sample.repo) is None
+    assert not_kept_as_it_was(sample.repo)
     assert ls(sample.repo).count("baseline") == 2
     # A run deleted.
     git(sample.repo, "update-ref", "-d", ref)
-    assert listing.current(sample.repo) is None
+    assert not_kept_as_it_was(sample.repo)
     assert ls(sample.repo).count("baseline") == 1
 
 
@@ -101,7 +157,7 @@ def test_packing_the_refs_keeps_the_listing_of_the_same_runs(sample: Sample) -> 
     assert listing.current(sample.repo) is not None  # other files, the same refs: looked at, and the same
     git(sample.repo, "update-ref", f"refs/experiments/cnn/{sample.ids['wide']}",
         git(sample.repo, "rev-parse", f"refs/experiments/rnn/{sample.ids['rnn']}").strip())
-    assert listing.current(sample.repo) is None  # a packed ref made loose again, elsewhere
+    assert not_kept_as_it_was(sample.repo)  # a packed ref made loose again, elsewhere
     assert ls(sample.repo) != made
 
 
@@ -115,7 +171,9 @@ def test_a_live_run_is_listed_from_its_journal_not_from_the_kept_listing(sample:
         run.flush_journal()
         assert "0.3125" in ls(sample.repo, "--experiment", "cnn", "--all")
         assert "0.3125" in ls(sample.repo)
-    assert listing.current(sample.repo) is None
+        assert listing.current(sample.repo) is None
+    assert not_kept_as_it_was(sample.repo)
+    assert "RUNNING" not in ls(sample.repo)
 
 
 def test_a_damaged_run_is_warned_of_at_every_listing(sample: Sample) -> None:

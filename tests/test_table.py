@@ -167,6 +167,13 @@ def test_cells_of_a_column_are_its_cells(values: list[object], precision: int) -
     assert cells(values, precision) == [cell(v, precision) for v in values]
 
 
+@given(st.one_of(st.lists(st.one_of(st.none(), st.floats())), st.lists(st.one_of(st.none(), st.integers())),
+                 st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))),
+       st.sampled_from([1, 4, 17]))
+def test_cells_of_a_column_with_gaps_are_its_cells(values: list[object], precision: int) -> None:
+    assert cells(values, precision) == [cell(v, precision) for v in values]
+
+
 def test_local_times_are_remembered_by_the_minute_only_when_that_is_exact() -> None:
     times = [f"2026-03-29T0{h}:{m:02d}:{s:02d}.{ms:03d}Z" for h in range(4) for m in (0, 59) for s in (0, 30, 59)
              for ms in (0, 999)] + ["2026-03-29T01:00:00Z", "1970-01-01T00:00:30.000Z", None, ""]

@@ -6,6 +6,7 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gitexp.cli.options import add_deprecated, add_sort, deprecated
@@ -94,14 +95,16 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
         from gitexp.store import runs
         from gitexp.views import listing
 
-        kept = listing.current(experiment=experiment)
-        after: Callable[[], None] | None = None
-        if kept is None:
+        whole = listing.current()
+        keep: listing.Listing | None = None  # a listing of every run, to remember once the table is out
+        if whole is None:
             records = runs.load_runs(experiment=experiment)
-            made = kept = listing.of_records(records) if isinstance(records, runs.RunList) else None
-            if made is not None and experiment is None:
-                repo = records[0].repo
-                after = lambda: listing.remember(repo, made)  # noqa: E731 (once the table is out)
+            kept = listing.of_records(records) if isinstance(records, runs.RunList) else None
+            keep = kept if experiment is None else None
+        else:
+            kept = whole.of_experiment(experiment) if experiment else whole
+            keep = whole if whole.refs is not None else None  # brought up to date
+        after = None if keep is None else partial(listing.remember, None, keep)
         if kept is not None and len(kept):
             cols, values = kept.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
             return _show_listing(cols, values, kept.experiments, form, precision, all_columns, wide, after=after)

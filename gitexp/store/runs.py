@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -275,14 +275,14 @@ def _recover(repo: RepoReader, names: list[str]) -> None:
 
 
 def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experiment: str | None = None,
-              recover: bool = True, namespace: str = names.REF_PREFIX, only: str | None = None,
+              recover: bool = True, namespace: str = names.REF_PREFIX, only: str | Collection[str] | None = None,
               limit: int | None = None) -> RunList:
     """Every run (of *experiment*, or all), newest first.
 
     Runs whose process died on this machine are finished as CRASHED first (*recover*);
     *namespace* is refs/experiments-trash/ to list removed runs. A damaged run (its ref not at a
     commit, its files unreadable or of the wrong types) is left out with a warning naming it.
-    *only*: the run of this full id alone; *limit*: the newest *limit* runs alone. Up to
+    *only*: the run of this full id (or of these) alone; *limit*: the newest *limit* runs alone. Up to
     READ_ALONE runs are read from git without loading the listing cache (at 100,000 runs, loading
     it takes as long as reading 2,000 runs from git).
     """
@@ -290,6 +290,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     repo = open_repository(repo)
     journal_names = _before_reading(repo, recover)
     prefix = namespace + (f"{names.check_experiment(experiment)}/" if experiment else "")
+    wanted = None if only is None else {only} if isinstance(only, str) else set(only)
     records: list[RunRecord] = []
     damaged: dict[str, DamagedRunError] = {}
     # The cyclic GC would walk the many new objects (ref names, the cache's rows, the records) again
@@ -304,12 +305,12 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         for ref, commit in refs.items():
             exp, _, run_id = ref[skip:].rpartition("/")
             ids.append(run_id)
-            if (not experiment or exp == experiment) and (only is None or run_id == only):
+            if (not experiment or exp == experiment) and (wanted is None or run_id in wanted):
                 listed.append((run_id, exp, ref, commit))
         # Newest first, as they are returned; made in that order (and the cache written in it), the
         # records and their rows lie in memory in the order a listing reads them.
         listed.sort(key=itemgetter(0), reverse=True)
-        few = only is not None or (limit is not None and limit <= READ_ALONE)
+        few = (wanted is not None and len(wanted) <= READ_ALONE) or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
         entries, summaries = cache.entries, cache.summaries
         for run_id, exp, ref, commit in listed:
@@ -337,7 +338,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
             gc.enable()
     # Entries of commits that no run points at any more go, when every run was listed.
     if not few:  # (an unloaded cache written back would lose the file's entries)
-        cache.save([commit for *_, commit in listed], prune=prefix == names.REF_PREFIX and limit is None)
+        every = prefix == names.REF_PREFIX and limit is None and wanted is None
+        cache.save([commit for *_, commit in listed], prune=every)
     if _has_locks(journal_names):  # after save: the cache holds what commits hold, never live values
         _overlay_live(records, journal_names, repo, summaries)
     _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None

@@ -22,6 +22,7 @@ import itertools
 import marshal
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,7 +42,7 @@ from gitexp.store.runcache import (
     row_start,
     row_status,
 )
-from gitexp.store.runs import RunList, before_listing, listing_rows, run_handles
+from gitexp.store.runs import RunList, RunRecord, before_listing, listing_rows, load_runs, run_handles
 from gitexp.views.table import BASE_COLUMNS, column_varies, differing_limit, key_column, quoted_key
 
 CACHE_FILE = Path("gitexp") / "cache" / "listing-v1.marshal"
@@ -60,31 +61,34 @@ class Listing:
     as a value).
     """
 
-    __slots__ = ("base", "experiments", "handles", "ids", "keys", "refs")
+    __slots__ = ("base", "experiments", "handles", "ids", "keys", "plain", "refs")
 
     def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
-                 base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]]) -> None:
-        # ref -> commit of every run the listing was made from (for an experiment's, of all); None
-        # for a listing read back from the file, which need not be kept again.
+                 base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]],
+                 plain: bool) -> None:
+        # ref -> commit of every run, for a listing of every run to be kept (remember()); else None.
         self.refs = refs
         self.ids, self.handles, self.experiments, self.base, self.keys = ids, handles, experiments, base, keys
+        # Whether each run has a listing row with plain params: a run without a key then shows None
+        # in its column, whatever the key (a longer path finds nothing).
+        self.plain = plain
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def of_experiment(self, experiment: str) -> Listing:
-        """The runs of *experiment* alone, in the same order."""
+        """The runs of *experiment* alone, in the same order (an experiment name that cannot be one:
+        the error load_runs gives)."""
+        names.check_experiment(experiment)
         picked = [i for i, exp in enumerate(self.experiments) if exp == experiment]
-        if len(picked) == len(self.ids):
-            return self
         where = {old: new for new, old in enumerate(picked)}
 
         def pick(values: list[Any]) -> list[Any]:
             return [values[i] for i in picked]
         keys = {head: {key: (column, pick(values), [where[i] for i in absent if i in where])
                        for key, (column, values, absent) in part.items()} for head, part in self.keys.items()}
-        return Listing(self.refs, pick(self.ids), pick(self.handles), pick(self.experiments),
-                       [pick(c) for c in self.base], keys)
+        return Listing(None, pick(self.ids), pick(self.handles), pick(self.experiments),
+                       [pick(c) for c in self.base], keys, self.plain)
 
     def columns(self, all_columns: bool = False, only_changed: bool = False,
                 full_ids: bool = False) -> tuple[list[str], list[list[Any]]]:
@@ -128,11 +132,10 @@ def column_differs(values: list[Any], absent: list[int]) -> bool:
 _HASHABLE = frozenset((str, int, float, bool, type(None)))
 
 
-def current(repo: RepoReader | str | os.PathLike[str] | None = None, experiment: str | None = None) -> Listing | None:
-    """The kept listing (of *experiment*'s runs, or of all), when it was made from the refs the runs
-    have now; else None (load the runs, then of_records() and remember())."""
-    if experiment:
-        names.check_experiment(experiment)
+def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing | None:
+    """The listing of every run as it is now: the kept one when it was made from the refs the runs
+    have now, else the kept one brought up to date when few runs changed (its refs then set:
+    remember() it); None for none (load the runs, then of_records() and remember())."""
     repo = open_repository(repo)
     if not before_listing(repo):
         return None
@@ -141,22 +144,28 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None, experiment:
     if type(data) is not dict or data.get("version") != VERSION:
         return None
     try:
+        listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"],
+                          data["plain"])
         # The same packed-refs file and loose refs as when it was made, or last found current: the
         # same refs, without reading 100,000 of them.
         token = data["token"]
         if state is None or cachefile.load(repo.commondir / STATE_FILE) != (token, state):
-            if marshal.loads(data["refs"]) != repo.refs(REF_PREFIX):
-                return None
-            if state is not None:  # (taken before the refs were read: a change since is a change to it)
+            kept, refs = marshal.loads(data["refs"]), repo.refs(REF_PREFIX)
+            if kept != refs:
+                found = _updated(repo, listing, kept, refs)
+                if found is None:
+                    return None
+                listing = found
+            elif state is not None:  # (taken before the refs were read: a change since is a change to it)
                 cachefile.save(repo.commondir / STATE_FILE, (token, state))
-        listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"])
     except (KeyError, TypeError, ValueError, EOFError):
         return None
-    return listing.of_experiment(experiment) if experiment else listing
+    return listing
 
 
-def remember(repo: RepoReader, listing: Listing) -> None:
+def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing) -> None:
     """Keep *listing*, of every run of *repo*, for current(), unless the runs changed since it was made."""
+    repo = open_repository(repo)
     # The state first: refs that change after it are then never taken for the ones it describes.
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
     if listing.refs is None or repo.refs(REF_PREFIX) != listing.refs:
@@ -168,8 +177,72 @@ def remember(repo: RepoReader, listing: Listing) -> None:
     if cachefile.save(repo.commondir / CACHE_FILE, {
             "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
             "handles": listing.handles, "experiments": listing.experiments, "base": listing.base,
-            "keys": listing.keys}) and state is not None:
+            "keys": listing.keys, "plain": listing.plain}) and state is not None:
         cachefile.save(repo.commondir / STATE_FILE, (token, state))
+
+
+MOST_CHANGED = 1000  # runs made, moved or removed since the kept listing, past which all are listed anew
+
+
+def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[str, str]) -> Listing | None:
+    """*old*, made from the refs *kept*, brought to the refs *refs*: the runs removed or moved taken
+    out, the runs made or moved read and put in their place; None when that is not what listing all
+    the runs would give (too many changed, a damaged run, a run id in two experiments...)."""
+    gone = {ref for ref, commit in kept.items() if refs.get(ref) != commit}
+    made = {ref: commit for ref, commit in refs.items() if kept.get(ref) != commit}
+    if not old.plain or len(gone) + len(made) > MOST_CHANGED:
+        return None
+    records = load_runs(repo, only=[ref.rpartition("/")[2] for ref in made]) if made else RunList([], {})
+    if records.damaged or {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records} != made:
+        return None
+    new = of_records(records) if records else \
+        Listing({}, [], [], [], [[] for _ in old.base], {head: {} for head in _HEADS}, True)
+    if new is None or not new.plain:
+        return None
+    stay = [i for i, (exp, run_id) in enumerate(zip(old.experiments, old.ids, strict=True))
+            if f"{REF_PREFIX}{exp}/{run_id}" not in gone]
+    # Newest first, as load_runs orders them: by run id, highest first (two runs with one id: give up).
+    order = sorted([(old.ids[i], 0, i) for i in stay] + [(run_id, 1, j) for j, run_id in enumerate(new.ids)],
+                   reverse=True)
+    if len({run_id for run_id, _, _ in order}) != len(order):
+        return None
+
+    def merged(before: list[Any], after: list[Any]) -> list[Any]:
+        parts = (before, after)
+        return [parts[side][i] for _, side, i in order]
+    keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
+    none_old: list[Any] = [None] * len(old.ids)
+    new_known = _known(records)
+    for head in _HEADS:
+        keys[head] = {}
+        for key in sorted({*old.keys[head], *new.keys[head]}):
+            if key not in old.keys[head] and ((head == "metrics" and "." in key) or (head == "params" and any(
+                    k.startswith(key + ".") for k in old.keys[head]))):
+                # The old runs' column may show what they hold under another key: a stat of a shorter
+                # metric key ("acc" for "acc.max"), the mapping of longer param keys ("model" of "model.layers").
+                return None
+            column, before, absent_before = old.keys[head].get(key, ("", none_old, list(range(len(old.ids)))))
+            if key in new.keys[head]:
+                column, after, absent_after = new.keys[head][key]
+            else:
+                after, absent_after = key_column(column, records, new_known), list(range(len(new.ids)))
+            missing = {(0, i) for i in absent_before} | {(1, j) for j in absent_after}
+            absent = [k for k, (_, side, i) in enumerate(order) if (side, i) in missing] if missing else []
+            keys[head][key] = (column, merged(before, after), absent)
+    # Handles of all runs again: a run made or removed lengthens or shortens the handles like its own.
+    ids = [run_id for run_id, _, _ in order]
+    handles = names.handles(ids)
+    return Listing(refs, ids, [handles[i] for i in ids], merged(old.experiments, new.experiments),
+                   [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True)
+
+
+def _known(records: Sequence[RunRecord],
+           rows: list[Row | None] | None = None) -> dict[str, list[dict[str, Any] | None]]:
+    """What run_columns reads of *records*: their rows' flattened params and last values (None for a
+    run without)."""
+    rows = listing_rows(records) if rows is None else rows
+    return {"params": [None if row is None else row_flat_params(row) for row in rows],
+            "metrics": [None if row is None else row_lasts(row) for row in rows]}
 
 
 def of_records(records: RunList) -> Listing | None:
@@ -178,10 +251,7 @@ def of_records(records: RunList) -> Listing | None:
     if records.damaged or not records:
         return None
     rows = listing_rows(records)
-    # What run_columns reads: the rows' flattened params and last values (None for a run without)...
-    known: dict[str, list[dict[str, Any] | None]] = {
-        "params": [None if row is None else row_flat_params(row) for row in rows],
-        "metrics": [None if row is None else row_lasts(row) for row in rows]}
+    known = _known(records, rows)
     # ...and what tells it which columns differ: the same, from the run itself where its row lacks them.
     compared = {
         "params": [flatten(r.params) if flat is None else flat
@@ -207,5 +277,6 @@ def of_records(records: RunList) -> Listing | None:
         base.append([(commit or "")[:7] for commit in map(row_base_commit, present)])
     handles = run_handles(records)
     refs = {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records}
+    plain = None not in rows and None not in known["params"] and None not in known["metrics"]
     return Listing(refs, [r.id for r in records], [handles[r.id] for r in records],
-                   [r.experiment for r in records], base, keys)
+                   [r.experiment for r in records], base, keys, plain)

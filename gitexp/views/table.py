@@ -355,6 +355,13 @@ def cells(values: Sequence[Any], precision: int) -> list[str]:
         return list(map(repr, values))
     if kinds == {float} and all(map(math.isfinite, values)):
         return list(map(format, values, repeat(f".{precision}g")))
+    if kinds in ({int, type(None)}, {float, type(None)}) and (precision < 17 or float not in kinds):
+        # A column of runs of which some lack the value: the same, around the gaps.
+        spec = "d" if float not in kinds else f".{precision}g"
+        present = [v for v in values if v is not None]
+        if float not in kinds or all(map(math.isfinite, present)):
+            shown = iter(map(format, present, repeat(spec)))
+            return ["" if v is None else next(shown) for v in values]
     return [cell(v, precision) for v in values]
 
 
