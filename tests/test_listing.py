@@ -70,6 +70,15 @@ def test_the_listing_has_the_columns_of_the_runs(sample: Sample) -> None:
     assert whole is not None and len(whole.of_experiment("nothing-here")) == 0
 
 
+def test_no_listing_is_kept_of_more_values_than_it_may_hold(sample: Sample) -> None:
+    records = load_runs(sample.repo)
+    made = listing.of_records(records)
+    assert made is not None
+    cells = len(records) * sum(map(len, made.keys.values()))
+    assert listing.of_records(records, most_cells=cells) is not None
+    assert listing.of_records(records, most_cells=cells - 1) is None
+
+
 def test_ls_prints_the_same_table_from_the_kept_listing(sample: Sample) -> None:
     cache = sample.repo / ".git" / "gitexp" / "cache" / "listing-v1.marshal"
     ls(sample.repo)

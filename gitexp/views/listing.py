@@ -181,6 +181,10 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
         cachefile.save(repo.commondir / STATE_FILE, (token, state))
 
 
+# Runs times keys past which no listing is kept: where every run logs 1,500 metrics, every key's
+# column of every run (not only the 8 params and 8 metrics shown) would be a second copy of the
+# run cache. 100,000 runs of 6 params and 3 metrics are 900,000.
+MOST_CELLS = 10_000_000
 MOST_CHANGED = 1000  # runs made, moved or removed since the kept listing, past which all are listed anew
 
 
@@ -229,6 +233,8 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
             missing = {(0, i) for i in absent_before} | {(1, j) for j in absent_after}
             absent = [k for k, (_, side, i) in enumerate(order) if (side, i) in missing] if missing else []
             keys[head][key] = (column, merged(before, after), absent)
+    if sum(map(len, keys.values())) * len(order) > MOST_CELLS:
+        return None
     # Handles of all runs again: a run made or removed lengthens or shortens the handles like its own.
     ids = [run_id for run_id, _, _ in order]
     handles = names.handles(ids)
@@ -245,9 +251,9 @@ def _known(records: Sequence[RunRecord],
             "metrics": [None if row is None else row_lasts(row) for row in rows]}
 
 
-def of_records(records: RunList) -> Listing | None:
-    """The listing of *records* (as load_runs gives them); None when there are none, or damaged runs
-    (whose warning each listing repeats)."""
+def of_records(records: RunList, most_cells: int = MOST_CELLS) -> Listing | None:
+    """The listing of *records* (as load_runs gives them); None when there are none, damaged runs
+    (whose warning each listing repeats), or more than *most_cells* runs times keys."""
     if records.damaged or not records:
         return None
     rows = listing_rows(records)
@@ -259,10 +265,13 @@ def of_records(records: RunList) -> Listing | None:
         "metrics": [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")}
                     if last is None else last for last, r in zip(known["metrics"], records, strict=True)]}
     keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
+    # How many runs have each key: for a key that all have, no run need be looked at again.
+    counted = {head: Counter(itertools.chain.from_iterable(dicts)) for head, dicts in compared.items()}
+    if sum(map(len, counted.values())) * len(records) > most_cells:
+        return None
     for head, dicts in compared.items():
         keys[head] = {}
-        # How many runs have each key: for a key that all have, no run need be looked at again.
-        counts = Counter(itertools.chain.from_iterable(dicts))
+        counts = counted[head]
         for key in sorted(counts):
             column = f"{head}.{quoted_key(key)}"
             absent = [] if counts[key] == len(dicts) else [i for i, d in enumerate(dicts) if key not in d]
