@@ -221,3 +221,18 @@ def test_a_column_differs_when_table_differing_says_so(runs: list[dict[str, Any]
         values = [run.get(key) for run in runs]
         absent = [i for i, run in enumerate(runs) if key not in run]
         assert listing.column_differs(values, absent) == (key in table.differing(runs)), key
+
+
+def test_a_listing_of_no_run_left_comes_back_with_the_next_run(sample: Sample) -> None:
+    ls(sample.repo)
+    for ref in git(sample.repo, "for-each-ref", "--format=%(refname)", "refs/experiments/").split():
+        git(sample.repo, "update-ref", "-d", ref)
+    emptied = listing.current(sample.repo)
+    assert emptied is None or len(emptied) == 0
+    if emptied is not None:
+        listing.remember(sample.repo, emptied)
+    assert ls(sample.repo) == ""
+    with gitexp.start_run(name="again", experiment="cnn", repo=sample.repo, **QUIET) as run:
+        run.log_metric("loss", 0.5)
+    assert not_kept_as_it_was(sample.repo)
+    assert "again" in ls(sample.repo)

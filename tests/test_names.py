@@ -18,6 +18,7 @@ from gitexp.store.names import (
     check_key,
     could_be_handle,
     handles,
+    handles_after,
     handles_of,
     handles_reference,
     key_to_path,
@@ -214,3 +215,15 @@ def test_the_handles_of_a_few_runs_are_those_a_whole_listing_gives(wanted: list[
     digits): what it answers must be what handles() of every id answers for them."""
     chosen = [ids[k % len(ids)] for k in wanted] if ids else []
     assert handles_of(chosen, ids) == {i: handles(ids)[i] for i in chosen}
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=_IDS, gone=st.lists(st.integers(0, 39), max_size=5), made=_IDS)
+def test_handles_after_a_change_are_those_of_every_id(before: list[str], gone: list[int], made: list[str]) -> None:
+    """handles_after() works out again only the handles a change can touch: it must answer what
+    handles() of every id answers, whatever came (colliding, of digits, of another date) or went."""
+    before = list(dict.fromkeys(before))
+    removed = {before[k % len(before)] for k in gone} if before else set()
+    added = [i for i in dict.fromkeys(made) if i not in before]
+    every = [i for i in before if i not in removed] + added
+    assert handles_after(handles(before), every, removed | set(added)) == handles(every)

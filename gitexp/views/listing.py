@@ -199,21 +199,13 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     records = load_runs(repo, only=[ref.rpartition("/")[2] for ref in made]) if made else RunList([], {})
     if records.damaged or {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records} != made:
         return None
-    new = of_records(records) if records else \
+    new = of_records(records, with_handles=False) if records else \
         Listing({}, [], [], [], [[] for _ in old.base], {head: {} for head in _HEADS}, True)
     if new is None or not new.plain:
         return None
-    stay = [i for i, (exp, run_id) in enumerate(zip(old.experiments, old.ids, strict=True))
-            if f"{REF_PREFIX}{exp}/{run_id}" not in gone]
-    # Newest first, as load_runs orders them: by run id, highest first (two runs with one id: give up).
-    order = sorted([(old.ids[i], 0, i) for i in stay] + [(run_id, 1, j) for j, run_id in enumerate(new.ids)],
-                   reverse=True)
-    if len({run_id for run_id, _, _ in order}) != len(order):
-        return None
-
-    def merged(before: list[Any], after: list[Any]) -> list[Any]:
-        parts = (before, after)
-        return [parts[side][i] for _, side, i in order]
+    merged, where = _merging(old, gone, new.ids)
+    if merged is None:
+        return None  # two runs with one id
     keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
     none_old: list[Any] = [None] * len(old.ids)
     new_known = _known(records)
@@ -230,16 +222,45 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
                 column, after, absent_after = new.keys[head][key]
             else:
                 after, absent_after = key_column(column, records, new_known), list(range(len(new.ids)))
-            missing = {(0, i) for i in absent_before} | {(1, j) for j in absent_after}
-            absent = [k for k, (_, side, i) in enumerate(order) if (side, i) in missing] if missing else []
+            absent = sorted(k for k in (*map(where[0].get, absent_before), *map(where[1].get, absent_after))
+                            if k is not None)
             keys[head][key] = (column, merged(before, after), absent)
-    if sum(map(len, keys.values())) * len(order) > MOST_CELLS:
+    ids = merged(old.ids, new.ids)
+    if sum(map(len, keys.values())) * len(ids) > MOST_CELLS:
         return None
-    # Handles of all runs again: a run made or removed lengthens or shortens the handles like its own.
-    ids = [run_id for run_id, _, _ in order]
-    handles = names.handles(ids)
+    # A run made or removed lengthens or shortens the handles like its own.
+    handles = names.handles_after(dict(zip(old.ids, old.handles, strict=True)), ids,
+                                  {*(ref.rpartition("/")[2] for ref in gone), *new.ids})
     return Listing(refs, ids, [handles[i] for i in ids], merged(old.experiments, new.experiments),
                    [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True)
+
+
+def _merging(old: Listing, gone: set[str], added: list[str]) -> tuple[Any, tuple[dict[int, int], dict[int, int]]]:
+    """How the columns of *old* less the runs of the refs *gone* and those of the runs *added* (both
+    newest first) make the columns of all, newest first as load_runs orders them (by run id, highest
+    first): a function of an old column and a new one, and where each old and new position goes;
+    None for the function when two runs have one id."""
+    if len(set(added)) != len(added):
+        return None, ({}, {})
+    if not gone and (not added or not old.ids or min(added) > old.ids[0]):
+        # The usual change: runs newer than all others came, and none went.
+        offset = len(added)
+        return (lambda before, after: after + before), ({i: i + offset for i in range(len(old.ids))},
+                                                         {j: j for j in range(offset)})
+    stay = [i for i, (exp, run_id) in enumerate(zip(old.experiments, old.ids, strict=True))
+            if f"{REF_PREFIX}{exp}/{run_id}" not in gone]
+    order = sorted([(old.ids[i], 0, i) for i in stay] + [(run_id, 1, j) for j, run_id in enumerate(added)],
+                   reverse=True)
+    if len({run_id for run_id, _, _ in order}) != len(order):
+        return None, ({}, {})
+    where: tuple[dict[int, int], dict[int, int]] = ({}, {})
+    for k, (_, side, i) in enumerate(order):
+        where[side][i] = k
+
+    def merged(before: list[Any], after: list[Any]) -> list[Any]:
+        parts = (before, after)
+        return [parts[side][i] for _, side, i in order]
+    return merged, where
 
 
 def _known(records: Sequence[RunRecord],
@@ -251,9 +272,10 @@ def _known(records: Sequence[RunRecord],
             "metrics": [None if row is None else row_lasts(row) for row in rows]}
 
 
-def of_records(records: RunList, most_cells: int = MOST_CELLS) -> Listing | None:
+def of_records(records: RunList, most_cells: int = MOST_CELLS, with_handles: bool = True) -> Listing | None:
     """The listing of *records* (as load_runs gives them); None when there are none, damaged runs
-    (whose warning each listing repeats), or more than *most_cells* runs times keys."""
+    (whose warning each listing repeats), or more than *most_cells* runs times keys. Without
+    *with_handles*, its handles are the full ids (for a caller that works them out itself)."""
     if records.damaged or not records:
         return None
     rows = listing_rows(records)
@@ -284,7 +306,7 @@ def of_records(records: RunList, most_cells: int = MOST_CELLS) -> Listing | None
         present = cast("list[Row]", rows)
         base = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
         base.append([(commit or "")[:7] for commit in map(row_base_commit, present)])
-    handles = run_handles(records)
+    handles = run_handles(records) if with_handles else {r.id: r.id for r in records}
     refs = {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records}
     plain = None not in rows and None not in known["params"] and None not in known["metrics"]
     return Listing(refs, [r.id for r in records], [handles[r.id] for r in records],
