@@ -13,7 +13,7 @@ from gitexp.git.repo import Repo
 from gitexp.store import codec as fmt
 from gitexp.store import runcache, runs
 from gitexp.store.fields import MISSING
-from gitexp.store.runcache import CACHE_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
+from gitexp.store.runcache import CACHE_FILE, DELTA_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
 from gitexp.store.runs import RunRecord, load_runs, run_ids
 from gitexp.store.search import field_value, search_runs
 from gitexp.views.table import run_rows
@@ -162,6 +162,39 @@ def test_a_damaged_cache_is_rebuilt(repo: Path, damaged: Path, data: bytes) -> N
         assert [r.params for r in load_runs()] == [{"lr": 0.2}, {"lr": 0.1}]
     assert len(cached(repo)) == len(cached(repo, SUMMARIES_FILE)) == 2
     assert [r.listing_row is not None for r in load_runs()] == [True, True]
+
+
+def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> None:
+    for i in range(40):
+        make_run(f"r{i}", params={"lr": i / 100})
+    load_runs()
+    main = (repo / ".git" / CACHE_FILE).read_bytes()
+    new = make_run("new", params={"lr": 5}, metrics={"loss": 0.5})
+    cache = runcache.Cache(repo / ".git")
+    commit = Repo.discover().ref(new.ref) or ""
+    assert commit not in cache.entries
+    meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
+    cache.add(commit, meta, params, metrics, env)
+    cache.save([commit], prune=True, delta_from=40)  # 1 new of 40: beside them
+    assert (repo / ".git" / CACHE_FILE).read_bytes() == main and (repo / ".git" / DELTA_FILE).exists()
+    again = runcache.Cache(repo / ".git")
+    assert again.entries[commit] == cache.entries[commit] and again.summaries.read(commit) == (meta, params, metrics)
+    records = load_runs()  # all from the cache: nothing written
+    assert (repo / ".git" / CACHE_FILE).read_bytes() == main
+    assert records[0].listing_row is not None and records[0].name == "new" and records[0].params == {"lr": 5}
+    make_run("newer")
+    assert [r.name for r in load_runs()][:2] == ["newer", "new"]  # a small cache: written whole, the delta in it
+    assert not (repo / ".git" / DELTA_FILE).exists() and commit in cached(repo) and len(cached(repo)) == 42
+
+
+def test_a_damaged_delta_file_is_left_aside(repo: Path) -> None:
+    make_run("a", params={"lr": 0.1})
+    load_runs()
+    (repo / ".git" / DELTA_FILE).write_bytes(marshal.dumps({"entries": {"0" * 40: "x"}, "summaries": {}}))
+    make_run("b", params={"lr": 0.2})
+    assert [r.params for r in load_runs()] == [{"lr": 0.2}, {"lr": 0.1}]
+    (repo / ".git" / DELTA_FILE).write_bytes(b"\x00not marshal")
+    assert [r.params for r in load_runs()] == [{"lr": 0.2}, {"lr": 0.1}]
 
 
 def test_a_summary_missing_from_the_cache_is_read_from_git(repo: Path) -> None:

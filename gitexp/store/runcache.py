@@ -11,6 +11,9 @@ params, metric summaries). It is read only when a record's meta, params or metri
 (runs.RunRecord.__getattr__): a listing does not wait for it. A summary it lacks (the two files
 are written one after the other) is read from git.
 
+`runs-v4-delta.marshal` holds {"entries": ..., "summaries": ...} of the runs added since those two
+were written, once they are large (Cache.save), read with the entries.
+
 A commit never changes, so an entry never goes stale; deleting the files is always safe. A change
 to make_row (or to what it stands for) needs a new version in the file names. Only runs that passed
 format.read_listing's checks are entered (v3: v2 also held runs of the wrong types, which the
@@ -32,6 +35,9 @@ from gitexp.store import cachefile
 
 CACHE_FILE = Path("gitexp") / "cache" / "runs-v4.marshal"
 SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v4-summaries.marshal"
+# The entries (and their summaries) added since CACHE_FILE was written, where that is large.
+DELTA_FILE = Path("gitexp") / "cache" / "runs-v4-delta.marshal"
+DELTA_FROM = 20_000  # entries of CACHE_FILE from which new ones are written to DELTA_FILE
 OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
     "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal", "runs-v3.marshal",
     "runs-v3-summaries.marshal"))
@@ -139,11 +145,13 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 class Summaries:
-    """The summaries of the cached runs, read from SUMMARIES_FILE when the first one is asked for."""
+    """The summaries of the cached runs, read from SUMMARIES_FILE when the first one is asked for
+    (those of DELTA_FILE, *recent*, are read with the entries)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, recent: dict[str, bytes] | None = None) -> None:
         self.path = path
         self.added: dict[str, bytes] = {}
+        self.recent = recent or {}
         self._stored: dict[str, bytes] | None = None
 
     def stored(self) -> dict[str, bytes]:
@@ -153,7 +161,7 @@ class Summaries:
 
     def read(self, commit: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
         """(meta, params, metric summaries) of a run commit, or None when the cache lacks them."""
-        data = self.added.get(commit) or self.stored().get(commit)
+        data = self.added.get(commit) or self.recent.get(commit) or self.stored().get(commit)
         try:
             found = marshal.loads(data)  # type: ignore[arg-type]
         except (EOFError, ValueError, TypeError):  # none, or not what this code writes
@@ -169,9 +177,17 @@ class Cache:
         self.commondir = commondir
         self.path = commondir / CACHE_FILE
         self.entries: dict[str, Entry] = _load(self.path) if load else {}
+        self.stored = len(self.entries)  # entries of CACHE_FILE itself
+        delta = _load(commondir / DELTA_FILE) if load and self.entries else {}
+        recent, recent_summaries = delta.get("entries"), delta.get("summaries")
+        if type(recent) is dict and type(recent_summaries) is dict:
+            self.entries.update(recent)
+        else:
+            recent, recent_summaries = {}, {}
         if not all(type(entry) is tuple and len(entry) == 2 for entry in self.entries.values()):
-            self.entries = {}  # not written by this code: rebuild from git
-        self.summaries = Summaries(commondir / SUMMARIES_FILE)
+            self.entries, recent, recent_summaries = {}, {}, {}  # not written by this code: rebuild from git
+        self.recent: dict[str, Entry] = recent
+        self.summaries = Summaries(commondir / SUMMARIES_FILE, recent_summaries)
         self.dirty = False
         self._memo: dict[str, str] | None = None
 
@@ -197,21 +213,34 @@ class Cache:
         self.dirty = True
         return entry
 
-    def save(self, order: Iterable[str], prune: bool) -> None:
+    def save(self, order: Iterable[str], prune: bool, delta_from: int = DELTA_FROM) -> None:
         """Write the entries of the commits in *order* first, in that order (load_runs': the next
         one then finds them in memory in the order it reads them), then, unless *prune*, the others.
 
         Only entries with a summary are written: one whose summary got lost (the files of two
         processes crossed) is read from git again next time, and so mended.
+
+        Where CACHE_FILE holds *delta_from* entries or more, and the entries added since it was
+        written are no more than a twentieth of those, the added ones go to DELTA_FILE alone: a
+        sweep's few new runs do not rewrite 100 MiB of cache each listing. Pruning waits for the
+        next whole write.
         """
         if not self.dirty:
             return
-        summaries = {**self.summaries.stored(), **self.summaries.added}
+        recent = {**self.recent, **{c: self.entries[c] for c in self.summaries.added if c in self.entries}}
+        if self.stored >= delta_from and len(recent) * 20 <= self.stored:
+            summaries = {**self.summaries.recent, **self.summaries.added}
+            cachefile.save(self.commondir / DELTA_FILE, {
+                "entries": {c: e for c, e in recent.items() if c in summaries},
+                "summaries": {c: summaries[c] for c in recent if c in summaries}})
+            return
+        summaries = {**self.summaries.stored(), **self.summaries.recent, **self.summaries.added}
         entries = {commit: self.entries[commit] for commit in order if commit in self.entries}
         if not prune:
             entries.update((commit, entry) for commit, entry in self.entries.items() if commit not in entries)
         entries = {commit: entry for commit, entry in entries.items() if commit in summaries}
         if cachefile.save(self.summaries.path, {commit: summaries[commit] for commit in entries}) and \
                 cachefile.save(self.path, entries):
+            (self.commondir / DELTA_FILE).unlink(missing_ok=True)  # its entries are in the files now
             for old in OBSOLETE_FILES:  # this version's files replace them: they would only take room
                 (self.commondir / old).unlink(missing_ok=True)
