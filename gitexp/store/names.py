@@ -183,15 +183,17 @@ def handles_of(wanted: Iterable[str], every: Iterable[str]) -> dict[str, str]:
 def handles_after(before: Mapping[str, str], every: Sequence[str], changed: Iterable[str]) -> dict[str, str]:
     """handles(every), knowing *before*: the handles of the ids there were before the ids *changed*
     came or went. Only the ids whose handle may differ are worked out again: those of the changed
-    random parts' first digits (a collision came or went), and those of digits alone (an id's date
-    that starts them came or went); a sweep's listing need not work out 100,000 handles for ten new runs."""
+    random parts' first digits (a collision came or went), and those whose first digits are all
+    decimal (an id's date that they start came or went); a sweep's listing need not work out
+    100,000 handles for ten new runs."""
     changed = set(changed)
     joined = "\n".join([*every, *changed]) + "\n"
     if not _RUN_IDS.fullmatch(joined) or len(set(every)) != len(every):
         return handles(every)
     heads = set(map(_HEAD, map(_RANDOM, changed)))
+    # A handle whose first digits are all decimal may have grown (or may grow) past an id's date.
     again = {i for i in every
-             if i in changed or i not in before or _HEAD(_RANDOM(i)) in heads or before[i].isdecimal()}
+             if i in changed or i not in before or (head := _HEAD(_RANDOM(i))) in heads or head.isdecimal()}
     out = {i: before[i] for i in every if i not in again}
     out.update(handles_of(again, every))
     return out
