@@ -3,6 +3,7 @@ table.run_columns, and never kept past a change to the runs."""
 
 from __future__ import annotations
 
+import marshal
 import subprocess
 import sys
 from pathlib import Path
@@ -198,10 +199,14 @@ def test_a_damaged_run_is_warned_of_at_every_listing(sample: Sample) -> None:
 def test_a_damaged_listing_file_is_made_again(sample: Sample) -> None:
     made = ls(sample.repo)
     cache = sample.repo / ".git" / "gitexp" / "cache" / "listing-v1.marshal"
-    cache.write_bytes(b"\xffnot marshal")
-    assert listing.current(sample.repo) is None
-    assert ls(sample.repo) == made
-    assert listing.current(sample.repo) is not None
+    kept = marshal.loads(cache.read_bytes())
+    for damaged in (b"\xffnot marshal", marshal.dumps({**kept, "base": kept["base"][:-1]}),
+                    marshal.dumps({**kept, "handles": kept["handles"][1:]}),
+                    marshal.dumps({**kept, "keys": {"params": {"lr": ("params.lr", [1], [])}, "metrics": {}}})):
+        cache.write_bytes(damaged)
+        assert listing.current(sample.repo) is None
+        assert ls(sample.repo) == made
+        assert listing.current(sample.repo) is not None
 
 
 def test_a_linked_worktree_checks_the_refs_themselves(sample: Sample, tmp_path: Path) -> None:

@@ -9,11 +9,15 @@ next listing of the same refs reads the columns alone. Whether the refs are the 
 the stat of packed-refs and the loose refs (gitfiles.refs_state, kept in STATE_FILE), else by
 reading them all (0.15 s at 100,000 runs).
 
+When a few runs were made, moved or removed since, the kept columns are brought up to date with
+those runs alone (_updated) rather than every run listed again.
+
 The file holds derived data (deleting it is always safe) and is trusted only while the refs are
 exactly those it was made from; with a run live on this machine (its values come from its
-journal), a damaged run (which must be warned of) or a run without a listing row, it is neither
-read nor written. Listing.columns() answers what table.run_columns answers for the same runs:
-tests/test_listing.py compares the two on generated runs.
+journal) it is not read, and with a damaged run (which must be warned of) it is not written.
+Listing.columns() answers what table.run_columns answers for the same runs: tests/test_listing.py
+compares the two on varied runs, before and after changes. A change to what run_columns shows
+needs a new VERSION, or listings kept by the previous code would show the old columns.
 """
 
 from __future__ import annotations
@@ -132,6 +136,19 @@ def column_differs(values: list[Any], absent: list[int]) -> bool:
 _HASHABLE = frozenset((str, int, float, bool, type(None)))
 
 
+def _sound(listing: Listing) -> bool:
+    """Whether a listing read back has the shape of() gives one: a file that another version wrote, or
+    that was damaged, must not fail the listing that reads it."""
+    count = len(listing.ids) if type(listing.ids) is list else -1
+    base = listing.base if type(listing.base) is list else []
+    keys = listing.keys
+    return count >= 0 and len(base) == len(BASE_COLUMNS) - 1 and \
+        all(type(c) is list and len(c) == count for c in (listing.handles, listing.experiments, *base)) and \
+        type(keys) is dict and set(keys) == set(_HEADS) and all(type(part) is dict for part in keys.values()) and \
+        all(type(entry) is tuple and len(entry) == 3 and type(entry[0]) is str and type(entry[1]) is list
+            and len(entry[1]) == count and type(entry[2]) is list for part in keys.values() for entry in part.values())
+
+
 def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing | None:
     """The listing of every run as it is now: the kept one when it was made from the refs the runs
     have now, else the kept one brought up to date when few runs changed (its refs then set:
@@ -146,6 +163,8 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
     try:
         listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"],
                           data["plain"])
+        if not _sound(listing):
+            return None
         # The same packed-refs file and loose refs as when it was made, or last found current: the
         # same refs, without reading 100,000 of them.
         token = data["token"]
