@@ -179,9 +179,12 @@ def test_a_live_run_is_listed_from_its_journal_not_from_the_kept_listing(sample:
         assert listing.current(sample.repo) is None
         run.log_metric("loss", 0.3125)
         run.flush_journal()
+        kept = (sample.repo / ".git" / listing.CACHE_FILE).read_bytes()
         assert "0.3125" in ls(sample.repo, "--experiment", "cnn", "--all")
         assert "0.3125" in ls(sample.repo)
         assert listing.current(sample.repo) is None
+        # Not kept either: the journal's values are not what the run's ref holds.
+        assert (sample.repo / ".git" / listing.CACHE_FILE).read_bytes() == kept
     assert not_kept_as_it_was(sample.repo)
     assert "RUNNING" not in ls(sample.repo)
 

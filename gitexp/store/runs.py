@@ -367,6 +367,11 @@ def before_listing(repo: RepoReader) -> bool:
     return not _has_locks(_before_reading(repo, recover=True))
 
 
+def live_here(repo: RepoReader) -> bool:
+    """Whether a run may be live on this machine (or dead, not recovered yet): its journal's lock is there."""
+    return _has_locks(_journal_names(repo))
+
+
 READ_ALONE = 1000  # runs that load_runs(limit=...) reads from git rather than through the listing cache
 
 

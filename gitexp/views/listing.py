@@ -46,7 +46,7 @@ from gitexp.store.runcache import (
     row_start,
     row_status,
 )
-from gitexp.store.runs import RunList, RunRecord, before_listing, listing_rows, load_runs, run_handles
+from gitexp.store.runs import RunList, RunRecord, before_listing, listing_rows, live_here, load_runs, run_handles
 from gitexp.views.table import BASE_COLUMNS, column_varies, differing_limit, key_column, quoted_key
 
 CACHE_FILE = Path("gitexp") / "cache" / "listing-v1.marshal"
@@ -187,8 +187,10 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
     repo = open_repository(repo)
     # The state first: refs that change after it are then never taken for the ones it describes.
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
-    if listing.refs is None or repo.refs(REF_PREFIX) != listing.refs:
-        return  # a run was made or moved meanwhile: this listing is already out of date
+    if listing.refs is None or live_here(repo) or repo.refs(REF_PREFIX) != listing.refs:
+        # A run was made or moved meanwhile: this listing is already out of date. Or a run is live:
+        # the listing may hold its journal's values, which its ref does not.
+        return
     # The token ties a state to the listing it was found true of (two processes may write each file).
     # The refs as marshal bytes of their own: a listing that the state shows current need not make
     # 200,000 strings of them.
