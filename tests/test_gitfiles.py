@@ -405,3 +405,35 @@ def test_a_refs_state_is_not_told_in_a_linked_worktree(repo: Path, tmp_path: Pat
     location = gitfiles.locate(str(tmp_path / "other"))
     assert location is not None and location.gitdir != location.commondir
     assert gitfiles.refs_state(location.gitdir, location.commondir, REF_PREFIX) is None
+
+
+def test_refs_read_again_are_the_refs_now(repo: Path) -> None:
+    """LazyRepo.refs remembers the refs it read with their refs_state: each read after a change must
+    still be what libgit2 reads, and what it hands out is the caller's to change."""
+    gitdir = repo / ".git"
+    names = run_names("a", "b")
+    make_refs(repo, names)
+    git(repo, "pack-refs", "--all")
+    moment = iter(range(1_000_000_000, 2_000_000_000, 1000))
+
+    def check() -> dict[str, str]:
+        if (gitdir / "packed-refs").exists():  # old enough for its stat to be trusted
+            when = next(moment)
+            os.utime(gitdir / "packed-refs", (when, when))
+        lazy = open_repository(repo)
+        assert isinstance(lazy, LazyRepo)
+        for _ in range(2):  # read, then remembered
+            found = lazy.refs(REF_PREFIX)
+            assert found == Repo.discover(repo).refs(REF_PREFIX)
+            found.clear()
+        assert open_repository(repo).refs(REF_PREFIX) == Repo.discover(repo).refs(REF_PREFIX)
+        return Repo.discover(repo).refs(REF_PREFIX)
+    seen = [check()]
+    spare = git(repo, "commit-tree", "-m", "spare", git(repo, "write-tree").strip()).strip()
+    git(repo, "update-ref", names[0], spare)  # loose, over its packed line
+    seen.append(check())
+    git(repo, "pack-refs", "--all")
+    seen.append(check())
+    git(repo, "update-ref", "-d", names[1])
+    seen.append(check())
+    assert seen[1][names[0]] == spare and names[1] not in seen[3] and seen[1] == seen[2]

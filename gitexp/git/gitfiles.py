@@ -142,18 +142,20 @@ def _location(gitdir: str, folder: str, gitlink: str | None) -> Location | None:
     return Location(Path(gitdir), Path(commondir), Path(folder))
 
 
-def read_refs(commondir: Path, prefix: str) -> dict[str, str] | None:
+def read_refs(commondir: Path, prefix: str, loose: dict[str, str] | None = None) -> dict[str, str] | None:
     """name -> commit id of every direct ref whose name starts with *prefix*, as Repo.refs(prefix)
-    answers them (in its order too), from the files backend; None when libgit2 must say.
+    answers them (in its order too), from the files backend; None when libgit2 must say. *loose*:
+    the loose refs of *prefix*, read just before (refs_state's), not to read them twice.
 
     Loose refs are read before packed-refs, as git does: a ref that `git pack-refs` moves from its
     loose file into packed-refs meanwhile is then found in one or the other.
     """
     if not prefix.startswith("refs/") or any(p.startswith(prefix) or prefix.startswith(p) for p in _PER_WORKTREE):
         return None
-    loose: dict[str, str] = {}
-    if not _read_loose(str(commondir), prefix, loose):
-        return None
+    if loose is None:
+        loose = {}
+        if not _read_loose(str(commondir), prefix, loose):
+            return None
     packed = _read_packed(commondir / "packed-refs", prefix)
     if packed is None or not _valid_names([*loose, *packed]):
         return None

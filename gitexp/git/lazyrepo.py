@@ -13,12 +13,16 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitexp.git.gitfiles import Location, locate, read_refs
+from gitexp.git.gitfiles import Location, locate, read_refs, refs_state
 
 if TYPE_CHECKING:
     from gitexp.git.handle import Entry
     from gitexp.git.reader import RepoReader
     from gitexp.git.repo import Repo
+
+
+# ((common dir, prefix), refs_state, refs) of the last refs read from files (LazyRepo.refs).
+_last_refs: tuple[tuple[str, str], tuple[tuple[int, ...] | None, dict[str, str]], dict[str, str]] | None = None
 
 
 class LazyRepo:
@@ -52,11 +56,22 @@ class LazyRepo:
         return self.open().workdir
 
     def refs(self, prefix: str) -> dict[str, str]:
-        """Repo.refs(prefix); read from git's files unless they hold anything unusual."""
-        found = read_refs(self.commondir, prefix)
+        """Repo.refs(prefix); read from git's files unless they hold anything unusual.
+
+        The refs last read are remembered, with the refs_state taken before reading them: while the
+        state is the same, so are the refs, and a command that lists the runs twice (a listing and
+        the runs it reads, a handle and its run) reads 100,000 refs once."""
+        global _last_refs
+        state = refs_state(self.gitdir, self.commondir, prefix)
+        key = (str(self.commondir), prefix)
+        if state is not None and _last_refs is not None and _last_refs[:2] == (key, state):
+            return dict(_last_refs[2])
+        found = read_refs(self.commondir, prefix, None if state is None else state[1])
         # A linked worktree's refs are the common dir's; a stray one in its own git dir, libgit2 judges.
         if found is not None and (self.gitdir == self.commondir
                                   or not os.path.lexists(self.gitdir / prefix.rpartition("/")[0])):
+            # (refs_state tells nothing in a linked worktree: nothing is remembered there.)
+            _last_refs = None if state is None else (key, state, dict(found))
             return found
         return self.open().refs(prefix)
 
