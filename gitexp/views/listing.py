@@ -26,28 +26,24 @@ import itertools
 import marshal
 import os
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from gitexp.git.gitfiles import refs_state
 from gitexp.git.lazyrepo import open_repository
 from gitexp.git.reader import RepoReader
 from gitexp.store import cachefile, names
-from gitexp.store.fields import flatten
 from gitexp.store.names import REF_PREFIX
-from gitexp.store.runcache import (
-    Row,
-    row_base_commit,
-    row_duration,
-    row_flat_params,
-    row_lasts,
-    row_name,
-    row_start,
-    row_status,
+from gitexp.store.runs import RunList, before_listing, live_here, load_runs, run_handles
+from gitexp.views.table import (
+    BASE_COLUMNS,
+    column_varies,
+    compared_maps,
+    differing_limit,
+    key_column,
+    quoted_key,
+    row_values,
 )
-from gitexp.store.runs import RunList, RunRecord, before_listing, listing_rows, live_here, load_runs, run_handles
-from gitexp.views.table import BASE_COLUMNS, column_varies, differing_limit, key_column, quoted_key
 
 CACHE_FILE = Path("gitexp") / "cache" / "listing-v1.marshal"
 STATE_FILE = Path("gitexp") / "cache" / "listing-v1-state.marshal"  # the refs it is known to be current for
@@ -229,7 +225,7 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
         return None  # two runs with one id
     keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
     none_old: list[Any] = [None] * len(old.ids)
-    new_known = _known(records)
+    new_known, _ = row_values(records)
     for head in _HEADS:
         keys[head] = {}
         for key in sorted({*old.keys[head], *new.keys[head]}):
@@ -284,29 +280,14 @@ def _merging(old: Listing, gone: set[str], added: list[str]) -> tuple[Any, tuple
     return merged, where
 
 
-def _known(records: Sequence[RunRecord],
-           rows: list[Row | None] | None = None) -> dict[str, list[dict[str, Any] | None]]:
-    """What run_columns reads of *records*: their rows' flattened params and last values (None for a
-    run without)."""
-    rows = listing_rows(records) if rows is None else rows
-    return {"params": [None if row is None else row_flat_params(row) for row in rows],
-            "metrics": [None if row is None else row_lasts(row) for row in rows]}
-
-
 def of_records(records: RunList, most_cells: int = MOST_CELLS, with_handles: bool = True) -> Listing | None:
     """The listing of *records* (as load_runs gives them); None when there are none, damaged runs
     (whose warning each listing repeats), or more than *most_cells* runs times keys. Without
     *with_handles*, its handles are the full ids (for a caller that works them out itself)."""
     if records.damaged or not records:
         return None
-    rows = listing_rows(records)
-    known = _known(records, rows)
-    # ...and what tells it which columns differ: the same, from the run itself where its row lacks them.
-    compared = {
-        "params": [flatten(r.params) if flat is None else flat
-                   for flat, r in zip(known["params"], records, strict=True)],
-        "metrics": [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")}
-                    if last is None else last for last, r in zip(known["metrics"], records, strict=True)]}
+    known, base = row_values(records)
+    compared = compared_maps(records, known)
     keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
     # How many runs have each key: for a key that all have, no run need be looked at again.
     counted = {head: Counter(itertools.chain.from_iterable(dicts)) for head, dicts in compared.items()}
@@ -319,16 +300,9 @@ def of_records(records: RunList, most_cells: int = MOST_CELLS, with_handles: boo
             column = f"{head}.{quoted_key(key)}"
             absent = [] if counts[key] == len(dicts) else [i for i, d in enumerate(dicts) if key not in d]
             keys[head][key] = (column, key_column(column, records, known), absent)
-    base: list[list[Any]]
-    if None in rows:
-        base = [[r.name for r in records], [r.status for r in records], [r.start for r in records],
-                [r.duration for r in records], [(r.base_commit or "")[:7] for r in records]]
-    else:
-        present = cast("list[Row]", rows)
-        base = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
-        base.append([(commit or "")[:7] for commit in map(row_base_commit, present)])
     handles = run_handles(records) if with_handles else {r.id: r.id for r in records}
     refs = {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records}
-    plain = None not in rows and None not in known["params"] and None not in known["metrics"]
+    # (A run without a row has None for both.)
+    plain = None not in known["params"] and None not in known["metrics"]
     return Listing(refs, [r.id for r in records], [handles[r.id] for r in records],
                    [r.experiment for r in records], base, keys, plain)

@@ -138,30 +138,14 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     else:
         shorts = run_short_ids(records)
         ids = [shorts[r.id] for r in records]
-    rows = listing_rows(records)
-    present = [row for row in rows if row is not None]
-    every = len(present) == len(rows)  # the usual case, where each part of the rows is read by one map()
-    known: dict[str, list[dict[str, Any] | None]]
-    if every:
-        known = {"params": list(map(row_flat_params, present)), "metrics": list(map(row_lasts, present))}
-    else:
-        known = {"params": [None if row is None else row_flat_params(row) for row in rows],
-                 "metrics": [None if row is None else row_lasts(row) for row in rows]}
+    known, base = row_values(records)
     asked = extra is not None
     if extra is None:
-        extra = _differing_columns(records, known["params"], known["metrics"],
-                                   limit=differing_limit(all_columns, only_changed))
+        extra = _differing_columns(records, known, limit=differing_limit(all_columns, only_changed))
     extra = [c for c in dict.fromkeys(extra) if c not in BASE_COLUMNS]
     # Column by column, each column's lookup worked out once.
-    if every:  # what RunRecord's properties answer, from the cache's rows
-        base: list[list[Any]] = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
-        commits = [(commit or "")[:7] for commit in map(row_base_commit, present)]
-    else:
-        base = [[r.name for r in records], [r.status for r in records], [r.start for r in records],
-                [r.duration for r in records]]
-        commits = [(r.base_commit or "")[:7] for r in records]
     fetched = _fetch_known(extra, known)
-    values = [ids, *base, commits,
+    values = [ids, *base,
               *(fetched[column] if column in fetched else column_values(column, records, known) for column in extra)]
     keys = [*BASE_COLUMNS, *extra]
     if asked:
@@ -170,6 +154,35 @@ def _run_values(records: Sequence[RunRecord], extra: Sequence[str] | None, all_c
     if only_changed and len(records) > 1:
         columns = [c for c, column in zip(keys, values, strict=True) if c in ("id", "name") or column_varies(column)]
     return columns, keys, values
+
+
+def row_values(records: Sequence[RunRecord]) -> tuple[dict[str, list[dict[str, Any] | None]], list[list[Any]]]:
+    """What the listing reads of *records*: their rows' flattened params and last values, by "params"
+    and "metrics" (None for a run without a row), and the values of the base columns but id."""
+    rows = listing_rows(records)
+    present = [row for row in rows if row is not None]
+    known: dict[str, list[dict[str, Any] | None]]
+    if len(present) == len(rows):  # the usual case, where each part of the rows is read by one map()
+        known = {"params": list(map(row_flat_params, present)), "metrics": list(map(row_lasts, present))}
+        # what RunRecord's properties answer, from the cache's rows
+        base: list[list[Any]] = [list(map(part, present)) for part in (row_name, row_status, row_start, row_duration)]
+        base.append([(commit or "")[:7] for commit in map(row_base_commit, present)])
+    else:
+        known = {"params": [None if row is None else row_flat_params(row) for row in rows],
+                 "metrics": [None if row is None else row_lasts(row) for row in rows]}
+        base = [[r.name for r in records], [r.status for r in records], [r.start for r in records],
+                [r.duration for r in records], [(r.base_commit or "")[:7] for r in records]]
+    return known, base
+
+
+def compared_maps(records: Sequence[RunRecord],
+                  known: Mapping[str, Sequence[dict[str, Any] | None]]) -> dict[str, list[dict[str, Any]]]:
+    """The flattened params and last metric values of each of *records*, by "params" and "metrics",
+    that tell which columns differ: *known*'s (row_values), else the run's own."""
+    return {"params": [flatten(r.params) if flat is None else flat
+                       for flat, r in zip(known["params"], records, strict=True)],
+            "metrics": [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")}
+                        if last is None else last for last, r in zip(known["metrics"], records, strict=True)]}
 
 
 def key_column(column: str, records: Sequence[RunRecord],
@@ -228,14 +241,12 @@ def _fetch_known(columns: Sequence[str],
     return fetched
 
 
-def _differing_columns(records: Sequence[RunRecord], flats: Sequence[dict[str, Any] | None],
-                       lasts: Sequence[dict[str, Any] | None], limit: int | None) -> list[str]:
+def _differing_columns(records: Sequence[RunRecord], known: Mapping[str, Sequence[dict[str, Any] | None]],
+                       limit: int | None) -> list[str]:
     """The params and metrics columns whose values differ between *records*, the first *limit* of each;
-    *flats* and *lasts* are the flattened params and last values that the listing rows have."""
-    params = [flatten(r.params) if flat is None else flat for flat, r in zip(flats, records, strict=True)]
-    metrics = [{k: v.get("last") for k, v in r.metrics.items() if not k.startswith("system/")} if last is None
-               else last for last, r in zip(lasts, records, strict=True)]
-    pkeys, mkeys = differing(params), differing(metrics)
+    *known*: their rows' flattened params and last values (row_values)."""
+    compared = compared_maps(records, known)
+    pkeys, mkeys = differing(compared["params"]), differing(compared["metrics"])
     if limit is not None:
         pkeys, mkeys = pkeys[:limit], mkeys[:limit]
     return [f"params.{quoted_key(k)}" for k in pkeys] + [f"metrics.{quoted_key(k)}" for k in mkeys]
