@@ -6,11 +6,18 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gitexp.errors import GitexpError, QueryError
-from gitexp.store.evaluation import compile_columns, compile_where, mapping_lookup, sort_records
+from gitexp.store.evaluation import (
+    compile_columns,
+    compile_where,
+    mapping_lookup,
+    sort_positions,
+    sort_records,
+    sort_value,
+)
 from gitexp.store.fields import FIELDS, MISSING, PREFIXES
 from gitexp.store.query import (
     And,
@@ -521,6 +528,20 @@ def test_sorting_arbitrary_values_never_raises(values: list[object], descending:
     assert len(out) == len(values)
     missing = [v is MISSING or v is None or (isinstance(v, float) and v != v) for v in out]
     assert missing == sorted(missing)  # every missing value after every present one
+
+
+@given(st.lists(_field_values, max_size=12), st.booleans())
+@example(values=[float("nan"), 2, True, 1.5, MISSING, "b", None, "a"], descending=True)
+def test_sorting_by_position_ranks_each_value_as_sort_value_does(values: list[object], descending: bool) -> None:
+    """sort_positions, whose usual numbers skip sort_value, orders as sort_value's ranks say: by
+    rank, by value within one (stable), the missing last."""
+    order = sort_positions(range(len(values)), [SortKey(("metrics", "acc"), descending)], lambda path: values)
+    ranked = [sort_value(v) for v in values]
+    expected = []
+    for rank in sorted({r for r, _ in ranked} - {-1}):
+        expected += sorted([i for i, (r, _) in enumerate(ranked) if r == rank], key=lambda i: ranked[i][1],
+                           reverse=descending)
+    assert order == expected + [i for i, (r, _) in enumerate(ranked) if r == -1]
 
 
 @given(_nodes, st.data())

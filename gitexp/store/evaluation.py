@@ -12,9 +12,9 @@ import fnmatch
 import numbers
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from gitexp.store.fields import MISSING
 from gitexp.store.query import (
@@ -214,6 +214,11 @@ def _vector(node: Node) -> Vector:
             return lambda items, fetch: [not answer for answer in inner(items, fetch)]
         case IsNull(path, negated):
             return lambda items, fetch: [(v is MISSING or v is None) != negated for v in fetch(items, path)]
+        case Compare(path, op, value) if type(value) is int or type(value) is float:
+            # A number compared with a number literal: what number_pred answers, inline.
+            test, fn = _leaf_test(node), cast("Callable[[object, object], bool]", _CMP[op])
+            return lambda items, fetch: [fn(v, value) if (t := type(v)) is float or t is int else _checked(test, v)
+                                         for v in fetch(items, path)]
         case Compare() | In() | Match():
             path, test = node.path, _leaf_test(node)
             return lambda items, fetch: [_checked(test, v) for v in fetch(items, path)]
@@ -252,7 +257,7 @@ def mapping_lookup(data: Mapping[str, object]) -> Lookup:
     return lambda path: dig(data, path)
 
 
-def _sort_value(v: object) -> tuple[int, object]:
+def sort_value(v: object) -> tuple[int, object]:
     """(rank, comparable): numbers, then datetimes, strings, booleans, others; rank -1 is missing."""
     t = type(v)
     if t is int or (t is float and v == v):
@@ -271,15 +276,28 @@ def _sort_value(v: object) -> tuple[int, object]:
 def sort_records(records: Sequence[T], keys: Sequence[SortKey], lookup_for: Callable[[T], Lookup]) -> list[T]:
     """Stable multi-key sort; records missing a key go last whatever its direction."""
     out = list(records)
-    lookups = [lookup_for(r) for r in out] if keys else []
-    order = list(range(len(out)))
+    if not keys:
+        return out
+    lookups = [lookup_for(r) for r in out]
+    return [out[i] for i in sort_positions(range(len(out)), keys, lambda path: [look(path) for look in lookups])]
+
+
+def sort_positions(positions: Iterable[int], keys: Sequence[SortKey],
+                   column: Callable[[Path], Sequence[object]]) -> list[int]:
+    """sort_records of items given by position: column(path) is a field's value for every item (by
+    position), *positions* the items to order."""
+    order = list(positions)
     for key in reversed(keys):
         buckets: dict[int, list[tuple[object, int]]] = {}
-        for i, (rank, value) in zip(order, [_sort_value(lookups[i](key.path)) for i in order], strict=True):
+        values = column(key.path)
+        # A number that is not NaN ranks first as itself (sort_value's first case, inline).
+        ranked = [(0, v) if (t := type(v)) is int or (t is float and v == v) else sort_value(v)
+                  for v in map(values.__getitem__, order)]
+        for i, (rank, value) in zip(order, ranked, strict=True):
             buckets.setdefault(rank, []).append((value, i))
         missing = buckets.pop(-1, [])
         order = []
         for rank in sorted(buckets):
             order.extend(i for _, i in sorted(buckets[rank], key=_first, reverse=key.descending))
         order.extend(i for _, i in missing)
-    return [out[i] for i in order]
+    return order
