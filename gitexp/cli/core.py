@@ -113,16 +113,17 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
 
         records = runs.load_runs(experiment=experiment, limit=limit)  # with a limit, the others go unread
     else:
-        records = search.search_runs(where, sort, experiment=experiment)
+        loaded = None
+        if not columns and form != "json" and limit != 0:
+            shown, loaded = _selected(experiment, where, sort, limit, form, precision, all_columns, only_changed,
+                                      wide)
+            if shown is not None:
+                return shown
+        records = search.search_runs(where, sort, experiment=experiment) if loaded is None else \
+            search.search_loaded(loaded, where, sort)
         records = records[:limit] if limit is not None else records
     if not records:
-        scope = f" in experiment {experiment!r}" if experiment else ""
-        if where:
-            print(f"no runs{scope} match --where {where!r}", file=sys.stderr)
-        else:
-            print(f"no runs{scope} yet; start one with `git exp run -- python train.py` or gitexp.start_run()",
-                  file=sys.stderr)
-        return 0
+        return _no_runs(experiment, where)
     if form == "json" and not columns and not only_changed:
         import json
 
@@ -134,6 +135,46 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
                                      only_changed=only_changed, full_ids=form == "csv")
     return _show_listing(cols, values, [r.experiment for r in records], form, precision, all_columns, wide,
                          columns)
+
+
+def _selected(experiment: str | None, where: str | None, sort: str | None, limit: int | None, form: str,
+              precision: int, all_columns: bool, only_changed: bool, wide: bool) -> tuple[int | None, Any]:
+    """ls --where/--sort from the kept listing's columns (views.selection): its exit code, or None
+    where they cannot answer it (then the runs are searched), and every run when it read them."""
+    from gitexp.store import runs, search
+    from gitexp.views import listing, selection
+
+    search.search_loaded([], where, sort)  # the query parsed before any run is read: a typo fails fast
+    whole, records = listing.current(), None
+    if whole is None and experiment is None:
+        # No listing kept, or too many runs changed since: the runs listed, and their listing kept
+        # for the next query (as a plain listing keeps it), unless they cannot be.
+        records = runs.load_runs()
+        whole = listing.of_records(records) if isinstance(records, runs.RunList) else None
+    if whole is None:
+        return None, records
+    kept = whole.of_experiment(experiment) if experiment else whole
+    found = selection.select(kept, where, sort) if len(kept) else None
+    if found is None or not len(found):
+        if whole.refs is not None:  # made or brought up to date: kept for the next call all the same
+            listing.remember(None, whole)
+        return None if found is None else _no_runs(experiment, where), records
+    if limit is not None:
+        found = found.subset(list(range(min(limit, len(found)))))
+    # A listing brought up to date is kept for the next call, as a plain listing keeps it.
+    after = None if whole.refs is None else partial(listing.remember, None, whole)
+    cols, values = found.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
+    return _show_listing(cols, values, found.experiments, form, precision, all_columns, wide, after=after), records
+
+
+def _no_runs(experiment: str | None, where: str | None) -> int:
+    scope = f" in experiment {experiment!r}" if experiment else ""
+    if where:
+        print(f"no runs{scope} match --where {where!r}", file=sys.stderr)
+    else:
+        print(f"no runs{scope} yet; start one with `git exp run -- python train.py` or gitexp.start_run()",
+              file=sys.stderr)
+    return 0
 
 
 def _show_listing(cols: list[str], values: list[list[Any]], experiments: list[str], form: str, precision: int,

@@ -356,15 +356,62 @@ def search_runs(where: str | None = None, order_by: str | Sequence[str] | None =
     warns of a field that *where* or *order_by* names and no run has (a typo, most likely).
     """
     node = _parsed(where)  # parse before reading any run: a typo fails fast
+    _check_sort(order_by)
+    return search_loaded(load_runs(repo, experiment), node, order_by, experiment)
+
+
+def search_loaded(records: Sequence[RunRecord], where: str | Node | None, order_by: str | Sequence[str] | None,
+                  experiment: str | None = None) -> list[RunRecord]:
+    """search_runs over *records*, loaded already: every run of the repository, or of *experiment*."""
+    node = _parsed(where)
     matching = compile_matcher(node)
     _check_sort(order_by)
-    records = load_runs(repo, experiment)
     if node is not None:
         from gitexp.store.query import field_paths
 
         scope = f"no run of experiment {experiment!r}" if experiment else "no run"
         warn_absent(records, field_paths(node), "where", scope)
     return _sorted(matching(records), order_by)
+
+
+def select_positions(count: int, where: str | None, order_by: str | Sequence[str] | None,
+                     column: Callable[[Path], Sequence[object] | None]) -> list[int] | None:
+    """search_runs over *count* runs given a field at a time: the positions of those matching
+    *where*, in *order_by*'s order (equal keys in the runs' own order). column(path) gives a field's
+    value for every run (MISSING for a run without it), or None where it cannot.
+
+    None when a field cannot be given, or is one that no run has (a sort key: no matching run):
+    search_runs, over the runs themselves, warns of it.
+    """
+    from gitexp.store import evaluation, query
+
+    node = _parsed(where)
+    node = None if node is None else _commit_prefixes(node)
+    keys = query.parse_sort(order_by) if order_by else []
+    columns: dict[Path, Sequence[object]] = {}
+    for path in [*(query.field_paths(node) if node is not None else ()), *(key.path for key in keys)]:
+        if path not in columns:
+            found = column(path)
+            if found is None or len(found) != count:
+                return None
+            columns[path] = found
+    picked = list(range(count))
+    if node is not None:
+        if _absent_from(columns, query.field_paths(node), picked):
+            return None
+        answers = evaluation.compile_columns(node)(picked, lambda items, path: [columns[path][i] for i in items])
+        picked = [i for i, ok in zip(picked, answers, strict=True) if ok]
+    if keys and picked:
+        if _absent_from(columns, [key.path for key in keys], picked):
+            return None
+        picked = evaluation.sort_positions(picked, keys, columns.__getitem__)
+    return picked
+
+
+def _absent_from(columns: Mapping[Path, Sequence[object]], paths: Iterable[Path], positions: Sequence[int]) -> bool:
+    """Whether a field of *paths* that warn_absent checks is MISSING at every one of *positions*."""
+    return any(path[0] in PREFIXES and len(path) > 1 and all(columns[path][i] is MISSING for i in positions)
+               for path in paths)
 
 
 def _parsed(where: str | Node | None) -> Node | None:

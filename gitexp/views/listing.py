@@ -26,15 +26,17 @@ import itertools
 import marshal
 import os
 from collections import Counter
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gitexp.git.gitfiles import refs_state
 from gitexp.git.lazyrepo import open_repository
 from gitexp.git.reader import RepoReader
 from gitexp.store import cachefile, names
 from gitexp.store.names import REF_PREFIX
-from gitexp.store.runs import RunList, before_listing, live_here, load_runs, run_handles
+from gitexp.store.runcache import row_extremes
+from gitexp.store.runs import RunList, before_listing, listing_rows, live_here, load_runs, run_handles
 from gitexp.views.table import (
     BASE_COLUMNS,
     column_varies,
@@ -45,10 +47,12 @@ from gitexp.views.table import (
     row_values,
 )
 
-CACHE_FILE = Path("gitexp") / "cache" / "listing-v1.marshal"
-STATE_FILE = Path("gitexp") / "cache" / "listing-v1-state.marshal"  # the refs it is known to be current for
-VERSION = 1
+CACHE_FILE = Path("gitexp") / "cache" / "listing-v2.marshal"
+STATE_FILE = Path("gitexp") / "cache" / "listing-v2-state.marshal"  # the refs it is known to be current for
+VERSION = 2
+OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in ("listing-v1.marshal", "listing-v1-state.marshal"))
 _HEADS = ("params", "metrics")
+Extremes = dict[str, tuple[list[Any], list[Any]]]
 _MISSING = object()  # a run without the key, in a column's values as `differing` compares them
 
 
@@ -59,19 +63,24 @@ class Listing:
     run_columns shows them (None where a run lacks the key, or what a longer path finds), and the
     positions of the runs without the key (for telling which columns differ, a missing key counts
     as a value).
+
+    extremes[key] is (minima, maxima) of each metric key of keys["metrics"], for each run that has
+    the key (None for the others), or None for all when a run's listing row lacks them: what a
+    --where or --sort of metrics.<key>.min or .max reads (gitexp.views.selection).
     """
 
-    __slots__ = ("base", "experiments", "handles", "ids", "keys", "plain", "refs")
+    __slots__ = ("base", "experiments", "extremes", "handles", "ids", "keys", "plain", "refs")
 
     def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
                  base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]],
-                 plain: bool) -> None:
+                 plain: bool, extremes: Extremes | None = None) -> None:
         # ref -> commit of every run, for a listing of every run to be kept (remember()); else None.
         self.refs = refs
         self.ids, self.handles, self.experiments, self.base, self.keys = ids, handles, experiments, base, keys
         # Whether each run has a listing row with plain params: a run without a key then shows None
         # in its column, whatever the key (a longer path finds nothing).
         self.plain = plain
+        self.extremes = extremes
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,15 +89,23 @@ class Listing:
         """The runs of *experiment* alone, in the same order (an experiment name that cannot be one:
         the error load_runs gives)."""
         names.check_experiment(experiment)
-        picked = [i for i, exp in enumerate(self.experiments) if exp == experiment]
+        return self.subset([i for i, exp in enumerate(self.experiments) if exp == experiment])
+
+    def subset(self, picked: list[int], extremes: bool = True) -> Listing:
+        """The runs at the positions *picked*, in that order (no refs: not a listing of every run);
+        without *extremes*, without their metrics' minima and maxima (a listing to show, not query)."""
         where = {old: new for new, old in enumerate(picked)}
 
+        getter = itemgetter(*picked) if len(picked) > 1 else None  # a C loop: 100,000 picks in a few ms
+
         def pick(values: list[Any]) -> list[Any]:
-            return [values[i] for i in picked]
+            return list(getter(values)) if getter is not None else [values[i] for i in picked]
         keys = {head: {key: (column, pick(values), [where[i] for i in absent if i in where])
                        for key, (column, values, absent) in part.items()} for head, part in self.keys.items()}
+        kept = None if self.extremes is None or not extremes else \
+            {key: (pick(low), pick(high)) for key, (low, high) in self.extremes.items()}
         return Listing(None, pick(self.ids), pick(self.handles), pick(self.experiments),
-                       [pick(c) for c in self.base], keys, self.plain)
+                       [pick(c) for c in self.base], keys, self.plain, kept)
 
     def columns(self, all_columns: bool = False, only_changed: bool = False,
                 full_ids: bool = False) -> tuple[list[str], list[list[Any]]]:
@@ -142,7 +159,14 @@ def _sound(listing: Listing) -> bool:
         all(type(c) is list and len(c) == count for c in (listing.handles, listing.experiments, *base)) and \
         type(keys) is dict and set(keys) == set(_HEADS) and all(type(part) is dict for part in keys.values()) and \
         all(type(entry) is tuple and len(entry) == 3 and type(entry[0]) is str and type(entry[1]) is list
-            and len(entry[1]) == count and type(entry[2]) is list for part in keys.values() for entry in part.values())
+            and len(entry[1]) == count and type(entry[2]) is list for part in keys.values() for entry in part.values()
+            ) and _sound_extremes(listing.extremes, keys["metrics"], count)
+
+
+def _sound_extremes(extremes: Any, metrics: dict[str, Any], count: int) -> bool:
+    return extremes is None or (type(extremes) is dict and set(extremes) == set(metrics) and all(
+        type(pair) is tuple and len(pair) == 2 and all(type(c) is list and len(c) == count for c in pair)
+        for pair in extremes.values()))
 
 
 def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing | None:
@@ -158,7 +182,7 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
         return None
     try:
         listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"],
-                          data["plain"])
+                          data["plain"], data["extremes"])
         if not _sound(listing):
             return None
         # The same packed-refs file and loose refs as when it was made, or last found current: the
@@ -194,8 +218,10 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
     if cachefile.save(repo.commondir / CACHE_FILE, {
             "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
             "handles": listing.handles, "experiments": listing.experiments, "base": listing.base,
-            "keys": listing.keys, "plain": listing.plain}) and state is not None:
+            "keys": listing.keys, "plain": listing.plain, "extremes": listing.extremes}) and state is not None:
         cachefile.save(repo.commondir / STATE_FILE, (token, state))
+    for obsolete in OBSOLETE_FILES:
+        (repo.commondir / obsolete).unlink(missing_ok=True)
 
 
 # Runs times keys past which no listing is kept: where every run logs 1,500 metrics, every key's
@@ -217,7 +243,7 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     if records.damaged or {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records} != made:
         return None
     new = of_records(records, with_handles=False) if records else \
-        Listing({}, [], [], [], [[] for _ in old.base], {head: {} for head in _HEADS}, True)
+        Listing({}, [], [], [], [[] for _ in old.base], {head: {} for head in _HEADS}, True, {})
     if new is None or not new.plain:
         return None
     merged, where = _merging(old, gone, new.ids)
@@ -248,8 +274,15 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     # A run made or removed lengthens or shortens the handles like its own.
     handles = names.handles_after(dict(zip(old.ids, old.handles, strict=True)), ids,
                                   {*(ref.rpartition("/")[2] for ref in gone), *new.ids})
+    extremes: Extremes | None = None
+    if old.extremes is not None and new.extremes is not None:
+        gaps = ([None] * len(old.ids), [None] * len(old.ids)), ([None] * len(new.ids), [None] * len(new.ids))
+        extremes = {}
+        for key in keys["metrics"]:
+            (low_before, high_before), (low, high) = old.extremes.get(key, gaps[0]), new.extremes.get(key, gaps[1])
+            extremes[key] = (merged(low_before, low), merged(high_before, high))
     return Listing(refs, ids, [handles[i] for i in ids], merged(old.experiments, new.experiments),
-                   [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True)
+                   [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
 
 
 def _merging(old: Listing, gone: set[str], added: list[str]) -> tuple[Any, tuple[dict[int, int], dict[int, int]]]:
@@ -305,4 +338,18 @@ def of_records(records: RunList, most_cells: int = MOST_CELLS, with_handles: boo
     # (A run without a row has None for both.)
     plain = None not in known["params"] and None not in known["metrics"]
     return Listing(refs, [r.id for r in records], [handles[r.id] for r in records],
-                   [r.experiment for r in records], base, keys, plain)
+                   [r.experiment for r in records], base, keys, plain,
+                   _extremes(records, keys["metrics"]) if plain else None)
+
+
+def _extremes(records: RunList, metrics: dict[str, Any]) -> Extremes | None:
+    """The minima and maxima of each of *metrics* (keys) of *records*, from their listing rows."""
+    found = [None if row is None else row_extremes(row) for row in listing_rows(records)]
+    if None in found:
+        return None
+    rows = cast("list[dict[str, tuple[Any, Any]]]", found)
+    extremes: Extremes = {}
+    for key in metrics:
+        pairs = [row.get(key, (None, None)) for row in rows]
+        extremes[key] = ([low for low, _ in pairs], [high for _, high in pairs])
+    return extremes
