@@ -107,6 +107,43 @@ def cmd_populate(args: dict) -> dict:
     return {"created": created, "requested": n, "seconds": time.perf_counter() - t0}
 
 
+def cmd_scale_disk(args: dict) -> dict:
+    """Runs shaped as bench_scale's fixture's (scale_fixture.make_runs: 3 experiments, 6 params,
+    2 tags, train/loss and val/loss at each of 10 to 100 steps, val/acc at every fifth) in the
+    sqlite store at args["db"]; the store's size on disk afterwards."""
+    import os
+
+    uri = "sqlite:///" + args["db"]
+    _setup(uri)
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [client.create_experiment(name) for name in ("sweep/lr", "sweep/arch", "baseline")]
+    n = int(args["n"])
+    t0 = time.perf_counter()
+    for i in range(n):
+        run = client.create_run(experiments[i % len(experiments)], run_name=f"run-{i}")
+        now = int(time.time() * 1000)
+        params = {"lr": 10 ** -(1 + i % 4), "batch_size": 2 ** (4 + i % 4), "seed": i % 1000,
+                  "optimizer": ("adam", "sgd", "adamw")[i % 3], "model.layers": 2 + i % 6,
+                  "model.width": 64 * (1 + i % 3)}
+        metrics = []
+        for step in range(10 + (i * 37) % 91):
+            decay = 1.0 / (step + 1)
+            metrics += [Metric("train/loss", decay + i * 1e-6, now + step, step),
+                        Metric("val/loss", 1.1 * decay + i * 1e-6, now + step, step)]
+            if step % 5 == 4:
+                metrics.append(Metric("val/acc", 1 - decay + i * 1e-7, now + step, step))
+        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()],
+                         tags=[RunTag("sweep", f"s{i // 1000}"), RunTag("gpu", ("a100", "h100")[i % 2])])
+        client.set_terminated(run.info.run_id)
+    seconds = time.perf_counter() - t0
+    files = [args["db"] + suffix for suffix in ("", "-wal", "-journal") if os.path.exists(args["db"] + suffix)]
+    return {"runs": n, "seconds": seconds, "bytes": sum(os.stat(f).st_size for f in files),
+            "allocated": sum(os.stat(f).st_blocks * 512 for f in files)}
+
+
 def cmd_probe_file_store(args: dict) -> dict:
     """Does this MLflow accept a file: tracking URI without MLFLOW_ALLOW_FILE_STORE=true?"""
     import os
