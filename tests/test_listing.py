@@ -34,22 +34,27 @@ def sample(repo: Path, request: pytest.FixtureRequest) -> Sample:
     return made
 
 
-def shown(columns: tuple[list[str], list[list[Any]]]) -> str:
-    return repr(columns)  # NaN compares unequal to itself; its repr does not
+def shown(columns: tuple[list[str], list[list[Any]]], timeless: bool = False) -> str:
+    """The columns as text (NaN compares unequal to itself; its repr does not); *timeless*: without
+    durations, which a live run's journal gives as of the moment it is read."""
+    names, values = columns
+    return repr((names, [None if timeless and name == "duration" else v
+                         for name, v in zip(names, values, strict=True)]))
 
 
-def reference(repo: Path, experiment: str | None, flags: tuple[bool, bool, bool]) -> str:
-    return shown(table.run_columns(load_runs(repo, experiment), None, *flags))
+def reference(repo: Path, experiment: str | None, flags: tuple[bool, bool, bool], timeless: bool = False) -> str:
+    return shown(table.run_columns(load_runs(repo, experiment), None, *flags), timeless)
 
 
-def agrees(repo: Path) -> None:
+def agrees(repo: Path, timeless: bool = False) -> None:
     """The listing current() gives has the columns of the runs, whatever is asked of it."""
     whole = listing.current(repo)
     assert whole is not None
     for experiment in (None, "cnn", "rnn", "mix"):
         kept = whole.of_experiment(experiment) if experiment else whole
         for flags in FLAGS:
-            assert shown(kept.columns(*flags)) == reference(repo, experiment, flags), (experiment, flags)
+            assert shown(kept.columns(*flags), timeless) == reference(repo, experiment, flags, timeless), \
+                (experiment, flags)
 
 
 def ls(repo: Path, *args: str) -> str:
@@ -119,6 +124,13 @@ def test_a_few_changed_runs_bring_the_kept_listing_up_to_date(sample: Sample) ->
     git(repo, "update-ref", "-d", f"refs/experiments/rnn/{sample.ids['rnn']}")  # the only run of "rnn" gone
     assert (brought_up_to_date(repo) is not None) == plain
     assert "rnn" not in ls(repo) and ls(repo).count("baseline") == 2
+    # A run moved to a commit with other keys (the failed run's: no model, no val/acc), in place.
+    broken = f"refs/experiments/cnn/{sample.ids['broken']}"
+    git(repo, "update-ref", wide, git(repo, "rev-parse", broken).strip())
+    assert (brought_up_to_date(repo) is not None) == plain
+    assert ls(repo).count("broken") == 2  # (and kept)
+    git(repo, "update-ref", wide, git(repo, "rev-parse", baseline).strip())
+    assert (brought_up_to_date(repo) is not None) == plain
     # Keys that the kept runs may answer otherwise than by nothing: listed anew.
     with gitexp.start_run(name="leaf", experiment="cnn", repo=repo, params={"model": "resnet"}, **QUIET) as run:
         run.log_metric("loss", 1.0)
@@ -171,22 +183,41 @@ def test_packing_the_refs_keeps_the_listing_of_the_same_runs(sample: Sample) -> 
     assert ls(sample.repo) != made
 
 
-def test_a_live_run_is_listed_from_its_journal_not_from_the_kept_listing(sample: Sample) -> None:
+def kept_value(repo: Path, run_id: str, key: str) -> Any:
+    """The value of the metric *key* of run *run_id* in the listing file."""
+    kept = marshal.loads((repo / ".git" / listing.CACHE_FILE).read_bytes())
+    return kept["keys"]["metrics"][key][1][kept["ids"].index(run_id)]
+
+
+def test_a_live_run_is_listed_from_its_journal_and_its_ref_is_what_is_kept(sample: Sample) -> None:
+    plain = "evil" not in sample.ids  # (a run whose params have a dotted key: never brought up to date)
     ls(sample.repo)
     with gitexp.start_run(name="live", experiment="cnn", repo=sample.repo, **QUIET) as run:
         run.log_metric("loss", 0.5)
         run.checkpoint()
-        assert listing.current(sample.repo) is None
         run.log_metric("loss", 0.3125)
         run.flush_journal()
-        kept = (sample.repo / ".git" / listing.CACHE_FILE).read_bytes()
+        shown = listing.current(sample.repo)
+        assert (shown is not None) == plain
+        if shown is not None:
+            assert shown.refs is None  # the journal's values: never kept themselves
+            agrees(sample.repo, timeless=True)  # (load_runs, the reference, reads live runs from their journals too)
+        before = (sample.repo / ".git" / listing.CACHE_FILE).read_bytes()
         assert "0.3125" in ls(sample.repo, "--experiment", "cnn", "--all")
         assert "0.3125" in ls(sample.repo)
-        assert listing.current(sample.repo) is None
-        # Not kept either: the journal's values are not what the run's ref holds.
-        assert (sample.repo / ".git" / listing.CACHE_FILE).read_bytes() == kept
+        if plain:
+            # What is kept is the listing of the refs: the live run as its last commit has it.
+            assert kept_value(sample.repo, run.id, "loss") == 0.5
+            assert listing.current(sample.repo) is not None
+            agrees(sample.repo, timeless=True)
+        else:
+            assert (sample.repo / ".git" / listing.CACHE_FILE).read_bytes() == before  # nothing kept
+        run.log_metric("loss", 0.25)
+        run.flush_journal()
+        assert "0.25" in ls(sample.repo)
+        assert not plain or kept_value(sample.repo, run.id, "loss") == 0.5
     assert not_kept_as_it_was(sample.repo)
-    assert "RUNNING" not in ls(sample.repo)
+    assert "RUNNING" not in ls(sample.repo) and kept_value(sample.repo, run.id, "loss") == 0.25
 
 
 def test_a_damaged_run_is_warned_of_at_every_listing(sample: Sample) -> None:

@@ -103,7 +103,7 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
             keep = kept if experiment is None else None
         else:
             kept = whole.of_experiment(experiment) if experiment else whole
-            keep = whole if whole.refs is not None else None  # brought up to date
+            keep = whole.to_keep()  # brought up to date
         after = None if keep is None else partial(listing.remember, None, keep)
         if kept is not None and len(kept):
             cols, values = kept.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
@@ -155,14 +155,15 @@ def _selected(experiment: str | None, where: str | None, sort: str | None, limit
         return None, records
     kept = whole.of_experiment(experiment) if experiment else whole
     found = selection.select(kept, where, sort) if len(kept) else None
+    keep = whole.to_keep()  # made or brought up to date: kept for the next call
     if found is None or not len(found):
-        if whole.refs is not None:  # made or brought up to date: kept for the next call all the same
-            listing.remember(None, whole)
+        if keep is not None:
+            listing.remember(None, keep)
         return None if found is None else _no_runs(experiment, where), records
     if limit is not None:
         found = found.subset(list(range(min(limit, len(found)))))
     # A listing brought up to date is kept for the next call, as a plain listing keeps it.
-    after = None if whole.refs is None else partial(listing.remember, None, whole)
+    after = None if keep is None else partial(listing.remember, None, keep)
     cols, values = found.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
     return _show_listing(cols, values, found.experiments, form, precision, all_columns, wide, after=after), records
 

@@ -276,7 +276,7 @@ def _recover(repo: RepoReader, names: list[str]) -> None:
 
 def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experiment: str | None = None,
               recover: bool = True, namespace: str = names.REF_PREFIX, only: str | Collection[str] | None = None,
-              limit: int | None = None) -> RunList:
+              limit: int | None = None, live: bool = True) -> RunList:
     """Every run (of *experiment*, or all), newest first.
 
     Runs whose process died on this machine are finished as CRASHED first (*recover*);
@@ -284,7 +284,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     commit, its files unreadable or of the wrong types) is left out with a warning naming it.
     *only*: the run of this full id (or of these) alone; *limit*: the newest *limit* runs alone. Up to
     READ_ALONE runs are read from git without loading the listing cache (at 100,000 runs, loading
-    it takes as long as reading 2,000 runs from git).
+    it takes as long as reading 2,000 runs from git). Without *live*, a run live on this machine is
+    as its ref has it, not as its journal says it is now.
     """
     global _last_ids
     repo = open_repository(repo)
@@ -340,7 +341,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     if not few:  # (an unloaded cache written back would lose the file's entries)
         every = prefix == names.REF_PREFIX and limit is None and wanted is None
         cache.save([commit for *_, commit in listed], prune=every)
-    if _has_locks(journal_names):  # after save: the cache holds what commits hold, never live values
+    if live and _has_locks(journal_names):  # after save: the cache holds what commits hold, never live values
         _overlay_live(records, journal_names, repo, summaries)
     _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
     return RunList(records, damaged)
@@ -361,10 +362,15 @@ def _before_reading(repo: RepoReader, recover: bool) -> list[str]:
     return journal_names
 
 
-def before_listing(repo: RepoReader) -> bool:
-    """Take load_runs' first steps (this process's runs flushed, dead runs recovered); False while a
-    run is live on this machine, whose record load_runs takes from its journal, not from its ref."""
-    return not _has_locks(_before_reading(repo, recover=True))
+def before_listing(repo: RepoReader) -> set[str]:
+    """Take load_runs' first steps (this process's runs flushed, dead runs recovered); the ids of the
+    runs live on this machine, whose records load_runs takes from their journals, not their refs."""
+    names = _before_reading(repo, recover=True)
+    if not _has_locks(names):
+        return set()
+    from gitexp.store import live
+
+    return live.lock_ids(names)
 
 
 def live_here(repo: RepoReader) -> bool:

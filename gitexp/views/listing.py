@@ -4,17 +4,19 @@ At 100,000 runs a listing made from the runs' records spends most of its time be
 line of text: loading 100,000 rows of the run cache, a record per run, the handles of 100,000 ids,
 and then taking the rows apart again into columns. What a plain `git exp ls` shows depends only
 on which commits the run refs point at, so once listed, its columns are kept in
-`<common git dir>/gitexp/cache/listing-v1.marshal` beside the refs they were made from, and the
+`<common git dir>/gitexp/cache/listing-v2.marshal` beside the refs they were made from, and the
 next listing of the same refs reads the columns alone. Whether the refs are the same is told by
 the stat of packed-refs and the loose refs (gitfiles.refs_state, kept in STATE_FILE), else by
 reading them all (0.15 s at 100,000 runs).
 
 When a few runs were made, moved or removed since, the kept columns are brought up to date with
-those runs alone (_updated) rather than every run listed again.
+those runs alone (_updated) rather than every run listed again. A run live on this machine is
+shown as its journal says it is now (as load_runs reads it): it is read again the same way, as if
+its ref had moved, into the listing shown, while the listing kept holds every run as its ref has
+it (a live run's journal values are never kept).
 
 The file holds derived data (deleting it is always safe) and is trusted only while the refs are
-exactly those it was made from; with a run live on this machine (its values come from its
-journal) it is not read, and with a damaged run (which must be warned of) it is not written.
+exactly those it was made from; with a damaged run (which must be warned of) it is not written.
 Listing.columns() answers what table.run_columns answers for the same runs: tests/test_listing.py
 compares the two on varied runs, before and after changes. A change to what run_columns shows
 needs a new VERSION, or listings kept by the previous code would show the old columns.
@@ -69,7 +71,7 @@ class Listing:
     --where or --sort of metrics.<key>.min or .max reads (gitexp.views.selection).
     """
 
-    __slots__ = ("base", "experiments", "extremes", "handles", "ids", "keys", "plain", "refs")
+    __slots__ = ("base", "basis", "committed", "experiments", "extremes", "handles", "ids", "keys", "plain", "refs")
 
     def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
                  base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]],
@@ -81,6 +83,17 @@ class Listing:
         # in its column, whatever the key (a longer path finds nothing).
         self.plain = plain
         self.extremes = extremes
+        # Whether it holds what the runs' refs hold (no live run's journal values): it may be kept
+        # while a run is live. And, for one that shows live runs, the listing of every run as their
+        # refs have them, to keep (current() sets both).
+        self.committed = False
+        self.basis: Listing | None = None
+
+    def to_keep(self) -> Listing | None:
+        """What remember() should keep once this listing (current()'s) is shown: the listing of the
+        runs' refs behind one that shows live runs, or this one when it was brought up to date; None
+        for nothing new."""
+        return self.basis if self.basis is not None else self if self.refs is not None else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -171,11 +184,28 @@ def _sound_extremes(extremes: Any, metrics: dict[str, Any], count: int) -> bool:
 
 def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing | None:
     """The listing of every run as it is now: the kept one when it was made from the refs the runs
-    have now, else the kept one brought up to date when few runs changed (its refs then set:
-    remember() it); None for none (load the runs, then of_records() and remember())."""
+    have now, else the kept one brought up to date when few runs changed; with runs live on this
+    machine, their journals' values in place of their refs'. None for none (load the runs, then
+    of_records() and remember()); else remember() its to_keep() once shown."""
     repo = open_repository(repo)
-    if not before_listing(repo):
-        return None
+    live = before_listing(repo)
+    listing = _of_refs(repo)
+    if listing is None or not live:
+        return listing
+    # The live runs read again with their journals, as runs whose refs moved would be; the listing
+    # of the refs is what is kept.
+    refs = repo.refs(REF_PREFIX)
+    marked = {ref: "" if ref.rpartition("/")[2] in live else commit for ref, commit in refs.items()}
+    if marked == refs:
+        return listing
+    shown = _updated(repo, listing, marked, refs, live=True)
+    if shown is not None:
+        shown.refs, shown.basis = None, listing.to_keep()
+    return shown
+
+
+def _of_refs(repo: RepoReader) -> Listing | None:
+    """current(), every run as its ref has it (a live one too): the kept listing, brought up to date."""
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
     data = cachefile.load(repo.commondir / CACHE_FILE)
     if type(data) is not dict or data.get("version") != VERSION:
@@ -191,7 +221,7 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
         if state is None or cachefile.load(repo.commondir / STATE_FILE) != (token, state):
             kept, refs = marshal.loads(data["refs"]), repo.refs(REF_PREFIX)
             if kept != refs:
-                found = _updated(repo, listing, kept, refs)
+                found = _updated(repo, listing, kept, refs, live=False)
                 if found is None:
                     return None
                 listing = found
@@ -199,6 +229,7 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
                 cachefile.save(repo.commondir / STATE_FILE, (token, state))
     except (KeyError, TypeError, ValueError, EOFError):
         return None
+    listing.committed = True
     return listing
 
 
@@ -207,7 +238,7 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
     repo = open_repository(repo)
     # The state first: refs that change after it are then never taken for the ones it describes.
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
-    if listing.refs is None or live_here(repo) or repo.refs(REF_PREFIX) != listing.refs:
+    if listing.refs is None or (live_here(repo) and not listing.committed) or repo.refs(REF_PREFIX) != listing.refs:
         # A run was made or moved meanwhile: this listing is already out of date. Or a run is live:
         # the listing may hold its journal's values, which its ref does not.
         return
@@ -231,22 +262,23 @@ MOST_CELLS = 10_000_000
 MOST_CHANGED = 1000  # runs made, moved or removed since the kept listing, past which all are listed anew
 
 
-def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[str, str]) -> Listing | None:
+def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[str, str], live: bool) -> Listing | None:
     """*old*, made from the refs *kept*, brought to the refs *refs*: the runs removed or moved taken
-    out, the runs made or moved read and put in their place; None when that is not what listing all
-    the runs would give (too many changed, a damaged run, a run id in two experiments...)."""
+    out, the runs made or moved read (*live*: as load_runs reads them) and put in their place; None
+    when that is not what listing all the runs would give (too many changed, a damaged run, a run id
+    in two experiments...)."""
     gone = {ref for ref, commit in kept.items() if refs.get(ref) != commit}
     made = {ref: commit for ref, commit in refs.items() if kept.get(ref) != commit}
     if not old.plain or len(gone) + len(made) > MOST_CHANGED:
         return None
-    records = load_runs(repo, only=[ref.rpartition("/")[2] for ref in made]) if made else RunList([], {})
+    records = load_runs(repo, only=[ref.rpartition("/")[2] for ref in made], live=live) if made else RunList([], {})
     if records.damaged or {f"{REF_PREFIX}{r.experiment}/{r.id}": r.commit for r in records} != made:
         return None
     new = of_records(records, with_handles=False) if records else \
         Listing({}, [], [], [], [[] for _ in old.base], {head: {} for head in _HEADS}, True, {})
     if new is None or not new.plain:
         return None
-    merged, where = _merging(old, gone, new.ids)
+    merged, where = _merging(old, gone, new.ids, set(made))
     if merged is None:
         return None  # two runs with one id
     keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]] = {}
@@ -271,9 +303,14 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     ids = merged(old.ids, new.ids)
     if sum(map(len, keys.values())) * len(ids) > MOST_CELLS:
         return None
-    # A run made or removed lengthens or shortens the handles like its own.
-    handles = names.handles_after(dict(zip(old.ids, old.handles, strict=True)), ids,
-                                  {*(ref.rpartition("/")[2] for ref in gone), *new.ids})
+    gone_ids = {ref.rpartition("/")[2] for ref in gone}
+    if gone_ids == set(new.ids):  # runs moved alone: the same ids, so the same handles
+        moved = {run_id: handle for run_id, handle in zip(old.ids, old.handles, strict=True) if run_id in gone_ids}
+        shown = merged(old.handles, [moved[run_id] for run_id in new.ids])
+    else:
+        # A run made or removed lengthens or shortens the handles like its own.
+        handles = names.handles_after(dict(zip(old.ids, old.handles, strict=True)), ids, {*gone_ids, *new.ids})
+        shown = [handles[i] for i in ids]
     extremes: Extremes | None = None
     if old.extremes is not None and new.extremes is not None:
         gaps = ([None] * len(old.ids), [None] * len(old.ids)), ([None] * len(new.ids), [None] * len(new.ids))
@@ -281,15 +318,16 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
         for key in keys["metrics"]:
             (low_before, high_before), (low, high) = old.extremes.get(key, gaps[0]), new.extremes.get(key, gaps[1])
             extremes[key] = (merged(low_before, low), merged(high_before, high))
-    return Listing(refs, ids, [handles[i] for i in ids], merged(old.experiments, new.experiments),
+    return Listing(refs, ids, shown, merged(old.experiments, new.experiments),
                    [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
 
 
-def _merging(old: Listing, gone: set[str], added: list[str]) -> tuple[Any, tuple[dict[int, int], dict[int, int]]]:
+def _merging(old: Listing, gone: set[str], added: list[str],
+             made: set[str]) -> tuple[Any, tuple[dict[int, int], dict[int, int]]]:
     """How the columns of *old* less the runs of the refs *gone* and those of the runs *added* (both
-    newest first) make the columns of all, newest first as load_runs orders them (by run id, highest
-    first): a function of an old column and a new one, and where each old and new position goes;
-    None for the function when two runs have one id."""
+    newest first; their refs *made*) make the columns of all, newest first as load_runs orders them
+    (by run id, highest first): a function of an old column and a new one, and where each old and
+    new position goes; None for the function when two runs have one id."""
     if len(set(added)) != len(added):
         return None, ({}, {})
     if not gone and (not added or not old.ids or min(added) > old.ids[0]):
@@ -297,6 +335,20 @@ def _merging(old: Listing, gone: set[str], added: list[str]) -> tuple[Any, tuple
         offset = len(added)
         return (lambda before, after: after + before), ({i: i + offset for i in range(len(old.ids))},
                                                          {j: j for j in range(offset)})
+    if gone and gone == made:
+        # Runs moved (a live run's checkpoint, or its journal read): each stays where it was.
+        moved = {ref.rpartition("/")[2] for ref in gone}
+        at = {run_id: i for i, run_id in enumerate(old.ids) if run_id in moved}
+        if len(at) == len(added) == len(moved):
+            places = [at[run_id] for run_id in added]
+
+            def in_place(before: list[Any], after: list[Any]) -> list[Any]:
+                column = list(before)
+                for place, value in zip(places, after, strict=True):
+                    column[place] = value
+                return column
+            taken = set(places)
+            return in_place, ({i: i for i in range(len(old.ids)) if i not in taken}, dict(enumerate(places)))
     stay = [i for i, (exp, run_id) in enumerate(zip(old.experiments, old.ids, strict=True))
             if f"{REF_PREFIX}{exp}/{run_id}" not in gone]
     order = sorted([(old.ids[i], 0, i) for i in stay] + [(run_id, 1, j) for j, run_id in enumerate(added)],
