@@ -369,10 +369,12 @@ def cells(values: Sequence[Any], precision: int) -> list[str]:
     if kinds in ({int, type(None)}, {float, type(None)}) and (precision < 17 or float not in kinds):
         # A column of runs of which some lack the value: the same, around the gaps.
         spec = "d" if float not in kinds else f".{precision}g"
-        present = [v for v in values if v is not None]
-        if float not in kinds or all(map(math.isfinite, present)):
-            shown = iter(map(format, present, repeat(spec)))
-            return ["" if v is None else next(shown) for v in values]
+        filled = [0 if v is None else v for v in values]  # (0 formats as either kind)
+        if float not in kinds or all(map(math.isfinite, filled)):
+            shown = list(map(format, filled, repeat(spec)))
+            for i in [i for i, v in enumerate(values) if v is None]:
+                shown[i] = ""
+            return shown
     return [cell(v, precision) for v in values]
 
 
