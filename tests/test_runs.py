@@ -134,6 +134,27 @@ def test_a_run_named_by_a_handle_is_what_resolving_every_run_gives(repo: Path) -
     assert gitexp.get_run(handles[target.id]).name == handles[target.id], "the name wins over the handle"
 
 
+def test_the_names_file_knows_every_listed_runs_name_as_a_handle_would_read(repo: Path) -> None:
+    """NAMES_FILE, which spares get_run(handle) loading every row: each cached run's commit, with its
+    name where that reads as a handle; the runs of a delta write too."""
+    for name in ("plain-name", "0abc12", "ABCDEF12", "abc", "0abc123456", *(f"r{i}" for i in range(15))):
+        make_run(name)
+    commits = {r.name: r.commit for r in load_runs()}
+    found = runcache.known_names(repo / ".git")
+    assert found is not None
+    plain, named = found
+    assert named == {commits["0abc12"]: "0abc12", commits["ABCDEF12"]: "ABCDEF12"}
+    assert plain == {commits[name] for name in commits if name not in ("0abc12", "ABCDEF12")}
+    newer = make_run("cafe")
+    commit = Repo.discover().ref(newer.ref) or ""
+    cache = runcache.Cache(repo / ".git")
+    meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
+    cache.add(commit, meta, params, metrics, env)
+    cache.save([commit], prune=True, delta_from=20)  # 1 new of 20: a delta write
+    assert (repo / ".git" / DELTA_FILE).exists()
+    assert runcache.known_names(repo / ".git") == (plain, {**named, commit: "cafe"})
+
+
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:
     make_run("a")
     old = repo / ".git" / OBSOLETE_FILES[0]

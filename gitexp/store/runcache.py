@@ -32,9 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.store import cachefile
+from gitexp.store.names import could_be_handle as reads_as_handle
 
 CACHE_FILE = Path("gitexp") / "cache" / "runs-v4.marshal"
 SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v4-summaries.marshal"
+# The names of the cached runs, by what a handle could be: which commits' runs have a name that
+# cannot read as one, and the name of the others (a commit's run's name never changes).
+NAMES_FILE = Path("gitexp") / "cache" / "runs-v4-names.marshal"
 # The entries (and their summaries) added since CACHE_FILE was written, where that is large.
 DELTA_FILE = Path("gitexp") / "cache" / "runs-v4-delta.marshal"
 DELTA_FROM = 20_000  # entries of CACHE_FILE from which new ones are written to DELTA_FILE
@@ -139,6 +143,20 @@ def share(value: Any, memo: dict[str, str]) -> Any:
 _SCALARS = frozenset((float, int, bool, type(None)))
 
 
+def could_be_handle(name: str) -> bool:
+    """Whether a run's name reads as a handle (names.could_be_handle), in a test cheap for most names."""
+    return 4 <= len(name) <= 8 and reads_as_handle(name)
+
+
+def known_names(commondir: Path) -> tuple[set[str], dict[str, str]] | None:
+    """From NAMES_FILE: the commits whose run's name cannot read as a handle, and the others' names;
+    None without it. A commit in neither is not known."""
+    data = cachefile.load(commondir / NAMES_FILE)
+    if type(data) is not tuple or len(data) != 2 or type(data[0]) is not list or type(data[1]) is not dict:
+        return None
+    return set(data[0]), data[1]
+
+
 def _load(path: Path) -> dict[str, Any]:
     loaded = cachefile.load(path)
     return loaded if isinstance(loaded, dict) else {}  # none, or not what this code writes: rebuild from git
@@ -213,6 +231,17 @@ class Cache:
         self.dirty = True
         return entry
 
+    def _save_names(self) -> None:
+        """NAMES_FILE for the entries now: what names.handle lookups ask of every run (get_run)."""
+        plain, named = [], {}
+        for commit, (_, row) in self.entries.items():
+            if row is not None:
+                if could_be_handle(name := row_name(row)):
+                    named[commit] = name
+                else:
+                    plain.append(commit)
+        cachefile.save(self.commondir / NAMES_FILE, (plain, named))
+
     def save(self, order: Iterable[str], prune: bool, delta_from: int = DELTA_FROM) -> None:
         """Write the entries of the commits in *order* first, in that order (load_runs': the next
         one then finds them in memory in the order it reads them), then, unless *prune*, the others.
@@ -227,6 +256,7 @@ class Cache:
         """
         if not self.dirty:
             return
+        self._save_names()
         recent = {**self.recent, **{c: self.entries[c] for c in self.summaries.added if c in self.entries}}
         if self.stored >= delta_from and len(recent) * 20 <= self.stored:
             summaries = {**self.summaries.recent, **self.summaries.added}

@@ -23,6 +23,7 @@ from gitexp.store.runcache import (
     Cache,
     Row,
     Summaries,
+    known_names,
     row_base_commit,
     row_duration,
     row_name,
@@ -525,6 +526,12 @@ def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str
                                                       or names.random_part(run_id).startswith(lowered))]
     if len(found) != 1:
         return None  # none, or several: resolve() says which, from every run
+    known = known_names(repo.commondir)
+    if known is not None:
+        # Every run's name known, none of them *text*: without loading the cache's 100,000 rows.
+        plain, named = known
+        if all(commit in plain or named.get(commit, text) != text for commit in refs.values()):
+            return found[0][0].rpartition("/")[2]
     collecting = gc.isenabled()
     gc.disable()  # as load_runs does: the cyclic GC would walk the cache's many new objects again and again
     try:
