@@ -160,7 +160,34 @@ def do_upkeep(args: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "archived": archived}
 
 
-WORKERS = {"load_runs": do_load_runs, "runs": do_runs, "upkeep": do_upkeep}
+def do_live(args: dict[str, Any]) -> dict[str, Any]:
+    """A run kept live (its journal ahead of its last commit) until stdin closes, as during a sweep."""
+    import gitexp
+
+    os.chdir(args["repo"])
+    run = gitexp.start_run(experiment="sweep/lr", params={"lr": 0.5, "seed": 1}, system_metrics_interval=0)
+    run.log_metrics({"train/loss": 1.0, "val/loss": 1.1}, step=0)
+    run.checkpoint()
+    run.log_metrics({"train/loss": 0.5, "val/loss": 0.55}, step=1)
+    run.flush_journal()
+    print("live", flush=True)
+    sys.stdin.read()
+    run.end()
+    return {"run": run.id}
+
+
+def live_listing(ls: list[str], repo: Path, reps: int) -> float:
+    """The median whole-process `git exp ls` while a run is live on this machine (after one call)."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", "live", json.dumps(
+        {"repo": str(repo)})], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "live", "the live run did not start"
+        return median_of(ls, repo, reps)
+    finally:
+        proc.communicate("", timeout=120)
+
+
+WORKERS = {"load_runs": do_load_runs, "runs": do_runs, "upkeep": do_upkeep, "live": do_live}
 
 
 # -- the benchmark -----------------------------------------------------------------------------
@@ -265,6 +292,8 @@ def main() -> int:
             again.append(wall(ls, runs_repo)[0])
         rows.append(["`git exp ls`, whole process, after 10 new runs", secs(statistics.median(after_new)),
                      f"{secs(statistics.median(again))} listing again", "(none)", ""])
+        live = live_listing(ls, runs_repo, reps)
+        rows.append(["`git exp ls`, whole process, a run live on this machine", secs(live), "", "(none)", ""])
         query = [*ls, "--where", "params.lr < 0.01 and metrics.val/acc.max > 0.5", "--sort", "-metrics.val/acc"]
         shown = subprocess.run(query, cwd=runs_repo, capture_output=True, text=True, check=True).stdout
         where = median_of(query, runs_repo, reps)
