@@ -109,7 +109,8 @@ def cmd_populate(args: dict) -> dict:
 
 def cmd_scale_disk(args: dict) -> dict:
     """Runs shaped as bench_scale's fixture's (scale_fixture.make_runs: 3 experiments, 6 params,
-    2 tags, train/loss and val/loss at each of 10 to 100 steps, val/acc at every fifth) in the
+    2 tags, train/loss and val/loss at each of 10 to 100 steps, val/acc at every fifth), or with
+    args["shape"] "small" as bench_scale.do_small_runs' (2 params, 2 metrics of one value), in the
     sqlite store at args["db"]; the store's size on disk afterwards."""
     import os
 
@@ -125,6 +126,12 @@ def cmd_scale_disk(args: dict) -> dict:
     for i in range(n):
         run = client.create_run(experiments[i % len(experiments)], run_name=f"run-{i}")
         now = int(time.time() * 1000)
+        if args.get("shape") == "small":
+            client.log_batch(run.info.run_id, metrics=[Metric("loss", 1.0 / (i + 1), now, 0),
+                                                       Metric("acc", 1 - 1.0 / (i + 2), now, 0)],
+                             params=[Param("lr", str(10 ** -(1 + i % 4))), Param("batch_size", str(2 ** (4 + i % 4)))])
+            client.set_terminated(run.info.run_id)
+            continue
         params = {"lr": 10 ** -(1 + i % 4), "batch_size": 2 ** (4 + i % 4), "seed": i % 1000,
                   "optimizer": ("adam", "sgd", "adamw")[i % 3], "model.layers": 2 + i % 6,
                   "model.width": 64 * (1 + i % 3)}
