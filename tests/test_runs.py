@@ -134,6 +134,31 @@ def test_a_run_named_by_a_handle_is_what_resolving_every_run_gives(repo: Path) -
     assert gitexp.get_run(handles[target.id]).name == handles[target.id], "the name wins over the handle"
 
 
+def test_runs_read_by_git_in_a_batch_are_the_runs_read_one_by_one(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_runs reads many uncached runs through one `git cat-file` (runs.BATCH_FROM of them): the
+    same records, rows and warnings as reading each through libgit2, damaged and shared commits too."""
+    for i in range(6):
+        make_run(f"r{i}", experiment=("cnn", "rnn")[i % 2], params={"lr": i / 10, "model": {"layers": i}},
+                 metrics={"loss": 1 / (i + 1)})
+    first = git(repo, "for-each-ref", "--format=%(objectname)", "--count=1", "refs/experiments/cnn/").strip()
+    git(repo, "update-ref", "refs/experiments/cnn/20260101-00000000000beef", first)  # two runs, one commit
+    blob = git(repo, "hash-object", "-w", "--stdin").strip()
+    git(repo, "update-ref", "refs/experiments/cnn/20260101-0000000deadbeef", blob)  # not a commit
+
+    def read() -> tuple[str, list[tuple[Any, ...]]]:
+        for cached in (repo / ".git" / "gitexp").glob("cache/runs-*"):
+            cached.unlink()
+        with pytest.warns(RuntimeWarning) as caught:
+            records = load_runs()
+        return "\n".join(sorted(str(w.message) for w in caught)), [
+            (r.id, r.experiment, r.commit, r.env_blob, r.listing_row, r.meta, r.params, r.metrics) for r in records]
+
+    one_by_one = read()
+    monkeypatch.setattr(runs, "BATCH_FROM", 1)
+    assert read() == one_by_one
+    assert "deadbeef" in one_by_one[0] and len(one_by_one[1]) == 7
+
+
 def test_the_names_file_knows_every_listed_runs_name_as_a_handle_would_read(repo: Path) -> None:
     """NAMES_FILE, which spares get_run(handle) loading every row: each cached run's commit, with its
     name where that reads as a handle; the runs of a delta write too."""

@@ -3,7 +3,8 @@
 It owns the object database (reading trees and blobs, writing packs with a `.keep` until a ref
 reaches them, merging them so their count stays bounded), refs moved by compare-and-swap, the
 file-level readers that answer without opening a repository (loose and packed refs, HEAD, reflogs),
-commit signing, transport through the user's `git`, and the Git LFS store and pointers. It knows
+commit signing, transport through the user's `git`, many commits' files read by one `git cat-file`
+(catfile.py), and the Git LFS store and pointers. It knows
 nothing of runs: it speaks of commits, trees, blobs and refs. It may import only gitexp.errors and
 gitexp.warn.
 

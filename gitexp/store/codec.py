@@ -250,13 +250,15 @@ def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any
     return spec
 
 
-def read_listing(repo: RepoReader, commit: str) -> tuple[dict, dict, dict, str | None]:
+def read_listing(repo: RepoReader, commit: str,
+                 read: tuple[bytes | None, str | None] | None = None) -> tuple[dict, dict, dict, str | None]:
     """(meta, params, metric summaries, env.yaml blob id) of a run commit: what listing needs.
 
     Read from summary.json when the commit has one (gitexp writes it) and it is sound, else from the
     YAML; checked either way (CorruptRunError says what is wrong, also when *commit* is not a commit).
+    *read*: what repo.read_path_and_entry(commit, SUMMARY, ENV) gives, when read already.
     """
-    found = repo.read_path_and_entry(commit, SUMMARY, ENV)
+    found = read if read is not None else repo.read_path_and_entry(commit, SUMMARY, ENV)
     if found is None:
         check_commit(repo, commit)  # raises, saying what the ref points at
         raise CorruptRunError(f"commit {commit[:12]} cannot be read")

@@ -315,6 +315,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         few = (wanted is not None and len(wanted) <= READ_ALONE) or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
         entries, summaries = cache.entries, cache.summaries
+        unread = list(dict.fromkeys(c for *_, c in (listed if limit is None else listed[:limit]) if c not in entries))
+        prefetch = _Prefetch(repo, unread) if len(unread) >= BATCH_FROM else None
         for run_id, exp, ref, commit in listed:
             if limit is not None and len(records) >= limit:
                 break
@@ -323,7 +325,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                 from gitexp.store import codec as fmt
 
                 try:
-                    meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit)
+                    read = prefetch.read(commit) if prefetch is not None else None
+                    meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit, read)
                 except CorruptRunError as exc:
                     error = damaged[run_id] = DamagedRunError(run_id, ref, commit, str(exc))
                     warnings.warn(f"gitexp: leaving out run {run_id} ({ref}), which is damaged: {exc}; {error.hint}",
@@ -336,6 +339,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
             env_blob, row = entry
             records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
     finally:
+        if prefetch is not None:
+            prefetch.close()
         if collecting:
             gc.enable()
     # Entries of commits that no run points at any more go, when every run was listed.
@@ -380,6 +385,38 @@ def live_here(repo: RepoReader) -> bool:
 
 
 READ_ALONE = 1000  # runs that load_runs(limit=...) reads from git rather than through the listing cache
+BATCH_FROM = 200  # runs not cached yet from which git reads them in one process (git/catfile.py)
+
+
+class _Prefetch:
+    """The summary.json and env.yaml id of many run commits, read ahead by git in the order given
+    (catfile.listing_files) while load_runs parses the ones before."""
+
+    def __init__(self, repo: RepoReader, commits: list[str]) -> None:
+        from gitexp.git import catfile
+        from gitexp.store.codec import ENV, SUMMARY
+
+        self._answers = catfile.listing_files(repo.gitdir, commits, SUMMARY, ENV)
+        self._ahead = iter(commits)
+        self._early: dict[str, tuple[bytes, str] | None] = {}  # read ahead of their turn
+        self._done: set[str] = set()
+
+    def read(self, commit: str) -> tuple[bytes, str] | None:
+        """What git read of *commit* (see listing_files), or None: read it the usual way."""
+        if commit in self._done:
+            return None
+        self._done.add(commit)
+        if commit in self._early:
+            return self._early.pop(commit)
+        for ahead in self._ahead:
+            answer = next(self._answers, None)
+            if ahead == commit:
+                return answer
+            self._early[ahead] = answer
+        return None
+
+    def close(self) -> None:
+        self._answers.close()
 
 
 def _overlay_live(records: list[RunRecord], journal_names: list[str], repo: RepoReader, summaries: Summaries) -> None:
