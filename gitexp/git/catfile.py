@@ -30,7 +30,8 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str,
     tree holds both and *read* is a blob; else None. All None where git cannot be run, or has no
     --batch-command (git before 2.36). Close the iterator to stop git early."""
     env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    env["GIT_NO_REPLACE_OBJECTS"] = "1"
+    # (A partial clone's git would fetch a missing object from its remote, one by one: never here.)
+    env.update(GIT_NO_REPLACE_OBJECTS="1", GIT_NO_LAZY_FETCH="1")
     try:
         proc = subprocess.Popen(["git", f"--git-dir={gitdir}", "cat-file", "--batch-command", "--buffer"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
