@@ -56,6 +56,17 @@ def sample_runs(repo: Path, base: str, variant: str = "plain") -> Sample:
     return replace(template, repo=repo, ids=dict(template.ids))
 
 
+def make_mixed_run(repo: Path) -> str:
+    """A run of experiment "mix" whose params hold values of every kind a column can hold (int, bool,
+    list, None, a nested float), with keys the other sample runs lack; its id."""
+    with gitexp.start_run(name="mixed", experiment="mix", repo=repo, params={
+            "lr": 1, "flag": True, "layers": [1, 2], "opt": None, "model": {"layers": 4.0}}, **QUIET) as run:
+        run.log_metric("loss", 3)
+        run.log_metric("val/acc", 0.25)
+        run.log_metric("val/acc", 0.75)
+    return run.id
+
+
 def make_user_text_run(repo: Path) -> str:
     """A run whose name, description, tag, param and metric key are all EVIL-like user text."""
     with gitexp.start_run(name=EVIL, experiment="cnn", description=EVIL, tags={"note": EVIL}, repo=repo,

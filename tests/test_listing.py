@@ -17,7 +17,7 @@ import gitexp
 from gitexp.store.runs import load_runs
 from gitexp.views import listing, table
 from tests.conftest import git
-from tests.sample_runs import QUIET, Sample, sample_runs
+from tests.sample_runs import QUIET, Sample, make_mixed_run, sample_runs
 
 FLAGS = [(False, False, False), (True, False, False), (False, True, False), (False, False, True), (True, True, True)]
 
@@ -25,12 +25,7 @@ FLAGS = [(False, False, False), (True, False, False), (False, True, False), (Fal
 @pytest.fixture(params=["user-text", "plain"])
 def sample(repo: Path, request: pytest.FixtureRequest) -> Sample:
     made = sample_runs(repo, git(repo, "rev-parse", "HEAD").strip(), request.param)
-    # Values of every kind a column can hold, and keys the other runs lack.
-    with gitexp.start_run(name="mixed", experiment="mix", repo=repo, params={
-            "lr": 1, "flag": True, "layers": [1, 2], "opt": None, "model": {"layers": 4.0}}, **QUIET) as run:
-        run.log_metric("loss", 3)
-        run.log_metric("val/acc", 0.25)
-    made.ids["mixed"] = run.id
+    made.ids["mixed"] = make_mixed_run(repo)
     return made
 
 

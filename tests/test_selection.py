@@ -20,7 +20,7 @@ from gitexp.store.runs import load_runs
 from gitexp.store.search import RunFields, search_runs
 from gitexp.views import listing, selection, table
 from tests.conftest import git
-from tests.sample_runs import QUIET, Sample, sample_runs
+from tests.sample_runs import QUIET, Sample, make_mixed_run, sample_runs
 
 FIELDS = ["params.lr", "params.batch", "params.model", "params.model.layers", "params.`model.layers`",
           "params.model.act", "params.hidden", "params.nothing", "params.layers", "params.flag", "params.opt",
@@ -40,12 +40,7 @@ def path_of(text: str) -> tuple[str, ...]:
 @pytest.fixture(params=["plain", "user-text"])
 def sample(repo: Path, request: pytest.FixtureRequest) -> Sample:
     made = sample_runs(repo, git(repo, "rev-parse", "HEAD").strip(), request.param)
-    with gitexp.start_run(name="mixed", experiment="mix", repo=repo, params={
-            "lr": 1, "flag": True, "layers": [1, 2], "opt": None, "model": {"layers": 4.0}}, **QUIET) as run:
-        run.log_metric("loss", 3)
-        run.log_metric("val/acc", 0.25)
-        run.log_metric("val/acc", 0.75)
-    made.ids["mixed"] = run.id
+    made.ids["mixed"] = make_mixed_run(repo)
     ls(repo)  # keeps the listing
     return made
 
