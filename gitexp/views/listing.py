@@ -28,6 +28,8 @@ import itertools
 import marshal
 import os
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
@@ -189,12 +191,12 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
     of_records() and remember()); else remember() its to_keep() once shown."""
     repo = open_repository(repo)
     live = before_listing(repo)
-    listing = _of_refs(repo)
-    if listing is None or not live:
-        return listing
+    found = _of_refs(repo)
+    if found is None or not live:
+        return None if found is None else found[0]
     # The live runs read again with their journals, as runs whose refs moved would be; the listing
-    # of the refs is what is kept.
-    refs = repo.refs(REF_PREFIX)
+    # of the refs is what is kept. (The refs it was made from: a run made since is not in it.)
+    listing, refs = found[0], found[1]()
     marked = {ref: "" if ref.rpartition("/")[2] in live else commit for ref, commit in refs.items()}
     if marked == refs:
         return listing
@@ -204,8 +206,9 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
     return shown
 
 
-def _of_refs(repo: RepoReader) -> Listing | None:
-    """current(), every run as its ref has it (a live one too): the kept listing, brought up to date."""
+def _of_refs(repo: RepoReader) -> tuple[Listing, Callable[[], dict[str, str]]] | None:
+    """current(), every run as its ref has it (a live one too): the kept listing, brought up to date,
+    and what gives the refs it is of."""
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
     data = cachefile.load(repo.commondir / CACHE_FILE)
     if type(data) is not dict or data.get("version") != VERSION:
@@ -218,8 +221,10 @@ def _of_refs(repo: RepoReader) -> Listing | None:
         # The same packed-refs file and loose refs as when it was made, or last found current: the
         # same refs, without reading 100,000 of them.
         token = data["token"]
+        refs_of: Callable[[], dict[str, str]] = partial(marshal.loads, data["refs"])
         if state is None or cachefile.load(repo.commondir / STATE_FILE) != (token, state):
-            kept, refs = marshal.loads(data["refs"]), repo.refs(REF_PREFIX)
+            kept, refs = refs_of(), repo.refs(REF_PREFIX)
+            refs_of = partial(dict, refs)
             if kept != refs:
                 found = _updated(repo, listing, kept, refs, live=False)
                 if found is None:
@@ -230,7 +235,7 @@ def _of_refs(repo: RepoReader) -> Listing | None:
     except (KeyError, TypeError, ValueError, EOFError):
         return None
     listing.committed = True
-    return listing
+    return listing, refs_of
 
 
 def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing) -> None:
@@ -304,8 +309,9 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     if sum(map(len, keys.values())) * len(ids) > MOST_CELLS:
         return None
     gone_ids = {ref.rpartition("/")[2] for ref in gone}
-    if gone_ids == set(new.ids):  # runs moved alone: the same ids, so the same handles
-        moved = {run_id: handle for run_id, handle in zip(old.ids, old.handles, strict=True) if run_id in gone_ids}
+    moved = {run_id: handle for run_id, handle in zip(old.ids, old.handles, strict=True) if run_id in gone_ids} \
+        if gone_ids == set(new.ids) else {}
+    if moved and len(moved) == len(gone_ids):  # runs moved alone: the same ids, so the same handles
         shown = merged(old.handles, [moved[run_id] for run_id in new.ids])
     else:
         # A run made or removed lengthens or shortens the handles like its own.
