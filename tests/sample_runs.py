@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +55,17 @@ def sample_runs(repo: Path, base: str, variant: str = "plain") -> Sample:
             child.unlink()
     shutil.copytree(template.repo, repo, symlinks=True, dirs_exist_ok=True)
     return replace(template, repo=repo, ids=dict(template.ids))
+
+
+def age_kept_listing(repo: Path) -> None:
+    """Make the listing `git exp ls` keeps an hour old (as after a pause), so the next listing that
+    brings it up to date keeps its own: one kept moments ago is not written again for a few runs."""
+    from gitexp.views.listing import CACHE_FILE
+
+    kept = repo / ".git" / CACHE_FILE
+    if kept.exists():
+        then = kept.stat().st_mtime - 3600
+        os.utime(kept, (then, then))
 
 
 def make_mixed_run(repo: Path) -> str:

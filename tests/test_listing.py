@@ -17,7 +17,7 @@ import gitexp
 from gitexp.store.runs import load_runs
 from gitexp.views import listing, table
 from tests.conftest import git
-from tests.sample_runs import QUIET, Sample, make_mixed_run, sample_runs
+from tests.sample_runs import QUIET, Sample, age_kept_listing, make_mixed_run, sample_runs
 
 FLAGS = [(False, False, False), (True, False, False), (False, True, False), (False, False, True), (True, True, True)]
 
@@ -97,6 +97,7 @@ def brought_up_to_date(repo: Path) -> listing.Listing | None:
     if updated is not None:
         assert updated.refs is not None, "a listing of other refs than the kept one's"
         agrees(repo)
+        age_kept_listing(repo)
         listing.remember(repo, updated)
         assert (current := listing.current(repo)) is not None and current.refs is None
     return updated
@@ -199,6 +200,7 @@ def test_a_live_run_is_listed_from_its_journal_and_its_ref_is_what_is_kept(sampl
             agrees(sample.repo, timeless=True)  # (load_runs, the reference, reads live runs from their journals too)
         before = (sample.repo / ".git" / listing.CACHE_FILE).read_bytes()
         assert "0.3125" in ls(sample.repo, "--experiment", "cnn", "--all")
+        age_kept_listing(sample.repo)
         assert "0.3125" in ls(sample.repo)
         if plain:
             # What is kept is the listing of the refs: the live run as its last commit has it.
@@ -212,7 +214,31 @@ def test_a_live_run_is_listed_from_its_journal_and_its_ref_is_what_is_kept(sampl
         assert "0.25" in ls(sample.repo)
         assert not plain or kept_value(sample.repo, run.id, "loss") == 0.5
     assert not_kept_as_it_was(sample.repo)
+    age_kept_listing(sample.repo)
     assert "RUNNING" not in ls(sample.repo) and kept_value(sample.repo, run.id, "loss") == 0.25
+
+
+def test_a_listing_kept_moments_ago_is_not_written_again_during_a_sweep(sample: Sample) -> None:
+    """A sweep's listings do not each write the whole kept listing: while a run is live, each brings
+    the one kept a moment ago up to date; once that is older than a minute, the next is kept."""
+    if "evil" in sample.ids:
+        pytest.skip("a run with a dotted param key: never brought up to date")
+    cache = sample.repo / ".git" / listing.CACHE_FILE
+    ls(sample.repo)
+    kept = cache.read_bytes()
+    with gitexp.start_run(name="newest", experiment="cnn", repo=sample.repo, **QUIET) as run:
+        run.log_metric("loss", 0.125)
+        run.checkpoint()
+        assert "newest" in ls(sample.repo) and "newest" in ls(sample.repo)
+        assert cache.read_bytes() == kept
+        age_kept_listing(sample.repo)
+        assert "newest" in ls(sample.repo)
+        assert cache.read_bytes() != kept and kept_value(sample.repo, run.id, "loss") == 0.125
+    kept = cache.read_bytes()
+    assert "newest" in ls(sample.repo)  # the sweep over: kept at once
+    assert cache.read_bytes() != kept
+    found = listing.current(sample.repo)
+    assert found is not None and found.refs is None and run.id in found.ids
 
 
 def test_a_damaged_run_is_warned_of_at_every_listing(sample: Sample) -> None:

@@ -20,7 +20,7 @@ from gitexp.store.runs import load_runs
 from gitexp.store.search import RunFields, search_runs
 from gitexp.views import listing, selection, table
 from tests.conftest import git
-from tests.sample_runs import QUIET, Sample, make_mixed_run, sample_runs
+from tests.sample_runs import QUIET, Sample, age_kept_listing, make_mixed_run, sample_runs
 
 FIELDS = ["params.lr", "params.batch", "params.model", "params.model.layers", "params.`model.layers`",
           "params.model.act", "params.hidden", "params.nothing", "params.layers", "params.flag", "params.opt",
@@ -84,6 +84,7 @@ def test_a_listing_brought_up_to_date_answers_as_the_runs_do(sample: Sample) -> 
     if updated is not None:
         assert updated.refs is not None  # brought up to date, not listed anew
         assert selection.field(updated, path_of("metrics.fid.min")) is not None
+        age_kept_listing(sample.repo)
         listing.remember(sample.repo, updated)
         check_fields(sample.repo)
 
@@ -180,6 +181,7 @@ def test_ls_prints_what_searching_the_runs_prints(sample: Sample) -> None:
 def test_a_query_keeps_the_listing_it_brought_up_to_date(sample: Sample) -> None:
     with gitexp.start_run(name="newest", experiment="cnn", repo=sample.repo, params={"lr": 0.001}, **QUIET) as run:
         run.log_metric("val/acc", 0.9)
+    age_kept_listing(sample.repo)
     out, _ = ls(sample.repo, "--where", "params.lr < 0.05", "--sort", "-metrics.val/acc", "--format", "csv")
     assert out.splitlines()[1].startswith(run.id)
     if "evil" not in sample.ids:

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import itertools
 import marshal
+import math
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
@@ -73,7 +75,8 @@ class Listing:
     --where or --sort of metrics.<key>.min or .max reads (gitexp.views.selection).
     """
 
-    __slots__ = ("base", "basis", "committed", "experiments", "extremes", "handles", "ids", "keys", "plain", "refs")
+    __slots__ = ("base", "basis", "changed", "committed", "experiments", "extremes", "handles", "ids", "keys", "plain",
+                 "refs")
 
     def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
                  base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]],
@@ -90,6 +93,7 @@ class Listing:
         # refs have them, to keep (current() sets both).
         self.committed = False
         self.basis: Listing | None = None
+        self.changed = 0  # runs read again to bring the kept listing up to date into this one
 
     def to_keep(self) -> Listing | None:
         """What remember() should keep once this listing (current()'s) is shown: the listing of the
@@ -243,9 +247,14 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
     repo = open_repository(repo)
     # The state first: refs that change after it are then never taken for the ones it describes.
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
-    if listing.refs is None or (live_here(repo) and not listing.committed) or repo.refs(REF_PREFIX) != listing.refs:
+    live = live_here(repo)
+    if listing.refs is None or (live and not listing.committed) or repo.refs(REF_PREFIX) != listing.refs:
         # A run was made or moved meanwhile: this listing is already out of date. Or a run is live:
         # the listing may hold its journal's values, which its ref does not.
+        return
+    if live and 0 < listing.changed <= QUIET_CHANGES and _age(repo.commondir / CACHE_FILE) < QUIET_SECONDS:
+        # A sweep going on, a few runs changed since a listing kept moments ago: the next listing
+        # brings that one up to date again (those runs alone) rather than each writing 30 MiB.
         return
     # The token ties a state to the listing it was found true of (two processes may write each file).
     # The refs as marshal bytes of their own: a listing that the state shows current need not make
@@ -265,6 +274,17 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
 # run cache. 100,000 runs of 6 params and 3 metrics are 900,000.
 MOST_CELLS = 10_000_000
 MOST_CHANGED = 1000  # runs made, moved or removed since the kept listing, past which all are listed anew
+# While a run is live here, a kept listing younger than QUIET_SECONDS is not written again for
+# QUIET_CHANGES changed runs or fewer.
+QUIET_SECONDS, QUIET_CHANGES = 60.0, 200
+
+
+def _age(path: Path) -> float:
+    """Seconds since *path* was written (infinity for none)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return math.inf
 
 
 def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[str, str], live: bool) -> Listing | None:
@@ -324,8 +344,10 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
         for key in keys["metrics"]:
             (low_before, high_before), (low, high) = old.extremes.get(key, gaps[0]), new.extremes.get(key, gaps[1])
             extremes[key] = (merged(low_before, low), merged(high_before, high))
-    return Listing(refs, ids, shown, merged(old.experiments, new.experiments),
-                   [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
+    found = Listing(refs, ids, shown, merged(old.experiments, new.experiments),
+                    [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
+    found.changed = len({*gone, *made})
+    return found
 
 
 def _merging(old: Listing, gone: set[str], added: list[str],
