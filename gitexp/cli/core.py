@@ -144,7 +144,7 @@ def _selected(experiment: str | None, where: str | None, sort: str | None, limit
     from gitexp.store import runs, search
     from gitexp.views import listing, selection
 
-    search.search_loaded([], where, sort)  # the query parsed before any run is read: a typo fails fast
+    search.check_query(where, sort)
     whole, records = listing.current(), None
     if whole is None and experiment is None:
         # No listing kept, or too many runs changed since: the runs listed, and their listing kept

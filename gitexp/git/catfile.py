@@ -16,6 +16,7 @@ import subprocess
 import threading
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import IO
 
 # git would follow refs/replace/ and the variables that point a process at other objects; libgit2
 # (the reference) does neither.
@@ -64,13 +65,12 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str,
         out.close()
 
 
-def _feed(stdin: object, commits: Sequence[str], read: str, locate: str) -> None:
+def _feed(stdin: IO[bytes], commits: Sequence[str], read: str, locate: str) -> None:
     """Write the three commands of each commit (its type, the entry at *locate*, the blob at *read*)."""
-    write = stdin.write  # type: ignore[attr-defined]
     try:
         for commit in commits:
-            write(f"info {commit}\ninfo {commit}:{locate}\ncontents {commit}:{read}\n".encode())
-        stdin.close()  # type: ignore[attr-defined]
+            stdin.write(f"info {commit}\ninfo {commit}:{locate}\ncontents {commit}:{read}\n".encode())
+        stdin.close()
     except (OSError, ValueError):
         pass  # git stopped early (the reader closed it): nothing more to ask
 

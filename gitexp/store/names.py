@@ -118,7 +118,7 @@ def random_part(run_id: str) -> str:
 
 def could_be_handle(text: str) -> bool:
     """Whether *text* reads as (the start of) a handle: 4 to 8 hex digits, no '-'."""
-    return bool(_HANDLE_TEXT.match(text))
+    return 4 <= len(text) <= 9 and bool(_HANDLE_TEXT.match(text))  # (the length first: most names are longer)
 
 
 def handles(ids: Iterable[str]) -> dict[str, str]:

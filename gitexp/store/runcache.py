@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.store import cachefile
-from gitexp.store.names import could_be_handle as reads_as_handle
+from gitexp.store.names import could_be_handle
 
 CACHE_FILE = Path("gitexp") / "cache" / "runs-v4.marshal"
 SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v4-summaries.marshal"
@@ -141,11 +141,6 @@ def share(value: Any, memo: dict[str, str]) -> Any:
 
 
 _SCALARS = frozenset((float, int, bool, type(None)))
-
-
-def could_be_handle(name: str) -> bool:
-    """Whether a run's name reads as a handle (names.could_be_handle), in a test cheap for most names."""
-    return 4 <= len(name) <= 8 and reads_as_handle(name)
 
 
 def known_names(commondir: Path) -> tuple[set[str], dict[str, str]] | None:

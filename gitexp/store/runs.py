@@ -315,15 +315,20 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         few = (wanted is not None and len(wanted) <= READ_ALONE) or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
         entries, summaries = cache.entries, cache.summaries
-        unread = list(dict.fromkeys(c for *_, c in (listed if limit is None else listed[:limit]) if c not in entries))
-        prefetch = _Prefetch(repo, unread) if len(unread) >= BATCH_FROM else None
-        for run_id, exp, ref, commit in listed:
+        prefetch: _Prefetch | None = None
+        first_miss = True
+        for k, (run_id, exp, ref, commit) in enumerate(listed):
             if limit is not None and len(records) >= limit:
                 break
             entry = entries.get(commit)
             if entry is None:
                 from gitexp.store import codec as fmt
 
+                if first_miss:  # (a warm listing finds every run cached and never looks ahead)
+                    first_miss = False
+                    rest = listed[k:] if limit is None else listed[k:k + limit - len(records)]
+                    unread = list(dict.fromkeys(c for *_, c in rest if c not in entries))
+                    prefetch = _Prefetch(repo, unread) if len(unread) >= BATCH_FROM else None
                 try:
                     read = prefetch.read(commit) if prefetch is not None else None
                     meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit, read)

@@ -374,6 +374,12 @@ def search_loaded(records: Sequence[RunRecord], where: str | Node | None, order_
     return _sorted(matching(records), order_by)
 
 
+def check_query(where: str | None, order_by: str | Sequence[str] | None) -> None:
+    """Parse *where* and *order_by* now (QueryError says what is wrong): a typo fails before any run is read."""
+    compile_matcher(_parsed(where))
+    _check_sort(order_by)
+
+
 def select_positions(count: int, where: str | None, order_by: str | Sequence[str] | None,
                      column: Callable[[Path], Sequence[object] | None]) -> list[int] | None:
     """search_runs over *count* runs given a field at a time: the positions of those matching
