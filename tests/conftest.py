@@ -38,9 +38,9 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     gitexp.flush()  # queued notes belong to this test's repository, not to the next test's
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> str:
+def git(cwd: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:
     """Run the real git command line in *cwd* and return its stdout."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, input=input_text)
     if check and proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout

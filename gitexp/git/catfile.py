@@ -24,13 +24,18 @@ _CLEARED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"
             "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_REPLACE_REF_BASE")
 
 
+def isolated_env() -> dict[str, str]:
+    """This process's environment without the variables that point git at other objects."""
+    return {k: v for k, v in os.environ.items() if k not in _CLEARED}
+
+
 def listing_files(gitdir: Path, commits: Sequence[str], read: str,
                   locate: str) -> Generator[tuple[bytes, str] | None, None, None]:
     """For each of *commits*, in order: (the bytes of the blob at *read*, the id of the entry at
     *locate*) in its tree, as read_path_and_entry gives them, where the commit is a commit whose
     tree holds both and *read* is a blob; else None. All None where git cannot be run, or has no
     --batch-command (git before 2.36). Close the iterator to stop git early."""
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env = isolated_env()
     # (A partial clone's git would fetch a missing object from its remote, one by one: never here.)
     env.update(GIT_NO_REPLACE_OBJECTS="1", GIT_NO_LAZY_FETCH="1")
     try:

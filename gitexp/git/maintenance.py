@@ -28,6 +28,7 @@ import mmap
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from gitexp.git import pack
@@ -182,6 +183,18 @@ def compact(commondir: Path, wait: bool = False) -> int:
 
     Another process merging already: returns 0 at once, or with *wait*, after it is done.
     """
+    with pack_lock(commondir, wait) as held:
+        if not held:
+            return 0
+        pack_dir = commondir / "objects" / "pack"
+        _drop_dead_files(pack_dir)
+        return _merge_smallest(pack_dir)
+
+
+@contextlib.contextmanager
+def pack_lock(commondir: Path, wait: bool) -> Iterator[bool]:
+    """Hold the lock of whatever rewrites or removes packs (merges here, settle.py): yields False
+    without it when another process holds it and *wait* is false."""
     lock_path = commondir / "gitexp" / "packs.lock"
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -192,10 +205,9 @@ def compact(commondir: Path, wait: bool = False) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            return 0
-        pack_dir = commondir / "objects" / "pack"
-        _drop_dead_files(pack_dir)
-        return _merge_smallest(pack_dir)
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)  # closing releases the flock
 

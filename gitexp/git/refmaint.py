@@ -10,7 +10,8 @@ gitexp.git.refmaint <common git dir>`, detached (its own session, no terminal, n
 for), as git starts its own `git gc --auto`. That process runs `git pack-refs --all --prune`
 (git's own means: the ref-packing step of `git gc`), and once the file holds
 reflogs.ARCHIVE_EVERY (1,000) bytes, empties it and archives the run reflogs that settled
-(reflogs.archive). Nothing of it runs in the user's git commands: only a new run ref counts,
+(reflogs.archive), then settles the run objects into kept packs that `git gc` leaves alone
+(settle.py). Nothing of it runs in the user's git commands: only a new run ref counts,
 never the post-commit hook's link commit.
 """
 
@@ -21,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitexp.git import reflogs
+from gitexp.git import reflogs, settle
 from gitexp.git.repo import Repo
 
 RUN_REFS = "refs/experiments/"
@@ -43,7 +44,9 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
     with open(pending, "wb"):
         pass  # refs made from now on count toward the next pass
     repo = Repo.discover(Path(commondir))
-    return repo.archive_reflogs(RUN_REFS, reflogs.MIN_AGE if min_age is None else min_age)
+    archived = repo.archive_reflogs(RUN_REFS, reflogs.MIN_AGE if min_age is None else min_age)
+    settle.settle(Path(commondir))
+    return archived
 
 
 if __name__ == "__main__":

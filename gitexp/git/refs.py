@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pygit2
 
 from gitexp.errors import StorageError
-from gitexp.git import reflogs, refwrite
+from gitexp.git import reflogs, refwrite, settle
 from gitexp.git.handle import ZERO
 from gitexp.git.refwrite import LOCK_DELAYS as _LOCK_DELAYS
 from gitexp.git.refwrite import RefConflictError, RefLockedError
@@ -108,6 +108,11 @@ class Refs(Staging):
                 return False
 
         return reflogs.archive(self.commondir, prefix, tip_of, reaches, min_age)
+
+    def lift_settled_packs(self) -> int:
+        """Hand the settled run objects back to `git gc`, which then prunes what no ref reaches
+        (settle.lift); returns the number of packs lifted."""
+        return settle.lift(self.commondir)
 
     def _ensure_reflog(self, name: str) -> bool:
         """Make sure *name* has a log file; True when this made it. Called with reflogs.writing() held."""

@@ -62,11 +62,14 @@ def undo(run_texts: list[str], repo: Repo | None = None) -> list[runs.RunRecord]
 
 
 def gc(dry_run: bool = False, repo: Repo | None = None) -> list[str]:
-    """Delete removed runs for good; what they alone reference becomes unreachable for `git gc`."""
+    """Delete removed runs for good; what they alone reference becomes unreachable for `git gc`,
+    settled objects too: their packs are handed back to it (the next upkeep settles the rest again)."""
     repo = repo or Repo.discover()
     doomed = repo.refs(names.TRASH_PREFIX)
     if not dry_run:
         for ref, commit in doomed.items():
             repo.delete_ref(ref, commit)
         (repo.commondir / LAST_RM).unlink(missing_ok=True)
+        if doomed:
+            repo.lift_settled_packs()
     return sorted(doomed)

@@ -1,0 +1,165 @@
+"""Settled run objects (gitexp/git/settle.py): packed by git, kept out of `git gc`, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import gitexp
+from gitexp.git import maintenance, reflogs, refmaint, settle
+from gitexp.ops import trash
+from tests.conftest import git
+
+
+def make_runs(count: int, prefix: str = "r") -> list[gitexp.Run]:
+    made = []
+    for i in range(count):
+        with gitexp.start_run(name=f"{prefix}{i}", params={"lr": 0.1 * (i + 1)}, system_metrics_interval=0) as run:
+            for step in range(3):
+                run.log_metric("loss", 1.0 / (step + i + 1), step=step)
+        made.append(run)
+    return made
+
+
+def pack_names(repo: Path, bases: list[str]) -> set[str]:
+    names: set[str] = set()
+    for base in bases:
+        table = settle.object_names((repo / ".git" / "objects" / "pack" / f"{base}.idx").read_bytes())
+        names.update(table[i:i + 20].hex() for i in range(0, len(table), 20))
+    return names
+
+
+def plain_packs(repo: Path) -> list[str]:
+    folder = repo / ".git" / "objects" / "pack"
+    return [n[:-4] for n in os.listdir(folder) if n.endswith(".idx") and not (folder / f"{n[:-4]}.keep").exists()]
+
+
+def run_objects(repo: Path, runs: list[gitexp.Run]) -> set[str]:
+    """What the runs reach and the user's branch does not: what settling is to keep."""
+    out = git(repo, "rev-list", "--objects", *(r.ref for r in runs), "--not", "HEAD")
+    return {line.split()[0] for line in out.splitlines()}
+
+
+def test_settle_keeps_run_objects_from_git_gc(repo: Path) -> None:
+    runs = make_runs(3)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    done = settle.settle(repo / ".git")
+    pack_dir = repo / ".git" / "objects" / "pack"
+    kept = settle.settled_packs(pack_dir)
+    assert len(kept) == 1 and (pack_dir / f"{kept[0]}.keep").read_bytes() == b"gitexp settled\n"
+    held = pack_names(repo, kept)
+    assert run_objects(repo, runs) <= held and done.objects == len(held)
+    assert head not in held  # the user's history is not the runs' to keep
+    # gitexp's own packs of those runs held nothing else: they are gone.
+    assert not pack_names(repo, plain_packs(repo)) & held and done.removed >= 1
+    git(repo, "gc", "-q")
+    assert settle.settled_packs(pack_dir) == kept
+    assert not pack_names(repo, plain_packs(repo)) & held  # git's pack left them out
+    git(repo, "fsck", "--connectivity-only")
+    histories = sorted(list(r.history("loss").values) for r in gitexp.load_runs())
+    assert histories == [[1.0 / 3, 1.0 / 4, 1.0 / 5], [1.0 / 2, 1.0 / 3, 1.0 / 4], [1.0, 1.0 / 2, 1.0 / 3]]
+
+
+def test_settle_twice_adds_only_new_runs_and_keeps_packs_few(repo: Path) -> None:
+    first = make_runs(2, "a")
+    settle.settle(repo / ".git")
+    pack_dir = repo / ".git" / "objects" / "pack"
+    before = pack_names(repo, settle.settled_packs(pack_dir))
+    assert settle.settle(repo / ".git").objects == 0  # nothing new: no empty pack
+    every = first
+    for round_ in range(4):
+        runs = make_runs(2, f"b{round_}-")
+        every += runs
+        done = settle.settle(repo / ".git")
+        new = run_objects(repo, runs) - before  # runs share blobs (code, env) with earlier ones
+        assert new and done.objects == len(new)
+        kept = settle.settled_packs(pack_dir)
+        sizes = sorted(os.path.getsize(pack_dir / f"{base}.pack") for base in kept)
+        # Geometric: each settled pack at least twice all smaller ones together.
+        assert all(size >= 2 * sum(sizes[:i]) for i, size in enumerate(sizes) if i), sizes
+        assert pack_names(repo, kept) == before | new
+        before = pack_names(repo, kept)
+    git(repo, "fsck", "--connectivity-only")
+    assert len(gitexp.load_runs()) == len(every)
+
+
+def test_pack_mostly_settled_is_rewritten_keeping_the_rest(repo: Path) -> None:
+    runs = make_runs(3)
+    stray = git(repo, "hash-object", "-w", "--stdin", input_text="a blob no ref reaches\n").strip()
+    ids = [*sorted(run_objects(repo, runs)), stray]
+    assert len(ids) >= 11  # the stray blob is under a tenth of the pack
+    base = git(repo, "pack-objects", ".git/objects/pack/pack", input_text="\n".join(ids) + "\n").strip()
+    settle.settle(repo / ".git")
+    pack_dir = repo / ".git" / "objects" / "pack"
+    assert not (pack_dir / f"pack-{base}.idx").exists()
+    git(repo, "cat-file", "-e", stray)  # still there, in the rewritten remainder
+    assert stray in pack_names(repo, plain_packs(repo))
+
+
+def test_pack_mostly_of_other_objects_is_left_alone(repo: Path) -> None:
+    runs = make_runs(1)
+    mine = [git(repo, "hash-object", "-w", "--stdin", input_text=f"user blob {i}\n").strip() for i in range(40)]
+    ids = sorted(run_objects(repo, runs)) + mine
+    base = git(repo, "pack-objects", ".git/objects/pack/pack", input_text="\n".join(ids) + "\n").strip()
+    settle.settle(repo / ".git")
+    assert (repo / ".git" / "objects" / "pack" / f"pack-{base}.idx").exists()
+    for oid in mine:
+        git(repo, "cat-file", "-e", oid)
+
+
+def test_exp_gc_hands_settled_objects_back_to_git_gc(repo: Path) -> None:
+    gone, stays = make_runs(2)
+    gone_commit, stays_commit = (git(repo, "rev-parse", r.ref).strip() for r in (gone, stays))
+    settle.settle(repo / ".git")
+    trash.remove([gone.id])
+    assert trash.gc() == [f"refs/experiments-trash/default/{gone.id}"]
+    pack_dir = repo / ".git" / "objects" / "pack"
+    assert settle.settled_packs(pack_dir) == []
+    git(repo, "gc", "-q", "--prune=now")
+    assert subprocess.run(["git", "cat-file", "-e", gone_commit], cwd=repo).returncode != 0
+    git(repo, "cat-file", "-e", stays_commit)
+    settle.settle(repo / ".git")  # the next upkeep settles what is left
+    assert stays_commit in pack_names(repo, settle.settled_packs(pack_dir))
+
+
+def test_upkeep_settles_with_the_archiving_pass(repo: Path) -> None:
+    runs = make_runs(1)
+    (repo / ".git" / reflogs.PENDING).write_bytes(b"." * reflogs.ARCHIVE_EVERY)
+    refmaint.upkeep(repo / ".git", min_age=0)
+    settled = pack_names(repo, settle.settled_packs(repo / ".git" / "objects" / "pack"))
+    assert git(repo, "rev-parse", runs[0].ref).strip() in settled
+
+
+def test_settle_waits_for_no_merge(repo: Path) -> None:
+    make_runs(1)
+    with maintenance.pack_lock(repo / ".git", wait=False) as held:
+        assert held
+        assert settle.settle(repo / ".git") == settle.Settled()
+    assert settle.settled_packs(repo / ".git" / "objects" / "pack") == []
+
+
+def test_settle_without_git_changes_nothing(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_runs(1)
+    before = sorted(os.listdir(repo / ".git" / "objects" / "pack"))
+    monkeypatch.setenv("PATH", str(repo / "no-such-dir"))
+    assert settle.settle(repo / ".git") == settle.Settled()
+    assert sorted(os.listdir(repo / ".git" / "objects" / "pack")) == before
+
+
+names_20 = st.lists(st.binary(min_size=20, max_size=20) | st.sampled_from([b"\0" * 20, b"\0" * 19 + b"\1",
+                                                                            b"\1" + b"\0" * 19, b"\xff" * 20]),
+                    unique=True, max_size=40)
+
+
+@given(names_20, st.lists(names_20, max_size=3))
+def test_unsettled_agrees_with_reference(mine: list[bytes], packs: list[list[bytes]]) -> None:
+    names = b"".join(sorted(mine))
+    settled = settle.merged_names([b"".join(sorted(p)) for p in packs]) if packs else b""
+    assert settled == b"".join(sorted(n for p in packs for n in p))
+    assert settle.unsettled(names, settled) == settle.unsettled_reference(names, settled)
+    assert set(settle.unsettled(names, settled)) == {n.hex() for n in mine} - {n.hex() for p in packs for n in p}
