@@ -10,8 +10,9 @@ Prints one table: figure | gitexp | anchor | goal | ok?
 The fixture (scale_fixture.py) is copied into a temporary directory twice:
 
 * **with runs**: the copy as gitexp leaves it. Unless --no-upkeep, gitexp's ref upkeep
-  (gitexp/git/refmaint.py: `git pack-refs --all --prune`, then the run reflogs archived) runs on
-  it first, as it would in the background of the user's next 1,000 runs; its time is a note.
+  (gitexp/git/refmaint.py: `git pack-refs --all --prune`, the run reflogs archived, the run
+  objects settled into kept packs by gitexp/git/settle.py) runs on it first, as it would in the
+  background of the user's next 1,000 runs; its time is a note.
 * **before upkeep** (unless --no-before): a third copy as the fixture left it, for its disk
   and one `git gc`, the two figures the upkeep changes most.
 * **without runs** (the anchor of every git row): the same copy with refs/experiments*,
@@ -153,11 +154,12 @@ def do_runs(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def do_upkeep(args: dict[str, Any]) -> dict[str, Any]:
-    from gitexp.git import refmaint
+    from gitexp.git import refmaint, settle
 
     t0 = time.perf_counter()
     archived = refmaint.upkeep(Path(args["gitdir"]), min_age=0, archive=True)
-    return {"seconds": time.perf_counter() - t0, "archived": archived}
+    settled = settle.settled_packs(Path(args["gitdir"]) / "objects" / "pack")
+    return {"seconds": time.perf_counter() - t0, "archived": archived, "settled": len(settled)}
 
 
 def do_live(args: dict[str, Any]) -> dict[str, Any]:
@@ -292,8 +294,8 @@ def main() -> int:
             shutil.rmtree(before)
         if not args.no_upkeep:
             up = worker("upkeep", {"gitdir": str(runs_repo / ".git")})
-            notes.append(f"ref upkeep on the copy (git pack-refs, {up['archived']:,} reflogs archived): "
-                         f"{up['seconds']:.1f} s, once")
+            notes.append(f"ref upkeep on the copy (git pack-refs, {up['archived']:,} reflogs archived, run objects "
+                         f"settled into {up['settled']} kept pack(s)): {up['seconds']:.1f} s, once")
         gitdir = runs_repo / ".git"
 
         # Disk first, before anything adds to it.
