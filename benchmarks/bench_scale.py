@@ -94,6 +94,10 @@ def strip_runs(repo: Path) -> None:
                 kept.append(line)
         packed.write_text("".join(kept))
     shutil.rmtree(gitdir / "gitexp", ignore_errors=True)
+    from gitexp.git import settle
+
+    for base in settle.settled_packs(gitdir / "objects" / "pack"):  # kept packs that git gc would not prune
+        (gitdir / "objects" / "pack" / f"{base}.keep").unlink()
     git(repo, "-c", "gc.reflogExpire=never", "-c", "gc.reflogExpireUnreachable=never", "gc", "--prune=now",
         "--quiet")
 
