@@ -48,7 +48,7 @@ def run_objects(repo: Path, runs: list[gitexp.Run]) -> set[str]:
 def test_settle_keeps_run_objects_from_git_gc(repo: Path) -> None:
     runs = make_runs(3)
     head = git(repo, "rev-parse", "HEAD").strip()
-    done = settle.settle(repo / ".git")
+    done = settle.settle(repo / ".git", minimum=0)
     pack_dir = repo / ".git" / "objects" / "pack"
     kept = settle.settled_packs(pack_dir)
     assert len(kept) == 1 and (pack_dir / f"{kept[0]}.keep").read_bytes() == b"gitexp settled\n"
@@ -67,15 +67,15 @@ def test_settle_keeps_run_objects_from_git_gc(repo: Path) -> None:
 
 def test_settle_twice_adds_only_new_runs_and_keeps_packs_few(repo: Path) -> None:
     first = make_runs(2, "a")
-    settle.settle(repo / ".git")
+    settle.settle(repo / ".git", minimum=0)
     pack_dir = repo / ".git" / "objects" / "pack"
     before = pack_names(repo, settle.settled_packs(pack_dir))
-    assert settle.settle(repo / ".git").objects == 0  # nothing new: no empty pack
+    assert settle.settle(repo / ".git", minimum=0).objects == 0  # nothing new: no empty pack
     every = first
     for round_ in range(4):
         runs = make_runs(2, f"b{round_}-")
         every += runs
-        done = settle.settle(repo / ".git")
+        done = settle.settle(repo / ".git", minimum=0)
         new = run_objects(repo, runs) - before  # runs share blobs (code, env) with earlier ones
         assert new and done.objects == len(new)
         kept = settle.settled_packs(pack_dir)
@@ -94,7 +94,7 @@ def test_pack_mostly_settled_is_rewritten_keeping_the_rest(repo: Path) -> None:
     ids = [*sorted(run_objects(repo, runs)), stray]
     assert len(ids) >= 11  # the stray blob is under a tenth of the pack
     base = git(repo, "pack-objects", ".git/objects/pack/pack", input_text="\n".join(ids) + "\n").strip()
-    settle.settle(repo / ".git")
+    settle.settle(repo / ".git", minimum=0)
     pack_dir = repo / ".git" / "objects" / "pack"
     assert not (pack_dir / f"pack-{base}.idx").exists()
     git(repo, "cat-file", "-e", stray)  # still there, in the rewritten remainder
@@ -106,7 +106,7 @@ def test_pack_mostly_of_other_objects_is_left_alone(repo: Path) -> None:
     mine = [git(repo, "hash-object", "-w", "--stdin", input_text=f"user blob {i}\n").strip() for i in range(40)]
     ids = sorted(run_objects(repo, runs)) + mine
     base = git(repo, "pack-objects", ".git/objects/pack/pack", input_text="\n".join(ids) + "\n").strip()
-    settle.settle(repo / ".git")
+    settle.settle(repo / ".git", minimum=0)
     assert (repo / ".git" / "objects" / "pack" / f"pack-{base}.idx").exists()
     for oid in mine:
         git(repo, "cat-file", "-e", oid)
@@ -115,7 +115,7 @@ def test_pack_mostly_of_other_objects_is_left_alone(repo: Path) -> None:
 def test_exp_gc_hands_settled_objects_back_to_git_gc(repo: Path) -> None:
     gone, stays = make_runs(2)
     gone_commit, stays_commit = (git(repo, "rev-parse", r.ref).strip() for r in (gone, stays))
-    settle.settle(repo / ".git")
+    settle.settle(repo / ".git", minimum=0)
     trash.remove([gone.id])
     assert trash.gc() == [f"refs/experiments-trash/default/{gone.id}"]
     pack_dir = repo / ".git" / "objects" / "pack"
@@ -123,11 +123,12 @@ def test_exp_gc_hands_settled_objects_back_to_git_gc(repo: Path) -> None:
     git(repo, "gc", "-q", "--prune=now")
     assert subprocess.run(["git", "cat-file", "-e", gone_commit], cwd=repo).returncode != 0
     git(repo, "cat-file", "-e", stays_commit)
-    settle.settle(repo / ".git")  # the next upkeep settles what is left
+    settle.settle(repo / ".git", minimum=0)  # the next upkeep settles what is left
     assert stays_commit in pack_names(repo, settle.settled_packs(pack_dir))
 
 
-def test_upkeep_settles_with_the_archiving_pass(repo: Path) -> None:
+def test_upkeep_settles_with_the_archiving_pass(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settle, "SETTLE_FROM", 1)  # the upkeep's own threshold, down to this small repository
     runs = make_runs(1)
     (repo / ".git" / reflogs.PENDING).write_bytes(b"." * reflogs.ARCHIVE_EVERY)
     refmaint.upkeep(repo / ".git", min_age=0)
@@ -135,11 +136,41 @@ def test_upkeep_settles_with_the_archiving_pass(repo: Path) -> None:
     assert git(repo, "rev-parse", runs[0].ref).strip() in settled
 
 
+def test_settle_waits_for_enough_new_objects(repo: Path) -> None:
+    make_runs(2)
+    assert settle.settle(repo / ".git") == settle.Settled()  # far from SETTLE_FROM objects
+    pack_dir = repo / ".git" / "objects" / "pack"
+    assert settle.settled_packs(pack_dir) == []
+    make_runs(22, "more")
+    first = settle.settle(repo / ".git", minimum=0)
+    assert first.objects >= 8 * 14
+    # One more run writes fewer objects than an eighth of those settled: it waits.
+    late = make_runs(1, "late")
+    assert settle.settle(repo / ".git", minimum=0) == settle.Settled()
+    assert git(repo, "rev-parse", late[0].ref).strip() not in pack_names(repo, settle.settled_packs(pack_dir))
+    make_runs(12, "many")
+    assert settle.settle(repo / ".git", minimum=0).objects > 0
+    assert git(repo, "rev-parse", late[0].ref).strip() in pack_names(repo, settle.settled_packs(pack_dir))
+
+
+def test_partial_clone_is_not_settled(repo: Path, tmp_path: Path) -> None:
+    make_runs(2)
+    git(repo, "config", "uploadpack.allowFilter", "true")
+    clone = tmp_path / "partial"
+    git(tmp_path, "clone", "-q", "--filter=blob:none", f"file://{repo}", str(clone))
+    git(clone, "fetch", "-q", "origin", "+refs/experiments/*:refs/experiments/*")
+    assert git(clone, "config", "remote.origin.promisor").strip() == "true"
+    before = sorted(os.listdir(clone / ".git" / "objects" / "pack"))
+    assert settle.settle(clone / ".git", minimum=0) == settle.Settled()
+    # Walking the runs would have fetched every blob they name from the remote, one pack each.
+    assert sorted(os.listdir(clone / ".git" / "objects" / "pack")) == before
+
+
 def test_settle_waits_for_no_merge(repo: Path) -> None:
     make_runs(1)
     with maintenance.pack_lock(repo / ".git", wait=False) as held:
         assert held
-        assert settle.settle(repo / ".git") == settle.Settled()
+        assert settle.settle(repo / ".git", minimum=0) == settle.Settled()
     assert settle.settled_packs(repo / ".git" / "objects" / "pack") == []
 
 
@@ -147,7 +178,7 @@ def test_settle_without_git_changes_nothing(repo: Path, monkeypatch: pytest.Monk
     make_runs(1)
     before = sorted(os.listdir(repo / ".git" / "objects" / "pack"))
     monkeypatch.setenv("PATH", str(repo / "no-such-dir"))
-    assert settle.settle(repo / ".git") == settle.Settled()
+    assert settle.settle(repo / ".git", minimum=0) == settle.Settled()
     assert sorted(os.listdir(repo / ".git" / "objects" / "pack")) == before
 
 

@@ -31,6 +31,12 @@ from gitexp.git import catfile, maintenance
 KEEP = b"gitexp settled\n"
 RUN_REFS = ("refs/experiments/", "refs/experiments-", "refs/notes/experiments")
 REWRITE_FROM = 0.9  # share of a pack's objects settled from which its remainder is rewritten
+# Settling walks every run object (4 s at 100,000 runs), so it waits until the packs that
+# appeared since the last pass (newer than STAMP) hold this many objects and an eighth of those
+# settled: a sweep pays the walk once per eighth of its size, and `git gc` copies at most that
+# eighth again.
+SETTLE_FROM = 10_000
+STAMP = "gitexp/settled.stamp"
 _SIDE = ("rev", "bitmap")  # files beside a pack that go with it
 
 
@@ -41,14 +47,20 @@ class Settled:
     rolled: int = 0  # settled packs merged into one
 
 
-def settle(commondir: Path) -> Settled:
-    """Settle the run objects no kept pack holds yet; nothing when another process holds the
-    pack lock (it runs again at the next upkeep)."""
+def settle(commondir: Path, minimum: int | None = None) -> Settled:
+    """Settle the run objects no kept pack holds yet, once the packs made since the last pass
+    hold *minimum* (SETTLE_FROM) objects and an eighth of the settled ones; nothing when another
+    process holds the pack lock (it runs again at the next upkeep)."""
+    minimum = SETTLE_FROM if minimum is None else minimum
     done = Settled()
     with maintenance.pack_lock(commondir, wait=False) as held:
         if not held:
             return done
         pack_dir = commondir / "objects" / "pack"
+        if _new_objects(commondir) < max(minimum, sum(_count(pack_dir, b) for b in settled_packs(pack_dir)) // 8, 1):
+            return done
+        # Stamped before the walk: packs written during it count toward the next pass.
+        (commondir / STAMP).touch()
         runs, others = _tips(commondir)
         if runs:
             lines = [*runs, "--not", *others]
@@ -69,6 +81,7 @@ def lift(commondir: Path) -> int:
         for base in settled_packs(pack_dir):
             (pack_dir / f"{base}.keep").unlink(missing_ok=True)
             lifted += 1
+        (commondir / STAMP).unlink(missing_ok=True)  # every pack is new to the next pass
         return lifted
 
 
@@ -129,7 +142,7 @@ def unsettled_reference(names: bytes, settled: bytes) -> list[str]:
 
 def _env() -> dict[str, str]:
     env = catfile.isolated_env()
-    env["GIT_NO_REPLACE_OBJECTS"] = "1"
+    env.update(GIT_NO_REPLACE_OBJECTS="1", GIT_NO_LAZY_FETCH="1")
     return env
 
 
@@ -142,7 +155,14 @@ def _git(commondir: Path, args: list[str], stdin: bytes = b"") -> subprocess.Com
 
 
 def _tips(commondir: Path) -> tuple[list[str], list[str]]:
-    """The commits the run refs point at, and every other ref's target and HEAD's."""
+    """The commits the run refs point at, and every other ref's target and HEAD's; none in a
+    partial clone, whose git would fetch each object it lacks from the remote while walking
+    (GIT_NO_LAZY_FETCH stops that only from git 2.39.4 and 2.45 on)."""
+    promisors = _git(commondir, ["config", "--get-regexp", r"^(extensions\.partialclone|remote\..*\.promisor)$"])
+    for line in promisors.stdout.decode(errors="replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "extensions.partialclone" or value.strip().lower() in ("true", "yes", "on", "1", ""):
+            return [], []
     proc = _git(commondir, ["for-each-ref", "--format=%(objectname) %(refname)"])
     if proc.returncode:
         return [], []
@@ -189,7 +209,30 @@ def _pack(commondir: Path, args: list[str], lines: list[str], keep: bool = True)
 
 
 def _count(pack_dir: Path, base: str) -> int:
-    return len(object_names((pack_dir / f"{base}.idx").read_bytes())) // 20
+    """The number of objects in a pack, from its index's fan-out table (0 when unreadable)."""
+    try:
+        with open(pack_dir / f"{base}.idx", "rb") as handle:
+            head = handle.read(8 + 1024)
+    except OSError:
+        return 0
+    return int.from_bytes(head[8 + 255 * 4:], "big") if head[:8] == b"\377tOc\0\0\0\2" and len(head) == 1032 else 0
+
+
+def _new_objects(commondir: Path) -> int:
+    """Objects in the packs no keep holds that appeared since the last pass (all, before the first)."""
+    pack_dir = commondir / "objects" / "pack"
+    try:
+        since = os.stat(commondir / STAMP).st_mtime
+    except OSError:
+        since = 0.0
+    total = 0
+    for base in _plain_packs(pack_dir):
+        try:
+            if os.stat(pack_dir / f"{base}.idx").st_mtime >= since:
+                total += _count(pack_dir, base)
+        except OSError:
+            continue
+    return total
 
 
 def _plain_packs(pack_dir: Path) -> list[str]:
