@@ -166,6 +166,13 @@ def test_partial_clone_is_not_settled(repo: Path, tmp_path: Path) -> None:
     assert sorted(os.listdir(clone / ".git" / "objects" / "pack")) == before
 
 
+def test_a_ref_at_a_missing_object_does_not_stop_settling(repo: Path) -> None:
+    runs = make_runs(2)
+    (repo / ".git" / "refs" / "experiments" / "default" / "20260101-0000000000000000").write_text("ab" * 20 + "\n")
+    assert settle.settle(repo / ".git", minimum=0).objects > 0
+    assert run_objects(repo, runs) <= pack_names(repo, settle.settled_packs(repo / ".git" / "objects" / "pack"))
+
+
 def test_settle_waits_for_no_merge(repo: Path) -> None:
     make_runs(1)
     with maintenance.pack_lock(repo / ".git", wait=False) as held:

@@ -63,8 +63,10 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
         (commondir / STAMP).touch()
         runs, others = _tips(commondir)
         if runs:
-            lines = [*runs, "--not", *others]
-            name = _pack(commondir, ["--revs", "--honor-pack-keep"], lines)
+            name = _pack(commondir, ["--revs", "--honor-pack-keep"], [*runs, "--not", *others])
+            if name is None:  # a ref at an object this repository lacks (damage) stops git's walk
+                runs, others = _present(commondir, runs), _present(commondir, others)
+                name = _pack(commondir, ["--revs", "--honor-pack-keep"], [*runs, "--not", *others]) if runs else None
             if name is not None:
                 done.objects = _count(pack_dir, name)
         done.removed = _drop_redundant(commondir)
@@ -175,6 +177,16 @@ def _tips(commondir: Path) -> tuple[list[str], list[str]]:
     if head.returncode == 0:
         others.append(head.stdout.decode().strip())
     return runs, others
+
+
+def _present(commondir: Path, oids: list[str]) -> list[str]:
+    """The ids of *oids* whose object this repository has."""
+    proc = _git(commondir, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], ("\n".join(oids) + "\n").encode())
+    if proc.returncode:
+        return []
+    # One line per id, in order: "<id> <type>", or "<id> missing".
+    lines = proc.stdout.decode(errors="replace").splitlines()
+    return [oid for oid, line in zip(oids, lines, strict=False) if not line.endswith(" missing")]
 
 
 def _pack(commondir: Path, args: list[str], lines: list[str], keep: bool = True) -> str | None:
