@@ -173,6 +173,19 @@ def test_a_ref_at_a_missing_object_does_not_stop_settling(repo: Path) -> None:
     assert run_objects(repo, runs) <= pack_names(repo, settle.settled_packs(repo / ".git" / "objects" / "pack"))
 
 
+def test_packs_stay_while_git_gc_runs(repo: Path) -> None:
+    runs = make_runs(2)
+    (repo / ".git" / "gc.pid").write_text("999999999 otherhost\n")  # a `git gc` at work elsewhere
+    assert settle.settle(repo / ".git", minimum=0).removed == 0
+    held = pack_names(repo, settle.settled_packs(repo / ".git" / "objects" / "pack"))
+    assert run_objects(repo, runs) <= held
+    assert pack_names(repo, plain_packs(repo)) & held  # left for that gc, which would fail on a pack taken away
+    (repo / ".git" / "gc.pid").unlink()
+    git(repo, "gc", "-q")
+    assert not pack_names(repo, plain_packs(repo)) & held
+    git(repo, "fsck", "--connectivity-only")
+
+
 def test_settle_waits_for_no_merge(repo: Path) -> None:
     make_runs(1)
     with maintenance.pack_lock(repo / ".git", wait=False) as held:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +70,20 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
                 name = _pack(commondir, ["--revs", "--honor-pack-keep"], [*runs, "--not", *others]) if runs else None
             if name is not None:
                 done.objects = _count(pack_dir, name)
-        done.removed = _drop_redundant(commondir)
-        done.rolled = _roll_up(commondir)
+        if not _gc_running(commondir):
+            done.removed = _drop_redundant(commondir)
+            done.rolled = _roll_up(commondir)
     return done
+
+
+def _gc_running(commondir: Path) -> bool:
+    """Whether a `git gc` holds its lock (gc.pid, which git takes as stale after 12 hours): its
+    pack-objects may yet open a pack that a removal here would take away, and fail. It removes
+    the packs made redundant itself."""
+    try:
+        return time.time() - os.stat(commondir / "gc.pid").st_mtime < 12 * 3600
+    except OSError:
+        return False
 
 
 def lift(commondir: Path) -> int:
