@@ -186,6 +186,17 @@ def test_packs_stay_while_git_gc_runs(repo: Path) -> None:
     git(repo, "fsck", "--connectivity-only")
 
 
+def test_a_dead_pass_leaves_no_pack_behind(repo: Path) -> None:
+    make_runs(1)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = repo / ".git" / "gitexp" / f"settle.{dead.pid}"
+    left.mkdir(parents=True)
+    (left / "pack-0123.pack").write_bytes(b"PACK half written")
+    settle.settle(repo / ".git", minimum=0)
+    assert not left.exists()
+
+
 def test_settle_waits_for_no_merge(repo: Path) -> None:
     make_runs(1)
     with maintenance.pack_lock(repo / ".git", wait=False) as held:

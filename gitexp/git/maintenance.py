@@ -296,7 +296,7 @@ def _drop_dead_files(pack_dir: Path) -> None:
     when they died."""
     folder = _folder(pack_dir / "x")
     for name in os.listdir(folder):
-        if name.startswith("keep.") and not _alive(int(name.split(".")[1]) if name.count(".") == 2 else -1):
+        if name.startswith("keep.") and not alive(int(name.split(".")[1]) if name.count(".") == 2 else -1):
             try:
                 os.unlink(f"{folder}/{name}")
             except FileNotFoundError:
@@ -304,7 +304,7 @@ def _drop_dead_files(pack_dir: Path) -> None:
     for name in os.listdir(pack_dir):
         if name.startswith("gitexp-tmp-"):  # pack.py's temporary files: "..._<pid>"
             pid = name.rpartition("_")[2]
-            if not _alive(int(pid) if pid.isdigit() else -1):
+            if not alive(int(pid) if pid.isdigit() else -1):
                 (pack_dir / name).unlink(missing_ok=True)
             continue
         if not name.endswith(".keep"):
@@ -316,11 +316,11 @@ def _drop_dead_files(pack_dir: Path) -> None:
             continue
         if len(words) != 3 or words[0] != KEEP_PREFIX or words[1].decode(errors="replace") != _HOST:
             continue  # the user's keep, or another machine's: not ours to judge
-        if not _alive(int(words[2]) if words[2].isdigit() else -1):
+        if not alive(int(words[2]) if words[2].isdigit() else -1):
             (pack_dir / name).unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether process *pid* of this host may still be running (unknown counts as alive)."""
     if pid <= 0:
         return True

@@ -62,6 +62,7 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
             return done
         # Stamped before the walk: packs written during it count toward the next pass.
         (commondir / STAMP).touch()
+        _drop_dead_work(commondir)
         runs, others = _tips(commondir)
         if runs:
             name = _pack(commondir, ["--revs", "--honor-pack-keep"], [*runs, "--not", *others])
@@ -74,6 +75,14 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
             done.removed = _drop_redundant(commondir)
             done.rolled = _roll_up(commondir)
     return done
+
+
+def _drop_dead_work(commondir: Path) -> None:
+    """Remove the folders in which a pass that died (killed, out of memory) left its pack."""
+    for name in os.listdir(commondir / "gitexp"):
+        pid = name.removeprefix("settle.")
+        if name.startswith("settle.") and pid.isdigit() and not maintenance.alive(int(pid)):
+            shutil.rmtree(commondir / "gitexp" / name, ignore_errors=True)
 
 
 def _gc_running(commondir: Path) -> bool:
