@@ -62,10 +62,12 @@ def test_a_note_keeps_the_newest_runs_and_says_where_the_others_are(repo: Path,
         gitexp.flush()  # each trial's note written on its own, as when each ends its own process
         ids.append(run.id)
     head = git(repo, "rev-parse", "HEAD").strip()
-    expected = [f'(only the 3 newest runs; every run of this commit: git exp ls --where "commit = {head[:12]}")',
+    expected = [f"(only the 3 newest runs; every run of this commit: git exp ls --where \"commit = '{head[:12]}'\")",
                 *[f"{run_id} default/trial-{i} FINISHED acc={i / 10:.4g}" for i, run_id in enumerate(ids)][2:]]
     assert note_of(repo) == expected
-    code, out, _ = (main(["ls", "--where", f"commit = {head[:12]}", "--format", "csv", "--columns", "name"]),
+    command = expected[0].split("git exp ", 1)[1].rstrip(")")  # the very command the note names
+    assert command == f"ls --where \"commit = '{head[:12]}'\""
+    code, out, _ = (main(["ls", "--where", f"commit = '{head[:12]}'", "--format", "csv", "--columns", "name"]),
                     *capsys.readouterr())
     assert code == 0 and len(out.splitlines()) == 1 + 5, "the command the note names lists every run"
     assert main(["notes", "rebuild"]) == 0
@@ -215,3 +217,19 @@ def test_a_crashed_run_gets_its_line_when_recovered(repo: Path, gitexp_env: dict
     record = gitexp.get_run("dies")  # reading runs recovers it
     assert record.status == "CRASHED"
     assert note_of(repo) == [f"{record.id} default/dies CRASHED acc=0.3"]
+
+
+@pytest.mark.parametrize("prefix", ["123456789012", "1234e5678901", "0123456789ab"])
+def test_the_command_a_note_names_reads_any_commit_as_text(repo: Path, prefix: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A commit whose 12-character prefix is all digits (or digits, an e, digits) was read as a
+    number by the command the note names, which then failed."""
+    import shlex
+
+    from gitexp.store import notes
+
+    finished("one", acc=0.5)
+    line = notes.EARLIER.format(count=3, commit=prefix)
+    words = shlex.split(line[line.index("git exp ") + len("git exp "):-1])
+    assert main(words) == 0, capsys.readouterr().err
+    assert "no runs match" in capsys.readouterr().err

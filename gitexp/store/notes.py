@@ -36,7 +36,8 @@ NOTE_DELAY = 1.0  # seconds a finished run's line may wait to share a notes comm
 # rewrites the note of its code commit, so an unbounded note made each run cost in proportion to
 # the sweep so far, and the sweep's objects grow with its square (1,500 runs: 69 MB of note blobs).
 NOTE_LINES = 20
-EARLIER = "(only the {count} newest runs; every run of this commit: git exp ls --where \"commit = {commit}\")"
+# The commit quoted: a prefix of digits alone (or digits, an e, digits) would read as a number.
+EARLIER = "(only the {count} newest runs; every run of this commit: git exp ls --where \"commit = '{commit}'\")"
 
 
 class NoteEntry(NamedTuple):
