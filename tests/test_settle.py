@@ -193,8 +193,14 @@ def test_a_dead_pass_leaves_no_pack_behind(repo: Path) -> None:
     left = repo / ".git" / "gitexp" / f"settle.{dead.pid}"
     left.mkdir(parents=True)
     (left / "pack-0123.pack").write_bytes(b"PACK half written")
+    pack_dir = repo / ".git" / "objects" / "pack"
+    (pack_dir / "pack-0123.keep").write_bytes(settle.KEEP)  # moved into place, then killed before its index
+    (pack_dir / "pack-0123.pack").write_bytes(b"PACK moved")
+    (pack_dir / "pack-4567.keep").write_bytes(b"the user's own keep\n")  # not gitexp's to judge
     settle.settle(repo / ".git", minimum=0)
     assert not left.exists()
+    assert not (pack_dir / "pack-0123.keep").exists() and not (pack_dir / "pack-0123.pack").exists()
+    assert (pack_dir / "pack-4567.keep").exists()
 
 
 def test_settle_waits_for_no_merge(repo: Path) -> None:

@@ -78,11 +78,23 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
 
 
 def _drop_dead_work(commondir: Path) -> None:
-    """Remove the folders in which a pass that died (killed, out of memory) left its pack."""
+    """Remove what a pass that died (killed, out of memory) left: its folder, and a settled keep
+    and pack moved into place without their index (only a pass, under the lock held here, moves them)."""
     for name in os.listdir(commondir / "gitexp"):
         pid = name.removeprefix("settle.")
         if name.startswith("settle.") and pid.isdigit() and not maintenance.alive(int(pid)):
             shutil.rmtree(commondir / "gitexp" / name, ignore_errors=True)
+    pack_dir = commondir / "objects" / "pack"
+    for name in os.listdir(pack_dir):
+        base = name[:-5]
+        if name.endswith(".keep") and not (pack_dir / f"{base}.idx").exists():
+            try:
+                if (pack_dir / name).read_bytes() != KEEP:
+                    continue
+            except OSError:
+                continue
+            for suffix in ("pack", *_SIDE, "keep"):
+                (pack_dir / f"{base}.{suffix}").unlink(missing_ok=True)
 
 
 def _gc_running(commondir: Path) -> bool:
