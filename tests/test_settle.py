@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gitexp
+from gitexp.cli.main import main
 from gitexp.git import maintenance, reflogs, refmaint, settle
 from gitexp.ops import trash
 from tests.conftest import git
@@ -112,19 +113,23 @@ def test_pack_mostly_of_other_objects_is_left_alone(repo: Path) -> None:
         git(repo, "cat-file", "-e", oid)
 
 
-def test_exp_gc_hands_settled_objects_back_to_git_gc(repo: Path) -> None:
+def test_exp_gc_hands_settled_objects_back_to_git_gc(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gone, stays = make_runs(2)
     gone_commit, stays_commit = (git(repo, "rev-parse", r.ref).strip() for r in (gone, stays))
     settle.settle(repo / ".git", minimum=0)
     trash.remove([gone.id])
-    assert trash.gc() == [f"refs/experiments-trash/default/{gone.id}"]
     pack_dir = repo / ".git" / "objects" / "pack"
+    assert main(["gc"]) == 0
+    out = capsys.readouterr().out
+    assert f"deleted refs/experiments-trash/default/{gone.id}" in out
+    assert "handed 1 pack(s) of settled run objects back to git: the next `git gc` repacks every run once" in out
     assert settle.settled_packs(pack_dir) == []
     git(repo, "gc", "-q", "--prune=now")
     assert subprocess.run(["git", "cat-file", "-e", gone_commit], cwd=repo).returncode != 0
     git(repo, "cat-file", "-e", stays_commit)
     settle.settle(repo / ".git", minimum=0)  # the next upkeep settles what is left
     assert stays_commit in pack_names(repo, settle.settled_packs(pack_dir))
+    assert main(["gc"]) == 0 and "handed" not in capsys.readouterr().out  # nothing deleted: nothing handed back
 
 
 def test_upkeep_settles_with_the_archiving_pass(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -271,8 +271,12 @@ def cmd_recover() -> int:
 def cmd_gc(dry_run: bool) -> int:
     from gitexp.ops import trash
 
-    for ref in trash.gc(dry_run):
+    collected = trash.gc(dry_run)
+    for ref in collected:
         print(f"{'would delete' if dry_run else 'deleted'} {ref}")
+    if collected.lifted:
+        print(f"handed {collected.lifted} pack(s) of settled run objects back to git: the next `git gc` "
+              "repacks every run once, as slow as before gitexp settled them, and prunes what the deleted runs held")
     from gitexp.cli.share import gc_lfs  # LFS objects no run references any more
 
     gc_lfs(dry_run)

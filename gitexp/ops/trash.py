@@ -61,15 +61,26 @@ def undo(run_texts: list[str], repo: Repo | None = None) -> list[runs.RunRecord]
     return restored
 
 
-def gc(dry_run: bool = False, repo: Repo | None = None) -> list[str]:
+class Collected(list[str]):
+    """gc()'s deleted refs, and how many settled packs it handed back to `git gc`."""
+
+    __slots__ = ("lifted",)
+
+    def __init__(self, refs: list[str], lifted: int) -> None:
+        super().__init__(refs)
+        self.lifted = lifted
+
+
+def gc(dry_run: bool = False, repo: Repo | None = None) -> Collected:
     """Delete removed runs for good; what they alone reference becomes unreachable for `git gc`,
     settled objects too: their packs are handed back to it (the next upkeep settles the rest again)."""
     repo = repo or Repo.discover()
     doomed = repo.refs(names.TRASH_PREFIX)
+    lifted = 0
     if not dry_run:
         for ref, commit in doomed.items():
             repo.delete_ref(ref, commit)
         (repo.commondir / LAST_RM).unlink(missing_ok=True)
         if doomed:
-            repo.lift_settled_packs()
-    return sorted(doomed)
+            lifted = repo.lift_settled_packs()
+    return Collected(sorted(doomed), lifted)
