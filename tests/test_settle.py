@@ -7,12 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import gitexp
 from gitexp.cli.main import main
-from gitexp.git import maintenance, reflogs, refmaint, settle
+from gitexp.git import maintenance, packindex, reflogs, refmaint, settle
 from gitexp.ops import trash
 from tests.conftest import git
 
@@ -30,7 +28,7 @@ def make_runs(count: int, prefix: str = "r") -> list[gitexp.Run]:
 def pack_names(repo: Path, bases: list[str]) -> set[str]:
     names: set[str] = set()
     for base in bases:
-        table = settle.object_names((repo / ".git" / "objects" / "pack" / f"{base}.idx").read_bytes())
+        table = packindex.object_names((repo / ".git" / "objects" / "pack" / f"{base}.idx").read_bytes())
         names.update(table[i:i + 20].hex() for i in range(0, len(table), 20))
     return names
 
@@ -222,17 +220,3 @@ def test_settle_without_git_changes_nothing(repo: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", str(repo / "no-such-dir"))
     assert settle.settle(repo / ".git", minimum=0) == settle.Settled()
     assert sorted(os.listdir(repo / ".git" / "objects" / "pack")) == before
-
-
-names_20 = st.lists(st.binary(min_size=20, max_size=20) | st.sampled_from([b"\0" * 20, b"\0" * 19 + b"\1",
-                                                                            b"\1" + b"\0" * 19, b"\xff" * 20]),
-                    unique=True, max_size=40)
-
-
-@given(names_20, st.lists(names_20, max_size=3))
-def test_unsettled_agrees_with_reference(mine: list[bytes], packs: list[list[bytes]]) -> None:
-    names = b"".join(sorted(mine))
-    settled = settle.merged_names([b"".join(sorted(p)) for p in packs]) if packs else b""
-    assert settled == b"".join(sorted(n for p in packs for n in p))
-    assert settle.unsettled(names, settled) == settle.unsettled_reference(names, settled)
-    assert set(settle.unsettled(names, settled)) == {n.hex() for n in mine} - {n.hex() for p in packs for n in p}

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitexp.git import catfile, maintenance
+from gitexp.git import catfile, maintenance, packindex
 
 KEEP = b"gitexp settled\n"
 RUN_REFS = ("refs/experiments/", "refs/experiments-", "refs/notes/experiments")
@@ -58,7 +58,8 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
         if not held:
             return done
         pack_dir = commondir / "objects" / "pack"
-        if _new_objects(commondir) < max(minimum, sum(_count(pack_dir, b) for b in settled_packs(pack_dir)) // 8, 1):
+        settled = sum(packindex.object_count(pack_dir, base) for base in settled_packs(pack_dir))
+        if _new_objects(commondir) < max(minimum, settled // 8, 1):
             return done
         # Stamped before the walk: packs written during it count toward the next pass.
         (commondir / STAMP).touch()
@@ -70,7 +71,7 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
                 runs, others = _present(commondir, runs), _present(commondir, others)
                 name = _pack(commondir, ["--revs", "--honor-pack-keep"], [*runs, "--not", *others]) if runs else None
             if name is not None:
-                done.objects = _count(pack_dir, name)
+                done.objects = packindex.object_count(pack_dir, name)
         if not _gc_running(commondir):
             done.removed = _drop_redundant(commondir)
             done.rolled = _roll_up(commondir)
@@ -131,48 +132,6 @@ def settled_packs(pack_dir: Path) -> list[str]:
             except OSError:
                 continue
     return sorted(out)
-
-
-def object_names(index: bytes) -> bytes:
-    """The sorted 20-byte object names of a v2 pack index, as one bytes string."""
-    if index[:8] != b"\377tOc\0\0\0\2" or len(index) < 8 + 1024:
-        raise ValueError("not a version 2 pack index")
-    count = int.from_bytes(index[8 + 255 * 4:8 + 256 * 4], "big")
-    return index[8 + 1024:8 + 1024 + 20 * count]
-
-
-def merged_names(parts: list[bytes]) -> bytes:
-    """The object_names of several packs as one sorted run of 20-byte names."""
-    if len(parts) == 1:
-        return parts[0]
-    try:
-        import numpy as np
-    except ImportError:
-        return b"".join(sorted(p[i:i + 20] for p in parts for i in range(0, len(p), 20)))
-    return np.sort(np.concatenate([np.frombuffer(p, dtype="S20") for p in parts])).tobytes() if parts else b""
-
-
-def unsettled(names: bytes, settled: bytes) -> list[str]:
-    """The hex ids of *names* (object_names of one pack) that *settled* (merged_names of the
-    settled packs) does not hold; the fast path (numpy's sorted search) of unsettled_reference."""
-    try:
-        import numpy as np
-    except ImportError:  # numpy comes with matplotlib; without it, the reference
-        return unsettled_reference(names, settled)
-    if not names or not settled:
-        return unsettled_reference(names, settled)
-    mine = np.frombuffer(names, dtype="S20")
-    # Fixed-width byte strings of one width compare as their bytes do (numpy strips trailing
-    # NULs of both before comparing, which keeps that order), so an index's sorted names stay sorted.
-    theirs = np.frombuffer(settled, dtype="S20")
-    at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
-    missing = np.flatnonzero(theirs[at] != mine)
-    return [names[20 * int(i):20 * int(i) + 20].hex() for i in missing]
-
-
-def unsettled_reference(names: bytes, settled: bytes) -> list[str]:
-    known = {settled[i:i + 20] for i in range(0, len(settled), 20)}
-    return [names[i:i + 20].hex() for i in range(0, len(names), 20) if names[i:i + 20] not in known]
 
 
 def _env() -> dict[str, str]:
@@ -253,16 +212,6 @@ def _pack(commondir: Path, args: list[str], lines: list[str], keep: bool = True)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _count(pack_dir: Path, base: str) -> int:
-    """The number of objects in a pack, from its index's fan-out table (0 when unreadable)."""
-    try:
-        with open(pack_dir / f"{base}.idx", "rb") as handle:
-            head = handle.read(8 + 1024)
-    except OSError:
-        return 0
-    return int.from_bytes(head[8 + 255 * 4:], "big") if head[:8] == b"\377tOc\0\0\0\2" and len(head) == 1032 else 0
-
-
 def _new_objects(commondir: Path) -> int:
     """Objects in the packs no keep holds that appeared since the last pass (all, before the first)."""
     pack_dir = commondir / "objects" / "pack"
@@ -274,7 +223,7 @@ def _new_objects(commondir: Path) -> int:
     for base in _plain_packs(pack_dir):
         try:
             if os.stat(pack_dir / f"{base}.idx").st_mtime >= since:
-                total += _count(pack_dir, base)
+                total += packindex.object_count(pack_dir, base)
         except OSError:
             continue
     return total
@@ -293,14 +242,14 @@ def _drop_redundant(commondir: Path) -> int:
     kept = settled_packs(pack_dir)
     if not kept:
         return 0
-    settled = merged_names([object_names((pack_dir / f"{base}.idx").read_bytes()) for base in kept])
+    settled = packindex.merged_names([packindex.object_names((pack_dir / f"{base}.idx").read_bytes()) for base in kept])
     removed = 0
     for base in _plain_packs(pack_dir):
         try:
-            names = object_names((pack_dir / f"{base}.idx").read_bytes())
+            names = packindex.object_names((pack_dir / f"{base}.idx").read_bytes())
         except (OSError, ValueError):
             continue
-        rest = unsettled(names, settled)
+        rest = packindex.missing(names, settled)
         if rest and len(rest) > (1 - REWRITE_FROM) * len(names) / 20:
             continue
         if rest and _pack(commondir, [], rest, keep=False) is None:
