@@ -103,7 +103,6 @@ def test_start_compares_as_a_date(sample: Sample) -> None:
 
 def test_commit_matches_a_full_id_or_a_prefix(sample: Sample) -> None:
     everything = ["baseline", "broken", "rnn", "wide"]
-    # Quoted: a prefix such as 0123456 or 12e4567 would read as a number (an error, below).
     assert names(f"commit = '{sample.base}'", "name") == everything
     assert names(f"commit = '{sample.base[:7]}'", "name") == everything
     assert names(f"commit = '{sample.base[:4].upper()}'", "name") == everything
@@ -111,8 +110,24 @@ def test_commit_matches_a_full_id_or_a_prefix(sample: Sample) -> None:
     assert names(f"commit != '{sample.base[:7]}'") == []
     assert names("commit = 'abc'") == []  # under 4 characters: compared whole, not as a prefix
     assert names("commit = dfe94f2 or commit = 'ffffffff'") == []  # a bare word is a string
-    with pytest.raises(QueryError, match="commit 123456 was read as a number; quote"):
-        search_runs("commit = 0123456")
+    assert names("commit = 0123456") == []  # read as text, not as the number 123456 (an error before)
+
+
+def test_an_unquoted_commit_of_digits_alone_finds_its_runs(repo: Path) -> None:
+    """A commit whose short id is all digits (about 1 in 27) is written unquoted by whoever copies it
+    from `git log --oneline`; it read as a number, which the query refused."""
+    for attempt in range(2000):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"attempt {attempt}")
+        commit = git(repo, "rev-parse", "HEAD").strip()
+        if commit[:7].isdigit():
+            break
+    else:  # pragma: no cover - 2,000 tries each 1 in 27 to succeed
+        pytest.fail("no commit with a short id of digits alone")
+    with gitexp.start_run(name="on-digits", system_metrics_interval=0):
+        pass
+    assert names(f"commit = {commit[:7]}") == ["on-digits"]
+    assert names(f"commit in ({commit[:9]}, 0000000)") == ["on-digits"]
+    assert names(f"commit != {commit[:7]}") == []
 
 
 def test_sort_keys_and_missing_values_last(sample: Sample) -> None:

@@ -178,11 +178,11 @@ class _Parser:
             self.fail(f"expected {what}, found {self.found()}")
         self.pos += 1
 
-    def items(self, close: str, first: str) -> list[Scalar]:
-        values: list[Scalar] = [] if close == "]" and self.ws() == "]" else [self.value(first)]
+    def items(self, close: str, first: str, text: bool = False) -> list[Scalar]:
+        values: list[Scalar] = [] if close == "]" and self.ws() == "]" else [self.value(first, text)]
         while self.ws() == ",":
             self.pos += 1
-            values.append(self.value(","))
+            values.append(self.value(",", text))
         self.expect(close, f"',' or '{close}' to end the list")
         return values
 
@@ -191,21 +191,24 @@ class _Parser:
         start = self.pos
         path = self.field()
         name = self.text[start : self.pos]
+        # A commit id is text, also one of digits alone (0123456) or shaped like a number (12e4567),
+        # which as a number would lose its leading zeros or its exponent.
+        text = path == ("commit",)
         self.ws()
         for symbol, op in _OPERATORS.items():
             if self.text.startswith(symbol, self.pos):
                 self.pos += len(symbol)
                 if op in ("=", "!=") and self.ws() == "[":
                     self.pos += 1
-                    return Compare(path, op, tuple(self.items("]", "[")))
-                return Compare(path, op, self.value(symbol))
+                    return Compare(path, op, tuple(self.items("]", "[", text)))
+                return Compare(path, op, self.value(symbol, text))
         kw = self.keyword("not", "in", "like", "glob", "is")
         negated = kw == "not"
         if negated and (kw := self.keyword("in", "like", "glob")) is None:
             self.fail(f"expected 'in', 'like' or 'glob' after 'not', found {self.found()}")
         if kw == "in":
             self.expect("(", "'(' after 'in'")
-            return In(path, tuple(self.items(")", "(")), negated)
+            return In(path, tuple(self.items(")", "(", text)), negated)
         if kw in ("like", "glob"):
             if self.ws() not in ("'", '"'):
                 self.fail(f"expected a quoted pattern after '{kw}', found {self.found()}")
@@ -271,7 +274,8 @@ class _Parser:
         self.pos = i + 1
         return "".join(out)
 
-    def value(self, after: str) -> Scalar:
+    def value(self, after: str, text: bool = False) -> Scalar:
+        """The value after *after*; with *text*, a number or date as written (a commit id)."""
         c, start = self.ws(), self.pos
         if c in ("'", '"'):
             return self.string()
@@ -279,6 +283,8 @@ class _Parser:
             m = rx.match(self.text, start)
             if m and self.text[m.end() : m.end() + 1] not in _WORD_CHARS:
                 self.pos, token = m.end(), m.group()
+                if text:
+                    return token
                 try:
                     if rx is _DATE:
                         return from_iso(token) if "T" in token else date.fromisoformat(token)
@@ -308,9 +314,10 @@ def unparse_path(path: Path) -> str:
     return ".".join(s if _IDENT.fullmatch(s) else "`" + s.replace("`", "``") + "`" for s in path)
 
 
-def _unparse_value(value: Value) -> str:
+def unparse_value(value: Value) -> str:
+    """A value as text that parses back to it (but with commit, which reads numbers and dates as text)."""
     if isinstance(value, tuple):
-        return "[" + ", ".join(_unparse_value(v) for v in value) + "]"
+        return "[" + ", ".join(unparse_value(v) for v in value) + "]"
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, float) and math.isinf(value):
@@ -332,12 +339,12 @@ def unparse(node: Node) -> str:
         case Not(operand):
             return "not " + (f"({unparse(operand)})" if isinstance(operand, Or | And) else unparse(operand))
         case Compare(path, op, value):
-            return f"{unparse_path(path)} {op} {_unparse_value(value)}"
+            return f"{unparse_path(path)} {op} {unparse_value(value)}"
         case In(path, values, negated):
-            items = ", ".join(_unparse_value(v) for v in values)
+            items = ", ".join(unparse_value(v) for v in values)
             return f"{unparse_path(path)} {'not ' * negated}in ({items})"
         case Match(path, kind, pattern, negated):
-            return f"{unparse_path(path)} {'not ' * negated}{kind} {_unparse_value(pattern)}"
+            return f"{unparse_path(path)} {'not ' * negated}{kind} {unparse_value(pattern)}"
         case IsNull(path, negated):
             return f"{unparse_path(path)} is {'not ' * negated}null"
     raise TypeError(f"not a query node: {node!r}")
