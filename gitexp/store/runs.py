@@ -24,9 +24,11 @@ from gitexp.store.runcache import (
     Row,
     Summaries,
     known_names,
+    origin,
     row_base_commit,
     row_duration,
     row_name,
+    row_origin,
     row_start,
     row_status,
 )
@@ -140,6 +142,12 @@ class RunRecord:
     def status(self) -> str:
         row = self.listing_row
         return self.meta.get("status", "RUNNING") if row is None else row_status(row)
+
+    @property
+    def origin(self) -> tuple[str, str] | None:
+        """(meta key, run id) of the run this one was forked from (forked_from) or reruns (rerun_of), or None."""
+        row = self.listing_row
+        return origin(self.meta) if row is None else row_origin(row)
 
     @property
     def tags(self) -> dict[str, str]:

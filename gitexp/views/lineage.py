@@ -19,7 +19,7 @@ from gitexp.store.runs import RunRecord
 from gitexp.store.state import FINAL_STATUSES
 from gitexp.text import printable
 
-RELATIONS = (("forked_from", "fork"), ("rerun_of", "rerun"))
+RELATIONS = {"forked_from": "fork", "rerun_of": "rerun"}  # RunRecord.origin's meta keys
 
 
 def _trailers(message: str) -> dict[str, str]:
@@ -56,11 +56,10 @@ def sessions(repo: RepoReader, record: RunRecord) -> list[tuple[int, str]]:
 
 def parent_of(record: RunRecord) -> tuple[str, str] | None:
     """(relation, run id) of the run this one came from."""
-    for key, relation in RELATIONS:
-        source = record.meta.get(key)
-        if isinstance(source, str) and source:
-            return relation, source
-    return None
+    # (From the listing's row where the run has one: at 100,000 runs, reading each run's meta for
+    # this took 4 s and 1 GB.)
+    found = record.origin
+    return None if found is None else (RELATIONS[found[0]], found[1])
 
 
 def _clock(when: int) -> str:
@@ -74,15 +73,21 @@ def _describe(record: RunRecord, asked: str) -> str:
     return printable(f"{text}  {shown}" if shown else text)
 
 
-def graph(records: Iterable[RunRecord], run: RunRecord) -> list[str]:
-    """The lineage tree that holds *run*, from its oldest ancestor down; *run* is marked '*'."""
-    by_id = {r.id: r for r in records}
-    by_id.setdefault(run.id, run)
+def _children(by_id: dict[str, RunRecord]) -> dict[str, list[tuple[str, RunRecord]]]:
+    """The runs that came from each run: its id -> [(relation, run)]."""
     children: dict[str, list[tuple[str, RunRecord]]] = {}
     for record in by_id.values():
         link = parent_of(record)
         if link:
             children.setdefault(link[1], []).append((link[0], record))
+    return children
+
+
+def graph(records: Iterable[RunRecord], run: RunRecord) -> list[str]:
+    """The lineage tree that holds *run*, from its oldest ancestor down; *run* is marked '*'."""
+    by_id = {r.id: r for r in records}
+    by_id.setdefault(run.id, run)
+    children = _children(by_id)
     root, seen, head = run, {run.id}, []
     while (link := parent_of(root)) is not None and link[1] not in seen:
         seen.add(link[1])
@@ -138,13 +143,13 @@ def commit_log(repo: Repo, start: str = "HEAD", limit: int = 20, runs_only: bool
 def lineage_dict(records: Iterable[RunRecord], run: RunRecord) -> dict[str, Any]:
     """The same tree as data, for --format json."""
     by_id = {r.id: r for r in records}
-
+    children = _children(by_id)
     drawn: set[str] = set()
 
     def node(record: RunRecord) -> dict[str, Any]:
         drawn.add(record.id)
         link = parent_of(record)
-        kids = [r for r in by_id.values() if (p := parent_of(r)) and p[1] == record.id and r.id not in drawn]
+        kids = [r for _, r in children.get(record.id, []) if r.id not in drawn]
         return {"id": record.id, "experiment": record.experiment, "name": record.name, "status": record.status,
                 "relation": link[0] if link else None, "sessions": len(sessions(record.repo, record)),
                 "children": [node(k) for k in sorted(kids, key=lambda r: r.id)]}
