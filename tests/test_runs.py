@@ -53,7 +53,8 @@ def test_records_read_meta_params_and_metrics_when_first_used(repo: Path) -> Non
         assert record.listing_row is None  # from now on they answer
         assert shown == {field: getattr(expected, field) for field in ROW_FIELDS[:5]}
         assert dict(zip(ROW_FIELDS[5:], row[5:], strict=True)) == {
-            "flat_params": {"lr": 0.1, "model.layers": 4}, "lasts": {"loss": 0.5}, "extremes": {"loss": (0.5, 0.5)}}
+            "flat_params": {"lr": 0.1, "model.layers": 4}, "lasts": {"loss": 0.5}, "extremes": {"loss": (0.5, 0.5)},
+            "origin": None}
 
 
 def test_a_record_changed_by_its_reader_is_listed_as_changed(repo: Path) -> None:
@@ -132,6 +133,12 @@ def test_a_run_named_by_a_handle_is_what_resolving_every_run_gives(repo: Path) -
         for experiment in (None, "cnn"):
             assert outcome(text, experiment, False) == outcome(text, experiment, True), (text, experiment)
     assert gitexp.get_run(handles[target.id]).name == handles[target.id], "the name wins over the handle"
+    # get_runs (`git exp diff A B`): each text answers as get_run does, every run loaded once at most.
+    every = load_runs()
+    for pair in ([made[1].id, handles[made[2].id]], [handles[target.id], "r3"], [made[4].id, handles[made[4].id]]):
+        assert [r.id for r in runs.get_runs(pair)] == [runs.resolve(every, text).id for text in pair], pair
+    with pytest.raises(gitexp.GitexpError, match="no run matches 'ffff'"):
+        runs.get_runs([made[0].id, "ffff"])
 
 
 def test_runs_read_by_git_in_a_batch_are_the_runs_read_one_by_one(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,7 +343,7 @@ def test_the_row_accessors_read_their_own_fields(repo: Path) -> None:
     assert {field: getattr(runcache, f"row_{field}")(row) for field in ROW_FIELDS} == {
         "name": "a", "status": "FINISHED", "start": record.start, "duration": record.duration,
         "base_commit": record.base_commit, "flat_params": {"lr": 0.1}, "lasts": {"loss": 0.5},
-        "extremes": {"loss": (0.5, 0.5)}}
+        "extremes": {"loss": (0.5, 0.5)}, "origin": None}
 
 
 # -- live runs: what their journal holds beyond their last commit (gitexp/store/live.py) ----------

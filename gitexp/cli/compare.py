@@ -16,8 +16,7 @@ def cmd_diff(run_a: str, run_b: str, code: bool, form: str, experiment: str | No
     from gitexp.store import runs
     from gitexp.views import diff
 
-    records = runs.load_runs(experiment=experiment)
-    a, b = runs.resolve(records, run_a), runs.resolve(records, run_b)
+    a, b = runs.get_runs([run_a, run_b], experiment=experiment)
     sys.stdout.write(diff.render_diff(diff.diff_runs(a, b, code=code), form))
     return 0
 

@@ -14,7 +14,7 @@ import warnings
 import weakref
 from collections.abc import Collection, Iterable, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
 from gitexp.git.lazyrepo import open_repository, real
@@ -549,7 +549,22 @@ def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = 
     """resolve() over load_runs(). What `git exp show` and the MLflow drop-in's get_run ask for most
     is read alone: a full run id that some ref ends with (resolve tries ids first), and a handle
     that resolve() would answer with one run (_by_handle_alone)."""
+    return get_runs([id_or_name], repo, experiment)[0]
+
+
+def get_runs(texts: Sequence[str], repo: RepoReader | str | os.PathLike[str] | None = None,
+             experiment: str | None = None) -> list[RunRecord]:
+    """[get_run(text) for text in *texts*], every run loaded once at most (where one is not read alone)."""
     repo = open_repository(repo)
+    found = [_read_alone(repo, text, experiment) for text in texts]
+    if any(record is None for record in found):
+        records = load_runs(repo, experiment)
+        return [resolve(records, text) if record is None else record for record, text in zip(found, texts, strict=True)]
+    return cast("list[RunRecord]", found)
+
+
+def _read_alone(repo: RepoReader, id_or_name: str, experiment: str | None) -> RunRecord | None:
+    """get_run(id_or_name) where it can be read without loading every run, else None."""
     if names.is_run_id(id_or_name):
         alone = load_runs(repo, experiment, only=id_or_name)
         if alone or alone.damaged:
@@ -558,7 +573,7 @@ def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = 
         alone = load_runs(repo, experiment, only=run_id)
         if alone or alone.damaged:
             return resolve(alone, id_or_name)
-    return resolve(load_runs(repo, experiment), id_or_name)
+    return None
 
 
 def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str | None:
