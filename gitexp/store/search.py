@@ -23,7 +23,7 @@ from gitexp.errors import CorruptRunError, GitexpError, QueryError
 from gitexp.store.fields import MISSING, PREFIXES, plain_path
 from gitexp.store.isotime import parse_iso
 from gitexp.store.runcache import Row, row_extremes, row_flat_params, row_lasts
-from gitexp.store.runs import RunRecord, listing_rows, load_runs, resolve
+from gitexp.store.runs import RunRecord, get_runs, listing_rows, load_runs
 
 if TYPE_CHECKING:
     from gitexp.store.query import Node, Path
@@ -537,14 +537,13 @@ def select_runs(runs: Sequence[str | RunRecord] = (), where: str | None = None,
     node = _parsed(where)
     matching = compile_matcher(node)
     _check_sort(order_by)
-    records: list[RunRecord] | None = None
+    texts = [run for run in runs if not isinstance(run, RunRecord)]
+    # (Read alone where an id or a handle names them: loading every run to find two took 1.9 s at 100,000.)
+    named = iter(get_runs(texts, repo, experiment) if texts else [])
     chosen: dict[str, RunRecord] = {}
     for run in runs:
-        if not isinstance(run, RunRecord):
-            if records is None:
-                records = load_runs(repo, experiment)
-            run = resolve(records, run)
-        chosen.setdefault(run.id, run)
+        record = run if isinstance(run, RunRecord) else next(named)
+        chosen.setdefault(record.id, record)
     if node is not None:
         from gitexp.store.query import field_paths
 
