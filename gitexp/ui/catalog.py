@@ -3,7 +3,11 @@
 Every answer of the server starts from one snapshot of the repository's runs, read by the library's
 own load_runs with its listing cache and live values, as `git exp ls` reads them. A snapshot is
 reused for SNAPSHOT_TTL seconds: a page asking for the table, the curves and the compare view at once
-reads the runs once, and a live run's new values still reach the page within about a second.
+reads the runs once, and a live run's new values still reach the page within about a second. Past
+that, while no run is live on this machine and the run refs are the ones it was read from (the stat
+of packed-refs and the loose refs, as `git exp ls` tells them: gitfiles.refs_state), it is reused
+too: at 100,000 runs, reading them again (and the table's columns, kept per snapshot) took a page's
+every refresh 2 s.
 
 The UI is read-only: load_runs runs without recovering crashed runs (which would write commits),
 and nothing here writes to the repository. load_runs and the history reader keep their caches under
@@ -22,9 +26,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from gitexp.errors import RunNotFoundError
+from gitexp.git.gitfiles import refs_state
 from gitexp.git.lazyrepo import open_repository
 from gitexp.store import search
-from gitexp.store.runs import RunRecord, load_runs
+from gitexp.store.names import REF_PREFIX
+from gitexp.store.runs import RunRecord, live_here, load_runs
 from gitexp.views.table import run_short_ids
 
 SNAPSHOT_TTL = 1.0  # seconds a snapshot of the runs answers requests
@@ -34,8 +40,9 @@ _serials = itertools.count()
 class Snapshot:
     """The runs at one moment, newest first, with what every request asks of them."""
 
-    def __init__(self, records: list[RunRecord]) -> None:
+    def __init__(self, records: list[RunRecord], state: object | None = None) -> None:
         self.records = records
+        self.state = state  # Catalog._state() as the records were read (taken before them)
         self.serial = next(_serials)  # names this snapshot in caches (an id() is reused once it is freed)
         self.taken = time.monotonic()
         self.by_id = {r.id: r for r in records}
@@ -90,9 +97,21 @@ class Catalog:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            if self._snapshot is None or time.monotonic() - self._snapshot.taken > self.ttl:
-                self._snapshot = Snapshot(list(load_runs(self.repo, recover=False)))
-            return self._snapshot
+            current = self._snapshot
+            if current is None or time.monotonic() - current.taken > self.ttl:
+                state = self._state()
+                if current is None or state is None or state != current.state:
+                    current = self._snapshot = Snapshot(list(load_runs(self.repo, recover=False)), state)
+                else:
+                    current.taken = time.monotonic()
+            return current
+
+    def _state(self) -> object | None:
+        """What tells that the runs are as a snapshot read them; None when only reading them tells:
+        a run live here (its journal changes), or refs whose state cannot be told from their files."""
+        if live_here(self.repo):
+            return None
+        return refs_state(self.repo.gitdir, self.repo.commondir, REF_PREFIX)
 
 
 def plain(value: Any) -> Any:
