@@ -118,8 +118,13 @@ def test_a_run_named_by_a_handle_is_what_resolving_every_run_gives(repo: Path) -
     target = made[0]
     make_run(handles[target.id], experiment="cnn")  # a run named like another's handle
     load_runs()
+    make_run("twice", experiment="cnn")
+    make_run("twice", experiment="rnn")
+    make_run(made[3].id[16:22], experiment="rnn")  # named like the start of another run's id
+    load_runs()
     texts = [*(handles[r.id] for r in made), *(handles[r.id][:4] for r in made), *(r.id[16:22] for r in made),
-             "ffff", "0000", made[1].id[:8], "20261", handles[made[2].id].upper()]
+             "ffff", "0000", made[1].id[:8], "20261", handles[made[2].id].upper(),
+             "r0", "r5", "twice", "r", "R1", made[3].id, "no-such-name"]  # names, as `git exp show NAME` reads them
 
     def outcome(text: str, experiment: str | None, every: bool) -> tuple[str, str]:
         try:
@@ -166,17 +171,14 @@ def test_runs_read_by_git_in_a_batch_are_the_runs_read_one_by_one(repo: Path, mo
     assert "deadbeef" in one_by_one[0] and len(one_by_one[1]) == 7
 
 
-def test_the_names_file_knows_every_listed_runs_name_as_a_handle_would_read(repo: Path) -> None:
-    """NAMES_FILE, which spares get_run(handle) loading every row: each cached run's commit, with its
-    name where that reads as a handle; the runs of a delta write too."""
+def test_the_names_file_knows_every_listed_runs_name(repo: Path) -> None:
+    """NAMES_FILE, which spares get_run(name or handle) loading every row: each cached run's commit
+    and name; the runs of a delta write too."""
     for name in ("plain-name", "0abc12", "ABCDEF12", "abc", "0abc123456", *(f"r{i}" for i in range(15))):
         make_run(name)
     commits = {r.name: r.commit for r in load_runs()}
-    found = runcache.known_names(repo / ".git")
-    assert found is not None
-    plain, named = found
-    assert named == {commits["0abc12"]: "0abc12", commits["ABCDEF12"]: "ABCDEF12"}
-    assert plain == {commits[name] for name in commits if name not in ("0abc12", "ABCDEF12")}
+    named = runcache.known_names(repo / ".git")
+    assert named == {commit: name for name, commit in commits.items()}
     newer = make_run("cafe")
     commit = Repo.discover().ref(newer.ref) or ""
     cache = runcache.Cache(repo / ".git")
@@ -184,7 +186,12 @@ def test_the_names_file_knows_every_listed_runs_name_as_a_handle_would_read(repo
     cache.add(commit, meta, params, metrics, env)
     cache.save([commit], prune=True, delta_from=20)  # 1 new of 20: a delta write
     assert (repo / ".git" / DELTA_FILE).exists()
-    assert runcache.known_names(repo / ".git") == (plain, {**named, commit: "cafe"})
+    assert runcache.known_names(repo / ".git") == {**named, commit: "cafe"}
+    # A name the file knows one run by is read alone: the listing cache is neither loaded nor rebuilt.
+    (repo / ".git" / CACHE_FILE).unlink()
+    assert gitexp.get_run("plain-name").commit == commits["plain-name"]
+    assert not (repo / ".git" / CACHE_FILE).exists()
+    assert gitexp.get_run("r3").name == "r3" and not (repo / ".git" / CACHE_FILE).exists()
 
 
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:

@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.store import cachefile
-from gitexp.store.names import could_be_handle
 
 CACHE_FILE = Path("gitexp") / "cache" / "runs-v5.marshal"
 SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v5-summaries.marshal"
-# The names of the cached runs, by what a handle could be: which commits' runs have a name that
-# cannot read as one, and the name of the others (a commit's run's name never changes).
+# The name of each cached run's commit (a commit's run's name never changes): get_run finds a run
+# by its name, or tells that no run is named like a handle, without loading every row.
 NAMES_FILE = Path("gitexp") / "cache" / "runs-v5-names.marshal"
 # The entries (and their summaries) added since CACHE_FILE was written, where that is large.
 DELTA_FILE = Path("gitexp") / "cache" / "runs-v5-delta.marshal"
@@ -158,13 +157,10 @@ def share(value: Any, memo: dict[str, str]) -> Any:
 _SCALARS = frozenset((float, int, bool, type(None)))
 
 
-def known_names(commondir: Path) -> tuple[set[str], dict[str, str]] | None:
-    """From NAMES_FILE: the commits whose run's name cannot read as a handle, and the others' names;
-    None without it. A commit in neither is not known."""
+def known_names(commondir: Path) -> dict[str, str] | None:
+    """From NAMES_FILE: the name of each cached run's commit (a commit not in it is not known); None without it."""
     data = cachefile.load(commondir / NAMES_FILE)
-    if type(data) is not tuple or len(data) != 2 or type(data[0]) is not list or type(data[1]) is not dict:
-        return None
-    return set(data[0]), data[1]
+    return data if type(data) is dict else None
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -242,15 +238,9 @@ class Cache:
         return entry
 
     def _save_names(self) -> None:
-        """NAMES_FILE for the entries now: what names.handle lookups ask of every run (get_run)."""
-        plain, named = [], {}
-        for commit, (_, row) in self.entries.items():
-            if row is not None:
-                if could_be_handle(name := row_name(row)):
-                    named[commit] = name
-                else:
-                    plain.append(commit)
-        cachefile.save(self.commondir / NAMES_FILE, (plain, named))
+        """NAMES_FILE for the entries now: what get_run asks of every run to find one by its name or handle."""
+        cachefile.save(self.commondir / NAMES_FILE,
+                       {commit: row_name(row) for commit, (_, row) in self.entries.items() if row is not None})
 
     def save(self, order: Iterable[str], prune: bool, delta_from: int = DELTA_FROM) -> None:
         """Write the entries of the commits in *order* first, in that order (load_runs': the next

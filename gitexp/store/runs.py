@@ -547,8 +547,8 @@ def _unknown(records: list[RunRecord], text: str) -> str:
 def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = None,
             experiment: str | None = None) -> RunRecord:
     """resolve() over load_runs(). What `git exp show` and the MLflow drop-in's get_run ask for most
-    is read alone: a full run id that some ref ends with (resolve tries ids first), and a handle
-    that resolve() would answer with one run (_by_handle_alone)."""
+    is read alone: a full run id that some ref ends with (resolve tries ids first), a name or a
+    handle that resolve() would answer with one run (_by_name_alone, _by_handle_alone)."""
     return get_runs([id_or_name], repo, experiment)[0]
 
 
@@ -569,11 +569,35 @@ def _read_alone(repo: RepoReader, id_or_name: str, experiment: str | None) -> Ru
         alone = load_runs(repo, experiment, only=id_or_name)
         if alone or alone.damaged:
             return resolve(alone, id_or_name)
-    elif names.could_be_handle(id_or_name) and (run_id := _by_handle_alone(repo, id_or_name, experiment)):
+    elif (run_id := _by_name_alone(repo, id_or_name, experiment)) or (
+            names.could_be_handle(id_or_name) and (run_id := _by_handle_alone(repo, id_or_name, experiment))):
         alone = load_runs(repo, experiment, only=run_id)
         if alone or alone.damaged:
             return resolve(alone, id_or_name)
     return None
+
+
+def _by_name_alone(repo: RepoReader, text: str, experiment: str | None) -> str | None:
+    """The id of the one run named *text*, when resolve() would answer it (no run's id is *text*)
+    and the names file knows every run's name and no run is live; else None."""
+    if _has_locks(_journal_names(repo)):
+        return None
+    named = known_names(repo.commondir)
+    if named is None:
+        return None
+    refs = repo.refs(names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else ""))
+    found = None
+    for ref, commit in refs.items():
+        name = named.get(commit)
+        if name is None:
+            return None  # a run the names file does not know: resolve() over every run
+        if name == text:
+            if found is not None:
+                return None  # several: resolve() says which
+            found = ref
+    if found is None or any(ref.endswith("/" + text) for ref in refs):
+        return None  # none, or a run whose id it is (ids come first)
+    return found.rpartition("/")[2]
 
 
 def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str | None:
@@ -591,12 +615,10 @@ def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str
                                                       or names.random_part(run_id).startswith(lowered))]
     if len(found) != 1:
         return None  # none, or several: resolve() says which, from every run
-    known = known_names(repo.commondir)
-    if known is not None:
-        # Every run's name known, none of them *text*: without loading the cache's 100,000 rows.
-        plain, named = known
-        if all(commit in plain or named.get(commit, text) != text for commit in refs.values()):
-            return found[0][0].rpartition("/")[2]
+    named = known_names(repo.commondir)
+    # Every run's name known, none of them *text*: without loading the cache's 100,000 rows.
+    if named is not None and all(named.get(commit, text) != text for commit in refs.values()):
+        return found[0][0].rpartition("/")[2]
     collecting = gc.isenabled()
     gc.disable()  # as load_runs does: the cyclic GC would walk the cache's many new objects again and again
     try:
