@@ -121,6 +121,23 @@ def test_plot_arguments_split_into_metrics_and_runs_as_every_runs_metrics_say(re
         assert split_metrics_and_runs(items, records) == (items[:split], items[split:]), items
         if "system/gpu0/util" not in items:
             assert all(r.listing_row is not None for r in records), "a run's metrics were read"
+    # split_items (`git exp plot`): the same split, from the metric keys of the listing `git exp ls` kept.
+    from gitexp.store.runcache import CACHE_FILE
+    from gitexp.views.plots import split_items
+
+    with gitexp.start_run(name="c", experiment="other", **QUIET) as run:
+        run.log_metric("train/acc", 0.1)
+    for kept in (False, True):
+        if kept:
+            assert main(["ls"]) == 0
+        for items in (["loss", "val/acc", "a"], ["loss", "train/acc", "b"], ["val/acc", "system/gpu0/util", "b"],
+                      ["loss", "metrics.val/acc", "nothing"], ["x"], []):
+            for experiment in (None, "other"):
+                assert split_items(items, experiment) == split_metrics_and_runs(items, load_runs(
+                    experiment=experiment)), (kept, items, experiment)
+    (repo / ".git" / CACHE_FILE).unlink()
+    assert split_items(["loss", "val/acc", "a"]) == (["loss", "val/acc"], ["a"])
+    assert not (repo / ".git" / CACHE_FILE).exists(), "every run was loaded"
 
 
 def test_more_runs_than_colours_change_the_line_style(repo: Path) -> None:

@@ -55,12 +55,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from gitexp.store import runs
     from gitexp.views import plots
 
-    records = runs.load_runs(experiment=args.experiment)
     one_value = args.scatter or args.parallel or args.bar
-    metrics, names = ([], args.items) if one_value else plots.split_metrics_and_runs(args.items, records)
-    plots.plot(metrics or None, runs=[runs.resolve(records, n) for n in names] or records, where=args.where,
-               x=args.x, smooth=args.smooth, log_y=args.log_y, scatter=args.scatter, parallel=args.parallel,
-               bar=args.bar, output=args.output)
+    metrics, names = ([], args.items) if one_value else plots.split_items(args.items, args.experiment)
+    plots.plot(metrics or None, runs=runs.get_runs(names, experiment=args.experiment) if names else None,
+               where=args.where, x=args.x, smooth=args.smooth, log_y=args.log_y, scatter=args.scatter,
+               parallel=args.parallel, bar=args.bar, output=args.output, experiment=args.experiment)
     print(args.output)
     return 0
 

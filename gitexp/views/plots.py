@@ -85,6 +85,29 @@ def split_metrics_and_runs(items: Sequence[str], records: Sequence[RunRecord]) -
     return list(items[:split]), list(items[split:])
 
 
+def split_items(items: Sequence[str], experiment: str | None = None) -> tuple[list[str], list[str]]:
+    """split_metrics_and_runs(items, load_runs(experiment=experiment)), from the metric keys of the
+    listing `git exp ls` kept where it knows them all (no system/ key asked, every run's last values
+    in it), without loading every run (0.7 s at 100,000 runs)."""
+    if len(items) <= 1:
+        return list(items), []  # the first item is a metric, always
+    from gitexp.views import listing
+
+    kept = listing.current() if not any(_metric_key(i).startswith("system/") for i in items[1:]) else None
+    if kept is None or not kept.plain:
+        from gitexp.store.runs import load_runs
+
+        return split_metrics_and_runs(items, load_runs(experiment=experiment))
+    if experiment:
+        kept = kept.of_experiment(experiment)
+    count = len(kept)
+    known = {key for key, (_, _, absent) in kept.keys["metrics"].items() if len(absent) < count}
+    split = 1
+    while split < len(items) and _metric_key(items[split]) in known:
+        split += 1
+    return list(items[:split]), list(items[split:])
+
+
 def _some_run_has(records: Sequence[RunRecord], key: str) -> bool:
     """any(key in r.metrics for r in records), from the listing rows where they tell: reading every
     run's metrics took 5 s and 900 MB at 100,000 runs, for `git exp plot loss RUN RUN`."""
