@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gitexp
 from gitexp.git import reflogs
@@ -159,3 +161,26 @@ def test_refs_are_packed_less_often_as_packed_refs_grows(tmp_path: Path) -> None
         intervals.append(reflogs.pack_interval(tmp_path))
     assert intervals == [100, 100, 200, 200, 500, 1000, 1000]
     assert all(reflogs.ARCHIVE_EVERY % interval == 0 for interval in intervals)  # the archiving pass stays due
+
+
+_ARCHIVE_REFS = ["refs/experiments/a/1", "refs/experiments/a/10", "refs/experiments/b/1", "x", "refs/é/1"]
+_archive_lines = st.one_of(
+    st.builds(lambda ref, entry: f"{ref}\t{entry}\n".encode(), st.sampled_from(_ARCHIVE_REFS),
+              st.text(alphabet="0a \t:é\r", max_size=6)),  # an entry, or (empty) forget()
+    st.binary(max_size=6),  # anything: torn lines, stray tabs and newlines, bytes that are not UTF-8
+)
+
+
+@given(st.lists(_archive_lines, max_size=12), st.sampled_from(_ARCHIVE_REFS))
+@settings(max_examples=300, deadline=None)
+def test_one_refs_archived_lines_are_those_of_the_whole_archive(lines: list[bytes], ref: str) -> None:
+    """entries_of, the byte search `git exp verify RUN` reads one run's archived log with, answers
+    as archived()'s parse of every line does."""
+    import tempfile
+
+    data = b"".join(lines)
+    with tempfile.TemporaryDirectory() as commondir:
+        (Path(commondir) / reflogs.ARCHIVE).parent.mkdir()
+        (Path(commondir) / reflogs.ARCHIVE).write_bytes(data)
+        assert reflogs.entries_of(data, ref) == reflogs.archived(commondir).get(ref, [])
+        assert reflogs.archived_of(commondir, ref) == reflogs.archived(commondir).get(ref, [])
