@@ -775,7 +775,9 @@ def warnings_of(err: str) -> list[str]:
      "no run has tags.dataset, which --where reads; they have no tags"),
     (["report", "--where", "params.op = 'sgd'", "-o", "report.html"],
      "no run has params.op, which --where reads; did you mean params.opt?"),
-    (["plot", "acc", "-o", "acc.png", "--where", "metrics.acc.mx > 0"],
+    (["plot", "acc", "-o", "acc.png", "--where", "metrics.acc.mx > 0"],  # every run searched, as report does
+     "no run has metrics.acc.mx, which --where reads; did you mean metrics.acc.max or metrics.acc?"),
+    (["plot", "acc", "alpha", "beta", "-o", "acc.png", "--where", "metrics.acc.mx > 0"],
      "none of the runs has metrics.acc.mx, which --where reads; did you mean metrics.acc.max or metrics.acc?"),
 ])
 def test_a_field_no_run_has_is_warned_of_with_the_closest_names(

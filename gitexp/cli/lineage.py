@@ -7,13 +7,9 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitexp.cli.options import add_deprecated, deprecated
 from gitexp.errors import GitexpError
-
-if TYPE_CHECKING:
-    from gitexp.store.runs import RunRecord
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
@@ -101,13 +97,13 @@ def cmd_rerun(run: str, params: list[str], name: str | None, experiment: str | N
     return code
 
 
-def _verified_ref(records: list[RunRecord], text: str) -> tuple[str, str]:
+def _verified_ref(text: str, experiment: str | None) -> tuple[str, str]:
     """(ref, commit) of the run *text* names, damaged or not: verify is the command that says what is wrong."""
     from gitexp.errors import DamagedRunError
     from gitexp.store import runs
 
     try:
-        record = runs.resolve(records, text)
+        record = runs.get_run(text, experiment=experiment)  # (the refs read from git's files, not through libgit2)
     except DamagedRunError as exc:
         return exc.ref, exc.commit
     return record.ref, record.commit
@@ -118,15 +114,14 @@ def cmd_verify(run_texts: list[str], experiment: str | None) -> int:
 
     from gitexp.git.repo import Repo
     from gitexp.ops import verify
-    from gitexp.store import names, runs
+    from gitexp.store import names
     from gitexp.text import printable
 
     repo = Repo.discover()
     if run_texts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the damaged runs the listing leaves out are verify's to report
-            records = runs.load_runs(repo, experiment)
-        refs = list(dict.fromkeys(_verified_ref(records, text) for text in run_texts))
+            refs = list(dict.fromkeys(_verified_ref(text, experiment) for text in run_texts))
     else:
         prefix = names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else "")
         refs = sorted(repo.refs(prefix).items())

@@ -566,26 +566,26 @@ def get_runs(texts: Sequence[str], repo: RepoReader | str | os.PathLike[str] | N
 def _read_alone(repo: RepoReader, id_or_name: str, experiment: str | None) -> RunRecord | None:
     """get_run(id_or_name) where it can be read without loading every run, else None."""
     if names.is_run_id(id_or_name):
-        alone = load_runs(repo, experiment, only=id_or_name)
-        if alone or alone.damaged:
-            return resolve(alone, id_or_name)
-    elif (run_id := _by_name_alone(repo, id_or_name, experiment)) or (
-            names.could_be_handle(id_or_name) and (run_id := _by_handle_alone(repo, id_or_name, experiment))):
-        alone = load_runs(repo, experiment, only=run_id)
-        if alone or alone.damaged:
-            return resolve(alone, id_or_name)
-    return None
-
-
-def _by_name_alone(repo: RepoReader, text: str, experiment: str | None) -> str | None:
-    """The id of the one run named *text*, when resolve() would answer it (no run's id is *text*)
-    and the names file knows every run's name and no run is live; else None."""
-    if _has_locks(_journal_names(repo)):
+        run_id: str | None = id_or_name
+    elif _has_locks(_journal_names(repo)):
+        return None  # a run live here: its journal may name it otherwise than its commit
+    else:
+        refs = repo.refs(names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else ""))
+        named = known_names(repo.commondir)
+        run_id = _by_name_alone(refs, named, id_or_name)
+        if run_id is None and names.could_be_handle(id_or_name):
+            run_id = _by_handle_alone(repo, refs, named, id_or_name)
+    if run_id is None:
         return None
-    named = known_names(repo.commondir)
+    alone = load_runs(repo, experiment, only=run_id)
+    return resolve(alone, id_or_name) if alone or alone.damaged else None
+
+
+def _by_name_alone(refs: dict[str, str], named: dict[str, str] | None, text: str) -> str | None:
+    """The id of the one run of *refs* named *text*, when resolve() would answer it (no run's id is
+    *text*) and *named* (the names file) knows every run's name; else None."""
     if named is None:
         return None
-    refs = repo.refs(names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else ""))
     found = None
     for ref, commit in refs.items():
         name = named.get(commit)
@@ -600,14 +600,10 @@ def _by_name_alone(repo: RepoReader, text: str, experiment: str | None) -> str |
     return found.rpartition("/")[2]
 
 
-def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str | None:
-    """The id of the one run that *text* (4 to 8 hex digits) names by the start of its handle or id,
-    when resolve() would answer it: no run is named *text* (names come first) and no run is live
-    (its journal may name it otherwise); None whenever that takes reading every run."""
-    if _has_locks(_journal_names(repo)):
-        return None
-    prefix = names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else "")
-    refs = repo.refs(prefix)
+def _by_handle_alone(repo: RepoReader, refs: dict[str, str], named: dict[str, str] | None, text: str) -> str | None:
+    """The id of the one run of *refs* that *text* (4 to 8 hex digits) names by the start of its
+    handle or id, when resolve() would answer it: no run is named *text* (names come first, *named*
+    tells); None whenever that takes reading every run."""
     lowered = text.lower()
     # (Either way the ref holds the text: a substring test first spares 100,000 refs the rest.)
     found = [(ref, commit) for ref, commit in refs.items()
@@ -615,7 +611,6 @@ def _by_handle_alone(repo: RepoReader, text: str, experiment: str | None) -> str
                                                       or names.random_part(run_id).startswith(lowered))]
     if len(found) != 1:
         return None  # none, or several: resolve() says which, from every run
-    named = known_names(repo.commondir)
     # Every run's name known, none of them *text*: without loading the cache's 100,000 rows.
     if named is not None and all(named.get(commit, text) != text for commit in refs.values()):
         return found[0][0].rpartition("/")[2]
