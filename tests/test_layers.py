@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gitexp"
 # Lowest first: a module may import its own layer and those before it, never one after it.
 # "base" is the handful of top-level modules that every layer shares.
 LAYERS = ("base", "git", "store", "tracking", "ops", "mlflow", "importer", "integrations", "views", "ui", "cli")
-BASE_MODULES = {"gitexp.errors", "gitexp.warn", "gitexp.text"}
+BASE_MODULES = {"gitexp.errors", "gitexp.warn", "gitexp.text", "gitexp.threads"}
 # The public facade (gitexp/__init__.py) reaches every layer lazily and python -m gitexp runs the
 # CLI; gitexp.tensorboard re-exports the integrations' SummaryWriter (a one-line import switch). They
 # sit above all layers. Any module may import gitexp.__version__ from the facade.

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import IO
+
+from gitexp import threads
 
 # git would follow refs/replace/ and the variables that point a process at other objects; libgit2
 # (the reference) does neither.
@@ -45,8 +46,7 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str,
         yield from (None for _ in commits)
         return
     assert proc.stdin is not None and proc.stdout is not None
-    feeder = threading.Thread(target=_feed, args=(proc.stdin, commits, read, locate), daemon=True)
-    feeder.start()
+    threads.start(_feed, proc.stdin, commits, read, locate, name="gitexp-catfile-feeder")
     out, answered = proc.stdout, 0
     try:
         for _ in commits:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from gitexp import threads
+
 # How the sampler hands its readings out: emit(values, timestamp).
 Emit = Callable[[dict[str, float], float], None]
 
@@ -56,8 +58,7 @@ class _Worker:
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="gitexp-flusher", daemon=True)
-            self._thread.start()
+            self._thread = threads.start(self._loop, name="gitexp-flusher")
 
     def add_chore(self, chore: Callable[[], None]) -> None:
         """Call *chore* on every tick from now on (it must not raise; it decides itself whether it is due)."""

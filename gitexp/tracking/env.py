@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from gitexp import threads
 from gitexp.errors import InvalidNameError
 from gitexp.tracking import gpu
 from gitexp.tracking.redact import filter_environ
@@ -136,7 +137,7 @@ def _static_future(background: bool) -> Future[dict[str, Any]]:
             return _static
         future = _static = Future()
     if background:
-        threading.Thread(target=_fill, args=(future,), name="gitexp-env-prefetch", daemon=True).start()
+        threads.start(_fill, future, name="gitexp-env-prefetch")
     else:
         _fill(future)
     return future

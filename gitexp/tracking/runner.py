@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from gitexp import threads
 from gitexp.errors import GitexpError
 from gitexp.tracking import launch, redact
 from gitexp.tracking import run as tracking
@@ -105,10 +106,8 @@ def run_command(command: list[str], name: str | None = None, experiment: str | N
     lock = threading.Lock()
     try:
         with open(run.output_log, "ab") as log:
-            pumps = [threading.Thread(target=_pump, args=(stream, sink, log, lock, masker, reader), daemon=True)
+            pumps = [threads.start(_pump, stream, sink, log, lock, masker, reader, name="gitexp-output-pump")
                      for stream, sink in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer))]
-            for pump in pumps:
-                pump.start()
             code = child.wait()
             for pump in pumps:
                 pump.join()

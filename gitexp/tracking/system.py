@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gitexp import threads
 from gitexp.tracking import gpu
 
 if TYPE_CHECKING:
@@ -88,10 +89,7 @@ class SystemSampler:
         # psutil's first cpu_percent call has no baseline and returns 0.0; this makes it the baseline.
         psutil.cpu_percent(interval=None)
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, args=(self._stop, _own_process()), name="gitexp-system-sampler", daemon=True
-        )
-        self._thread.start()
+        self._thread = threads.start(self._loop, self._stop, _own_process(), name="gitexp-system-sampler")
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
