@@ -116,6 +116,52 @@ def paired(a_cmd: list[str], a_cwd: Path, b_cmd: list[str], b_cwd: Path, reps: i
     return statistics.median(a), statistics.median(b)
 
 
+def two_runs(repo: Path) -> tuple[str, str]:
+    """The full ids of the two newest runs of *repo* (run ids sort by their start)."""
+    refs = git(repo, "for-each-ref", "--sort=-refname", "--count=2", "--format=%(refname)", "refs/experiments/")
+    first, second = (ref.rpartition("/")[2] for ref in refs.split())
+    return first, second
+
+
+def ui_refresh(cmd: list[str], repo: Path, reps: int) -> float:
+    """Median seconds of GET /api/runs?limit=50 (a page's table refreshing) from `git exp ui` serving
+    *repo*, after a first request that reads the runs."""
+    import http.client
+    import signal
+    from urllib.parse import urlsplit
+
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        address = next(line.strip() for line in proc.stdout if line.strip().startswith("http://"))
+        where = urlsplit(address)
+
+        def get() -> float:
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=120)
+            connection.request("GET", "/api/runs?limit=50")
+            response = connection.getresponse()
+            assert response.status == 200, response.status
+            response.read()
+            connection.close()
+            return time.perf_counter() - started
+
+        for _ in range(60):  # the server answers once it listens
+            try:
+                get()
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        samples = []
+        for _ in range(reps):
+            time.sleep(1.2)  # past the second for which any snapshot is shared
+            samples.append(get())
+        return statistics.median(samples)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
 def median_of(cmd: list[str], cwd: Path, reps: int, before: Any = None, warmup: bool = True) -> float:
     samples = []
     for k in range(reps + (1 if warmup else 0)):
@@ -370,6 +416,20 @@ def main() -> int:
         rows.append([f"`load_runs()`, warm, in-process ({loads[0]['runs']:,} runs)", secs(load), "", "≤ 0.3 s",
                      ok(load <= 0.3)])
 
+        log("everyday commands at 1,000 runs and at the fixture's size")
+        small_repo = copy(small, work / "small")
+        for label, args_of in (("show RUN", lambda a, b: ["show", a]), ("diff A B", lambda a, b: ["diff", a, b]),
+                               ("compare A B", lambda a, b: ["compare", a, b]), ("log RUN", lambda a, b: ["log", a]),
+                               ("plot val/acc A B -o F.png", lambda a, b: ["plot", "val/acc", a, b, "-o",
+                                                                          str(work / "plot.png")])):
+            big_cmd, small_cmd = ([*ls[:-1], *args_of(*two_runs(r))] for r in (runs_repo, small_repo))
+            at_big, at_small = paired(big_cmd, runs_repo, small_cmd, small_repo, reps)
+            rows.append([f"`git exp {label}` (whole process) at {n:,} runs",
+                         f"{secs(at_big)} ({at_big / at_small:.1f}x)", f"{secs(at_small)} at 1,000 runs", "(none)", ""])
+        at_big, at_small = (ui_refresh([*ls[:-1], "ui", "--port", "0"], r, reps) for r in (runs_repo, small_repo))
+        rows.append([f"`git exp ui`: /api/runs?limit=50 again, nothing changed, at {n:,} runs",
+                     f"{secs(at_big)} ({at_big / at_small:.1f}x)", f"{secs(at_small)} at 1,000 runs", "(none)", ""])
+
         wait_for_upkeep(gitdir)
         log("git commands, with and without runs")
         git_reps = reps * 2
@@ -385,7 +445,6 @@ def main() -> int:
                          "≤ 1.10x without runs", ok(a <= 1.10 * b)])
 
         log("run creation at 1,000 and at the fixture's size")
-        small_repo = copy(small, work / "small")
         at_small, at_big = [], []
         for k in range(3):
             at_small.append(worker("runs", {"repo": str(small_repo), "first": 10_000_000 + k * 1000, "n": 200})["ms"])
