@@ -136,6 +136,38 @@ def test_a_lineage_is_found_from_the_listing_rows_without_reading_each_run(repo:
     assert lineage.lineage_dict(load_runs(), records[-1])["children"][0]["children"][0]["name"] == "again"
 
 
+def test_a_lineage_is_drawn_from_its_own_runs_as_from_every_run(repo: Path) -> None:
+    """lineage_records reads the runs of one lineage alone (the origins file knows where each run
+    came from): `git exp log RUN` draws and answers the same as from every run."""
+    from gitexp.store import runcache, runs
+    from gitexp.views import lineage
+
+    def made(name: str, **kw: object) -> gitexp.Run:
+        with gitexp.start_run(name=name, **QUIET, **kw) as run:  # type: ignore[arg-type]
+            run.log_metric("acc", 0.5)
+        return run
+
+    root = made("root")
+    child = made("child", fork=root.id)
+    made("grandchild", meta={"rerun_of": child.id})
+    made("sibling", fork=root.id)
+    other = made("other-root")
+    made("other-child", fork=other.id)
+    made("orphan", meta={"forked_from": "20200101-000000000000000"})  # its source is not here
+    made("plain")
+    every = runs.load_runs()
+    for record in every:
+        alone = runs.lineage_records(record)
+        assert lineage.graph(alone, record) == lineage.graph(every, record), record.name
+        assert lineage.lineage_dict(alone, record) == lineage.lineage_dict(every, record), record.name
+    by_name = {r.name: r for r in every}
+    assert sorted(r.name for r in runs.lineage_records(by_name["grandchild"])) == [
+        "child", "grandchild", "root", "sibling"]
+    (repo / ".git" / runcache.CACHE_FILE).unlink()
+    assert sorted(r.name for r in runs.lineage_records(by_name["other-child"])) == ["other-child", "other-root"]
+    assert not (repo / ".git" / runcache.CACHE_FILE).exists(), "every run was loaded"
+
+
 def test_log_without_run_lists_commits_with_their_runs(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with gitexp.start_run(name="on-first", **QUIET) as run:
         run.log_metric("acc", 0.25)

@@ -26,12 +26,11 @@ def cmd_log(run: str | None, limit: int, runs_only: bool, start: str, form: str)
 
     if limit < 1:
         raise GitexpError(f"-n {limit}: show at least 1 commit")
-    repo = Repo.discover()
     if run is None:
-        _print(lineage.commit_log(repo, start, limit, runs_only))
+        _print(lineage.commit_log(Repo.discover(), start, limit, runs_only))
         return 0
-    records = runs.load_runs(repo)
-    record = runs.resolve(records, run)
+    record = runs.get_run(run)
+    records = runs.lineage_records(record)
     if form == "json":
         print(json.dumps(lineage.lineage_dict(records, record), indent=2))
     else:

@@ -39,6 +39,9 @@ SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v5-summaries.marshal"
 # The name of each cached run's commit (a commit's run's name never changes): get_run finds a run
 # by its name, or tells that no run is named like a handle, without loading every row.
 NAMES_FILE = Path("gitexp") / "cache" / "runs-v5-names.marshal"
+# The run each cached run came from (row_origin), for the commits whose run has one: `git exp log
+# RUN` finds a lineage among 100,000 runs without loading every row.
+ORIGINS_FILE = Path("gitexp") / "cache" / "runs-v5-origins.marshal"
 # The entries (and their summaries) added since CACHE_FILE was written, where that is large.
 DELTA_FILE = Path("gitexp") / "cache" / "runs-v5-delta.marshal"
 DELTA_FROM = 20_000  # entries of CACHE_FILE from which new ones are written to DELTA_FILE
@@ -163,6 +166,13 @@ def known_names(commondir: Path) -> dict[str, str] | None:
     return data if type(data) is dict else None
 
 
+def known_origins(commondir: Path) -> dict[str, tuple[str, str]] | None:
+    """From ORIGINS_FILE: (meta key, run id) of the run each cached run's commit came from, for those
+    that came from one (a cached commit not in it came from none); None without it."""
+    data = cachefile.load(commondir / ORIGINS_FILE)
+    return data if type(data) is dict else None
+
+
 def _load(path: Path) -> dict[str, Any]:
     loaded = cachefile.load(path)
     return loaded if isinstance(loaded, dict) else {}  # none, or not what this code writes: rebuild from git
@@ -238,9 +248,12 @@ class Cache:
         return entry
 
     def _save_names(self) -> None:
-        """NAMES_FILE for the entries now: what get_run asks of every run to find one by its name or handle."""
-        cachefile.save(self.commondir / NAMES_FILE,
-                       {commit: row_name(row) for commit, (_, row) in self.entries.items() if row is not None})
+        """NAMES_FILE and ORIGINS_FILE for the entries now: what get_run asks of every run to find one
+        by its name or handle, and `git exp log RUN` to find its lineage."""
+        rows = [(commit, row) for commit, (_, row) in self.entries.items() if row is not None]
+        cachefile.save(self.commondir / ORIGINS_FILE, {commit: row_origin(row) for commit, row in rows
+                                                       if row_origin(row) is not None})
+        cachefile.save(self.commondir / NAMES_FILE, {commit: row_name(row) for commit, row in rows})
 
     def save(self, order: Iterable[str], prune: bool, delta_from: int = DELTA_FROM) -> None:
         """Write the entries of the commits in *order* first, in that order (load_runs': the next

@@ -24,6 +24,7 @@ from gitexp.store.runcache import (
     Row,
     Summaries,
     known_names,
+    known_origins,
     origin,
     row_base_commit,
     row_duration,
@@ -561,6 +562,34 @@ def get_runs(texts: Sequence[str], repo: RepoReader | str | os.PathLike[str] | N
         records = load_runs(repo, experiment)
         return [resolve(records, text) if record is None else record for record, text in zip(found, texts, strict=True)]
     return cast("list[RunRecord]", found)
+
+
+def lineage_records(run: RunRecord) -> list[RunRecord]:
+    """The runs of the lineage that holds *run* (its oldest ancestor here, and every run that came
+    from that one at any depth), read alone where the names and origins files know every run (no
+    run live here, no run id twice); else every run: what views.lineage draws of *run* either way."""
+    repo = run.repo
+    refs = repo.refs(names.REF_PREFIX)
+    named, origins = known_names(repo.commondir), known_origins(repo.commondir)
+    commits = {ref.rpartition("/")[2]: commit for ref, commit in refs.items()}
+    if named is None or origins is None or len(commits) != len(refs) or _has_locks(_journal_names(repo)) \
+            or any(commit not in named for commit in commits.values()):
+        return load_runs(repo)
+    parent = {run_id: origins[commit][1] for run_id, commit in commits.items() if commit in origins}
+    root, seen = run.id, {run.id}
+    while (up := parent.get(root)) is not None and up in commits and up not in seen:
+        seen.add(up)
+        root = up
+    children: dict[str, list[str]] = {}
+    for child, up in parent.items():
+        children.setdefault(up, []).append(child)
+    tree, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return load_runs(repo, only=tree | {run.id})
 
 
 def _read_alone(repo: RepoReader, id_or_name: str, experiment: str | None) -> RunRecord | None:
