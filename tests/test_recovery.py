@@ -78,9 +78,41 @@ def test_sigkill_mid_run_is_recovered_as_crashed_with_flushed_values(repo: Path,
     assert "Status: CRASHED" in git(repo, "log", "-1", "--format=%B", record.ref)
 
 
-def test_sigterm_marks_run_killed(repo: Path, env_for_subprocess: dict) -> None:
+@pytest.mark.parametrize("wait", ["time.sleep(600)", "multiprocessing.Semaphore(0).acquire()"])  # a wait in C too
+def test_sigterm_marks_run_killed(repo: Path, env_for_subprocess: dict, wait: str) -> None:
+    proc = spawn(repo, env_for_subprocess, f"""
+        import multiprocessing, time, gitexp
+        run = gitexp.start_run(name="terminated", system_metrics_interval=0.05)
+        run.log_metric("x", 1.0)
+        print("started", run.id, flush=True)
+        {wait}
+    """)
+    run_id = wait_for_line(proc, "started")
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()  # (one that hung would outlive the tests)
+    record = gitexp.get_run(run_id)
+    assert record.status == "KILLED" and record.metrics["x"]["count"] == 1
+
+
+def test_sigterm_ends_the_run_while_the_environment_capture_cannot_finish(repo: Path, env_for_subprocess: dict) -> None:
+    """A SIGTERM handled during an import (the main thread holding the import lock) waited forever
+    for the environment capture, whose thread waited for that lock: here the capture's import of
+    pynvml never returns, and the run ends without its environment."""
     proc = spawn(repo, env_for_subprocess, """
-        import time, gitexp
+        import sys, threading, time
+        sys.modules.pop("pynvml", None)
+
+        class Stuck:  # the capture's import of pynvml never ends (holding the import lock, as a stalled one does)
+            def find_spec(self, name, path=None, target=None):
+                if name == "pynvml":
+                    threading.Event().wait()
+                return None
+
+        sys.meta_path.insert(0, Stuck())
+        import gitexp
         run = gitexp.start_run(name="terminated", system_metrics_interval=0)
         run.log_metric("x", 1.0)
         print("started", run.id, flush=True)
@@ -88,9 +120,13 @@ def test_sigterm_marks_run_killed(repo: Path, env_for_subprocess: dict) -> None:
     """)
     run_id = wait_for_line(proc, "started")
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == -signal.SIGTERM
+    try:
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        proc.kill()  # (one that hung would outlive the tests)
+    assert proc.stderr is not None and "ends without its environment" in proc.stderr.read()
     record = gitexp.get_run(run_id)
-    assert record.status == "KILLED" and record.metrics["x"]["count"] == 1
+    assert record.status == "KILLED" and record.metrics["x"]["count"] == 1 and record.env_blob is None
 
 
 @pytest.mark.parametrize(("ending", "status"), [("pass", "FINISHED"), ("raise ValueError('boom')", "FAILED")])

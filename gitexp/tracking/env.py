@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import platform
@@ -9,7 +10,7 @@ import re
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -196,13 +197,34 @@ def capture_env(variables: Sequence[str] | None = None) -> dict[str, Any]:
     return copy.deepcopy(shared_env(variables))
 
 
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """Within it, shared_env waits at most *seconds* for a capture under way, then raises TimeoutError.
+
+    For a SIGTERM's handler: it runs in the main thread wherever that thread was, maybe in the
+    middle of an import, holding the import lock that the capture's thread waits for to import
+    what it reads (a run ended there waited for the capture forever, and the process never died).
+    """
+    global _bound
+    before, _bound = _bound, seconds
+    try:
+        yield
+    finally:
+        _bound = before
+
+
+_bound: float | None = None  # bounded()'s
+
+
 def shared_env(variables: Sequence[str] | None = None) -> dict[str, Any]:
     """capture_env without the copy: one object for every equal capture (a sweep's runs), which
     lets the YAML of it be written once per process. Read-only."""
     global _last
     future = _static_future(background=False)
     try:
-        static = future.result()
+        static = future.result(_bound)
+    except TimeoutError:
+        raise  # (bounded(): the capture goes on)
     except BaseException:
         _reset(only=future)
         raise

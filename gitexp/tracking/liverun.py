@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import sys
 import threading
 import time
 import traceback
@@ -293,7 +294,12 @@ class Run(Recorder):
                        else now - store.parse_iso(self.state.meta["start"]))
             changes.update({"status": status, "end": store.iso(now), "duration": round(max(0.0, elapsed), 3)})
             if self.state.env is None and self._settings["capture_env"]:
-                self._set_env(env_mod.shared_env(self._settings["env_variables"]))
+                try:
+                    self._set_env(env_mod.shared_env(self._settings["env_variables"]))
+                except TimeoutError:  # only within env_mod.bounded(): a SIGTERM's handler (run.py)
+                    # (A plain write: a warning would import linecache, which may be what waits.)
+                    sys.stderr.write(f"gitexp: run {self.id} ends without its environment (env.yaml): its "
+                                     "capture did not finish in time\n")
         if changes:
             self.update_meta(changes)
         self._finish()

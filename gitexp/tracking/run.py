@@ -194,9 +194,13 @@ def _install_exit_handlers() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+SIGTERM_ENV_WAIT = 10.0  # seconds a SIGTERM's end of a run waits for the environment capture under way
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
-    for run in reversed(list(stack)):
-        run.end("KILLED", None)
+    with env_mod.bounded(SIGTERM_ENV_WAIT):
+        for run in reversed(list(stack)):
+            run.end("KILLED", None)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
