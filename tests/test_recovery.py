@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -102,14 +103,18 @@ def test_sigterm_ends_the_run_while_the_environment_capture_cannot_finish(repo: 
     for the environment capture, whose thread waited for that lock: here the capture's import of
     pynvml never returns, and the run ends without its environment."""
     proc = spawn(repo, env_for_subprocess, """
-        import sys, threading, time
+        import importlib.machinery, sys, threading, time
         sys.modules.pop("pynvml", None)
 
-        class Stuck:  # the capture's import of pynvml never ends (holding the import lock, as a stalled one does)
+        class Stuck:  # the capture's import of pynvml never ends, holding that module's lock as a stalled one does
             def find_spec(self, name, path=None, target=None):
-                if name == "pynvml":
-                    threading.Event().wait()
+                return importlib.machinery.ModuleSpec(name, self) if name == "pynvml" else None
+
+            def create_module(self, spec):
                 return None
+
+            def exec_module(self, module):
+                threading.Event().wait()
 
         sys.meta_path.insert(0, Stuck())
         import gitexp
@@ -118,7 +123,12 @@ def test_sigterm_ends_the_run_while_the_environment_capture_cannot_finish(repo: 
         print("started", run.id, flush=True)
         time.sleep(600)
     """)
-    run_id = wait_for_line(proc, "started")
+    guard = threading.Timer(60, proc.kill)  # a child that never says it started ends the test, not the suite
+    guard.start()
+    try:
+        run_id = wait_for_line(proc, "started")
+    finally:
+        guard.cancel()
     proc.send_signal(signal.SIGTERM)
     try:
         assert proc.wait(timeout=60) == -signal.SIGTERM
