@@ -98,6 +98,35 @@ def test_sigterm_marks_run_killed(repo: Path, env_for_subprocess: dict, wait: st
     assert record.status == "KILLED" and record.metrics["x"]["count"] == 1
 
 
+def test_sigterm_in_a_logging_loop_ends_the_process(repo: Path, env_for_subprocess: dict) -> None:
+    """A SIGTERM handled inside log_metric, whose locks ending the run takes, waited for itself
+    forever. The process now dies within SIGTERM_WAIT; a run it could not end is as a kill leaves
+    it, and the next reader finishes it with every value the loop had handed over."""
+    body = """
+        import gitexp
+        run = gitexp.start_run(name="looping", system_metrics_interval=0, capture_env=False)
+        print("started", run.id, flush=True)
+        step = 0
+        while True:
+            run.log_metric("x", float(step), step=step)
+            step += 1
+    """
+    for delay in (0.3, 0.6, 0.9):  # a few moments in the loop: most of its time is inside log_metric
+        proc = spawn(repo, env_for_subprocess, body)
+        run_id = wait_for_line(proc, "started")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=60) == -signal.SIGTERM
+        finally:
+            proc.kill()  # (one that hung would outlive the tests)
+        record = gitexp.get_run(run_id)
+        assert record.status in ("KILLED", "CRASHED"), record.status
+        history = record.history("x")
+        assert record.metrics["x"]["count"] == len(history.values) > 0
+        assert list(history.steps) == list(range(len(history.values)))  # nothing lost in between
+
+
 def test_sigterm_ends_the_run_while_the_environment_capture_cannot_finish(repo: Path, env_for_subprocess: dict) -> None:
     """A SIGTERM handled during an import (the main thread holding the import lock) waited forever
     for the environment capture, whose thread waited for that lock: here the capture's import of

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from gitexp import threads
 from gitexp.store import journal
 from gitexp.tracking import env as env_mod
 from gitexp.tracking import launch, ranks
@@ -194,15 +195,28 @@ def _install_exit_handlers() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-SIGTERM_ENV_WAIT = 10.0  # seconds a SIGTERM's end of a run waits for the environment capture under way
+SIGTERM_ENV_WAIT = 5.0  # seconds a SIGTERM's end of a run waits for the environment capture under way
+SIGTERM_WAIT = 10.0  # seconds a SIGTERM waits for the runs to end before the process dies anyway
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    with env_mod.bounded(SIGTERM_ENV_WAIT):
-        for run in reversed(list(stack)):
-            run.end("KILLED", None)
+    # The handler runs in the main thread wherever it was: maybe inside log_metric, holding the locks
+    # that ending the run takes (it waited for itself forever), or inside an import. So the runs are
+    # ended by another thread while this one waits, at most SIGTERM_WAIT seconds: a run it could not
+    # end is left as a kill would leave it, its journal whole, finished as CRASHED by the next reader.
+    ender = threads.start(_end_killed, name="gitexp-sigterm")
+    ender.join(SIGTERM_WAIT)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def _end_killed() -> None:
+    with env_mod.bounded(SIGTERM_ENV_WAIT):
+        for run in reversed(list(stack)):
+            try:
+                run.end("KILLED", None)
+            except Exception as error:  # the process dies next: report, never raise
+                sys.stderr.write(f"gitexp: could not end run {run.id}: {error}\n")
 
 
 def _end_all_at_exit() -> None:
