@@ -57,6 +57,7 @@ def test_run_commits_pass_git_fsck_strict(repo: Path) -> None:
     with gitexp.start_run(name="fsck", params={"lr": 0.1}, system_metrics_interval=0) as run:
         for step in range(100):
             run.log_metrics({"loss": 1 / (step + 1), "val/acc": step / 100}, step=step)
+    gitexp.flush()  # the run's note written before fsck reads objects, then reflogs: not in between
     out = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert git(repo, "cat-file", "-t", run.ref).strip() == "commit"

@@ -122,6 +122,7 @@ def test_a_repository_made_again_at_the_same_path_is_not_mistaken_for_the_old_on
     with gitexp.start_run(name="new", **QUIET):
         pass
     assert [r.name for r in gitexp.load_runs()] == ["new"]
+    gitexp.flush()  # the run's note written before fsck reads objects, then reflogs: not in between
     assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""
 
 
