@@ -4,6 +4,7 @@ table.run_columns, and never kept past a change to the runs."""
 from __future__ import annotations
 
 import marshal
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,58 @@ def test_packing_the_refs_keeps_the_listing_of_the_same_runs(sample: Sample) -> 
         git(sample.repo, "rev-parse", f"refs/experiments/rnn/{sample.ids['rnn']}").strip())
     assert not_kept_as_it_was(sample.repo)  # a packed ref made loose again, elsewhere
     assert ls(sample.repo) != made
+
+
+def packed_an_hour_ago(repo: Path) -> None:
+    """The refs packed, and packed-refs an hour old: its stat then tells it from any later one."""
+    git(repo, "pack-refs", "--all")
+    packed = repo / ".git" / "packed-refs"
+    then = packed.stat().st_mtime - 3600
+    os.utime(packed, (then, then))
+
+
+def test_new_loose_refs_beside_packed_ones_bring_the_listing_up_to_date_unread(repo: Path) -> None:
+    """A sweep's new runs are loose refs beside the packed ones: the kept listing is brought up to
+    date from the loose refs alone (packed-refs has the same stat), with the same columns as every
+    run listed, and kept without reading the refs again; a loose ref gone, or packed-refs rewritten,
+    has every ref read."""
+    sample = sample_runs(repo, git(repo, "rev-parse", "HEAD").strip(), "plain")  # (no dotted param key)
+    sample.ids["mixed"] = make_mixed_run(repo)
+    packed_an_hour_ago(repo)
+    ls(repo)
+    for name in ("first-new", "second-new"):
+        with gitexp.start_run(name=name, experiment="cnn", repo=repo, params={"lr": 0.25}, **QUIET) as run:
+            run.log_metric("loss", 0.5)
+        updated = listing.current(repo)
+        assert updated is not None and updated.refs is not None and updated.state is not None, \
+            "the refs were not found from the loose refs alone"
+        assert {f"refs/experiments/{r.experiment}/{r.id}": r.commit for r in load_runs(repo)} == updated.refs
+        agrees(repo)
+        age_kept_listing(repo)
+        listing.remember(repo, updated)
+        assert (current := listing.current(repo)) is not None and current.refs is None, "not kept"
+    assert "second-new" in ls(repo) and "first-new" in ls(repo)
+    # A packed run moved: its loose ref now shadows the packed one.
+    wide, baseline = (f"refs/experiments/cnn/{sample.ids[name]}" for name in ("wide", "baseline"))
+    git(repo, "update-ref", wide, git(repo, "rev-parse", baseline).strip())
+    updated = listing.current(repo)
+    assert updated is not None and updated.state is not None
+    agrees(repo)
+    age_kept_listing(repo)
+    listing.remember(repo, updated)
+    assert ls(repo).count("baseline") == 2
+    # A loose ref gone (a new run removed), packed-refs untouched: every ref is read.
+    newest = load_runs(repo)[0]
+    git(repo, "update-ref", "-d", f"refs/experiments/{newest.experiment}/{newest.id}")
+    updated = listing.current(repo)
+    assert updated is not None and updated.state is None
+    agrees(repo)
+    assert newest.name not in ls(repo)
+    # A packed run deleted: packed-refs rewritten, every ref read.
+    git(repo, "update-ref", "-d", baseline)
+    packed_an_hour_ago(repo)
+    assert not_kept_as_it_was(repo)
+    assert ls(repo).count("baseline") == 1
 
 
 def kept_value(repo: Path, run_id: str, key: str) -> Any:

@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 import weakref
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -286,7 +286,7 @@ def _recover(repo: RepoReader, names: list[str]) -> None:
 
 def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experiment: str | None = None,
               recover: bool = True, namespace: str = names.REF_PREFIX, only: str | Collection[str] | None = None,
-              limit: int | None = None, live: bool = True) -> RunList:
+              limit: int | None = None, live: bool = True, refs: Mapping[str, str] | None = None) -> RunList:
     """Every run (of *experiment*, or all), newest first.
 
     Runs whose process died on this machine are finished as CRASHED first (*recover*);
@@ -295,7 +295,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     *only*: the run of this full id (or of these) alone; *limit*: the newest *limit* runs alone. Up to
     READ_ALONE runs are read from git without loading the listing cache (at 100,000 runs, loading
     it takes as long as reading 2,000 runs from git). Without *live*, a run live on this machine is
-    as its ref has it, not as its journal says it is now.
+    as its ref has it, not as its journal says it is now. *refs*: the run refs (ref -> commit) to read
+    among, when the caller has just read them: the 100,000 refs are not read again for ten.
     """
     global _last_ids
     repo = open_repository(repo)
@@ -310,7 +311,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     collecting = gc.isenabled()
     gc.disable()
     try:
-        refs = repo.refs(prefix)
+        given = refs is not None
+        refs = repo.refs(prefix) if refs is None else {r: c for r, c in refs.items() if r.startswith(prefix)}
         skip = len(namespace)
         ids, listed = [], []
         for ref, commit in refs.items():
@@ -363,7 +365,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         cache.save([commit for *_, commit in listed], prune=every)
     if live and _has_locks(journal_names):  # after save: the cache holds what commits hold, never live values
         _overlay_live(records, journal_names, repo, summaries)
-    _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX else None
+    _last_ids = (weakref.ref(repo), ids) if prefix == names.REF_PREFIX and not given else None
     return RunList(records, damaged)
 
 
