@@ -47,3 +47,73 @@ def test_the_starting_threads_mask_is_as_it_was() -> None:
     finally:
         done.set()
         thread.join()
+
+
+
+HANDLER = """
+import os, signal, sys, threading, time
+from gitexp import threads
+
+seen = []
+
+
+def handler(signum, frame):
+    if len(seen) < 50 and threads.inside_holders(frame):
+        if not seen:
+            threads.raise_again(signum, time.monotonic() + 30, lambda: "handled" in seen)
+        seen.append("busy")
+        return
+    seen.append("handled")
+
+
+def holding():  # as a function of the runs that takes their locks
+    with lock:
+        os.kill(os.getpid(), signal.SIGUSR1)  # handled here, inside
+        seen.append("let go")
+
+
+lock = threading.Lock()
+threads.holds_locks(holding)
+signal.signal(signal.SIGUSR1, handler)
+holding()
+while "handled" not in seen:
+    time.sleep(0.01)  # the handler comes again, now that nothing is held
+print(" ".join(dict.fromkeys(seen)))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1") or not hasattr(signal, "pthread_kill"), reason="POSIX signals")
+def test_a_handler_that_finds_the_main_thread_holding_a_lock_comes_again_once_it_is_free() -> None:
+    """A SIGTERM's handler that ends the runs takes their locks: handled while the main thread held
+    one, it waited for itself. It returns instead, and the signal is delivered again a moment later."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", HANDLER], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    assert out.split() == ["busy", "let", "go", "handled"]
+
+
+def test_every_function_that_takes_a_lock_the_sigterm_handler_needs_is_registered() -> None:
+    """The handler ends the runs, which goes through the tracking modules, the background worker and
+    the notes queue: a function of theirs that takes a lock and is not registered would make the
+    handler wait for its own thread again."""
+    import ast
+    import importlib
+
+    root = Path(gitexp.__file__).parent
+    files = [*sorted((root / "tracking").glob("*.py")), root / "store" / "background.py", root / "store" / "notes.py"]
+    taking: set[str] = set()
+    for path in files:
+        importlib.import_module(".".join(path.relative_to(root.parent).with_suffix("").parts))  # its registrations
+        tree = ast.parse(path.read_text())
+        scopes = [(node, "") for node in tree.body]
+        while scopes:
+            node, prefix = scopes.pop()
+            if isinstance(node, ast.ClassDef):
+                scopes.extend((child, f"{prefix}{node.name}.") for child in node.body)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    isinstance(sub, ast.With) and any("lock" in ast.unparse(item.context_expr).lower()
+                                                      for item in sub.items) for sub in ast.walk(node)):
+                taking.add(f"{prefix}{node.name}")
+    assert taking and taking <= threads.lock_holders(), sorted(taking - threads.lock_holders())

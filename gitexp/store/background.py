@@ -126,3 +126,8 @@ class _Worker:
 
 worker = _Worker()
 os.register_at_fork(after_in_child=worker.forget_after_fork)
+
+
+# A SIGTERM's handler ends the runs through this lock: it must not wait for it in the thread that holds it.
+threads.holds_locks(_Worker._broadcast, _Worker._loop, _Worker.add, _Worker.add_chore, _Worker.before_read,
+                    _Worker.remove)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gitexp import threads
 from gitexp.errors import GitexpError, StorageError
 from gitexp.git.repo import RefConflictError, Repo
 from gitexp.store.background import worker
@@ -342,3 +343,7 @@ def merge_notes(repo: Repo, other_notes_commit: str) -> str | None:
         except RefConflictError:
             time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
     raise StorageError(f"could not merge notes into {NOTES_REF}: other processes kept moving it; try again")
+
+
+# A SIGTERM's handler ends the runs, which takes this lock: it must not wait for it in the thread that holds it.
+threads.holds_locks(flush_pending, queue_run_note)

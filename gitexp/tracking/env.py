@@ -248,3 +248,7 @@ def env_yaml(env: dict[str, Any]) -> bytes:
     import yaml  # only needed when a run is written, not for `import gitexp`
 
     return yaml.safe_dump(env, sort_keys=True, default_flow_style=False, allow_unicode=True).encode()
+
+
+# A SIGTERM's handler ends the runs, which takes this lock: it must not wait for it in the thread that holds it.
+threads.holds_locks(_reset, _static_future)

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from gitexp import threads
+
 _MB = 2**20
 
 _lock = threading.Lock()
@@ -129,3 +131,7 @@ def gpu_sample() -> list[dict[str, Any]]:
         return samples
     except Exception:
         return []
+
+
+# A SIGTERM's handler ends the runs, whose environment capture takes this lock.
+threads.holds_locks(_nvml_module)

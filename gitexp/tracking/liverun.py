@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from gitexp import threads
 from gitexp.errors import GitexpError, InvalidValueError
 from gitexp.git.repo import Entry, Repo
 from gitexp.store import journal, names
@@ -334,3 +335,8 @@ def _to_step(key: str, step: Any) -> int:
         return operator.index(step)
     except TypeError:
         raise InvalidValueError(f"metric {key!r}: step {step!r} is not an integer") from None
+
+
+# A SIGTERM's handler ends the runs through these locks: it must not wait for them in the thread that holds one.
+threads.holds_locks(activate, deactivate, Run.add_artifacts, Run.add_inputs, Run.end, Run.log_params, Run.set_tags,
+                    Run.update_meta, Run.__dict__["params"].fget)

@@ -13,6 +13,7 @@ import re
 import threading
 from typing import Any
 
+from gitexp import threads
 from gitexp.errors import GitexpError, InvalidNameError
 from gitexp.store import names
 from gitexp.warn import warn
@@ -137,3 +138,7 @@ def _step(text: str | None) -> int | None:
     except ValueError:
         return None
     return int(number) if number.is_integer() and number >= 0 else None
+
+
+# Under these locks a signal handler would wait for its own thread (gitexp/threads.py).
+threads.holds_locks(OutputMetrics.feed)

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gitexp import threads
 from gitexp.errors import GitexpError
 from gitexp.git.repo import Repo
 from gitexp.store import journal
@@ -209,3 +210,7 @@ class Recorder:
                       f"{self._journal.root} and `git exp recover` will finish it", RuntimeWarning,
                       stacklevel=3)
 
+
+# A SIGTERM's handler ends the runs through these locks: it must not wait for them in the thread that holds one.
+threads.holds_locks(Recorder._commit, Recorder._drain, Recorder._finish, Recorder._flush, Recorder._flush_locked,
+                    Recorder._set_env, Recorder._write_first, Recorder.checkpoint, Recorder.history)

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -199,11 +200,30 @@ SIGTERM_ENV_WAIT = 5.0  # seconds a SIGTERM's end of a run waits for the environ
 SIGTERM_WAIT = 10.0  # seconds a SIGTERM waits for the runs to end before the process dies anyway
 
 
+_sigterm_at: float | None = None  # when the first SIGTERM was handled
+_ending = False  # a SIGTERM's handler is ending the runs
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     # The handler runs in the main thread wherever it was: maybe inside log_metric, holding the locks
-    # that ending the run takes (it waited for itself forever), or inside an import. So the runs are
-    # ended by another thread while this one waits, at most SIGTERM_WAIT seconds: a run it could not
-    # end is left as a kill would leave it, its journal whole, finished as CRASHED by the next reader.
+    # that ending the run takes (it waited for itself forever), or inside an import. Inside a
+    # function that may hold a run's lock, it returns at once and comes again a moment later
+    # (threads.raise_again), for at most SIGTERM_WAIT. Then the runs are ended by another thread
+    # while this one waits, at most SIGTERM_WAIT seconds: a run it could not end (an import the
+    # ending needs waits for this thread) is left as a kill would leave it, its journal whole,
+    # finished as CRASHED by the next reader.
+    global _sigterm_at, _ending
+    if _ending:
+        return  # (delivered again while the first ends the runs, which is what this one would do)
+    now = time.monotonic()
+    if _sigterm_at is None:
+        _sigterm_at = now
+        if threads.inside_holders(frame):
+            threads.raise_again(signum, now + SIGTERM_WAIT, lambda: _ending)
+            return
+    elif now - _sigterm_at < SIGTERM_WAIT and threads.inside_holders(frame):
+        return
+    _ending = True
     ender = threads.start(_end_killed, name="gitexp-sigterm")
     ender.join(SIGTERM_WAIT)
     signal.signal(signum, signal.SIG_DFL)

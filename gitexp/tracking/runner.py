@@ -304,3 +304,7 @@ def auto_run(repo: Any, commit: str, workdir: str, rewrite: str | None, log: Any
     if code:
         log(f"auto-run `{command}` exited with {code}")
     return code
+
+
+# Under these locks a signal handler would wait for its own thread (gitexp/threads.py).
+threads.holds_locks(_pump)
