@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,14 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "committer@example.com",
     "GIT_TERMINAL_PROMPT": "0",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts a background job (`pytest &`, nohup) with SIGINT ignored, and the processes
+    # the tests start would inherit that: Ctrl-C sent to them did nothing, and the tests of what
+    # gitexp does on Ctrl-C waited until their timeouts. The tests' processes get Python's own.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
