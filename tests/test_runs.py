@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gitexp
 from gitexp.git.repo import Repo
@@ -490,3 +492,55 @@ def test_a_run_whose_process_died_is_not_shown_live(repo: Path, env_for_subproce
     assert record.status == "RUNNING" and record._live is None and record.duration is None
     (record,) = load_runs()
     assert record.status == "CRASHED" and record.metrics["loss"]["last"] == 0.5
+
+
+
+def _fresh(text: str) -> str:
+    """*text* as a new object: equal strings from different runs are different objects until shared."""
+    return "".join(list(text))
+
+
+_TEXT = st.text(alphabet="abc/._", min_size=2, max_size=4).map(_fresh)  # (one character: one object in CPython)
+_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), _TEXT,
+                   st.lists(st.integers(0, 2), max_size=2), st.just({}))
+_PARAMS = st.recursive(st.dictionaries(_TEXT, _VALUE, max_size=3),
+                       lambda inner: st.dictionaries(_TEXT, inner, min_size=1, max_size=2), max_leaves=6)
+_SUMMARY = st.fixed_dictionaries({"last": st.floats(allow_nan=False), "min": st.floats(allow_nan=False),
+                                  "max": st.floats(allow_nan=False)}, optional={"step": st.integers(0, 9)})
+_METRICS = st.dictionaries(st.sampled_from(["loss", "val/acc", "system/cpu", "lr"]).map(_fresh), _SUMMARY, max_size=3)
+_COMMITS = st.sampled_from(["a" * 40, "b" * 40]).map(_fresh)
+_META = st.fixed_dictionaries({}, optional={
+    "name": _TEXT, "status": st.sampled_from(["FINISHED", "RUNNING"]).map(_fresh),
+    "start": st.sampled_from(["2026-12-04T01:02:03.000Z"]).map(_fresh), "duration": st.floats(0, 9),
+    "git": st.fixed_dictionaries({"commit": _COMMITS}),
+    "forked_from": st.sampled_from(["20261204-0000000abcdef01"]).map(_fresh)})
+
+def _strings(value: Any, out: list[str]) -> list[str]:
+    """Every str object *value* holds (dict keys too)."""
+    if type(value) is str:
+        out.append(value)
+    elif type(value) is dict:
+        for k, v in value.items():
+            _strings(k, out)
+            _strings(v, out)
+    elif type(value) in (list, tuple):
+        for v in value:
+            _strings(v, out)
+    return out
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), _COMMITS), _META, _PARAMS, _METRICS), max_size=6))
+def test_shared_entry_is_share_of_the_entry(runs: list[tuple[str | None, dict, dict, dict]]) -> None:
+    """The cache's entries as Cache.add keeps them: shared_entry() (knowing a row's shape) gives what
+    share() gives, and as share() does, makes every string equal to another the same object."""
+    fast_memo: dict[str, str] = {}
+    reference_memo: dict[str, str] = {}
+    fast, reference = [], []
+    for env_blob, meta, params, metrics in runs:
+        row = runcache.make_row(meta, params, metrics)
+        fast.append(runcache.shared_entry(env_blob, row, fast_memo))
+        reference.append(runcache.share((env_blob, runcache.make_row(meta, params, metrics)), reference_memo))
+    assert fast == reference
+    found: dict[str, int] = {}
+    for text in _strings(fast, []):
+        assert found.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
