@@ -10,7 +10,9 @@ the stat of packed-refs and the loose refs (gitfiles.refs_state, kept in STATE_F
 reading them all (0.15 s at 100,000 runs).
 
 When a few runs were made, moved or removed since, the kept columns are brought up to date with
-those runs alone (_updated) rather than every run listed again. A run live on this machine is
+those runs alone (_updated) rather than every run listed again. A sweep's new runs are loose refs
+beside the packed ones: while packed-refs has the stat it had and no loose ref of then is gone,
+the refs now are the kept ones with the loose ones over them, and the 100,000 are not read. A run live on this machine is
 shown as its journal says it is now (as load_runs reads it): it is read again the same way, as if
 its ref had moved, into the listing shown, while the listing kept holds every run as its ref has
 it (a live run's journal values are never kept).
