@@ -12,10 +12,11 @@ reading them all (0.15 s at 100,000 runs).
 When a few runs were made, moved or removed since, the kept columns are brought up to date with
 those runs alone (_updated) rather than every run listed again. A sweep's new runs are loose refs
 beside the packed ones: while packed-refs has the stat it had and no loose ref of then is gone,
-the refs now are the kept ones with the loose ones over them, and the 100,000 are not read. A run live on this machine is
-shown as its journal says it is now (as load_runs reads it): it is read again the same way, as if
-its ref had moved, into the listing shown, while the listing kept holds every run as its ref has
-it (a live run's journal values are never kept).
+the refs now are the kept ones with the loose ones over them, and the 100,000 are not read.
+
+A run live on this machine is shown as its journal says it is now (as load_runs reads it): it is
+read again the same way, as if its ref had moved, into the listing shown, while the listing kept
+holds every run as its ref has it (a live run's journal values are never kept).
 
 The file holds derived data (deleting it is always safe) and is trusted only while the refs are
 exactly those it was made from; with a damaged run (which must be warned of) it is not written.
