@@ -218,7 +218,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     now = time.monotonic()
     if _sigterm_at is None:
         _sigterm_at = now
-        if threads.inside_holders(frame):
+        if hasattr(signal, "pthread_kill") and threads.inside_holders(frame):  # (no pthread_kill: Windows)
             threads.raise_again(signum, now + SIGTERM_WAIT, lambda: _ending)
             return
     elif now - _sigterm_at < SIGTERM_WAIT and threads.inside_holders(frame):
