@@ -44,7 +44,7 @@ def start(target: Callable[..., Any], *args: Any, name: str | None = None) -> th
 # A handler runs in the main thread wherever that thread was: maybe inside code that holds a lock
 # the handler's own work takes (gitexp's SIGTERM ends the runs, which takes the runs' locks). With
 # `with lock:` on C locks, taking and letting go are atomic to signals and KeyboardInterrupt; a
-# Python wrapper that counted them would not be (a Ctrl-C inside it once left a lock taken). So
+# Python wrapper that counted them would not be (a Ctrl-C between its lines could leave a lock taken). So
 # the handler looks at the frames it interrupted instead: the functions registered here may hold
 # such a lock, and the handler comes back a moment later (raise_again) rather than wait.
 
