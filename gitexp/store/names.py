@@ -205,12 +205,10 @@ def handles_after(before: Mapping[str, str], every: Sequence[str], changed: Iter
         # digits grows past the same starts as before, and only the ids of the changed random parts'
         # first digits (and any without a handle before) need theirs worked out again. In C-speed
         # passes: at 100,000 runs a Python loop over them was most of a sweep's listing's handles.
-        again = set(itertools.compress(every, map(heads.__contains__, map(_RANDOM_HEAD, every))))
-        again.update(itertools.filterfalse(before.__contains__, every))
-        again_heads = set(map(_RANDOM_HEAD, again))
+        heads.update(map(_RANDOM_HEAD, itertools.filterfalse(before.__contains__, every)))
+        alike = list(itertools.compress(every, map(heads.__contains__, map(_RANDOM_HEAD, every))))
         out = dict(zip(every, map(before.get, every, every), strict=True))  # (an id new here: its handle next)
-        out.update(_handles_among(again, list(itertools.compress(
-            every, map(again_heads.__contains__, map(_RANDOM_HEAD, every)))), dates))
+        out.update(_handles_among(alike, alike, dates))  # (every id of those heads: all that can lengthen them)
         return out
     # A handle whose first digits are all decimal may have grown (or may grow) past an id's date.
     again = {i for i in every
