@@ -64,6 +64,23 @@ def test_settle_keeps_run_objects_from_git_gc(repo: Path) -> None:
     assert histories == [[1.0 / 3, 1.0 / 4, 1.0 / 5], [1.0 / 2, 1.0 / 3, 1.0 / 4], [1.0, 1.0 / 2, 1.0 / 3]]
 
 
+def test_settled_objects_are_compressed(repo: Path) -> None:
+    """gitexp writes small objects as uncompressed deflate blocks (fast to write); settling is
+    where they are compressed, once, in the background, for good."""
+    runs = make_runs(3)
+
+    def sizes() -> list[tuple[int, int, bool]]:  # (size, bytes on disk, stored as a delta)
+        out = git(repo, "cat-file", "--batch-check=%(objectsize) %(objectsize:disk) %(deltabase)",
+                  input_text="\n".join(run_objects(repo, runs)) + "\n")
+        return [(int(a), int(b), set(c) != {"0"}) for a, b, c in (line.split() for line in out.splitlines())]
+
+    written = [(size, disk) for size, disk, delta in sizes() if 200 <= size < 1024 and not delta]
+    assert written and all(disk > size for size, disk in written)  # as gitexp wrote them: stored
+    settle.settle(repo / ".git", minimum=0)
+    settled = [(size, disk) for size, disk, delta in sizes() if 200 <= size < 1024 and not delta]
+    assert settled and all(disk < size for size, disk in settled)
+
+
 def test_settle_twice_adds_only_new_runs_and_keeps_packs_few(repo: Path) -> None:
     first = make_runs(2, "a")
     settle.settle(repo / ".git", minimum=0)
