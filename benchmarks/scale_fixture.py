@@ -9,7 +9,8 @@
 
 What is in it: a small code repository (bench_core's) with one code commit per batch, and on it
 runs as a sweep makes them: 3 experiments, 6 params (2 nested), 3 metrics of 10 to 100 steps,
-2 tags, one run in 10 checkpointed once before it ends (two commits, two reflog entries), the
+2 tags, one run in 10 checkpointed once before it ends (three commits, two reflog entries; the
+others end before their first flush: one commit, one entry), the
 environment captured (one env.yaml shared by every run) and the clean code snapshot (the base
 commit's tree, free). System metrics are off (each run lasts milliseconds).
 
@@ -51,7 +52,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.g
 
 from bench_core import CACHE, git, isolate, log, make_code_repo, pack_count, source_state, wait_for_gc  # noqa: E402
 
-FIXTURE_VERSION = "2"
+FIXTURE_VERSION = "3"  # 3: a run that ends before its first flush is one commit
 BATCH = 5000
 PROCESSES = 2
 EXPERIMENTS = ("sweep/lr", "sweep/arch", "baseline")

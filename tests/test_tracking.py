@@ -59,21 +59,27 @@ def test_commits_form_the_run_history(repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD").strip()
     with gitexp.start_run(name="hist", **QUIET) as run:
         run.log_metric("x", 1)
-    commits = git(repo, "rev-list", "--parents", run.ref).splitlines()
-    final, first = commits[0].split(), commits[1].split()
-    assert final[1] == first[0], "the final commit continues the run's first commit"
-    assert first[1] == head, "the first commit has the code commit as its parent"
+    # A run this short ends before the background thread puts its RUNNING commit on the ref:
+    # nobody saw it running, so its final commit takes that commit's place, with one ref update.
+    commits = git(repo, "rev-list", "--parents", run.ref, "^HEAD").splitlines()
+    assert [c.split()[1:] for c in commits] == [[head]], "one commit, on the code commit"
     message = git(repo, "log", "-1", "--format=%B", run.ref)
     assert f"Run-Id: {run.id}" in message and "Status: FINISHED" in message
     assert message.splitlines()[0].startswith("default/hist: FINISHED")
-    assert git(repo, "log", "-1", "--format=%s", commits[1].split()[0]).startswith("default/hist: RUNNING")
-    # A run this short ends before the background thread puts its RUNNING commit on the ref:
-    # both commits are written together, with one ref update.
     reflog = git(repo, "reflog", "show", "--format=%gs", run.ref).splitlines()
     assert reflog == [f"gitexp: finished {run.id}"]
     # The code snapshot of a clean tree is the base commit's tree: stored for free.
     assert git(repo, "rev-parse", f"{run.ref}:code").strip() == git(repo, "rev-parse", "HEAD^{tree}").strip()
     assert git(repo, "cat-file", "-e", f"{run.ref}:code.patch", check=False) == ""
+
+    # A run seen running (its RUNNING commit on the ref) ends on top of that commit.
+    with gitexp.start_run(name="seen", **QUIET) as seen:
+        seen.log_metric("x", 1)
+        gitexp.flush()
+        running = git(repo, "rev-parse", seen.ref).strip()
+    commits = git(repo, "rev-list", "--parents", seen.ref, "^HEAD").splitlines()
+    assert commits[0].split()[1:] == [running] and commits[-1].split()[1:] == [head]
+    assert git(repo, "log", "-1", "--format=%s", commits[-1].split()[0]).startswith("default/seen: RUNNING")
 
 
 def test_dirty_tree_snapshot_holds_edits_and_untracked_files_only(repo: Path) -> None:

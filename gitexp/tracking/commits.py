@@ -15,17 +15,25 @@ from gitexp.git.repo import RefConflictError, Repo
 from gitexp.store import codec as fmt
 from gitexp.store import writer as store
 from gitexp.store.background import worker
-from gitexp.store.state import RunState
+from gitexp.store.state import FINAL_STATUSES, RunState
 
 
 class FirstCommit(NamedTuple):
     """A new run's RUNNING commit, staged but not yet on the ref: the background thread writes it at
-    the first flush, or the final commit carries it (one pack, one ref update), so a short run costs
-    one commit's I/O instead of two."""
+    the first flush. A run that ends before then is one commit, its final one, in the RUNNING
+    commit's place: nobody could have seen it running, and its commit, tree and blobs would be
+    a third of the bytes of a short run (issue 14: disk per run)."""
 
     state: RunState  # the run as it started
     commit: str  # its staged commit, which the journal's info names as its base
-    objects: dict[str, tuple[int, bytes]]  # its objects, from the starting thread's staging area
+    shared: dict[str, tuple[int, bytes]]  # objects any commit of the run may name (code snapshot)
+    own: dict[str, tuple[int, bytes]]  # the RUNNING commit's own: the commit, its tree and blobs
+    extra_parents: tuple[str, ...]  # the run it was forked from, a parent of whichever commit is first
+
+    def stage(self, repo: Repo) -> None:
+        """Stage it, with what it names, for the next pack this thread writes."""
+        repo.restage(self.shared)
+        repo.restage(self.own)
 
 
 class RunCommits:
@@ -48,25 +56,32 @@ class RunCommits:
     def write_first(self) -> None:
         """Put the RUNNING commit on the ref, if it is not there yet."""
         if self.first is not None:
-            self.repo.restage(self.first.objects)
+            self.first.stage(self.repo)
             self.tip = store.put_first(self.repo, self.first.state, self.first.commit)
             self.first = None
 
     def commit(self, state: RunState) -> None:
-        """Commit *state* on the ref, with the RUNNING commit under it if that is not written yet."""
+        """Commit *state* on the ref: on the RUNNING commit, which goes under a checkpoint if it is
+        not written yet, and which a final commit replaces then."""
         started = time.monotonic()
         try:
             files = store.output_log_entry(self.repo, self.output)
-            first = self.first.commit if self.first is not None else None
+            first: str | None = None
+            extra_parents: tuple[str, ...] = ()
             if self.first is not None:
-                self.repo.restage(self.first.objects)
+                extra_parents = self.first.extra_parents
+                if state.meta.get("status") in FINAL_STATUSES:
+                    self.repo.restage(self.first.shared)
+                else:
+                    self.first.stage(self.repo)
+                    first = self.first.commit
             try:
-                self.tip = store.commit_state(self.repo, state, self.tip, files=files, first=first)
+                self.tip = store.commit_state(self.repo, state, self.tip, extra_parents, files, first)
             except RefConflictError:
                 # Someone moved our ref (e.g. `git exp rm`): build on what is there now.
                 self.tip = self.repo.ref(self.ref)
-                self.tip = store.commit_state(self.repo, state, self.tip, files=files,
-                                              first=first if self.tip is None else None)
+                self.tip = store.commit_state(self.repo, state, self.tip, extra_parents, files,
+                                              first if self.tip is None else None)
             self.first = None
             for series in state.metrics.values():  # its chunks are on the ref: memory holds the rest only
                 series.release_committed()

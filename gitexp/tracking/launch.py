@@ -196,10 +196,11 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
     if chosen["capture_env"] and env_mod.ready():
         state.env = env_mod.shared_env(chosen["env_variables"])
     initial = RunState(meta=dict(meta), params=state.params, env=state.env, files=dict(files))
-    # Staged now (written at the first flush, or with the final commit of a shorter run), so the
+    # Staged now (written at the first flush; the final commit of a shorter run takes its place), so the
     # journal's info names it from the start.
+    shared = repo.take_staged()
     first_commit = store.stage_first(repo, initial, extra_parents)
-    first = FirstCommit(initial, first_commit, repo.take_staged())
+    first = FirstCommit(initial, first_commit, shared, repo.take_staged(), extra_parents)
     # The lock exists before the ref, so a run can never be RUNNING with nobody to finish it;
     # it holds the run as it started, so even a run that dies before its first commit is kept.
     info = {"id": meta["id"], "experiment": exp, "initial": journal.initial_info(initial, extra_parents),
@@ -215,7 +216,7 @@ def create(name: str | None, experiment: str | None, params: dict[str, Any] | No
         # A signing set-up that fails must fail here, not in the background: signing costs a
         # process anyway, so the RUNNING commit is written now.
         try:
-            repo.restage(first.objects)
+            first.stage(repo)
             tip = store.put_first(repo, first.state, first.commit)
         except BaseException:
             jour.remove()
