@@ -5,7 +5,10 @@ each (at 100,000 runs 396 MB of a 621 MB .git) and that `git gc` rewrites one fi
 `git reflog expire` (most of its time). A run's log grows only while gitexp moves its ref, so
 archive() appends the lines of logs nobody has written to for a while, each prefixed with its ref
 name and a tab, to `<common git dir>/gitexp/reflogs` and deletes their files. read() joins the
-archive and the file again: what `git exp verify` checks is unchanged.
+archive and the file again: what `git exp verify` checks is unchanged. The archive is a series of
+gzip members (`zcat` reads it), one per append: its lines are mostly hex ids and names said
+twice, 230 bytes a run as text and 40 compressed. Plain lines in it (an archive of before, or an
+older gitexp's append) read as they are, and the next pass compresses them.
 
 Only a log whose every entry names the ref's tip or an ancestor of it is archived, so git, which
 keeps what reflogs name, loses nothing it kept: those commits are reachable from the ref anyway. A
@@ -29,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -42,6 +46,10 @@ ARCHIVE_EVERY = 1000  # new refs between two archiving passes
 # rewriting packed-refs and every libgit2 writer's reading it again cost time in proportion to its size.
 PACKED_PER_NEW = 9000
 MIN_AGE = 600.0  # seconds a log rests before it is archived: a live run writes its log every checkpoint
+
+# A gzip member starts with \x1f, which a reflog line never holds: the text of a plain part ends
+# there, and a member cut short is passed over up to the next one.
+MEMBER = b"\x1f"
 
 _cache: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
 
@@ -71,6 +79,59 @@ def writing(commondir: Path | str) -> contextlib.AbstractContextManager[bool]:
     return _flock(commondir, fcntl.LOCK_SH)
 
 
+def text_of(data: bytes) -> bytes:
+    """The archive's lines, from its bytes *data*: its gzip members inflated, plain lines as they are.
+
+    A member cut short (a pass killed while appending, which deleted no log file yet) or damaged
+    is passed over, up to the next member: what follows it still reads.
+    """
+    return _inflate(data)[0]
+
+
+def _inflate(data: bytes) -> tuple[bytes, bool]:
+    """(text_of(data), whether *data* is whole gzip members only)."""
+    out: list[bytes] = []
+    clean = True
+    view, at = memoryview(data), 0
+    while at < len(data):
+        if not data.startswith(MEMBER, at):
+            clean = False
+            end = data.find(MEMBER, at)
+            end = len(data) if end < 0 else end
+            out.append(bytes(view[at:end]))
+            if not out[-1].endswith(b"\n"):
+                out.append(b"\n")  # a torn plain line does not run into what follows
+            at = end
+            continue
+        inflate = zlib.decompressobj(wbits=31)  # one gzip member
+        parts, read = [], at
+        try:
+            while not inflate.eof and read < len(data):
+                parts.append(inflate.decompress(view[read:read + 65536]))
+                read += 65536
+        except zlib.error:
+            pass
+        if inflate.eof:
+            out += parts
+            at = min(read, len(data)) - len(inflate.unused_data)
+        else:
+            clean = False
+            following = data.find(MEMBER, at + 1)
+            at = len(data) if following < 0 else following
+    return b"".join(out), clean
+
+
+def _read_archive(path: str) -> tuple[tuple[int, int, int], bytes] | None:
+    """(the archive's stat, its lines), or None when there is none."""
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns), text_of(data)
+
+
 def archived(commondir: Path | str) -> dict[str, list[str]]:
     """ref name -> its archived reflog lines, oldest first (read once per change of the file)."""
     path = os.path.join(commondir, ARCHIVE)
@@ -82,8 +143,11 @@ def archived(commondir: Path | str) -> dict[str, list[str]]:
     cached = _cache.get(path)
     if cached is not None and cached[0] == key:
         return cached[1]
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        out = _parse(handle)
+    found = _read_archive(path)
+    if found is None:
+        return {}
+    key, text = found
+    out = _parse(io.TextIOWrapper(io.BytesIO(text), encoding="utf-8", errors="replace"))
     _cache[path] = (key, out)
     return out
 
@@ -118,21 +182,23 @@ def archived_of(commondir: Path | str, ref: str) -> list[str]:
     if path in _cache or len(_scanned.get(path, ())) >= SCANS:
         return archived(commondir).get(ref, [])
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            state = (info.st_ino, info.st_size, info.st_mtime_ns)
-            known = _scanned.setdefault(path, {})
-            if ref in known and known[ref][0] == state:
-                return list(known[ref][1])
-            found = known[ref] = (state, entries_of(handle.read(), ref))
+        info = os.stat(path)
     except FileNotFoundError:
         return []
+    known = _scanned.setdefault(path, {})
+    state = (info.st_ino, info.st_size, info.st_mtime_ns)
+    if ref in known and known[ref][0] == state:
+        return list(known[ref][1])
+    read = _read_archive(path)
+    if read is None:
+        return []
+    found = known[ref] = (read[0], entries_of(read[1], ref))
     return list(found[1])
 
 
 def entries_of(data: bytes, ref: str) -> list[str]:
-    """What archived() reads of *ref* from the archive's bytes *data*: its lines found by a byte
-    search (a line starts with the ref name and a tab), not a parse of every line."""
+    """What archived() reads of *ref* from the archive's lines *data* (text_of): its lines found by
+    a byte search (a line starts with the ref name and a tab), not a parse of every line."""
     if b"\r" in data or not ref.isascii():  # (a text file also ends lines at \r; bytes past ASCII decode as a whole)
         return _parse(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")).get(ref, [])
     out: list[str] = []
@@ -176,15 +242,41 @@ def parse(line: str) -> tuple[str, str, str]:
     return words[0], words[1], message
 
 
+def _member(text: bytes) -> bytes:
+    """*text* as one gzip member (no name, no time: the same text gives the same bytes)."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return deflate.compress(text) + deflate.flush()
+
+
 def _append(commondir: Path | str, text: str) -> None:
     fd = os.open(os.path.join(commondir, ARCHIVE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
     try:
-        data = text.encode("utf-8", errors="surrogateescape")
+        data = _member(text.encode("utf-8", errors="surrogateescape"))
         while data:
             data = data[os.write(fd, data):]
         os.fsync(fd)  # the files are deleted next: their lines must be on disk first
     finally:
         os.close(fd)
+
+
+def _compress_plain(commondir: Path | str) -> None:
+    """Rewrite the archive as one gzip member when it holds plain lines (an archive of before, or an
+    older gitexp's appends) or a member cut short. Called with the archive's lock held
+    exclusively: no append can land between the read and the rename."""
+    path = os.path.join(commondir, ARCHIVE)
+    try:
+        with open(path, "rb") as handle:
+            text, clean = _inflate(handle.read())
+    except FileNotFoundError:
+        return
+    if clean:
+        return
+    temp = f"{path}.{os.getpid()}.tmp"
+    with open(temp, "wb") as handle:
+        handle.write(_member(text))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
 
 
 def forget(commondir: Path | str, ref: str) -> list[str]:
@@ -211,6 +303,7 @@ def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | No
     with _flock(commondir, fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
         if not held:
             return 0
+        _compress_plain(commondir)
         done = archived(commondir)
         now = time.time()
         chosen: list[tuple[str, Path]] = []
