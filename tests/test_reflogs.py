@@ -236,3 +236,19 @@ def test_a_plain_archive_is_compressed_by_the_next_pass_and_reads_the_same(repo:
     assert {run.ref: entries(repo, run.ref) for run in old} == before and len(entries(repo, new.ref)) == 1
     assert len(path.read_bytes()) < len(archive_text(repo))
     assert problems(repo) == []
+
+
+def test_log_folders_emptied_by_the_pass_go_and_come_back(repo: Path) -> None:
+    with gitexp.start_run(experiment="deep/er", name="one", **QUIET) as run:
+        run.log_metric("acc", 0.5)
+    folder = repo / ".git" / "logs" / "refs" / "experiments" / "deep" / "er"
+    assert folder.is_dir()
+    assert archive(repo) == 1
+    assert not (repo / ".git" / "logs" / "refs" / "experiments" / "deep").exists()
+    assert (repo / ".git" / "logs" / "refs").is_dir()
+    with gitexp.start_run(experiment="deep/er", name="two", **QUIET) as again:
+        again.log_metric("acc", 0.6)
+    assert (folder / again.id).is_file()
+    assert [m for _, _, m in entries(repo, run.ref)] == [f"gitexp: finished {run.id}"]
+    assert [m for _, _, m in entries(repo, again.ref)] == [f"gitexp: finished {again.id}"]
+    assert problems(repo) == []

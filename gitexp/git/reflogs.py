@@ -331,7 +331,21 @@ def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | No
         for _, path in chosen:
             with contextlib.suppress(OSError):
                 path.unlink()
+        _remove_empty(Path(commondir) / "logs" / "refs", {path.parent for _, path in chosen})
         return len(chosen)
+
+
+def _remove_empty(top: Path, folders: set[Path]) -> None:
+    """Remove each of *folders* that is empty now, and its parents up to *top*: a folder keeps the
+    blocks of the entries it once held (4.5 MB after 100,000 logs). Writers make them again under
+    writing(), which the caller holds exclusively."""
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        while folder != top and top in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): its parents are not empty either
+                break
+            folder = folder.parent
 
 
 def count_new_ref(commondir: Path | str, new: int = 1) -> None:
