@@ -328,12 +328,17 @@ def test_a_linked_worktree_checks_the_refs_themselves(sample: Sample, tmp_path: 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.dictionaries(st.sampled_from("abcd"), st.one_of(
     st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from([0.0, -0.0, 1.0, float("nan"), float("inf")]),
-    st.sampled_from(["", "x", "1"]), st.lists(st.integers(0, 1), max_size=2))), min_size=2, max_size=6))
-def test_a_column_differs_when_table_differing_says_so(runs: list[dict[str, Any]]) -> None:
-    for key in sorted(set().union(*runs)):
-        values = [run.get(key) for run in runs]
-        absent = [i for i, run in enumerate(runs) if key not in run]
-        assert listing.column_differs(values, absent) == (key in table.differing(runs)), key
+    st.sampled_from(["", "x", "1"]), st.lists(st.integers(0, 1), max_size=2))), min_size=2, max_size=6),
+    st.sampled_from([1, 2, 64]))
+def test_a_column_differs_when_table_differing_says_so(runs: list[dict[str, Any]], probe: int) -> None:
+    kept, listing.PROBE = listing.PROBE, probe  # the rows compared one by one before the whole-column passes
+    try:
+        for key in sorted(set().union(*runs)):
+            values = [run.get(key) for run in runs]
+            absent = [i for i, run in enumerate(runs) if key not in run]
+            assert listing.column_differs(values, absent) == (key in table.differing(runs)), key
+    finally:
+        listing.PROBE = kept
 
 
 def test_a_listing_of_no_run_left_comes_back_with_the_next_run(sample: Sample) -> None:

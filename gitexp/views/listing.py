@@ -161,6 +161,8 @@ def column_differs(values: list[Any], absent: list[int]) -> bool:
     if absent:
         gone = set(absent)
         return column_varies([_MISSING if i in gone else v for i, v in enumerate(values)])
+    if column_varies(values[:PROBE]):
+        return True  # most columns shown differ within their first rows: no pass over all of them
     kinds = set(map(type, values))
     if len(kinds) == 1 and kinds <= _HASHABLE:
         try:
@@ -172,6 +174,7 @@ def column_differs(values: list[Any], absent: list[int]) -> bool:
 
 
 _HASHABLE = frozenset((str, int, float, bool, type(None)))
+PROBE = 64  # rows column_differs compares one by one before it takes a constant column's passes
 
 
 def _sound(listing: Listing) -> bool:
