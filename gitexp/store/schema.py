@@ -48,7 +48,8 @@ def _is_texts(value: Any) -> bool:
 
 
 def _is_duration(value: Any) -> bool:
-    return value is None or (type(value) in (int, float) and math.isfinite(value))
+    # An int is finite however large (math.isfinite would raise OverflowError past a float's range).
+    return value is None or type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 def _is_time(value: Any) -> bool:
