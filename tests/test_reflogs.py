@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,10 +64,18 @@ def test_settled_logs_move_into_the_archive_and_read_back_the_same(repo: Path) -
     assert archive(repo) == 0  # nothing left to move
 
 
-def test_fresh_logs_stay_files_until_they_rest(repo: Path) -> None:
-    run = make_run("young")
-    assert Repo.discover(repo).archive_reflogs(RUNS) == 0  # the default waits reflogs.MIN_AGE
-    assert (repo / ".git" / "logs" / run.ref).exists()
+def test_fresh_logs_of_live_runs_stay_files_and_those_of_ended_runs_go(repo: Path) -> None:
+    live = gitexp.start_run(name="live", **QUIET)
+    live.log_metric("acc", 0.5)
+    gitexp.flush()  # its RUNNING commit on the ref: a log that a checkpoint writes to again
+    ended = make_run("ended")
+    assert Repo.discover(repo).archive_reflogs(RUNS) == 1  # the default waits reflogs.MIN_AGE, but not for an end
+    assert (repo / ".git" / "logs" / live.ref).exists() and not (repo / ".git" / "logs" / ended.ref).exists()
+    assert [m for _, _, m in entries(repo, ended.ref)] == [f"gitexp: finished {ended.id}"]
+    live.end()
+    assert Repo.discover(repo).archive_reflogs(RUNS) == 1
+    assert [m for _, _, m in entries(repo, live.ref)][-1] == f"gitexp: finished {live.id}"
+    assert problems(repo) == []
 
 
 def test_a_later_move_continues_the_archived_log(repo: Path) -> None:
@@ -149,7 +159,25 @@ def test_every_hundredth_new_ref_packs_refs_and_every_thousandth_archives(repo: 
     pending.write_bytes(b"." * (reflogs.ARCHIVE_EVERY - 1))
     last = make_run("archiving")
     wait_until(lambda: pending.stat().st_size == 0 and not (gitdir / last.ref).exists())
-    assert (gitdir / "logs" / last.ref).exists()  # the pass ran, but leaves logs younger than MIN_AGE
+    wait_until(lambda: not (gitdir / "logs" / last.ref).exists())  # an ended run's log goes at any age
+    assert [m for _, _, m in entries(repo, last.ref)] == [f"gitexp: finished {last.id}"]
+
+
+def test_a_process_that_made_runs_starts_an_archiving_pass_as_it_exits(repo: Path,
+                                                                       env_for_subprocess: dict[str, str]) -> None:
+    gitdir = repo / ".git"
+    (gitdir / reflogs.PENDING).parent.mkdir()
+    (gitdir / reflogs.PENDING).write_bytes(b"." * (reflogs.EXIT_FROM - 2))
+    script = ("import gitexp\n"
+              "for name in ('a', 'b'):\n"
+              "    with gitexp.start_run(name=name, system_metrics_interval=0) as run:\n"
+              "        run.log_metric('acc', 0.5)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=repo, env=env_for_subprocess, check=True, timeout=120)
+    # 100 counted: the count starts only pack-refs (archiving waits for 1,000), so a pass that empties
+    # the count was started by the process's exit.
+    wait_until(lambda: (gitdir / reflogs.PENDING).stat().st_size == 0)
+    wait_until(lambda: not any((gitdir / "logs" / "refs" / "experiments").glob("**/*")))
+    assert sorted(r.name for r in gitexp.load_runs(repo)) == ["a", "b"] and problems(repo) == []
 
 
 def wait_until(condition: Callable[[], bool], limit: float = 60) -> None:

@@ -24,11 +24,13 @@ def test_upkeep_packs_refs_and_archives(repo: Path) -> None:
     assert verify_runs(handle, sorted(handle.refs(refmaint.RUN_REFS).items())) == []
 
 
-def test_upkeep_leaves_young_logs_by_default(repo: Path) -> None:
-    with gitexp.start_run(name="young", system_metrics_interval=0) as run:
-        run.log_metric("acc", 0.5)
+def test_upkeep_leaves_young_logs_of_live_runs_by_default(repo: Path) -> None:
+    run = gitexp.start_run(name="young", system_metrics_interval=0)
+    run.log_metric("acc", 0.5)
+    gitexp.flush()
     assert refmaint.upkeep(repo / ".git", archive=True) == 0
     assert (repo / ".git" / "logs" / run.ref).exists()
+    run.end()
 
 
 def test_upkeep_only_packs_until_enough_new_refs(repo: Path) -> None:

@@ -25,6 +25,7 @@ This module reads and writes files only (no pygit2): gitfiles.reflog_commits rea
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import io
@@ -46,6 +47,11 @@ ARCHIVE_EVERY = 1000  # new refs between two archiving passes
 # rewriting packed-refs and every libgit2 writer's reading it again cost time in proportion to its size.
 PACKED_PER_NEW = 9000
 MIN_AGE = 600.0  # seconds a log rests before it is archived: a live run writes its log every checkpoint
+# A log whose last entry is a run's final commit is archived at any age: nothing writes to it again
+# but a later move by gitexp (a link commit, rm, resume), which starts a file again.
+ENDED = tuple(f"gitexp: {status} " for status in ("finished", "failed", "killed", "crashed"))
+# New refs counted since the last archiving pass from which a process that made some starts one as it exits.
+EXIT_FROM = 100
 
 # A gzip member starts with \x1f, which a reflog line never holds: the text of a plain part ends
 # there, and a member cut short is passed over up to the next one.
@@ -313,9 +319,10 @@ def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | No
                 path = Path(folder, name)
                 ref = path.relative_to(Path(commondir) / "logs").as_posix()
                 try:
-                    if now - path.stat().st_mtime < min_age or (tip := tip_of(ref)) is None:
-                        continue
                     lines = loose(commondir, ref)
+                    ended = bool(lines) and parse(lines[-1])[2].startswith(ENDED)
+                    if (not ended and now - path.stat().st_mtime < min_age) or (tip := tip_of(ref)) is None:
+                        continue
                 except OSError:
                     continue
                 named = {oid for old, new, _ in map(parse, lines) for oid in (old, new)} - {tip, ZERO}
@@ -365,8 +372,26 @@ def count_new_ref(commondir: Path | str, new: int = 1) -> None:
         interval = pack_interval(commondir)
         if count // interval > (count - new) // interval:
             start_upkeep(commondir)
+        if not _counted:
+            atexit.register(_archive_at_exit)
+        _counted.add(str(commondir))
     except OSError:
         pass
+
+
+_counted: set[str] = set()  # the common git dirs this process counted new refs in
+
+
+def _archive_at_exit() -> None:
+    """Start an archiving pass where this process counted new refs and EXIT_FROM or more are waiting:
+    the runs of a sweep that ends between two passes have ended logs, which every `git gc` would
+    otherwise rewrite file by file until the next pass (0.75 ms each)."""
+    for commondir in _counted:
+        try:
+            if os.path.getsize(os.path.join(commondir, PENDING)) >= EXIT_FROM:
+                start_upkeep(commondir, archive=True)
+        except OSError:
+            continue
 
 
 def pack_interval(commondir: Path | str) -> int:
@@ -381,10 +406,12 @@ def pack_interval(commondir: Path | str) -> int:
     return steps * PACK_EVERY
 
 
-def start_upkeep(commondir: Path | str) -> None:
-    """Start `python -m gitexp.git.refmaint <commondir>` detached from this process."""
+def start_upkeep(commondir: Path | str, archive: bool = False) -> None:
+    """Start `python -m gitexp.git.refmaint <commondir>` detached from this process (with --archive:
+    an archiving pass whatever the count)."""
     package_root = str(Path(__file__).resolve().parent.parent.parent)  # this gitexp, whatever sys.path says
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    subprocess.Popen([sys.executable, "-m", "gitexp.git.refmaint", str(commondir)], stdin=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "gitexp.git.refmaint", str(commondir), *(["--archive"] if archive else [])]
+    subprocess.Popen(command, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
                      close_fds=True)

@@ -11,8 +11,10 @@ for), as git starts its own `git gc --auto`. That process runs `git pack-refs --
 (git's own means: the ref-packing step of `git gc`), and once the file holds
 reflogs.ARCHIVE_EVERY (1,000) bytes, empties it and archives the run reflogs that settled
 (reflogs.archive), then settles the run objects into kept packs that `git gc` leaves alone
-(settle.py). Nothing of it runs in the user's git commands: only a new run ref counts,
-never the post-commit hook's link commit.
+(settle.py). A process that counted new refs also starts an archiving pass as it exits when
+reflogs.EXIT_FROM (100) or more are counted: the logs of runs that ended are archived at any age,
+so a sweep that stops between two passes leaves no files for `git gc` to rewrite. Nothing of it
+runs in the user's git commands: only a new run ref counts, never the post-commit hook's link commit.
 """
 
 from __future__ import annotations
@@ -50,4 +52,4 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
 
 
 if __name__ == "__main__":
-    upkeep(sys.argv[1])
+    upkeep(sys.argv[1], archive=True if sys.argv[2:] == ["--archive"] else None)
