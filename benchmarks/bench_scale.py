@@ -25,10 +25,11 @@ in-process, timed with perf_counter; git rows alternate the two repositories cal
 before each call (gitexp's caches; the operating system's page cache is not dropped, which needs
 root). Run creation: runs shaped like the fixture's (scale_fixture.make_runs), in a fresh process
 after one warm-up run, into the 100,000-run copy and into a copy of a 1,000-run fixture, rounds
-alternating. Disk is allocated size (`du`), reflog files' blocks included. Its anchor is MLflow's
-sqlite store holding the same runs (benchmarks/.venv-mlflow, made by bench_core.py; 1,000 runs of
-the fixture's shape, what they add to an empty store, per run), quoted from issue 14 (1.9 KB a
-run, for its own runs) when that virtualenv does not exist.
+alternating, each after the ref upkeep the round before it started has ended. Disk is allocated
+size (`du`), reflog files' blocks included. Its anchor is MLflow's sqlite store holding the same
+runs (benchmarks/.venv-mlflow, made by bench_core.py; 1,000 runs of the fixture's shape, what they
+add to an empty store, per run), quoted from issue 14 (1.9 KB a run, for its own runs) when that
+virtualenv does not exist.
 """
 
 from __future__ import annotations
@@ -447,8 +448,12 @@ def main() -> int:
         log("run creation at 1,000 and at the fixture's size")
         at_small, at_big = [], []
         for k in range(3):
+            # Each round's process starts an archiving pass as it exits (reflogs.EXIT_FROM): waited for,
+            # so that a round measures its own runs, not the other repository's pass beside them.
             at_small.append(worker("runs", {"repo": str(small_repo), "first": 10_000_000 + k * 1000, "n": 200})["ms"])
+            wait_for_upkeep(small_repo / ".git")
             at_big.append(worker("runs", {"repo": str(runs_repo), "first": 20_000_000 + k * 1000, "n": 200})["ms"])
+            wait_for_upkeep(gitdir)
         s, b = statistics.median(at_small), statistics.median(at_big)
         rows.append([f"run creation, ms/run at {n:,} runs (200 runs x 3 rounds)", f"{b:.2f} ms ({b / s:.2f}x)",
                      f"{s:.2f} ms at 1,000 runs", "no slower (≤ 1.10x)", ok(b <= 1.10 * s)])
