@@ -14,6 +14,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
+from itertools import compress
 from typing import TypeVar, cast
 
 from gitexp.store.fields import MISSING
@@ -194,19 +195,18 @@ def _vector(node: Node) -> Vector:
 
             def junction(items: Sequence[T], fetch: Fetch) -> list[bool]:
                 # Each operand sees only the items that the operands before it left undecided:
-                # the very tests, on the very items, that compile_where's junction makes.
-                result = [not want] * len(items)
-                todo = list(range(len(items)))
+                # the very tests, on the very items, that compile_where's junction makes (kept by
+                # compress(), a C loop: 100,000 items in a few milliseconds).
+                count = len(items)
+                todo: Sequence[int] = range(count)
                 for part in parts:
                     if not todo:
                         break
-                    undecided = []
-                    for i, answer in zip(todo, part([items[i] for i in todo], fetch), strict=True):
-                        if answer is want:
-                            result[i] = want
-                        else:
-                            undecided.append(i)
-                    todo = undecided
+                    undecided = [answer is not want for answer in part(items, fetch)]
+                    todo, items = list(compress(todo, undecided)), list(compress(items, undecided))
+                result = [want] * count
+                for i in todo:
+                    result[i] = not want
                 return result
             return junction
         case Not(operand):

@@ -49,6 +49,12 @@ def field(listing: Listing, path: Path) -> list[object] | None:
         return _with_gaps(listing, head, key)
     if key.startswith("system/"):
         return None  # system metrics are not in the listing rows
+    if len(rest) > 1 and rest[-1] in STATS and (base := ".".join(rest[:-1])) in keys and key not in keys:
+        # No run has a metric named like the whole path (the usual case): the statistic for every run.
+        stat = _statistic(listing, base, rest[-1])
+        if stat is not None:
+            return stat
+        return None if len(keys[base][2]) < len(listing) else [MISSING] * len(listing)  # count, step: see below
     values = _with_gaps(listing, head, key)
     if len(rest) > 1 and rest[-1] in STATS and (base := ".".join(rest[:-1])) in keys:
         # A run without a metric named like the whole path: the statistic of the metric before it.
