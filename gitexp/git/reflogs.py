@@ -390,7 +390,7 @@ def _archive_at_exit() -> None:
         try:
             if os.path.getsize(os.path.join(commondir, PENDING)) >= EXIT_FROM:
                 start_upkeep(commondir, archive=True)
-        except OSError:
+        except Exception:  # an optimisation, at exit: never a traceback for it
             continue
 
 
