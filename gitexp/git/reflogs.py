@@ -3,12 +3,13 @@
 Every run ref has a reflog (refs.py creates its file), a few hundred bytes that take a disk block
 each (at 100,000 runs 396 MB of a 621 MB .git) and that `git gc` rewrites one file at a time in
 `git reflog expire` (most of its time). A run's log grows only while gitexp moves its ref, so
-archive() appends the lines of logs nobody has written to for a while, each prefixed with its ref
-name and a tab, to `<common git dir>/gitexp/reflogs` and deletes their files. read() joins the
-archive and the file again: what `git exp verify` checks is unchanged. The archive is a series of
-gzip members (`zcat` reads it), one per append: its lines are mostly hex ids and names said
-twice, 230 bytes a run as text and 40 compressed. Plain lines in it (an archive of before, or an
-older gitexp's append) read as they are, and the next pass compresses them.
+archive() appends the lines of logs nobody has written to for a while (or that end with a run's
+final commit, which nothing writes to again), each prefixed with its ref name and a tab, to
+`<common git dir>/gitexp/reflogs` and deletes their files. read() joins the archive and the file
+again: what `git exp verify` checks is unchanged. The archive is a series of gzip members (`zcat`
+reads it), one per append: its lines are mostly hex ids and names said twice, 230 bytes a run as
+text and 40 compressed. Plain lines in it (an archive of before, or an older gitexp's append)
+read as they are, and the next pass compresses them.
 
 Only a log whose every entry names the ref's tip or an ancestor of it is archived, so git, which
 keeps what reflogs name, loses nothing it kept: those commits are reachable from the ref anyway. A
@@ -265,24 +266,28 @@ def _append(commondir: Path | str, text: str) -> None:
         os.close(fd)
 
 
-def _compress_plain(commondir: Path | str) -> None:
-    """Rewrite the archive as one gzip member when it holds plain lines (an archive of before, or an
-    older gitexp's appends) or a member cut short. Called with the archive's lock held
-    exclusively: no append can land between the read and the rename."""
+def _read_for_pass(commondir: Path | str) -> dict[str, list[str]]:
+    """archived(commondir), for an archiving pass, which holds the archive's lock exclusively: the
+    file is first rewritten as one gzip member when it holds plain lines (an archive of before, or
+    an older gitexp's appends) or a member cut short (no append can land between read and rename)."""
     path = os.path.join(commondir, ARCHIVE)
     try:
         with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
             text, clean = _inflate(handle.read())
     except FileNotFoundError:
-        return
-    if clean:
-        return
-    temp = f"{path}.{os.getpid()}.tmp"
-    with open(temp, "wb") as handle:
-        handle.write(_member(text))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+        return {}
+    if not clean:
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(temp, "wb") as handle:
+            handle.write(_member(text))
+            handle.flush()
+            os.fsync(handle.fileno())
+            info = os.fstat(handle.fileno())
+        os.replace(temp, path)
+    out = _parse(io.TextIOWrapper(io.BytesIO(text), encoding="utf-8", errors="replace"))
+    _cache[path] = ((info.st_ino, info.st_size, info.st_mtime_ns), out)
+    return out
 
 
 def forget(commondir: Path | str, ref: str) -> list[str]:
@@ -309,8 +314,7 @@ def archive(commondir: Path | str, prefix: str, tip_of: Callable[[str], str | No
     with _flock(commondir, fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
         if not held:
             return 0
-        _compress_plain(commondir)
-        done = archived(commondir)
+        done = _read_for_pass(commondir)
         now = time.time()
         chosen: list[tuple[str, Path]] = []
         text: list[str] = []
