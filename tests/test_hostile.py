@@ -172,6 +172,19 @@ def test_a_damaged_run_is_left_out_of_every_command_over_runs(
     assert "alpha" in out and "beta" in out
 
 
+def test_a_huge_integer_duration_breaks_no_command(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    # An integer of 401 digits is valid YAML and JSON: math.isfinite raised OverflowError on it.
+    craft(repo, good_runs(repo), meta={"duration": 10 ** 400})
+    for args in (["ls"], ["ls", "-f", "csv"], ["ls", "-w", "duration > 0", "-s", "duration"], ["compare"],
+                 ["show", BAD], ["diff", "alpha", BAD], ["report", "-o", str(tmp_path / "r.html")], ["verify"]):
+        code, out, err = cli(capsys, *args)
+        assert_clean(out, err)
+        assert code == 0 and not warning_lines(err, BAD), (args, err)
+    code, out, _ = cli(capsys, "ls", "-f", "csv")
+    assert "damaged" in out and str(10 ** 400) in out
+
+
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
 def test_a_command_aimed_at_a_damaged_run_says_what_is_wrong(
         repo: Path, capsys: pytest.CaptureFixture[str], damage: dict[str, Any]) -> None:
