@@ -126,6 +126,13 @@ DAMAGES: dict[str, dict[str, Any]] = {
     "a metric's last value text": {"files": {"metrics.yaml": "loss: {last: abc, step: 0, min: 0.1, max: 0.1, "
                                                              "count: 1}\n"}, "says": "loss.last is 'abc'"},
     "params.yaml a list": {"files": {"params.yaml": "- 1\n"}, "says": "params.yaml should be a mapping"},
+    # Well-formed YAML whose safe constructors raise ValueError: it crashed every listing.
+    "a date of month 13": {"files": {"params.yaml": "day: 2026-13-45\n"},
+                           "says": "cannot be read: month must be in 1..12"},
+    "an integer of 5,000 digits": {"files": {"metrics.yaml": "loss: {last: 1" + "0" * 5000 + "}\n"},
+                                   "says": "cannot be read: Exceeds the limit (4300 digits)"},
+    "a float tag on text": {"files": {"params.yaml": "lr: !!float abc\n"},
+                            "says": "cannot be read: could not convert string to float"},
 }
 
 

@@ -101,15 +101,17 @@ def test_large_artifacts_go_to_lfs(repo: Path) -> None:
     assert not stored["outputs/a.txt"].lfs  # 1 byte: an ordinary blob
 
 
-def test_corrupt_file_store_imports_the_rest(repo: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("bad_yaml", ["run_id: [unclosed\n", "start_time: 2026-13-45\n"],
+                         ids=["not YAML", "a date YAML cannot build"])
+def test_corrupt_file_store_imports_the_rest(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             bad_yaml: str) -> None:
     dump, store = real_mlflow("basic")
     broken = tmp_path / "mlruns"
     shutil.copytree(store, broken)
     by_name = {run["name"]: rid for rid, run in dump["runs"].items()}
     bad_meta, bad_metric = by_name["broken"], by_name["child"]
     run_dirs = {p.name: p for p in broken.glob("*/*") if p.is_dir()}
-    (run_dirs[bad_meta] / "meta.yaml").write_text("run_id: [unclosed\n")
+    (run_dirs[bad_meta] / "meta.yaml").write_text(bad_yaml)
     (run_dirs[bad_metric] / "metrics" / "child_metric").write_text("1700000000000 not-a-number 3\n")
     assert import_cli(broken) == 1
     err = capsys.readouterr().err

@@ -98,6 +98,10 @@ def load_yaml(data: bytes | None, what: str) -> Any:
         raise CorruptRunError(f"{what} is not valid YAML: {' '.join(str(exc).split())}") from exc
     except RecursionError:
         raise CorruptRunError(f"{what} nests too deeply to read") from None
+    except (ValueError, OverflowError, TypeError) as exc:
+        # The safe loader's constructors raise these for well-formed text of no value: a date of
+        # month 13 (2026-13-45), an integer past Python's 4,300 digits, `!!float abc`.
+        raise CorruptRunError(f"{what} holds a value that cannot be read: {' '.join(str(exc).split())}") from None
 
 
 def _refuse_aliases(data: bytes, what: str) -> None:
