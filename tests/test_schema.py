@@ -30,6 +30,15 @@ def test_a_wrong_value_is_named(key: str, value: Any, said: str) -> None:
     assert str(caught.value) == f"meta.yaml: {said}"
 
 
-def test_a_huge_integer_duration_is_a_duration() -> None:
-    # JSON's integers have no bound; math.isfinite raised OverflowError on one, which crashed a listing.
-    assert schema.check_meta({**_GOOD, "duration": 10 ** 400}, "meta.yaml")["duration"] == 10 ** 400
+def test_numbers_past_what_views_can_take_are_named() -> None:
+    # JSON's and YAML's integers have no bound: one past a float's range made math.isfinite, float()
+    # and matplotlib raise OverflowError, which crashed a listing; steps are int64 in histories.
+    with pytest.raises(CorruptRunError, match=r"duration is 1000+\.\.\. \(an int\), not a finite number"):
+        schema.check_meta({**_GOOD, "duration": 10 ** 400}, "meta.yaml")
+    assert schema.check_meta({**_GOOD, "duration": 10 ** 300}, "meta.yaml")["duration"] == 10 ** 300
+    with pytest.raises(CorruptRunError, match=r"loss.last is 1000+\.\.\. \(an int\), not a number"):
+        schema.check_metrics({"loss": {"last": 10 ** 400}}, "summary.json metrics")
+    with pytest.raises(CorruptRunError, match=r"loss.step is 9223372036854775808 \(an int\), not an integer of 64"):
+        schema.check_metrics({"loss": {"last": 1.0, "step": 2 ** 63}}, "summary.json metrics")
+    kept = {"loss": {"last": float("nan"), "min": -float("inf"), "max": 10 ** 300, "step": -2 ** 63, "count": 0}}
+    assert schema.check_metrics(kept, "summary.json metrics") == kept

@@ -9,6 +9,7 @@ saying which value is wrong, naming the file (*what*) it came from.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from gitexp.errors import CorruptRunError, GitexpError
@@ -47,9 +48,18 @@ def _is_texts(value: Any) -> bool:
     return value is None or (type(value) is list and all(type(item) is str for item in value))
 
 
+def _is_number(value: Any) -> bool:
+    """An int or a float that every view can take as a float: an int past a float's range (JSON and
+    YAML integers have no bound) makes math.isfinite, float() and matplotlib raise OverflowError."""
+    kind = type(value)
+    return (kind is float and math.isfinite(value)) or (kind is int and -_FLOAT_MAX <= value <= _FLOAT_MAX)
+
+
+_FLOAT_MAX = sys.float_info.max
+
+
 def _is_duration(value: Any) -> bool:
-    # An int is finite however large (math.isfinite would raise OverflowError past a float's range).
-    return value is None or type(value) is int or (type(value) is float and math.isfinite(value))
+    return value is None or _is_number(value)
 
 
 def _is_time(value: Any) -> bool:
@@ -105,6 +115,7 @@ def check_meta(meta: Any, what: str) -> dict[str, Any]:
     return meta
 
 
+_INT64 = 2 ** 63  # steps and counts: a history's steps are int64 (gitexp/store/histories.py)
 _SUMMARY_FIELDS = (("last", float), ("min", float), ("max", float), ("step", int), ("count", int))
 
 
@@ -121,9 +132,12 @@ def check_metrics(metrics: Any, what: str) -> dict[str, Any]:
                                   "(last, step, min, max, count)")
         for field, kind in _SUMMARY_FIELDS:
             value = summary.get(field)
-            if value is not None and type(value) is not int and (kind is int or type(value) is not float):
-                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not "
-                                      f"{'an integer' if kind is int else 'a number'}")
+            if value is None:
+                continue
+            if kind is int and (type(value) is not int or not -_INT64 <= value < _INT64):
+                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not an integer of 64 bits")
+            if kind is float and type(value) is not float and not _is_number(value):
+                raise CorruptRunError(f"{what}: {key}.{field} is {_shown(value)}, not a number")
     return metrics
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,10 @@ def _values(records: Sequence[RunRecord], path: tuple[str, ...]) -> list[Any]:
     out = []
     for record in records:
         value = search.field_value(record, path)
+        if type(value) is int and not -sys.float_info.max <= value <= sys.float_info.max:
+            # A param may be any integer (10**400 is stored as logged); past a float's range it is
+            # drawn as the infinity it would round to, which no chart draws, not an OverflowError.
+            value = math.inf if value > 0 else -math.inf
         out.append(None if value is MISSING or isinstance(value, dict | list) else value)
     return out
 
