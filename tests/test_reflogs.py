@@ -169,15 +169,16 @@ def test_a_process_that_made_runs_starts_an_archiving_pass_as_it_exits(repo: Pat
     (gitdir / reflogs.PENDING).parent.mkdir()
     (gitdir / reflogs.PENDING).write_bytes(b"." * (reflogs.EXIT_FROM - 2))
     script = ("import gitexp\n"
-              "for name in ('a', 'b'):\n"
-              "    with gitexp.start_run(name=name, system_metrics_interval=0) as run:\n"
-              "        run.log_metric('acc', 0.5)\n")
+              "with gitexp.start_run(name='a', system_metrics_interval=0) as run:\n"
+              "    run.log_metric('acc', 0.5)\n"
+              "gitexp.start_run(name='b', system_metrics_interval=0).log_metric('acc', 0.5)\n")  # ended at exit
     subprocess.run([sys.executable, "-c", script], cwd=repo, env=env_for_subprocess, check=True, timeout=120)
     # 100 counted: the count starts only pack-refs (archiving waits for 1,000), so a pass that empties
     # the count was started by the process's exit.
     wait_until(lambda: (gitdir / reflogs.PENDING).stat().st_size == 0)
     wait_until(lambda: not any((gitdir / "logs" / "refs" / "experiments").glob("**/*")))
-    assert sorted(r.name for r in gitexp.load_runs(repo)) == ["a", "b"] and problems(repo) == []
+    assert sorted((r.name, r.status) for r in gitexp.load_runs(repo)) == [("a", "FINISHED"), ("b", "FINISHED")]
+    assert problems(repo) == []
 
 
 def wait_until(condition: Callable[[], bool], limit: float = 60) -> None:

@@ -376,8 +376,6 @@ def count_new_ref(commondir: Path | str, new: int = 1) -> None:
         interval = pack_interval(commondir)
         if count // interval > (count - new) // interval:
             start_upkeep(commondir)
-        if not _counted:
-            atexit.register(_archive_at_exit)
         _counted.add(str(commondir))
     except OSError:
         pass
@@ -396,6 +394,12 @@ def _archive_at_exit() -> None:
                 start_upkeep(commondir, archive=True)
         except Exception:  # an optimisation, at exit: never a traceback for it
             continue
+
+
+# Registered as the module is imported, which is before any run of this process starts (the run's
+# ref is made through this module), so it runs after the runs still live at exit are ended
+# (tracking/run.py's handler): atexit calls the handlers last-registered first.
+atexit.register(_archive_at_exit)
 
 
 def pack_interval(commondir: Path | str) -> int:
