@@ -62,8 +62,8 @@ class SourceRun:
 def _yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, OverflowError, TypeError) as exc:
-        # (the safe loader raises ValueError for well-formed text of no value: a date of month 13)
+    except (OSError, yaml.YAMLError, ValueError, OverflowError, TypeError) as exc:
+        # (ValueError: text that is not UTF-8, and well-formed YAML of no value, a date of month 13)
         raise SourceError(f"{path} cannot be read: {exc}") from None
     if not isinstance(loaded, dict):
         raise SourceError(f"{path} is not a YAML mapping")

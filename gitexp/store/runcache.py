@@ -313,4 +313,3 @@ class Cache:
             (self.commondir / DELTA_FILE).unlink(missing_ok=True)  # its entries are in the files now
             for old in OBSOLETE_FILES:  # this version's files replace them: they would only take room
                 (self.commondir / old).unlink(missing_ok=True)
-
