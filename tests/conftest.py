@@ -45,6 +45,9 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     import gitexp
 
     gitexp.flush()  # queued notes belong to this test's repository, not to the next test's
+    from gitexp.store import cachefile
+
+    cachefile.wait()  # the caches written behind, too: into this test's folders, not after they are gone
 
 
 def git(cwd: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:

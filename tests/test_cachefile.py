@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +58,113 @@ def test_a_folder_in_the_way_only_says_so(tmp_path: Path) -> None:
     (tmp_path / "x.marshal").mkdir()  # what os.replace cannot replace, whoever runs the test
     assert not cachefile.save(tmp_path / "x.marshal", {"a": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["x.marshal"]  # the temporary file went too
+
+
+# -- writing behind ---------------------------------------------------------------------------------
+
+
+def test_what_is_saved_behind_is_loaded_in_order(tmp_path: Path) -> None:
+    first, second = tmp_path / "cache" / "a.marshal", tmp_path / "cache" / "b.marshal"
+    seen: list[bool] = []
+    data = {"rows": [[1, 2], [3]]}
+    assert cachefile.save_behind([(first, data), (second, (1, "x"))], then=lambda: seen.append(second.exists()))
+    data["rows"].append([4])  # changed after the call: the file holds what was handed over
+    assert cachefile.load(second) == (1, "x")  # (load waits for the files written behind)
+    assert cachefile.load(first) == {"rows": [[1, 2], [3]]}
+    cachefile.wait()
+    assert seen == [True]  # *then* ran once both files were written
+    assert sorted(p.name for p in first.parent.iterdir()) == ["a.marshal", "b.marshal"]
+
+
+def test_saving_behind_stops_at_the_first_file_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "a.marshal").mkdir()  # in the way of os.replace
+    seen: list[int] = []
+    assert cachefile.save_behind([(tmp_path / "a.marshal", 1), (tmp_path / "b.marshal", 2)],
+                                 then=lambda: seen.append(1))
+    cachefile.wait()
+    assert seen == []
+    assert [p.name for p in tmp_path.iterdir()] == ["a.marshal"]  # no b, no temporary file
+
+
+def test_what_cannot_be_stored_is_not_saved_behind(tmp_path: Path) -> None:
+    assert not cachefile.save_behind([(tmp_path / "a.marshal", 1), (tmp_path / "b.marshal", {"x": object()})])
+    cachefile.wait()
+    assert list(tmp_path.iterdir()) == []  # not even the first: the data is checked before any is written
+
+
+def _python(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_a_process_waits_at_exit_for_what_it_saved_behind(tmp_path: Path) -> None:
+    path = tmp_path / "big.marshal"
+    proc = _python(f"""
+        from pathlib import Path
+        from gitexp.store import cachefile
+        assert cachefile.save_behind([(Path({str(path)!r}), list(range(3_000_000)))])
+        """)  # and exits at once: 15 MB are still to be written
+    assert proc.returncode == 0, proc.stderr
+    assert cachefile.load(path) == list(range(3_000_000))
+    assert [p.name for p in tmp_path.iterdir()] == ["big.marshal"]
+
+
+def test_after_finish_a_save_behind_is_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "late.marshal"
+    proc = _python(f"""
+        import os
+        from pathlib import Path
+        from gitexp.store import cachefile
+        cachefile.save_behind([(Path({str(path)!r}), 1)])
+        cachefile.finish()  # what `git exp` calls as it ends its process without Python's teardown
+        assert Path({str(path)!r}).exists()
+        cachefile.save_behind([(Path({str(path)!r}), 2)])
+        assert cachefile.load(Path({str(path)!r})) == 2
+        os._exit(0)  # no atexit callback: what was saved must be on disk already
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert cachefile.load(path) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_wait_for_its_parents_writer(tmp_path: Path) -> None:
+    # The writer thread is held in *then* while the process forks: the child has no such thread,
+    # and must neither wait for it nor take its files for pending.
+    path = tmp_path / "a.marshal"
+    proc = _python(f"""
+        import os, threading
+        from pathlib import Path
+        from gitexp.store import cachefile
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            held.set()
+            release.wait()
+        cachefile.save_behind([(Path({str(path)!r}), 1)], then=hold)
+        held.wait()
+        child = os.fork()
+        if child == 0:
+            cachefile.wait()
+            cachefile.save_behind([(Path({str(path)!r} + "-child"), 2)])
+            cachefile.wait()
+            os._exit(0 if cachefile.load(Path({str(path)!r})) == 1 else 3)
+        _, status = os.waitpid(child, 0)
+        release.set()
+        cachefile.wait()
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        """, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert cachefile.load(Path(f"{path}-child")) == 2
+
+
+def test_a_killed_writers_temporary_file_is_swept_by_the_next_big_write(tmp_path: Path) -> None:
+    path = tmp_path / "x.marshal"
+    stale, fresh = tmp_path / "x.marshal.999-1.tmp", tmp_path / "x.marshal.998-1.tmp"
+    stale.write_bytes(b"\0" * 100)
+    fresh.write_bytes(b"\0" * 100)  # a live writer's, touched moments ago
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    other = tmp_path / "y.marshal.997-1.tmp"  # another file's: not this write's to judge
+    other.write_bytes(b"")
+    os.utime(other, (hour_ago, hour_ago))
+    assert cachefile.save(path, b"\0" * cachefile.SWEEP_FROM)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.marshal", fresh.name, other.name]

@@ -99,8 +99,13 @@ def exit_now(code: int) -> None:
     import os
     import threading
 
+    if not _program:
+        return
+    cache = sys.modules.get("gitexp.store.cachefile")
+    if cache is not None:
+        cache.finish()  # the caches it writes behind (one thread, no callback left once they are written)
     pending = getattr(atexit, "_ncallbacks", None)
-    if not _program or pending is None or pending() or threading.active_count() > 1:
+    if pending is None or pending() or threading.active_count() > 1:
         return
     sys.stdout.flush()
     sys.stderr.flush()

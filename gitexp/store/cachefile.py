@@ -9,16 +9,28 @@ reader never sees half of it, even while several processes write the same cache.
 
 from __future__ import annotations
 
+import atexit
+import collections
 import contextlib
+import glob
 import marshal
 import os
 import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from gitexp import threads
+
+SWEEP_FROM = 1 << 20  # bytes of a file from which its writer looks for temporary files left behind
+STALE_SECONDS = 600  # untouched this long, a temporary file is a killed writer's
 
 
 def load(path: Path) -> object:
     """What the marshal file at *path* holds; None when it is absent or unreadable."""
+    if path in _pending:
+        wait()
     try:
         # loads of the bytes: marshal.load on a file reads piecemeal through Python calls (5x slower).
         return marshal.loads(path.read_bytes())
@@ -33,10 +45,16 @@ def save(path: Path, data: Any) -> bool:
         content = marshal.dumps(data)
     except ValueError:
         return False
+    return _write(path, content)
+
+
+def _write(path: Path, content: bytes) -> bool:
     # One temporary file per process and thread: two writers never write into the same one.
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if len(content) >= SWEEP_FROM:
+            _sweep(path)
         tmp.write_bytes(content)
         os.replace(tmp, path)
     except OSError:
@@ -44,3 +62,121 @@ def save(path: Path, data: Any) -> bool:
             tmp.unlink(missing_ok=True)
         return False
     return True
+
+
+def _sweep(path: Path) -> None:
+    """Remove the temporary files of *path* that a writer killed mid-write left: tens of MiB each
+    for the listing's caches. One a live writer is writing was touched moments ago."""
+    now = time.time()
+    for old in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):  # (gone meanwhile: its writer finished)
+            if now - old.stat().st_mtime > STALE_SECONDS:
+                old.unlink()
+
+
+# -- writing behind ---------------------------------------------------------------------------------
+#
+# Writing the listing's caches after a first listing of 100,000 runs (150 MiB) took 1 to 3 s, most
+# of it waiting for the disk, while the table that follows took as long to make. save_behind()
+# hands the bytes to one writer thread, which writes them while the caller goes on; the process
+# waits for it at exit (or `git exp` in exit_now, through finish()).
+
+_lock = threading.Lock()
+_jobs: collections.deque[tuple[list[tuple[Path, bytes]], Callable[[], object] | None]] = collections.deque()
+_writer: threading.Thread | None = None  # the thread writing _jobs, while there are any
+_last: threading.Thread | None = None  # the thread started last: wait() joins it
+_pending: dict[Path, int] = {}  # path -> jobs holding it not done yet
+_closed = False  # wait() ran at exit: no writer would be waited for any more
+
+
+def save_behind(files: Sequence[tuple[Path, Any]], then: Callable[[], object] | None = None) -> bool:
+    """save() each (path, data) of *files* in turn on gitexp's writer thread, stopping at the first
+    that cannot be written; then call *then*, when every one was. The data is turned into bytes now:
+    what the caller changes afterwards is not written. load() of one of these paths waits for them.
+    False, writing nothing, when marshal cannot store some data."""
+    global _writer, _last
+    try:
+        contents = [(path, marshal.dumps(data)) for path, data in files]
+    except ValueError:
+        return False
+    with _lock:
+        if not _closed:
+            for path, _ in contents:
+                _pending[path] = _pending.get(path, 0) + 1
+            _jobs.append((contents, then))
+            if _writer is None:
+                _writer = _last = threads.start(_drain, name="gitexp-cache-writer")
+            return True
+    _run(contents, then)  # (the process is exiting: write it here)
+    return True
+
+
+def _run(contents: list[tuple[Path, bytes]], then: Callable[[], object] | None) -> None:
+    if all(_write(path, content) for path, content in contents) and then is not None:
+        then()
+
+
+def _drain() -> None:
+    global _writer
+    while True:
+        with _lock:
+            if not _jobs:
+                _writer = None
+                return
+            contents, then = _jobs[0]
+        try:
+            _run(contents, then)
+        except Exception:  # (a cache that cannot be written costs time, never the caller's work)
+            pass
+        finally:
+            with _lock:
+                _jobs.popleft()
+                for path, _ in contents:
+                    _pending[path] -= 1
+                    if not _pending[path]:
+                        del _pending[path]
+
+
+def wait() -> None:
+    """Return once every file handed to save_behind() is written (or could not be)."""
+    while True:
+        with _lock:
+            thread, busy = _last, bool(_jobs)
+        if thread is threading.current_thread():
+            return  # (a *then* that reads a cache: its own job's files are written)
+        if not busy:
+            if thread is not None:
+                thread.join()  # (its last steps: a writer counted as running keeps `git exp` from exiting at once)
+            return
+        if thread is not None:
+            thread.join()
+
+
+def finish() -> None:
+    """What `git exp` calls before it ends its process without Python's teardown: wait(), with no
+    more waiting at exit, and any later save_behind() written at once."""
+    atexit.unregister(_wait_at_exit)
+    _wait_at_exit()
+
+
+def _wait_at_exit() -> None:
+    global _closed
+    try:
+        wait()
+    except KeyboardInterrupt:  # Ctrl-C at exit: leave the cache unwritten (its temporary file is swept later)
+        pass
+    with _lock:
+        _closed = True
+
+
+def _after_fork() -> None:
+    # The writer thread is not in the child, and the lock may have been held when it forked.
+    global _lock, _writer, _last
+    _lock = threading.Lock()
+    _jobs.clear()
+    _pending.clear()
+    _writer = _last = None
+
+
+os.register_at_fork(after_in_child=_after_fork)
+atexit.register(_wait_at_exit)

@@ -25,6 +25,7 @@ forks and reruns of a run among all runs, read every run's summary without it (1
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import marshal
 from collections.abc import Callable, Iterable
@@ -277,9 +278,9 @@ class Cache:
         """NAMES_FILE and ORIGINS_FILE for the entries now: what get_run asks of every run to find one
         by its name or handle, and `git exp log RUN` to find its lineage."""
         rows = [(commit, row) for commit, (_, row) in self.entries.items() if row is not None]
-        cachefile.save(self.commondir / ORIGINS_FILE, {commit: row_origin(row) for commit, row in rows
-                                                       if row_origin(row) is not None})
-        cachefile.save(self.commondir / NAMES_FILE, {commit: row_name(row) for commit, row in rows})
+        cachefile.save_behind([(self.commondir / ORIGINS_FILE, {commit: row_origin(row) for commit, row in rows
+                                                                if row_origin(row) is not None})])
+        cachefile.save_behind([(self.commondir / NAMES_FILE, {commit: row_name(row) for commit, row in rows})])
 
     def save(self, order: Iterable[str], prune: bool, delta_from: int = DELTA_FROM) -> None:
         """Write the entries of the commits in *order* first, in that order (load_runs': the next
@@ -299,17 +300,21 @@ class Cache:
         recent = {**self.recent, **{c: self.entries[c] for c in self.summaries.added if c in self.entries}}
         if self.stored >= delta_from and len(recent) * 20 <= self.stored:
             summaries = {**self.summaries.recent, **self.summaries.added}
-            cachefile.save(self.commondir / DELTA_FILE, {
+            cachefile.save_behind([(self.commondir / DELTA_FILE, {
                 "entries": {c: e for c, e in recent.items() if c in summaries},
-                "summaries": {c: summaries[c] for c in recent if c in summaries}})
+                "summaries": {c: summaries[c] for c in recent if c in summaries}})])
             return
         summaries = {**self.summaries.stored(), **self.summaries.recent, **self.summaries.added}
         entries = {commit: self.entries[commit] for commit in order if commit in self.entries}
         if not prune:
             entries.update((commit, entry) for commit, entry in self.entries.items() if commit not in entries)
         entries = {commit: entry for commit, entry in entries.items() if commit in summaries}
-        if cachefile.save(self.summaries.path, {commit: summaries[commit] for commit in entries}) and \
-                cachefile.save(self.path, entries):
+        cachefile.save_behind([(self.summaries.path, {commit: summaries[commit] for commit in entries}),
+                               (self.path, entries)], then=self._replaced)
+
+    def _replaced(self) -> None:
+        """After CACHE_FILE and SUMMARIES_FILE were written whole: remove what they replace."""
+        with contextlib.suppress(OSError):
             (self.commondir / DELTA_FILE).unlink(missing_ok=True)  # its entries are in the files now
             for old in OBSOLETE_FILES:  # this version's files replace them: they would only take room
                 (self.commondir / old).unlink(missing_ok=True)

@@ -297,11 +297,13 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
     # The refs as marshal bytes of their own: a listing that the state shows current need not make
     # 200,000 strings of them.
     token = os.urandom(8).hex()
-    if cachefile.save(repo.commondir / CACHE_FILE, {
-            "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
-            "handles": listing.handles, "experiments": listing.experiments, "base": listing.base,
-            "keys": listing.keys, "plain": listing.plain, "extremes": listing.extremes}) and state is not None:
-        cachefile.save(repo.commondir / STATE_FILE, (token, state))
+    files: list[tuple[Path, Any]] = [(repo.commondir / CACHE_FILE, {
+        "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
+        "handles": listing.handles, "experiments": listing.experiments, "base": listing.base,
+        "keys": listing.keys, "plain": listing.plain, "extremes": listing.extremes})]
+    if state is not None:
+        files.append((repo.commondir / STATE_FILE, (token, state)))  # once the listing it is of is written
+    cachefile.save_behind(files)
     for obsolete in OBSOLETE_FILES:
         (repo.commondir / obsolete).unlink(missing_ok=True)
 
