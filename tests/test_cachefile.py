@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,15 @@ def test_a_folder_in_the_way_only_says_so(tmp_path: Path) -> None:
 # -- writing behind ---------------------------------------------------------------------------------
 
 
-def test_what_is_saved_behind_is_loaded_in_order(tmp_path: Path) -> None:
+@pytest.fixture
+def behind() -> Iterator[None]:
+    cachefile.write_behind()  # what `git exp` turns on
+    yield
+    cachefile.wait()
+    cachefile.write_behind(False)
+
+
+def test_what_is_saved_behind_is_loaded_in_order(tmp_path: Path, behind: None) -> None:
     first, second = tmp_path / "cache" / "a.marshal", tmp_path / "cache" / "b.marshal"
     seen: list[bool] = []
     data = {"rows": [[1, 2], [3]]}
@@ -76,7 +85,7 @@ def test_what_is_saved_behind_is_loaded_in_order(tmp_path: Path) -> None:
     assert sorted(p.name for p in first.parent.iterdir()) == ["a.marshal", "b.marshal"]
 
 
-def test_saving_behind_stops_at_the_first_file_that_cannot_be_written(tmp_path: Path) -> None:
+def test_saving_behind_stops_at_the_first_file_that_cannot_be_written(tmp_path: Path, behind: None) -> None:
     (tmp_path / "a.marshal").mkdir()  # in the way of os.replace
     seen: list[int] = []
     assert cachefile.save_behind([(tmp_path / "a.marshal", 1), (tmp_path / "b.marshal", 2)],
@@ -86,7 +95,7 @@ def test_saving_behind_stops_at_the_first_file_that_cannot_be_written(tmp_path: 
     assert [p.name for p in tmp_path.iterdir()] == ["a.marshal"]  # no b, no temporary file
 
 
-def test_what_cannot_be_stored_is_not_saved_behind(tmp_path: Path) -> None:
+def test_what_cannot_be_stored_is_not_saved_behind(tmp_path: Path, behind: None) -> None:
     assert not cachefile.save_behind([(tmp_path / "a.marshal", 1), (tmp_path / "b.marshal", {"x": object()})])
     cachefile.wait()
     assert list(tmp_path.iterdir()) == []  # not even the first: the data is checked before any is written
@@ -102,6 +111,7 @@ def test_a_process_waits_at_exit_for_what_it_saved_behind(tmp_path: Path) -> Non
     proc = _python(f"""
         from pathlib import Path
         from gitexp.store import cachefile
+        cachefile.write_behind()
         assert cachefile.save_behind([(Path({str(path)!r}), list(range(3_000_000)))])
         """)  # and exits at once: 15 MB are still to be written
     assert proc.returncode == 0, proc.stderr
@@ -115,6 +125,7 @@ def test_after_finish_a_save_behind_is_written_at_once(tmp_path: Path) -> None:
         import os
         from pathlib import Path
         from gitexp.store import cachefile
+        cachefile.write_behind()
         cachefile.save_behind([(Path({str(path)!r}), 1)])
         cachefile.finish()  # what `git exp` calls as it ends its process without Python's teardown
         assert Path({str(path)!r}).exists()
@@ -132,9 +143,10 @@ def test_a_forked_child_does_not_wait_for_its_parents_writer(tmp_path: Path) -> 
     # and must neither wait for it nor take its files for pending.
     path = tmp_path / "a.marshal"
     proc = _python(f"""
-        import os, threading
+        import os, signal, threading
         from pathlib import Path
         from gitexp.store import cachefile
+        cachefile.write_behind()
         held, release = threading.Event(), threading.Event()
         def hold():
             held.set()
@@ -143,6 +155,7 @@ def test_a_forked_child_does_not_wait_for_its_parents_writer(tmp_path: Path) -> 
         held.wait()
         child = os.fork()
         if child == 0:
+            signal.alarm(15)  # (a child stuck waiting would outlive the test's timeout)
             cachefile.wait()
             cachefile.save_behind([(Path({str(path)!r} + "-child"), 2)])
             cachefile.wait()
@@ -154,6 +167,23 @@ def test_a_forked_child_does_not_wait_for_its_parents_writer(tmp_path: Path) -> 
         """, timeout=20)
     assert proc.returncode == 0, proc.stderr
     assert cachefile.load(Path(f"{path}-child")) == 2
+
+
+def test_a_library_caller_saves_at_once(tmp_path: Path) -> None:
+    # Without write_behind() (gitexp as a library: maybe a multiprocessing worker, which ends with
+    # os._exit and no exit callbacks), the files are written before save_behind returns.
+    path = tmp_path / "a.marshal"
+    proc = _python(f"""
+        import os
+        from pathlib import Path
+        from gitexp.store import cachefile
+        done = []
+        cachefile.save_behind([(Path({str(path)!r}), [1, 2])], then=lambda: done.append(1))
+        assert done == [1]
+        os._exit(0)
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert cachefile.load(path) == [1, 2]
 
 
 def test_a_killed_writers_temporary_file_is_swept_by_the_next_big_write(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import gitexp
 from gitexp.git.repo import Repo
-from gitexp.store import cachefile, runcache, runs
 from gitexp.store import codec as fmt
+from gitexp.store import runcache, runs
 from gitexp.store.fields import MISSING
 from gitexp.store.runcache import CACHE_FILE, DELTA_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
 from gitexp.store.runs import RunRecord, load_runs, run_ids
@@ -24,14 +24,8 @@ from tests.conftest import git
 QUIET = {"system_metrics_interval": 0}
 
 
-def on_disk(repo: Path, path: Path) -> Path:
-    """The cache file at *path* of *repo*, once the caches being written behind are written."""
-    cachefile.wait()
-    return repo / ".git" / path
-
-
 def cached(repo: Path, path: Path = CACHE_FILE) -> dict[str, Any]:
-    return marshal.loads(on_disk(repo, path).read_bytes())
+    return marshal.loads((repo / ".git" / path).read_bytes())
 
 
 def read_from_git(record: RunRecord) -> RunRecord:
@@ -166,7 +160,6 @@ def test_runs_read_by_git_in_a_batch_are_the_runs_read_one_by_one(repo: Path, mo
     git(repo, "update-ref", "refs/experiments/cnn/20260101-0000000deadbeef", blob)  # not a commit
 
     def read() -> tuple[str, list[tuple[Any, ...]]]:
-        cachefile.wait()
         for cached in (repo / ".git" / "gitexp").glob("cache/runs-*"):
             cached.unlink()
         with pytest.warns(RuntimeWarning) as caught:
@@ -194,13 +187,13 @@ def test_the_names_file_knows_every_listed_runs_name(repo: Path) -> None:
     meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
     cache.add(commit, meta, params, metrics, env)
     cache.save([commit], prune=True, delta_from=20)  # 1 new of 20: a delta write
-    assert on_disk(repo, DELTA_FILE).exists()
+    assert (repo / ".git" / DELTA_FILE).exists()
     assert runcache.known_names(repo / ".git") == {**named, commit: "cafe"}
     # A name the file knows one run by is read alone: the listing cache is neither loaded nor rebuilt.
-    on_disk(repo, CACHE_FILE).unlink()
+    (repo / ".git" / CACHE_FILE).unlink()
     assert gitexp.get_run("plain-name").commit == commits["plain-name"]
-    assert not on_disk(repo, CACHE_FILE).exists()
-    assert gitexp.get_run("r3").name == "r3" and not on_disk(repo, CACHE_FILE).exists()
+    assert not (repo / ".git" / CACHE_FILE).exists()
+    assert gitexp.get_run("r3").name == "r3" and not (repo / ".git" / CACHE_FILE).exists()
 
 
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:
@@ -209,7 +202,7 @@ def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(rep
     old.parent.mkdir(parents=True, exist_ok=True)
     old.write_bytes(marshal.dumps({"0" * 40: ("x",)}))
     assert [r.name for r in load_runs()] == ["a"]
-    assert cached(repo) and not old.exists()
+    assert not old.exists() and cached(repo)
 
 
 @pytest.mark.parametrize(("damaged", "data"), [
@@ -223,7 +216,7 @@ def test_a_damaged_cache_is_rebuilt(repo: Path, damaged: Path, data: bytes) -> N
     if damaged == SUMMARIES_FILE and data != b"\x00not marshal":  # the run's own entry made unreadable
         (commit,) = cached(repo)
         data = marshal.dumps({commit: b"\x00"})
-    on_disk(repo, damaged).write_bytes(data)
+    (repo / ".git" / damaged).write_bytes(data)
     (record,) = load_runs()
     assert record.params == {"lr": 0.1}  # read from git when the summary is not in the file
     make_run("b", params={"lr": 0.2})  # the listings that write the cache mend it
@@ -237,7 +230,7 @@ def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> Non
     for i in range(40):
         make_run(f"r{i}", params={"lr": i / 100})
     load_runs()
-    main = on_disk(repo, CACHE_FILE).read_bytes()
+    main = (repo / ".git" / CACHE_FILE).read_bytes()
     new = make_run("new", params={"lr": 5}, metrics={"loss": 0.5})
     cache = runcache.Cache(repo / ".git")
     commit = Repo.discover().ref(new.ref) or ""
@@ -245,24 +238,24 @@ def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> Non
     meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
     cache.add(commit, meta, params, metrics, env)
     cache.save([commit], prune=True, delta_from=40)  # 1 new of 40: beside them
-    assert on_disk(repo, CACHE_FILE).read_bytes() == main and on_disk(repo, DELTA_FILE).exists()
+    assert (repo / ".git" / CACHE_FILE).read_bytes() == main and (repo / ".git" / DELTA_FILE).exists()
     again = runcache.Cache(repo / ".git")
     assert again.entries[commit] == cache.entries[commit] and again.summaries.read(commit) == (meta, params, metrics)
     records = load_runs()  # all from the cache: nothing written
-    assert on_disk(repo, CACHE_FILE).read_bytes() == main
+    assert (repo / ".git" / CACHE_FILE).read_bytes() == main
     assert records[0].listing_row is not None and records[0].name == "new" and records[0].params == {"lr": 5}
     make_run("newer")
     assert [r.name for r in load_runs()][:2] == ["newer", "new"]  # a small cache: written whole, the delta in it
-    assert not on_disk(repo, DELTA_FILE).exists() and commit in cached(repo) and len(cached(repo)) == 42
+    assert not (repo / ".git" / DELTA_FILE).exists() and commit in cached(repo) and len(cached(repo)) == 42
 
 
 def test_a_damaged_delta_file_is_left_aside(repo: Path) -> None:
     make_run("a", params={"lr": 0.1})
     load_runs()
-    on_disk(repo, DELTA_FILE).write_bytes(marshal.dumps({"entries": {"0" * 40: "x"}, "summaries": {}}))
+    (repo / ".git" / DELTA_FILE).write_bytes(marshal.dumps({"entries": {"0" * 40: "x"}, "summaries": {}}))
     make_run("b", params={"lr": 0.2})
     assert [r.params for r in load_runs()] == [{"lr": 0.2}, {"lr": 0.1}]
-    on_disk(repo, DELTA_FILE).write_bytes(b"\x00not marshal")
+    (repo / ".git" / DELTA_FILE).write_bytes(b"\x00not marshal")
     assert [r.params for r in load_runs()] == [{"lr": 0.2}, {"lr": 0.1}]
 
 
@@ -273,7 +266,7 @@ def test_a_summary_missing_from_the_cache_is_read_from_git(repo: Path) -> None:
     summaries = cached(repo, SUMMARIES_FILE)
     a = next(r for r in load_runs() if r.name == "a")
     del summaries[a.commit]  # as when two processes' writes of the two files cross
-    on_disk(repo, SUMMARIES_FILE).write_bytes(marshal.dumps(summaries))
+    (repo / ".git" / SUMMARIES_FILE).write_bytes(marshal.dumps(summaries))
     records = load_runs()
     assert [(r.name, r.params, r.metrics.get("loss", {}).get("last")) for r in records] == [
         ("b", {"lr": 0.2}, None), ("a", {"lr": 0.1}, 1.0)]

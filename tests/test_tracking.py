@@ -16,7 +16,6 @@ import yaml
 
 import gitexp
 from gitexp.errors import InvalidNameError, InvalidValueError, ParamConflictError
-from gitexp.store import cachefile
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
@@ -338,7 +337,6 @@ def test_outside_a_repository_is_a_clear_error(tmp_path: Path, monkeypatch: pyte
 def test_cache_is_never_stale(repo: Path) -> None:
     run = gitexp.start_run(name="cached", checkpoint_interval=3600, **QUIET)
     assert gitexp.get_run("cached").status == "RUNNING"
-    cachefile.wait()
     assert (repo / ".git/gitexp/cache").is_dir()
     run.log_metric("loss", 1.0)
     run.end()

@@ -141,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gitexp.ops.hookentry import run_hook
 
         return run_hook(words[1], words[2:])
+    if _program:  # (its own process, which it ends itself: exit_now waits for these writes)
+        from gitexp.store import cachefile
+
+        cachefile.write_behind()
     parser = build_parser(words[0] if words else None)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -77,9 +77,12 @@ def _sweep(path: Path) -> None:
 # -- writing behind ---------------------------------------------------------------------------------
 #
 # Writing the listing's caches after a first listing of 100,000 runs (150 MiB) took 1 to 3 s, most
-# of it waiting for the disk, while the table that follows took as long to make. save_behind()
-# hands the bytes to one writer thread, which writes them while the caller goes on; the process
-# waits for it at exit (or `git exp` in exit_now, through finish()).
+# of it waiting for the disk, while the table that follows took as long to make. Once
+# write_behind() is called, save_behind() hands the bytes to one writer thread, which writes them
+# while the caller goes on; the process waits for it at exit (`git exp` in exit_now, through
+# finish()). Only `git exp` turns it on: it ends its own process. A library caller may be a
+# multiprocessing worker, which ends with os._exit and no exit callbacks: its caches would be lost
+# for every worker after it, so there save_behind() writes at once, as save() does.
 
 _lock = threading.Lock()
 _jobs: collections.deque[tuple[list[tuple[Path, bytes]], Callable[[], object] | None]] = collections.deque()
@@ -87,27 +90,34 @@ _writer: threading.Thread | None = None  # the thread writing _jobs, while there
 _last: threading.Thread | None = None  # the thread started last: wait() joins it
 _pending: dict[Path, int] = {}  # path -> jobs holding it not done yet
 _closed = False  # wait() ran at exit: no writer would be waited for any more
+_behind = False  # write_behind() was called
+
+
+def write_behind(on: bool = True) -> None:
+    """Have save_behind() write on the writer thread (*on*) or at once (the default)."""
+    global _behind
+    _behind = on
 
 
 def save_behind(files: Sequence[tuple[Path, Any]], then: Callable[[], object] | None = None) -> bool:
-    """save() each (path, data) of *files* in turn on gitexp's writer thread, stopping at the first
-    that cannot be written; then call *then*, when every one was. The data is turned into bytes now:
-    what the caller changes afterwards is not written. load() of one of these paths waits for them.
-    False, writing nothing, when marshal cannot store some data."""
+    """save() each (path, data) of *files* in turn, stopping at the first that cannot be written;
+    then call *then*, when every one was. After write_behind(), on gitexp's writer thread: the data
+    is turned into bytes now (what the caller changes afterwards is not written), and load() of one
+    of these paths waits for them. False, writing nothing, when marshal cannot store some data."""
     global _writer, _last
     try:
         contents = [(path, marshal.dumps(data)) for path, data in files]
     except ValueError:
         return False
     with _lock:
-        if not _closed:
+        if _behind and not _closed:
             for path, _ in contents:
                 _pending[path] = _pending.get(path, 0) + 1
             _jobs.append((contents, then))
             if _writer is None:
                 _writer = _last = threads.start(_drain, name="gitexp-cache-writer")
             return True
-    _run(contents, then)  # (the process is exiting: write it here)
+    _run(contents, then)
     return True
 
 
@@ -139,9 +149,14 @@ def _drain() -> None:
 
 def wait() -> None:
     """Return once every file handed to save_behind() is written (or could not be)."""
+    global _writer, _last
     while True:
         with _lock:
             thread, busy = _last, bool(_jobs)
+            if busy and (thread is None or not thread.is_alive()):
+                # Its writer is gone with jobs left (a thread ended by the interpreter's teardown):
+                # joining it again would spin; a new writer takes them on, from the one it was on.
+                _writer = _last = thread = threads.start(_drain, name="gitexp-cache-writer")
         if thread is threading.current_thread():
             return  # (a *then* that reads a cache: its own job's files are written)
         if not busy:
