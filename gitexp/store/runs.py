@@ -360,7 +360,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         if collecting:
             gc.enable()
     # Entries of commits that no run points at any more go, when every run was listed.
-    if not few:  # (an unloaded cache written back would lose the file's entries)
+    if not few and cache.dirty:  # (an unloaded cache written back would lose the file's entries)
         every = prefix == names.REF_PREFIX and limit is None and wanted is None
         cache.save([commit for *_, commit in listed], prune=every)
     if live and _has_locks(journal_names):  # after save: the cache holds what commits hold, never live values
