@@ -159,12 +159,12 @@ def wait() -> None:
                 _writer = _last = thread = threads.start(_drain, name="gitexp-cache-writer")
         if thread is threading.current_thread():
             return  # (a *then* that reads a cache: its own job's files are written)
-        if not busy:
-            if thread is not None:
-                thread.join()  # (its last steps: a writer counted as running keeps `git exp` from exiting at once)
-            return
         if thread is not None:
+            # Also once the jobs are done: a writer still in its last steps counts as running, and
+            # keeps `git exp` from ending its process at once.
             thread.join()
+        if not busy:
+            return
 
 
 def finish() -> None:
