@@ -103,6 +103,27 @@ def strip_runs(repo: Path) -> None:
         "--quiet")
 
 
+def machine_pace() -> float:
+    """Median milliseconds, of 3, of a fixed pure-Python workload shaped like a listing's (JSON parsed,
+    dicts and tuples made): the same code times differently from hour to hour on a shared machine
+    (1.5x within one session), and this tells two runs' tables apart from two machines' moods."""
+    doc = json.dumps({"meta": {"id": "20260101-0123456789abcdef", "status": "FINISHED", "start": "2026-01-01T00:00:00Z",
+                               "tags": {f"t{i}": str(i) for i in range(5)}},
+                      "params": {f"p{i}": i / 7 for i in range(8)},
+                      "metrics": {f"m{i}": {"last": i / 3, "min": 0.0, "max": 1.0, "step": 99, "count": 100}
+                                  for i in range(4)}})
+    samples = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        rows = []
+        for k in range(20_000):
+            parsed = json.loads(doc)
+            rows.append((k, parsed["meta"]["status"], {key: v for key, v in parsed["params"].items()},
+                         tuple(m["last"] for m in parsed["metrics"].values())))
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
 def paired(a_cmd: list[str], a_cwd: Path, b_cmd: list[str], b_cwd: Path, reps: int,
            before: Any = None) -> tuple[float, float]:
     """Median wall seconds of a and b, alternating; *before*(cwd) runs untimed before each call."""
@@ -335,6 +356,7 @@ def main() -> int:
     started = time.perf_counter()
     rows: list[list[str]] = []
     notes: list[str] = []
+    pace_before = machine_pace()
     reps = args.reps
     with tempfile.TemporaryDirectory(prefix="gitexp-scale-bench-") as tmp:
         work = Path(tmp)
@@ -474,6 +496,8 @@ def main() -> int:
           f"{'as the fixture left it (--no-upkeep)' if args.no_upkeep else 'after gitexp ref upkeep'}; "
           f"measured with gitexp {source_state()} from {ROOT}; {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; total {time.perf_counter() - started:.0f} s")
+    notes.append(f"machine pace (machine_pace, a fixed Python workload): {pace_before:.0f} ms at the start, "
+                 f"{machine_pace():.0f} ms at the end")
     for note in notes:
         print(f"- {note}")
     return 0
