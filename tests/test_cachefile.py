@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +199,22 @@ def test_a_killed_writers_temporary_file_is_swept_by_the_next_big_write(tmp_path
     os.utime(other, (hour_ago, hour_ago))
     assert cachefile.save(path, b"\0" * cachefile.SWEEP_FROM)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.marshal", fresh.name, other.name]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # (the SystemExit below)
+def test_a_writer_ended_by_what_it_ran_is_replaced(tmp_path: Path, behind: None) -> None:
+    # SystemExit, unlike an error, ends the writer thread: the files handed over after it (or
+    # still queued) are written by a new one, and wait() returns rather than join the dead one.
+    def leave() -> None:
+        raise SystemExit
+
+    assert cachefile.save_behind([(tmp_path / "a.marshal", 1)], then=leave)
+    cachefile.wait()
+    written = threading.Event()
+    assert cachefile.save_behind([(tmp_path / "b.marshal", 2)], then=written.set)
+    assert written.wait(30)  # written by a writer of its own, with no wait() to start one
+    assert cachefile.load(tmp_path / "b.marshal") == 2
+    assert cachefile.save_behind([(tmp_path / "c.marshal", 3)], then=leave)
+    assert cachefile.save_behind([(tmp_path / "d.marshal", 4)])  # maybe queued before its writer ended
+    cachefile.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.marshal", "b.marshal", "c.marshal", "d.marshal"]

@@ -114,7 +114,7 @@ def save_behind(files: Sequence[tuple[Path, Any]], then: Callable[[], object] | 
             for path, _ in contents:
                 _pending[path] = _pending.get(path, 0) + 1
             _jobs.append((contents, then))
-            if _writer is None:
+            if _writer is None or not _writer.is_alive():  # (none, or one ended by what it ran)
                 _writer = _last = threads.start(_drain, name="gitexp-cache-writer")
             return True
     _run(contents, then)
@@ -154,8 +154,9 @@ def wait() -> None:
         with _lock:
             thread, busy = _last, bool(_jobs)
             if busy and (thread is None or not thread.is_alive()):
-                # Its writer is gone with jobs left (a thread ended by the interpreter's teardown):
-                # joining it again would spin; a new writer takes them on, from the one it was on.
+                # Its writer is gone with jobs left (ended by the interpreter's teardown, or by a
+                # *then* that raised SystemExit): joining it again would spin; a new writer takes
+                # them on, from the one it was on.
                 _writer = _last = thread = threads.start(_drain, name="gitexp-cache-writer")
         if thread is threading.current_thread():
             return  # (a *then* that reads a cache: its own job's files are written)
