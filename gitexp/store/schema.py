@@ -48,11 +48,16 @@ def _is_texts(value: Any) -> bool:
     return value is None or (type(value) is list and all(type(item) is str for item in value))
 
 
+def fits_float(value: int) -> bool:
+    """Whether an int is within a float's range: past it (JSON and YAML integers have no bound),
+    math.isfinite, float() and matplotlib raise OverflowError."""
+    return -_FLOAT_MAX <= value <= _FLOAT_MAX
+
+
 def _is_number(value: Any) -> bool:
-    """An int or a float that every view can take as a float: an int past a float's range (JSON and
-    YAML integers have no bound) makes math.isfinite, float() and matplotlib raise OverflowError."""
+    """An int or a float that every view can take as a float."""
     kind = type(value)
-    return (kind is float and math.isfinite(value)) or (kind is int and -_FLOAT_MAX <= value <= _FLOAT_MAX)
+    return (kind is float and math.isfinite(value)) or (kind is int and fits_float(value))
 
 
 _FLOAT_MAX = sys.float_info.max

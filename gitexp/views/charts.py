@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import GitexpError
-from gitexp.store import search
+from gitexp.store import schema, search
 from gitexp.store.fields import FIELDS, MISSING, PREFIXES
 from gitexp.store.runs import RunRecord
 from gitexp.views.compare import run_labels
@@ -49,7 +48,7 @@ def _values(records: Sequence[RunRecord], path: tuple[str, ...]) -> list[Any]:
     out = []
     for record in records:
         value = search.field_value(record, path)
-        if type(value) is int and not -sys.float_info.max <= value <= sys.float_info.max:
+        if type(value) is int and not schema.fits_float(value):
             # A param may be any integer (10**400 is stored as logged); past a float's range it is
             # drawn as the infinity it would round to, which no chart draws, not an OverflowError.
             value = math.inf if value > 0 else -math.inf

@@ -49,24 +49,24 @@ def field(listing: Listing, path: Path) -> list[object] | None:
         return _with_gaps(listing, head, key)
     if key.startswith("system/"):
         return None  # system metrics are not in the listing rows
-    if len(rest) > 1 and rest[-1] in STATS and (base := ".".join(rest[:-1])) in keys and key not in keys:
-        # No run has a metric named like the whole path (the usual case): the statistic for every run.
-        stat = _statistic(listing, base, rest[-1])
-        if stat is not None:
-            return stat
-        return None if len(keys[base][2]) < len(listing) else [MISSING] * len(listing)  # count, step: see below
-    values = _with_gaps(listing, head, key)
-    if len(rest) > 1 and rest[-1] in STATS and (base := ".".join(rest[:-1])) in keys:
-        # A run without a metric named like the whole path: the statistic of the metric before it.
-        lacking = [i for i, v in enumerate(values) if v is MISSING]
-        stat = _statistic(listing, base, rest[-1]) if lacking else None
-        if lacking and stat is None:
-            without = set(keys[base][2])
-            if any(i not in without for i in lacking):
-                return None  # its count or step: only the run's summary holds them
-        elif stat is not None:
-            for i in lacking:
-                values[i] = stat[i]
+    base = ".".join(rest[:-1]) if len(rest) > 1 and rest[-1] in STATS else None
+    if base is None or base not in keys:
+        return _with_gaps(listing, head, key)
+    # A run without a metric named like the whole path takes the statistic of the metric before it.
+    # In the usual case no metric is named like that: the statistic is the answer for every run.
+    stat = _statistic(listing, base, rest[-1])
+    whole = key not in keys
+    values: list[object] = [MISSING] * len(listing) if whole else _with_gaps(listing, head, key)
+    lacking: Sequence[int] = range(len(listing)) if whole else [i for i, v in enumerate(values) if v is MISSING]
+    if stat is None:
+        without = set(keys[base][2])
+        if any(i not in without for i in lacking):
+            return None  # its count or step: only the run's summary holds them
+        return values
+    if whole:
+        return stat
+    for i in lacking:
+        values[i] = stat[i]
     return values
 
 
