@@ -138,6 +138,45 @@ def paired(a_cmd: list[str], a_cwd: Path, b_cmd: list[str], b_cwd: Path, reps: i
     return statistics.median(a), statistics.median(b)
 
 
+def branch_sharing(runs_repo: Path, bare: Path, work: Path, n: int, reps: int) -> list[list[str]]:
+    """The rows of the user's `git fetch` and `git push` of a branch, with and without runs.
+
+    Each repository gets a remote of its own, `origin`: a bare clone of the repository without
+    runs (a code host's copy, which holds the branches alone), and a clone of that remote which
+    pushes a new commit to it before each timed fetch of one. A push follows a new empty commit
+    on the repository's own branch (made untimed)."""
+    helpers = {}
+    for repo in (runs_repo, bare):
+        remote = work / f"origin-of-{repo.name}.git"
+        git(work, "clone", "--quiet", "--bare", str(bare), str(remote))
+        git(repo, "remote", "add", "origin", str(remote))
+        git(repo, "fetch", "--quiet", "origin")
+        helpers[repo] = work / f"pusher-to-{repo.name}"
+        git(work, "clone", "--quiet", str(remote), str(helpers[repo]))
+    made = iter(range(1_000_000))
+
+    def new_upstream_commit(repo: Path) -> None:
+        helper = helpers[repo]
+        (helper / "upstream.txt").write_text(f"change {next(made)}\n")
+        git(helper, "add", "upstream.txt")
+        git(helper, "commit", "--quiet", "-m", "upstream change")
+        git(helper, "push", "--quiet", "origin", "HEAD")
+
+    def new_local_commit(repo: Path) -> None:
+        git(repo, "commit", "--quiet", "--allow-empty", "-m", "to push")
+
+    rows = []
+    fetch = ["git", "fetch", "--quiet", "origin"]
+    push = ["git", "push", "--quiet", "origin", "HEAD:refs/heads/pushed"]
+    for label, cmd, before in (("`git fetch` of a branch, one new commit", fetch, new_upstream_commit),
+                               ("`git fetch`, nothing new", fetch, None),
+                               ("`git push` of a branch, one new commit", push, new_local_commit)):
+        a, b = paired(cmd, runs_repo, cmd, bare, reps, before=before)
+        rows.append([f"{label}, with {n:,} runs", f"{a * 1000:.1f} ms ({a / b:.2f}x)", f"{b * 1000:.1f} ms",
+                     "≤ 1.10x without runs", ok(a <= 1.10 * b)])
+    return rows
+
+
 def two_runs(repo: Path) -> tuple[str, str]:
     """The full ids of the two newest runs of *repo* (run ids sort by their start)."""
     refs = git(repo, "for-each-ref", "--sort=-refname", "--count=2", "--format=%(refname)", "refs/experiments/")
@@ -466,6 +505,7 @@ def main() -> int:
             a, b = paired(cmd, runs_repo, cmd, bare, git_reps)
             rows.append([f"`{label}` with {n:,} runs", f"{a * 1000:.1f} ms ({a / b:.2f}x)", f"{b * 1000:.1f} ms",
                          "≤ 1.10x without runs", ok(a <= 1.10 * b)])
+        rows.extend(branch_sharing(runs_repo, bare, work, n, git_reps))
 
         log("run creation at 1,000 and at the fixture's size")
         at_small, at_big = [], []
