@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
 from gitexp.git.lazyrepo import open_repository, real
-from gitexp.store import names
+from gitexp.store import names, runindex
 from gitexp.store.runcache import (
     Cache,
     Row,
@@ -453,9 +453,16 @@ def run_ids(repo: RepoReader) -> list[str]:
     return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
 
 
+FEW_HANDLES = 16  # runs from which run_handles works their handles out rather than look them up
+
+
 def run_handles(records: Sequence[RunRecord]) -> dict[str, str]:
     """Run id -> handle (names.handles) of *records*, unique among every run of their repository, not
     only these, so that any command accepts what a listing of a few runs shows."""
+    if 0 < len(records) <= FEW_HANDLES:
+        indexed = runindex.handles(records[0].repo, [r.id for r in records])
+        if indexed is not None:
+            return indexed
     every = run_ids(records[0].repo) if records else []
     if len(records) * 100 < len(every):  # a few runs among many (show, diff, logs): only theirs worked out
         return names.handles_of([r.id for r in records], every)
@@ -551,7 +558,8 @@ def get_run(id_or_name: str, repo: RepoReader | str | os.PathLike[str] | None = 
             experiment: str | None = None) -> RunRecord:
     """resolve() over load_runs(). What `git exp show` and the MLflow drop-in's get_run ask for most
     is read alone: a full run id that some ref ends with (resolve tries ids first), a name or a
-    handle that resolve() would answer with one run (_by_name_alone, _by_handle_alone)."""
+    handle that resolve() would answer with one run (runindex.find, else _by_name_alone and
+    _by_handle_alone)."""
     return get_runs([id_or_name], repo, experiment)[0]
 
 
@@ -596,9 +604,15 @@ def lineage_records(run: RunRecord) -> list[RunRecord]:
 
 def _read_alone(repo: RepoReader, id_or_name: str, experiment: str | None) -> RunRecord | None:
     """get_run(id_or_name) where it can be read without loading every run, else None."""
+    live = _has_locks(_journal_names(repo))
+    indexed = runindex.find(repo, id_or_name, experiment, live)
+    if indexed is not None:  # the refs are those the index was made of: none is read
+        ref, commit = indexed
+        alone = load_runs(repo, experiment, only=ref.rpartition("/")[2], refs={ref: commit})
+        return resolve(alone, id_or_name) if alone or alone.damaged else None
     if names.is_run_id(id_or_name):
         run_id: str | None = id_or_name
-    elif _has_locks(_journal_names(repo)):
+    elif live:
         return None  # a run live here: its journal may name it otherwise than its commit
     else:
         refs = repo.refs(names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else ""))

@@ -1,0 +1,165 @@
+"""The index of every run by id, name and handle, kept for the refs it was made from.
+
+`git exp show RUN` (and diff, compare, log, plot, get) names one run among all. At 100,000 runs,
+finding it took 0.25 s before anything was shown: reading 100,000 refs, the names of their runs,
+and working out the handles of the runs shown among every id. The listing kept by `git exp ls`
+holds all of that; when it is written, so is `<common git dir>/gitexp/cache/runs-index-v1.marshal`:
+the refs, commits, ids, names and handles of every run as lines of five strings (a search of a
+string is a C loop, and loading one is a copy), with the refs_state they are the runs of. While
+the refs_state is the same, so are the runs, and a run is found in a few milliseconds.
+
+find() answers what runs.resolve() would over load_runs(), or None where the index cannot tell
+(several runs match, none does, the refs changed since, a run is live here): the caller then
+resolves over every run, which also says what is wrong. tests/test_runs.py compares the two.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gitexp.git.gitfiles import refs_state
+from gitexp.git.reader import RepoReader
+from gitexp.store import cachefile, names
+from gitexp.store.names import REF_PREFIX
+
+INDEX_FILE = Path("gitexp") / "cache" / "runs-index-v1.marshal"
+_COLUMNS = ("refs", "ids", "names", "handles")  # "\n"-joined lines, one per run, in one order
+MOST_HITS = 64  # lines matching a text past which find() leaves the answer to resolve()
+_last: tuple[Path, Any, RunIndex] | None = None  # the index last read, and its state
+
+
+class RunIndex:
+    """The runs of one refs_state: each column a line per run; commits, 40 hex digits each."""
+
+    __slots__ = ("_lines", "commits", "count", "text")
+
+    def __init__(self, text: dict[str, str], commits: str, count: int) -> None:
+        self.text, self.commits, self.count = text, commits, count
+        self._lines: dict[str, list[str]] = {}
+
+    def line(self, column: str, k: int) -> str:
+        if column not in self._lines:
+            self._lines[column] = self.text[column].split("\n")
+        return self._lines[column][k]
+
+    def run(self, k: int) -> tuple[str, str]:
+        """(ref, commit) of the run on line *k*."""
+        return self.line("refs", k), self.commits[40 * k:40 * k + 40]
+
+    def equal(self, column: str, text: str) -> list[int] | None:
+        """The lines of *column* that are *text*; None past MOST_HITS."""
+        return None if "\n" in text else self._hits("\n" + self.text[column] + "\n", "\n" + text + "\n", 0)
+
+    def starting(self, text: str, handle: str | None) -> list[int] | None:
+        """The lines of the ids that start with *text*, or whose random part starts with *handle*;
+        None past MOST_HITS."""
+        ids = "\n" + self.text["ids"]
+        hits = self._hits(ids, "\n" + text, 0) if "\n" not in text else []
+        if handle is not None and hits is not None:
+            # (an id's random part begins RANDOM_START characters into its line)
+            more = self._hits(ids, handle, names.RANDOM_START + 1)
+            hits = None if more is None else sorted({*hits, *more})
+        return hits
+
+    def _hits(self, joined: str, needle: str, offset: int) -> list[int] | None:
+        """The lines (counted from 0) where *needle* is found *offset* characters after the newline
+        that starts them; None past MOST_HITS of them, or of places to look at."""
+        found: list[int] = []
+        pos, looked, upto, before = joined.find(needle), 0, 0, 0
+        while pos >= 0:
+            looked += 1
+            if looked > 4 * MOST_HITS:
+                return None
+            start = joined.rfind("\n", 0, pos + 1)
+            if pos - start == offset:
+                before += joined.count("\n", upto, start)  # the lines before this one, each counted once
+                upto = start
+                found.append(before)
+                if len(found) > MOST_HITS:
+                    return None
+            pos = joined.find(needle, pos + 1)
+        return found
+
+
+def save(repo: RepoReader, state: Any, refs: list[str], commits: list[str], run_names: list[str],
+         handles: list[str]) -> list[tuple[Path, Any]]:
+    """The file to write for the runs of *refs* (at *commits*, named *run_names*, shown by *handles*)
+    under *state* (refs_state, taken before they were found to be the runs' refs); none when they
+    cannot be lines, or disagree with the loose refs of the state."""
+    count = len(refs)
+    text = {"refs": "\n".join(refs), "ids": "\n".join(ref.rpartition("/")[2] for ref in refs),
+            "names": "\n".join(run_names), "handles": "\n".join(handles)}
+    joined = "".join(commits)
+    if state is None or not count or not (count == len(commits) == len(run_names) == len(handles)) or \
+            len(joined) != 40 * count or any(part.count("\n") != count - 1 for part in text.values()):
+        return []
+    loose = state[1]
+    if loose and not loose.items() <= dict(zip(refs, commits, strict=True)).items():
+        return []  # a ref moved between the state and the reading: not the runs of that state
+    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": joined,
+                                           **text})]
+
+
+def current(repo: RepoReader) -> RunIndex | None:
+    """The index of the runs the refs hold now; None without one."""
+    global _last
+    state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
+    if state is None:
+        return None
+    if _last is not None and _last[0] == repo.commondir and _last[1] == state:
+        return _last[2]
+    data = cachefile.load(repo.commondir / INDEX_FILE)
+    if type(data) is not dict or data.get("version") != 1 or data.get("state") != state:
+        return None
+    count, commits = data.get("count"), data.get("commits")
+    text = {column: data.get(column) for column in _COLUMNS}
+    if type(count) is not int or count < 1 or type(commits) is not str or len(commits) != 40 * count or \
+            any(type(part) is not str or part.count("\n") != count - 1 for part in text.values()):
+        return None  # another version's, or damaged
+    index = RunIndex(text, commits, count)  # type: ignore[arg-type]
+    _last = (repo.commondir, state, index)
+    return index
+
+
+def find(repo: RepoReader, text: str, experiment: str | None, live: bool) -> tuple[str, str] | None:
+    """(ref, commit) of the run that runs.resolve() over load_runs(repo, experiment) answers for
+    *text*, where the index tells; else None. *live*: a run may be live on this machine, and its
+    journal name it otherwise than its commit: only a full id is looked up."""
+    index = current(repo)
+    if index is None:
+        return None
+    scope = REF_PREFIX + (f"{experiment}/" if experiment else "")
+
+    def ours(k: int) -> bool:  # a run of *experiment* (not of one nested in it), as load_runs lists them
+        ref = index.line("refs", k)
+        return ref.startswith(scope) and (not experiment or "/" not in ref[len(scope):])
+    handle = text.lower() if names.could_be_handle(text) else None
+    # resolve()'s steps, in its order: the full id, the name, the start of the handle or id.
+    for step in range(1 if live else 3):
+        if step == 2 and len(text) < names.MIN_HANDLE_LEN:
+            break
+        hits = index.equal("ids", text) if step == 0 else index.equal("names", text) if step == 1 else \
+            index.starting(text, handle)
+        if hits is None:
+            return None
+        hits = [k for k in hits if ours(k)]
+        if len(hits) == 1:
+            return index.run(hits[0])
+        if hits:
+            return None  # several: resolve() lists them
+    return None
+
+
+def handles(repo: RepoReader, ids: list[str]) -> dict[str, str] | None:
+    """The handle of each of *ids* among every run (names.handles), where the index holds them all."""
+    index = current(repo)
+    if index is None:
+        return None
+    out = {}
+    for run_id in ids:
+        hits = index.equal("ids", run_id)
+        if not hits:
+            return None
+        out[run_id] = index.line("handles", hits[0])  # (an id twice, in two experiments: one handle)
+    return out

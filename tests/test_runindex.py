@@ -1,0 +1,149 @@
+"""The index of every run by id, name and handle (gitexp/store/runindex.py): it answers what
+resolving over every run answers, and only for the refs it was made of."""
+
+from __future__ import annotations
+
+import marshal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import gitexp
+from gitexp.git.repo import Repo
+from gitexp.store import names, runindex, runs
+from gitexp.store.runindex import INDEX_FILE, RunIndex
+from gitexp.store.runs import load_runs
+from gitexp.views import listing
+from tests.conftest import git
+
+QUIET = {"system_metrics_interval": 0}
+
+
+def make_run(name: str, experiment: str = "cnn") -> gitexp.Run:
+    with gitexp.start_run(name=name, experiment=experiment, params={"lr": 0.1}, **QUIET) as run:
+        run.log_metric("acc", 0.5)
+    return run
+
+
+def keep_listing(repo: Path) -> RunIndex:
+    """What `git exp ls` keeps once it has listed every run: the listing, and the index with it."""
+    whole = listing.of_records(load_runs(repo))
+    assert whole is not None
+    listing.remember(repo, whole)
+    index = runindex.current(Repo.discover(repo))
+    assert index is not None, "the index is written with the listing, and is of the refs now"
+    return index
+
+
+def outcome(text: str, experiment: str | None, every: bool) -> tuple[str, str]:
+    try:
+        found = runs.resolve(load_runs(experiment=experiment), text) if every else \
+            gitexp.get_run(text, experiment=experiment)
+        return "run", found.id
+    except gitexp.GitexpError as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_get_run_through_the_index_is_what_resolving_every_run_gives(repo: Path) -> None:
+    made = [make_run(f"r{i}", experiment=("cnn", "rnn", "cnn/deep")[i % 3]) for i in range(7)]
+    handles = runs.run_handles(load_runs())
+    named = make_run(handles[made[0].id])  # a run named like another's handle: names come first
+    twice = make_run("twice", experiment="cnn")
+    make_run("twice", experiment="rnn")
+    make_run(made[3].id[16:22], experiment="rnn")  # named like the start of another run's id
+    make_run(made[4].id, experiment="rnn")  # named like another run's full id: ids come first
+    handles = runs.run_handles(load_runs())
+    index = keep_listing(repo)
+    texts = [*(handles[r.id] for r in made), *(handles[r.id][:4] for r in made), *(r.id[16:22] for r in made),
+             *(r.id for r in made), "ffff", "0000", made[1].id[:8], "20261", handles[made[2].id].upper(),
+             "r0", "r5", "twice", "r", "R1", "no-such-name", "", "a\nb"]
+    for text in texts:
+        for experiment in (None, "cnn", "rnn", "cnn/deep"):
+            assert outcome(text, experiment, False) == outcome(text, experiment, True), (text, experiment)
+    repo_handle = Repo.discover(repo)
+    # The index answers these by itself (without it, they would be answered all the same, slower).
+    for run in made:
+        ref = f"{names.REF_PREFIX}{run.experiment}/{run.id}"
+        assert runindex.find(repo_handle, run.id, None, live=False) == (ref, git(repo, "rev-parse", ref).strip())
+        assert runindex.find(repo_handle, f"r{made.index(run)}", run.experiment, live=False)[0] == ref  # type: ignore[index]
+    assert runindex.find(repo_handle, handles[made[1].id], None, live=False) is not None
+    assert runindex.find(repo_handle, handles[made[0].id], None, live=False)[0] == \
+        f"{names.REF_PREFIX}cnn/{named.id}"  # type: ignore[index]  # the run named so, not made[0]
+    assert runindex.find(repo_handle, "twice", None, live=False) is None  # two runs: resolve() lists them
+    assert runindex.find(repo_handle, "twice", "cnn", live=False)[0] == f"{names.REF_PREFIX}cnn/{twice.id}"  # type: ignore[index]
+    # A live run's journal may name it otherwise: then only full ids are looked up.
+    assert runindex.find(repo_handle, "r1", None, live=True) is None
+    assert runindex.find(repo_handle, made[1].id, None, live=True) is not None
+    assert index.count == len(load_runs())
+
+
+def test_the_handles_it_holds_are_those_of_every_run(repo: Path) -> None:
+    for i in range(12):
+        make_run(f"r{i}", experiment=("cnn", "rnn")[i % 2])
+    keep_listing(repo)
+    every = runs.run_ids(Repo.discover(repo))
+    assert runindex.handles(Repo.discover(repo), every) == names.handles(every)
+    assert runindex.handles(Repo.discover(repo), ["20990101-0000000deadbeef"]) is None  # no such run: worked out
+
+
+def test_the_index_is_not_used_once_the_runs_change(repo: Path) -> None:
+    first = make_run("first")
+    keep_listing(repo)
+    handle = Repo.discover(repo)
+    assert runindex.current(handle) is not None
+    later = make_run("later")
+    assert runindex.current(handle) is None, "a run made since: not the runs it was made of"
+    assert gitexp.get_run("later").id == later.id
+    keep_listing(repo)
+    git(repo, "update-ref", "-d", f"refs/experiments/cnn/{later.id}")
+    assert runindex.current(handle) is None
+    with pytest.raises(gitexp.GitexpError, match="no run matches 'later'"):
+        gitexp.get_run("later")
+    keep_listing(repo)
+    git(repo, "pack-refs", "--all")
+    assert gitexp.get_run("first").id == first.id  # packed: read again, not trusted for the same refs
+
+
+def test_a_damaged_or_foreign_index_file_is_not_used(repo: Path) -> None:
+    run = make_run("only")
+    keep_listing(repo)
+    path = repo / ".git" / INDEX_FILE
+    data: dict[str, Any] = marshal.loads(path.read_bytes())
+    runindex._last = None  # (what this process read last, not the file, would answer)
+    for damaged in ({**data, "version": 2}, {**data, "names": "only\nextra"}, {**data, "commits": "x" * 39}):
+        path.write_bytes(marshal.dumps(damaged))
+        assert runindex.current(Repo.discover(repo)) is None
+        assert gitexp.get_run("only").id == run.id
+    path.write_bytes(b"not marshal")
+    assert runindex.current(Repo.discover(repo)) is None
+
+
+def test_nothing_is_written_for_refs_that_disagree_with_the_state(repo: Path) -> None:
+    run = make_run("a")
+    handle = Repo.discover(repo)
+    ref, commit = f"refs/experiments/cnn/{run.id}", git(repo, "rev-parse", f"refs/experiments/cnn/{run.id}").strip()
+    assert runindex.save(handle, (None, {ref: commit}), [ref], [commit], ["a"], ["h"])
+    assert not runindex.save(handle, (None, {ref: "0" * 40}), [ref], [commit], ["a"], ["h"])  # moved meanwhile
+    assert not runindex.save(handle, None, [ref], [commit], ["a"], ["h"])  # no state: nothing to be current for
+    assert not runindex.save(handle, (None, {}), [ref], [commit], ["a\nb"], ["h"])  # a name of two lines
+
+
+lines = st.lists(st.text("0a1\n-", max_size=6).filter(lambda t: "\n" not in t), min_size=1, max_size=30)
+
+
+@given(lines, st.text("0a1-", max_size=4), st.sampled_from([None, "a", "0a"]))
+def test_the_lines_it_finds_are_those_a_plain_search_finds(column: list[str], text: str, handle: str | None) -> None:
+    """RunIndex.equal and .starting, which search a column's lines with str.find, against a loop
+    over the lines (with ids shorter than RANDOM_START, the handle is looked for past their end)."""
+    ids = [f"{c}{'x' * names.RANDOM_START}{c}" if c.startswith("a") else c for c in column]
+    index = RunIndex({"refs": "\n".join(column), "ids": "\n".join(ids), "names": "\n".join(column),
+                      "handles": "\n".join(column)}, "0" * 40 * len(column), len(column))
+    equal = [k for k, line in enumerate(column) if line == text]
+    starting = [k for k, run_id in enumerate(ids) if run_id.startswith(text) or
+                (handle is not None and run_id[names.RANDOM_START:].startswith(handle))]
+    assert index.equal("names", text) == (equal if len(equal) <= runindex.MOST_HITS else None)
+    found = index.starting(text, handle)
+    assert found is None or found == starting
