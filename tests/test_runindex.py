@@ -124,11 +124,16 @@ def test_a_damaged_or_foreign_index_file_is_not_used(repo: Path) -> None:
 def test_nothing_is_written_for_refs_that_disagree_with_the_state(repo: Path) -> None:
     run = make_run("a")
     handle = Repo.discover(repo)
-    ref, commit = f"refs/experiments/cnn/{run.id}", git(repo, "rev-parse", f"refs/experiments/cnn/{run.id}").strip()
-    assert runindex.save(handle, (None, {ref: commit}), [ref], [commit], ["a"], ["h"])
-    assert not runindex.save(handle, (None, {ref: "0" * 40}), [ref], [commit], ["a"], ["h"])  # moved meanwhile
-    assert not runindex.save(handle, None, [ref], [commit], ["a"], ["h"])  # no state: nothing to be current for
-    assert not runindex.save(handle, (None, {}), [ref], [commit], ["a\nb"], ["h"])  # a name of two lines
+    ref = f"refs/experiments/cnn/{run.id}"
+    refs = {ref: git(repo, "rev-parse", ref).strip()}
+
+    def written(state: Any, refs: dict[str, str], run_names: list[str]) -> bool:
+        return bool(runindex.save(handle, state, refs, ["cnn"], [run.id], run_names, ["h"]))
+    assert written((None, refs), refs, ["a"])
+    assert not written((None, {ref: "0" * 40}), refs, ["a"])  # moved between the state and the reading
+    assert not written(None, refs, ["a"])  # no state: nothing to be current for
+    assert not written((None, refs), refs, ["a\nb"])  # a name of two lines
+    assert not written((None, refs), {**refs, "refs/experiments/cnn/other": "1" * 40}, ["a"])  # not every run
 
 
 lines = st.lists(st.text("0a1\n-", max_size=6).filter(lambda t: "\n" not in t), min_size=1, max_size=30)

@@ -15,6 +15,8 @@ resolves over every run, which also says what is wrong. tests/test_runs.py compa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -82,23 +84,23 @@ class RunIndex:
         return found
 
 
-def save(repo: RepoReader, state: Any, refs: list[str], commits: list[str], run_names: list[str],
-         handles: list[str]) -> list[tuple[Path, Any]]:
-    """The file to write for the runs of *refs* (at *commits*, named *run_names*, shown by *handles*)
-    under *state* (refs_state, taken before they were found to be the runs' refs); none when they
-    cannot be lines, or disagree with the loose refs of the state."""
-    count = len(refs)
-    text = {"refs": "\n".join(refs), "ids": "\n".join(ref.rpartition("/")[2] for ref in refs),
-            "names": "\n".join(run_names), "handles": "\n".join(handles)}
-    joined = "".join(commits)
-    if state is None or not count or not (count == len(commits) == len(run_names) == len(handles)) or \
-            len(joined) != 40 * count or any(part.count("\n") != count - 1 for part in text.values()):
+def save(repo: RepoReader, state: Any, refs: Mapping[str, str], experiments: list[str], ids: list[str],
+         run_names: list[str], handles: list[str]) -> list[tuple[Path, Any]]:
+    """The file to write for the runs of *refs* (ref -> commit), listed in the order of *experiments*
+    and *ids*, named *run_names* and shown by *handles*, under *state* (refs_state, taken before the
+    refs were found to be those): none when they cannot be lines, are not every run of *refs* once,
+    or disagree with the loose refs of the state."""
+    order = [f"{REF_PREFIX}{experiment}/{run_id}" for experiment, run_id in zip(experiments, ids, strict=True)]
+    commits = "".join(map(refs.get, order, repeat("")))
+    count = len(order)
+    text = {"refs": "\n".join(order), "ids": "\n".join(ids), "names": "\n".join(run_names),
+            "handles": "\n".join(handles)}
+    if state is None or not count or count != len(refs) or not (count == len(run_names) == len(handles)) or \
+            len(commits) != 40 * count or any(part.count("\n") != count - 1 for part in text.values()):
         return []
-    loose = state[1]
-    if loose and not loose.items() <= dict(zip(refs, commits, strict=True)).items():
+    if any(refs.get(ref) != commit for ref, commit in state[1].items()):
         return []  # a ref moved between the state and the reading: not the runs of that state
-    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": joined,
-                                           **text})]
+    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": commits, **text})]
 
 
 def current(repo: RepoReader) -> RunIndex | None:

@@ -303,10 +303,8 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
         "keys": listing.keys, "plain": listing.plain, "extremes": listing.extremes})]
     if state is not None:
         files.append((repo.commondir / STATE_FILE, (token, state)))  # once the listing it is of is written
-    refs = [f"{REF_PREFIX}{exp}/{run_id}" for exp, run_id in zip(listing.experiments, listing.ids, strict=True)]
-    if len(refs) == len(listing.refs):  # (each run once: the index is of every run or of none)
-        files += runindex.save(repo, state, refs, [listing.refs.get(ref, "") for ref in refs], listing.base[0],
-                               listing.handles)
+    files += runindex.save(repo, state, listing.refs, listing.experiments, listing.ids, listing.base[0],
+                           listing.handles)
     cachefile.save_behind(files)
     for obsolete in OBSOLETE_FILES:
         (repo.commondir / obsolete).unlink(missing_ok=True)
