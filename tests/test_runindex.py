@@ -86,7 +86,29 @@ def test_the_handles_it_holds_are_those_of_every_run(repo: Path) -> None:
     keep_listing(repo)
     every = runs.run_ids(Repo.discover(repo))
     assert runindex.handles(Repo.discover(repo), every) == names.handles(every)
+    shown = names.handles(every)
+    assert runindex.handles(Repo.discover(repo), every[3:5]) == {i: shown[i] for i in every[3:5]}  # one by one
     assert runindex.handles(Repo.discover(repo), ["20990101-0000000deadbeef"]) is None  # no such run: worked out
+    assert runindex.handles(Repo.discover(repo), [*every, "20990101-0000000deadbeef"]) is None
+
+
+def test_the_newest_runs_through_the_index_are_those_of_every_ref(repo: Path) -> None:
+    """load_runs(limit=N) (`git exp ls -n N`) takes the refs of the newest runs from the index: the
+    same runs as from every ref, in each experiment, nested ones apart."""
+    for i in range(9):
+        make_run(f"r{i}", experiment=("cnn", "rnn", "cnn/deep")[i % 3])
+    keep_listing(repo)
+    path = repo / ".git" / INDEX_FILE
+    kept = path.read_bytes()
+    for experiment in (None, "cnn", "rnn", "cnn/deep"):
+        for limit in (0, 1, 2, 3, 5, 9, 12):
+            path.write_bytes(kept)
+            runindex._last = None
+            assert runindex.newest(Repo.discover(repo), experiment, limit) is not None
+            indexed = [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, limit=limit)]
+            path.unlink()
+            runindex._last = None
+            assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, limit=limit)]
 
 
 def test_the_index_is_not_used_once_the_runs_change(repo: Path) -> None:

@@ -45,6 +45,15 @@ class RunIndex:
             self._lines[column] = self.text[column].split("\n")
         return self._lines[column][k]
 
+    def of(self, k: int, experiment: str | None) -> bool:
+        """Whether the run on line *k* is one of *experiment* (not of one nested in it), as load_runs
+        lists them; of any experiment for None."""
+        if not experiment:
+            return True
+        scope = f"{REF_PREFIX}{experiment}/"
+        ref = self.line("refs", k)
+        return ref.startswith(scope) and "/" not in ref[len(scope):]
+
     def run(self, k: int) -> tuple[str, str]:
         """(ref, commit) of the run on line *k*."""
         return self.line("refs", k), self.commits[40 * k:40 * k + 40]
@@ -131,11 +140,6 @@ def find(repo: RepoReader, text: str, experiment: str | None, live: bool) -> tup
     index = current(repo)
     if index is None:
         return None
-    scope = REF_PREFIX + (f"{experiment}/" if experiment else "")
-
-    def ours(k: int) -> bool:  # a run of *experiment* (not of one nested in it), as load_runs lists them
-        ref = index.line("refs", k)
-        return ref.startswith(scope) and (not experiment or "/" not in ref[len(scope):])
     handle = text.lower() if names.could_be_handle(text) else None
     # resolve()'s steps, in its order: the full id, the name, the start of the handle or id.
     for step in range(1 if live else 3):
@@ -145,7 +149,7 @@ def find(repo: RepoReader, text: str, experiment: str | None, live: bool) -> tup
             index.starting(text, handle)
         if hits is None:
             return None
-        hits = [k for k in hits if ours(k)]
+        hits = [k for k in hits if index.of(k, experiment)]
         if len(hits) == 1:
             return index.run(hits[0])
         if hits:
@@ -158,10 +162,32 @@ def handles(repo: RepoReader, ids: list[str]) -> dict[str, str] | None:
     index = current(repo)
     if index is None:
         return None
+    if len(ids) > 4:  # (a map of them all takes longer than a search of one, and less than ten)
+        shown = dict(zip(index.text["ids"].split("\n"), index.text["handles"].split("\n"), strict=True))
+        return None if any(run_id not in shown for run_id in ids) else {run_id: shown[run_id] for run_id in ids}
     out = {}
     for run_id in ids:
         hits = index.equal("ids", run_id)
         if not hits:
             return None
         out[run_id] = index.line("handles", hits[0])  # (an id twice, in two experiments: one handle)
+    return out
+
+
+def newest(repo: RepoReader, experiment: str | None, limit: int) -> dict[str, str] | None:
+    """The refs (ref -> commit) of the *limit* newest runs (of *experiment*), and of any run with
+    the id of the last of them (load_runs orders those); None without an index of the refs now."""
+    index = current(repo)
+    if index is None:
+        return None
+    out: dict[str, str] = {}
+    last = None
+    for k in range(index.count):  # (newest first: the listing's order)
+        if not index.of(k, experiment):
+            continue
+        run_id = index.line("ids", k)
+        if len(out) >= limit and run_id != last:
+            break
+        ref, commit = index.run(k)
+        out[ref], last = commit, run_id
     return out

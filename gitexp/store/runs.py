@@ -311,6 +311,8 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if refs is None and limit is not None and wanted is None and namespace == names.REF_PREFIX:
+            refs = runindex.newest(repo, experiment, limit)  # (`git exp ls -n 20`: 100,000 refs unread)
         given = refs is not None
         refs = repo.refs(prefix) if refs is None else {r: c for r, c in refs.items() if r.startswith(prefix)}
         skip = len(namespace)
@@ -453,7 +455,7 @@ def run_ids(repo: RepoReader) -> list[str]:
     return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
 
 
-FEW_HANDLES = 16  # runs from which run_handles works their handles out rather than look them up
+FEW_HANDLES = 100  # runs from which run_handles works their handles out rather than look them up
 
 
 def run_handles(records: Sequence[RunRecord]) -> dict[str, str]:
