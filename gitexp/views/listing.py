@@ -159,8 +159,10 @@ def column_differs(values: list[Any], absent: list[int]) -> bool:
     """Whether a key's column holds two different values (table.differing's test), a missing key
     counting as a value."""
     if absent:
-        gone = set(absent)
-        return column_varies([_MISSING if i in gone else v for i, v in enumerate(values)])
+        marked = list(values)
+        for i in absent:
+            marked[i] = _MISSING
+        return column_varies(marked)
     if column_varies(values[:PROBE]):
         return True  # most columns shown differ within their first rows: no pass over all of them
     kinds = set(map(type, values))
@@ -209,11 +211,14 @@ def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing 
         return None if found is None else found[0]
     # The live runs read again with their journals, as runs whose refs moved would be; the listing
     # of the refs is what is kept. (The refs it was made from: a run made since is not in it.)
-    listing, refs = found[0], found[1]()
-    marked = {ref: "" if ref.rpartition("/")[2] in live else commit for ref, commit in refs.items()}
-    if marked == refs:
+    listing = found[0]
+    at = [i for i, run_id in enumerate(listing.ids) if run_id in live]  # (the listing's runs are the refs')
+    if not at:
         return listing
-    shown = _updated(repo, listing, marked, refs, live=True)
+    refs = found[1]()
+    made = {ref: refs[ref] for ref in (f"{REF_PREFIX}{listing.experiments[i]}/{listing.ids[i]}" for i in at)
+            if ref in refs}
+    shown = _updated(repo, listing, refs, refs, live=True, made=made)  # (those runs moved, none gone)
     if shown is not None:
         shown.refs, shown.basis = None, listing.to_keep()
     return shown
