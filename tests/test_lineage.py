@@ -137,11 +137,14 @@ def test_a_lineage_is_found_from_the_listing_rows_without_reading_each_run(repo:
     assert lineage.lineage_dict(load_runs(), records[-1])["children"][0]["children"][0]["name"] == "again"
 
 
-def test_a_lineage_is_drawn_from_its_own_runs_as_from_every_run(repo: Path) -> None:
+@pytest.mark.parametrize("indexed", [False, True])
+def test_a_lineage_is_drawn_from_its_own_runs_as_from_every_run(repo: Path, indexed: bool) -> None:
     """lineage_records reads the runs of one lineage alone (the origins file knows where each run
-    came from): `git exp log RUN` draws and answers the same as from every run."""
-    from gitexp.store import runcache, runs
-    from gitexp.views import lineage
+    came from): `git exp log RUN` draws and answers the same as from every run; with the run index
+    kept by a listing (*indexed*), the refs are not read either."""
+    from gitexp.git.repo import Repo
+    from gitexp.store import runcache, runindex, runs
+    from gitexp.views import lineage, listing
 
     def made(name: str, **kw: object) -> gitexp.Run:
         with gitexp.start_run(name=name, **QUIET, **kw) as run:  # type: ignore[arg-type]
@@ -157,6 +160,9 @@ def test_a_lineage_is_drawn_from_its_own_runs_as_from_every_run(repo: Path) -> N
     made("orphan", meta={"forked_from": "20200101-000000000000000"})  # its source is not here
     made("plain")
     every = runs.load_runs()
+    if indexed:
+        listing.remember(repo, listing.of_records(every))  # type: ignore[arg-type]
+        assert runindex.every_run(Repo.discover(repo)) is not None
     for record in every:
         alone = runs.lineage_records(record)
         assert lineage.graph(alone, record) == lineage.graph(every, record), record.name

@@ -109,6 +109,17 @@ def test_the_newest_runs_through_the_index_are_those_of_every_ref(repo: Path) ->
             path.unlink()
             runindex._last = None
             assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, limit=limit)]
+    # load_runs(only=...) (get_run, `git exp log RUN`): the refs of those runs alone, from the index.
+    every = load_runs()
+    for wanted in ({every[0].id}, {every[1].id, every[5].id}, {every[2].id, "20990101-0000000deadbeef"}, set()):
+        for experiment in (None, "cnn", "rnn"):
+            path.write_bytes(kept)
+            runindex._last = None
+            assert runindex.refs_of(Repo.discover(repo), wanted) is not None
+            indexed = [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, only=wanted)]
+            path.unlink()
+            runindex._last = None
+            assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, only=wanted)]
 
 
 def test_the_index_is_not_used_once_the_runs_change(repo: Path) -> None:

@@ -15,7 +15,7 @@ resolves over every run, which also says what is wrong. tests/test_runs.py compa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,13 @@ class RunIndex:
         self._lines: dict[str, list[str]] = {}
 
     def line(self, column: str, k: int) -> str:
+        return self.line_list(column)[k]
+
+    def line_list(self, column: str) -> list[str]:
+        """The lines of *column* (split once)."""
         if column not in self._lines:
             self._lines[column] = self.text[column].split("\n")
-        return self._lines[column][k]
+        return self._lines[column]
 
     def of(self, k: int, experiment: str | None) -> bool:
         """Whether the run on line *k* is one of *experiment* (not of one nested in it), as load_runs
@@ -190,4 +194,27 @@ def newest(repo: RepoReader, experiment: str | None, limit: int) -> dict[str, st
             break
         ref, commit = index.run(k)
         out[ref], last = commit, run_id
+    return out
+
+
+def every_run(repo: RepoReader) -> tuple[list[str], list[str]] | None:
+    """The id and the commit of every run, newest first, when the index is of the refs now."""
+    index = current(repo)
+    if index is None:
+        return None
+    return index.line_list("ids"), [index.commits[k:k + 40] for k in range(0, 40 * index.count, 40)]
+
+
+def refs_of(repo: RepoReader, ids: Iterable[str]) -> dict[str, str] | None:
+    """The refs (ref -> commit) of the runs of *ids* (in any experiment; an id of no run has none),
+    when the index is of the refs now."""
+    index = current(repo)
+    if index is None:
+        return None
+    out: dict[str, str] = {}
+    for run_id in ids:
+        hits = index.equal("ids", run_id)
+        if hits is None:
+            return None
+        out.update(map(index.run, hits))
     return out

@@ -311,8 +311,11 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     collecting = gc.isenabled()
     gc.disable()
     try:
-        if refs is None and limit is not None and wanted is None and namespace == names.REF_PREFIX:
-            refs = runindex.newest(repo, experiment, limit)  # (`git exp ls -n 20`: 100,000 refs unread)
+        if refs is None and namespace == names.REF_PREFIX:  # (100,000 refs unread, where the index tells)
+            if wanted is not None and len(wanted) <= FEW_INDEXED:
+                refs = runindex.refs_of(repo, wanted)  # (get_run, `git exp log RUN`)
+            elif limit is not None and wanted is None:
+                refs = runindex.newest(repo, experiment, limit)  # (`git exp ls -n 20`)
         given = refs is not None
         refs = repo.refs(prefix) if refs is None else {r: c for r, c in refs.items() if r.startswith(prefix)}
         skip = len(namespace)
@@ -455,13 +458,13 @@ def run_ids(repo: RepoReader) -> list[str]:
     return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
 
 
-FEW_HANDLES = 100  # runs from which run_handles works their handles out rather than look them up
+FEW_INDEXED = 100  # runs past which their refs and handles are not looked up in the run index one by one
 
 
 def run_handles(records: Sequence[RunRecord]) -> dict[str, str]:
     """Run id -> handle (names.handles) of *records*, unique among every run of their repository, not
     only these, so that any command accepts what a listing of a few runs shows."""
-    if 0 < len(records) <= FEW_HANDLES:
+    if 0 < len(records) <= FEW_INDEXED:
         indexed = runindex.handles(records[0].repo, [r.id for r in records])
         if indexed is not None:
             return indexed
@@ -581,13 +584,18 @@ def lineage_records(run: RunRecord) -> list[RunRecord]:
     from that one at any depth), read alone where the names and origins files know every run (no
     run live here, no run id twice); else every run: what views.lineage draws of *run* either way."""
     repo = run.repo
-    refs = repo.refs(names.REF_PREFIX)
+    indexed = runindex.every_run(repo)  # (100,000 refs read: 0.1 s)
+    if indexed is not None:
+        count, commits = len(indexed[0]), dict(zip(*indexed, strict=True))
+    else:
+        refs = repo.refs(names.REF_PREFIX)
+        count, commits = len(refs), {ref.rpartition("/")[2]: commit for ref, commit in refs.items()}
     named, origins = known_names(repo.commondir), known_origins(repo.commondir)
-    commits = {ref.rpartition("/")[2]: commit for ref, commit in refs.items()}
-    if named is None or origins is None or len(commits) != len(refs) or _has_locks(_journal_names(repo)) \
-            or any(commit not in named for commit in commits.values()):
+    if named is None or origins is None or len(commits) != count or _has_locks(_journal_names(repo)) \
+            or not all(map(named.__contains__, commits.values())):
         return load_runs(repo)
-    parent = {run_id: origins[commit][1] for run_id, commit in commits.items() if commit in origins}
+    parent = {run_id: origins[commit][1] for run_id, commit in commits.items() if commit in origins} \
+        if origins else {}
     root, seen = run.id, {run.id}
     while (up := parent.get(root)) is not None and up in commits and up not in seen:
         seen.add(up)
