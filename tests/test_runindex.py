@@ -109,6 +109,15 @@ def test_the_newest_runs_through_the_index_are_those_of_every_ref(repo: Path) ->
             path.unlink()
             runindex._last = None
             assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, limit=limit)]
+    # load_runs() of every run: every ref from the index; the ids it remembers for handles too.
+    path.write_bytes(kept)
+    runindex._last = None
+    assert runindex.every_ref(Repo.discover(repo)) == Repo.discover(repo).refs(names.REF_PREFIX)
+    indexed = [(r.id, r.experiment, r.commit) for r in load_runs()]
+    assert sorted(runs.run_ids(Repo.discover(repo))) == sorted(r[0] for r in indexed)
+    path.unlink()
+    runindex._last = None
+    assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs()]
     # load_runs(only=...) (get_run, `git exp log RUN`): the refs of those runs alone, from the index.
     every = load_runs()
     for wanted in ({every[0].id}, {every[1].id, every[5].id}, {every[2].id, "20990101-0000000deadbeef"}, set()):

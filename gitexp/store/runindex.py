@@ -58,6 +58,9 @@ class RunIndex:
         ref = self.line("refs", k)
         return ref.startswith(scope) and "/" not in ref[len(scope):]
 
+    def commit_list(self) -> list[str]:
+        return [self.commits[k:k + 40] for k in range(0, 40 * self.count, 40)]
+
     def run(self, k: int) -> tuple[str, str]:
         """(ref, commit) of the run on line *k*."""
         return self.line("refs", k), self.commits[40 * k:40 * k + 40]
@@ -202,7 +205,14 @@ def every_run(repo: RepoReader) -> tuple[list[str], list[str]] | None:
     index = current(repo)
     if index is None:
         return None
-    return index.line_list("ids"), [index.commits[k:k + 40] for k in range(0, 40 * index.count, 40)]
+    return index.line_list("ids"), index.commit_list()
+
+
+def every_ref(repo: RepoReader) -> dict[str, str] | None:
+    """The ref and the commit of every run (Repo.refs(REF_PREFIX), newest first), when the index is
+    of the refs now."""
+    index = current(repo)
+    return None if index is None else dict(zip(index.line_list("refs"), index.commit_list(), strict=True))
 
 
 def refs_of(repo: RepoReader, ids: Iterable[str]) -> dict[str, str] | None:

@@ -311,12 +311,16 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     collecting = gc.isenabled()
     gc.disable()
     try:
+        given = refs is not None
         if refs is None and namespace == names.REF_PREFIX:  # (100,000 refs unread, where the index tells)
             if wanted is not None and len(wanted) <= FEW_INDEXED:
                 refs = runindex.refs_of(repo, wanted)  # (get_run, `git exp log RUN`)
+                given = refs is not None
             elif limit is not None and wanted is None:
                 refs = runindex.newest(repo, experiment, limit)  # (`git exp ls -n 20`)
-        given = refs is not None
+                given = refs is not None
+            elif wanted is None and not experiment:
+                refs = runindex.every_ref(repo)  # every run's: as repo.refs() gives them, in another order
         refs = repo.refs(prefix) if refs is None else {r: c for r, c in refs.items() if r.startswith(prefix)}
         skip = len(namespace)
         ids, listed = [], []
