@@ -184,6 +184,13 @@ def two_runs(repo: Path) -> tuple[str, str]:
     return first, second
 
 
+def handle_in(repo: Path, run_id: str) -> str:
+    """The handle of *run_id* among the runs of *repo*, as `git exp show` prints it (untimed)."""
+    out = subprocess.run([*ls_command()[:-1], "show", run_id], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("handle"))
+
+
 def ui_refresh(cmd: list[str], repo: Path, reps: int) -> float:
     """Median seconds of GET /api/runs?limit=50 (a page's table refreshing) from `git exp ui` serving
     *repo*, after a first request that reads the runs."""
@@ -473,6 +480,8 @@ def main() -> int:
                      "", "≤ 0.5 s", ok(where <= 0.5)])
         top = median_of([*query, "-n", "20"], runs_repo, reps)
         rows.append(["the same query, `-n 20`", secs(top), "", "(none)", ""])
+        newest = median_of([*ls, "-n", "20"], runs_repo, reps)
+        rows.append(["`git exp ls -n 20`, warm (the 20 newest runs)", secs(newest), "", "(none)", ""])
         loads = [worker("load_runs", {"repo": str(runs_repo)}) for _ in range(reps)]
         load = statistics.median(r["seconds"] for r in loads)
         rows.append([f"`load_runs()`, warm, in-process ({loads[0]['runs']:,} runs)", secs(load), "", "≤ 0.3 s",
@@ -480,11 +489,14 @@ def main() -> int:
 
         log("everyday commands at 1,000 runs and at the fixture's size")
         small_repo = copy(small, work / "small")
-        for label, args_of in (("show RUN", lambda a, b: ["show", a]), ("diff A B", lambda a, b: ["diff", a, b]),
-                               ("compare A B", lambda a, b: ["compare", a, b]), ("log RUN", lambda a, b: ["log", a]),
-                               ("plot val/acc A B -o F.png", lambda a, b: ["plot", "val/acc", a, b, "-o",
-                                                                          str(work / "plot.png")])):
-            big_cmd, small_cmd = ([*ls[:-1], *args_of(*two_runs(r))] for r in (runs_repo, small_repo))
+        for label, args_of in (("show RUN", lambda r, a, b: ["show", a]),
+                               ("show HANDLE", lambda r, a, b: ["show", handle_in(r, a)]),
+                               ("diff A B", lambda r, a, b: ["diff", a, b]),
+                               ("compare A B", lambda r, a, b: ["compare", a, b]),
+                               ("log RUN", lambda r, a, b: ["log", a]),
+                               ("plot val/acc A B -o F.png", lambda r, a, b: ["plot", "val/acc", a, b, "-o",
+                                                                              str(work / "plot.png")])):
+            big_cmd, small_cmd = ([*ls[:-1], *args_of(r, *two_runs(r))] for r in (runs_repo, small_repo))
             at_big, at_small = paired(big_cmd, runs_repo, small_cmd, small_repo, reps)
             rows.append([f"`git exp {label}` (whole process) at {n:,} runs",
                          f"{secs(at_big)} ({at_big / at_small:.1f}x)", f"{secs(at_small)} at 1,000 runs", "(none)", ""])
