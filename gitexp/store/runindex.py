@@ -4,13 +4,15 @@
 finding it took 0.25 s before anything was shown: reading 100,000 refs, the names of their runs,
 and working out the handles of the runs shown among every id. The listing kept by `git exp ls`
 holds all of that; when it is written, so is `<common git dir>/gitexp/cache/runs-index-v1.marshal`:
-the refs, commits, ids, names and handles of every run as lines of five strings (a search of a
-string is a C loop, and loading one is a copy), with the refs_state they are the runs of. While
-the refs_state is the same, so are the runs, and a run is found in a few milliseconds.
+the refs, commits, ids, names and handles of every run, newest first, as lines of five strings (a
+search of a string is a C loop, and loading one is a copy), with the refs_state they are the runs
+of. While the refs_state is the same, so are the runs, and a run is found in a few milliseconds.
 
 find() answers what runs.resolve() would over load_runs(), or None where the index cannot tell
 (several runs match, none does, the refs changed since, a run is live here): the caller then
-resolves over every run, which also says what is wrong. tests/test_runs.py compares the two.
+resolves over every run, which also says what is wrong. handles(), refs_of(), newest() and
+every_ref() answer what names.handles() and Repo.refs() would, for load_runs and run_handles.
+tests/test_runindex.py compares each with the way that reads every ref.
 """
 
 from __future__ import annotations
