@@ -178,6 +178,29 @@ def test_ls_prints_what_searching_the_runs_prints(sample: Sample) -> None:
     assert "params.lr_typo" in ls(sample.repo, "--where", "params.lr_typo > 0")[1]
 
 
+def test_ls_n_prints_the_newest_runs_as_reading_them_does(sample: Sample) -> None:
+    """`git exp ls -n N` shows the first N runs of the kept listing (newest first, as load_runs
+    orders them): what reading the N newest runs alone prints."""
+    cache = sample.repo / ".git" / listing.CACHE_FILE
+    ls(sample.repo)
+    for args in (["-n", "2"], ["-n", "1", "--format", "csv"], ["-n", "3", "--experiment", "cnn"], ["-n", "500"],
+                 ["-n", "2", "--only-changed"], ["-n", "3", "--format", "md", "--all"]):
+        expected = searched(sample.repo, [], args)
+        assert cache.exists()
+        assert ls(sample.repo, *args)[0] == expected, args  # from the listing kept
+        cache.unlink()
+        assert ls(sample.repo, *args)[0] == expected, args  # the newest runs read alone
+        ls(sample.repo)
+    # A listing brought up to date for it is kept for the next, as a plain listing's is.
+    with gitexp.start_run(name="newest", experiment="cnn", repo=sample.repo, **QUIET) as run:
+        run.log_metric("val/acc", 0.9)
+    age_kept_listing(sample.repo)
+    assert ls(sample.repo, "-n", "1", "--format", "csv")[0].splitlines()[1].startswith(run.id)
+    if "evil" not in sample.ids:  # (a run with a dotted param key: no listing is brought up to date)
+        again = listing.current(sample.repo)
+        assert again is not None and again.refs is None and run.id in again.ids  # kept as it is now
+
+
 def test_a_query_keeps_the_listing_it_brought_up_to_date(sample: Sample) -> None:
     with gitexp.start_run(name="newest", experiment="cnn", repo=sample.repo, params={"lr": 0.001}, **QUIET) as run:
         run.log_metric("val/acc", 0.9)

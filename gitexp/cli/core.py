@@ -111,6 +111,10 @@ def _ls(experiment: str | None, limit: int | None, form: str, columns: str | Non
     elif plain:
         from gitexp.store import runs
 
+        if limit and not columns and form != "json":
+            shown = _newest(experiment, limit, form, precision, all_columns, only_changed, wide)
+            if shown is not None:
+                return shown
         records = runs.load_runs(experiment=experiment, limit=limit)  # with a limit, the others go unread
     else:
         loaded = None
@@ -166,6 +170,27 @@ def _selected(experiment: str | None, where: str | None, sort: str | None, limit
     after = None if keep is None else partial(listing.remember, None, keep)
     cols, values = found.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
     return _show_listing(cols, values, found.experiments, form, precision, all_columns, wide, after=after), records
+
+
+def _newest(experiment: str | None, limit: int, form: str, precision: int, all_columns: bool, only_changed: bool,
+            wide: bool) -> int | None:
+    """ls -n N from the kept listing, whose order is load_runs' (newest first): its exit code, or
+    None where no listing is kept or none has runs (then the N newest runs are read alone)."""
+    from gitexp.views import listing
+
+    whole = listing.current()
+    if whole is None:
+        return None
+    kept = whole.of_experiment(experiment) if experiment else whole
+    keep = whole.to_keep()  # made or brought up to date: kept for the next call
+    after = None if keep is None else partial(listing.remember, None, keep)
+    if not len(kept):
+        if after is not None:
+            after()
+        return None
+    found = kept.subset(list(range(min(limit, len(kept)))), extremes=False)
+    cols, values = found.columns(all_columns or form == "csv", only_changed, full_ids=form == "csv")
+    return _show_listing(cols, values, found.experiments, form, precision, all_columns, wide, after=after)
 
 
 def _no_runs(experiment: str | None, where: str | None) -> int:
