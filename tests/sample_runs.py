@@ -124,3 +124,16 @@ def make_sample_runs(repo: Path, base: str) -> Sample:
         raise RuntimeError("diverged")
     ids["broken"] = run.id
     return Sample(repo, base, ids)
+
+
+def get_run_outcome(text: str, experiment: str | None, every: bool) -> tuple[str, str]:
+    """What naming a run by *text* gives: ("run", its id), or the error's type and message; through
+    get_run (*every* False), or resolve() over every run of *experiment* (True), to compare the two."""
+    from gitexp.store import runs
+
+    try:
+        found = runs.resolve(runs.load_runs(experiment=experiment), text) if every else \
+            gitexp.get_run(text, experiment=experiment)
+        return "run", found.id
+    except gitexp.GitexpError as exc:
+        return type(exc).__name__, str(exc)

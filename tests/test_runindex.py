@@ -18,6 +18,7 @@ from gitexp.store.runindex import INDEX_FILE, RunIndex
 from gitexp.store.runs import load_runs
 from gitexp.views import listing
 from tests.conftest import git
+from tests.sample_runs import get_run_outcome
 
 QUIET = {"system_metrics_interval": 0}
 
@@ -38,15 +39,6 @@ def keep_listing(repo: Path) -> RunIndex:
     return index
 
 
-def outcome(text: str, experiment: str | None, every: bool) -> tuple[str, str]:
-    try:
-        found = runs.resolve(load_runs(experiment=experiment), text) if every else \
-            gitexp.get_run(text, experiment=experiment)
-        return "run", found.id
-    except gitexp.GitexpError as exc:
-        return type(exc).__name__, str(exc)
-
-
 def test_get_run_through_the_index_is_what_resolving_every_run_gives(repo: Path) -> None:
     made = [make_run(f"r{i}", experiment=("cnn", "rnn", "cnn/deep")[i % 3]) for i in range(7)]
     handles = runs.run_handles(load_runs())
@@ -62,7 +54,8 @@ def test_get_run_through_the_index_is_what_resolving_every_run_gives(repo: Path)
              "r0", "r5", "twice", "r", "R1", "no-such-name", "", "a\nb"]
     for text in texts:
         for experiment in (None, "cnn", "rnn", "cnn/deep"):
-            assert outcome(text, experiment, False) == outcome(text, experiment, True), (text, experiment)
+            assert get_run_outcome(text, experiment, False) == get_run_outcome(text, experiment, True), \
+                (text, experiment)
     repo_handle = Repo.discover(repo)
     # The index answers these by itself (without it, they would be answered all the same, slower).
     for run in made:

@@ -20,6 +20,7 @@ from gitexp.store.runs import RunRecord, load_runs, run_ids
 from gitexp.store.search import field_value, search_runs
 from gitexp.views.table import run_rows
 from tests.conftest import git
+from tests.sample_runs import get_run_outcome
 
 QUIET = {"system_metrics_interval": 0}
 
@@ -128,17 +129,10 @@ def test_a_run_named_by_a_handle_is_what_resolving_every_run_gives(repo: Path) -
              "ffff", "0000", made[1].id[:8], "20261", handles[made[2].id].upper(),
              "r0", "r5", "twice", "r", "R1", made[3].id, "no-such-name"]  # names, as `git exp show NAME` reads them
 
-    def outcome(text: str, experiment: str | None, every: bool) -> tuple[str, str]:
-        try:
-            found = runs.resolve(load_runs(experiment=experiment), text) if every else \
-                gitexp.get_run(text, experiment=experiment)
-            return "run", found.id
-        except gitexp.GitexpError as exc:
-            return type(exc).__name__, str(exc)
-
     for text in texts:
         for experiment in (None, "cnn"):
-            assert outcome(text, experiment, False) == outcome(text, experiment, True), (text, experiment)
+            assert get_run_outcome(text, experiment, False) == get_run_outcome(text, experiment, True), \
+                (text, experiment)
     assert gitexp.get_run(handles[target.id]).name == handles[target.id], "the name wins over the handle"
     # get_runs (`git exp diff A B`): each text answers as get_run does, every run loaded once at most.
     every = load_runs()
