@@ -135,6 +135,11 @@ def test_plot_arguments_split_into_metrics_and_runs_as_every_runs_metrics_say(re
             for experiment in (None, "other"):
                 assert split_items(items, experiment) == split_metrics_and_runs(items, load_runs(
                     experiment=experiment)), (kept, items, experiment)
+    # A run live here may have logged a key that no commit holds yet: a metric all the same.
+    with gitexp.start_run(name="live", **QUIET) as run:
+        run.log_metric("fresh/key", 1.0)
+        run.flush_journal()
+        assert split_items(["loss", "fresh/key", "a"]) == (["loss", "fresh/key"], ["a"])
     (repo / ".git" / CACHE_FILE).unlink()
     assert split_items(["loss", "val/acc", "a"]) == (["loss", "val/acc"], ["a"])
     assert not (repo / ".git" / CACHE_FILE).exists(), "every run was loaded"

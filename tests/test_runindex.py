@@ -163,7 +163,7 @@ def test_nothing_is_written_for_refs_that_disagree_with_the_state(repo: Path) ->
     refs = {ref: git(repo, "rev-parse", ref).strip()}
 
     def written(state: Any, refs: dict[str, str], run_names: list[str]) -> bool:
-        return bool(runindex.save(handle, state, refs, ["cnn"], [run.id], run_names, ["h"]))
+        return bool(runindex.save(handle, state, refs, ["cnn"], [run.id], run_names, ["h"], ["acc"]))
     assert written((None, refs), refs, ["a"])
     assert not written((None, {ref: "0" * 40}), refs, ["a"])  # moved between the state and the reading
     assert not written(None, refs, ["a"])  # no state: nothing to be current for

@@ -36,10 +36,11 @@ _last: tuple[Path, Any, RunIndex] | None = None  # the index last read, and its 
 class RunIndex:
     """The runs of one refs_state: each column a line per run; commits, 40 hex digits each."""
 
-    __slots__ = ("_lines", "commits", "count", "text")
+    __slots__ = ("_lines", "commits", "count", "metrics", "text")
 
-    def __init__(self, text: dict[str, str], commits: str, count: int) -> None:
+    def __init__(self, text: dict[str, str], commits: str, count: int, metrics: list[str] | None = None) -> None:
         self.text, self.commits, self.count = text, commits, count
+        self.metrics = metrics  # every metric key some run has, system/ ones apart; None: not known
         self._lines: dict[str, list[str]] = {}
 
     def line(self, column: str, k: int) -> str:
@@ -103,11 +104,12 @@ class RunIndex:
 
 
 def save(repo: RepoReader, state: Any, refs: Mapping[str, str], experiments: list[str], ids: list[str],
-         run_names: list[str], handles: list[str]) -> list[tuple[Path, Any]]:
+         run_names: list[str], handles: list[str], metrics: list[str] | None) -> list[tuple[Path, Any]]:
     """The file to write for the runs of *refs* (ref -> commit), listed in the order of *experiments*
     and *ids*, named *run_names* and shown by *handles*, under *state* (refs_state, taken before the
-    refs were found to be those): none when they cannot be lines, are not every run of *refs* once,
-    or disagree with the loose refs of the state."""
+    refs were found to be those), with *metrics*, every metric key some run has but system/ ones
+    (None: not known); none when they cannot be lines, are not every run of *refs* once, or disagree
+    with the loose refs of the state."""
     order = [f"{REF_PREFIX}{experiment}/{run_id}" for experiment, run_id in zip(experiments, ids, strict=True)]
     commits = "".join(map(refs.get, order, repeat("")))
     count = len(order)
@@ -118,7 +120,8 @@ def save(repo: RepoReader, state: Any, refs: Mapping[str, str], experiments: lis
         return []
     if any(refs.get(ref) != commit for ref, commit in state[1].items()):
         return []  # a ref moved between the state and the reading: not the runs of that state
-    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": commits, **text})]
+    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": commits,
+                                           "metrics": metrics, **text})]
 
 
 def current(repo: RepoReader) -> RunIndex | None:
@@ -137,7 +140,10 @@ def current(repo: RepoReader) -> RunIndex | None:
     if type(count) is not int or count < 1 or type(commits) is not str or len(commits) != 40 * count or \
             any(type(part) is not str or part.count("\n") != count - 1 for part in text.values()):
         return None  # another version's, or damaged
-    index = RunIndex(text, commits, count)  # type: ignore[arg-type]
+    metrics = data.get("metrics")
+    if metrics is not None and (type(metrics) is not list or not all(type(key) is str for key in metrics)):
+        return None
+    index = RunIndex(text, commits, count, metrics)  # type: ignore[arg-type]
     _last = (repo.commondir, state, index)
     return index
 
@@ -230,3 +236,9 @@ def refs_of(repo: RepoReader, ids: Iterable[str]) -> dict[str, str] | None:
             return None
         out.update(map(index.run, hits))
     return out
+
+
+def metric_keys(repo: RepoReader) -> set[str] | None:
+    """Every metric key some run has (system/ keys apart), when the index is of the refs now and knows them."""
+    index = current(repo)
+    return None if index is None or index.metrics is None else set(index.metrics)

@@ -308,8 +308,11 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
         "keys": listing.keys, "plain": listing.plain, "extremes": listing.extremes})]
     if state is not None:
         files.append((repo.commondir / STATE_FILE, (token, state)))  # once the listing it is of is written
+    count = len(listing.ids)
+    metrics = sorted(key for key, (_, _, absent) in listing.keys["metrics"].items() if len(absent) < count) \
+        if listing.plain else None  # (a run without a listing row may have any key)
     files += runindex.save(repo, state, listing.refs, listing.experiments, listing.ids, listing.base[0],
-                           listing.handles)
+                           listing.handles, metrics)
     cachefile.save_behind(files)
     for obsolete in OBSOLETE_FILES:
         (repo.commondir / obsolete).unlink(missing_ok=True)

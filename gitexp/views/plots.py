@@ -93,7 +93,18 @@ def split_items(items: Sequence[str], experiment: str | None = None) -> tuple[li
         return list(items), []  # the first item is a metric, always
     from gitexp.views import listing
 
-    kept = listing.current() if not any(_metric_key(i).startswith("system/") for i in items[1:]) else None
+    system = any(_metric_key(i).startswith("system/") for i in items[1:])
+    if not system and experiment is None:
+        from gitexp.git.lazyrepo import open_repository
+        from gitexp.store import runindex
+        from gitexp.store.runs import live_here
+
+        repo = open_repository(None)
+        # (a run live here may have logged a key its commits do not hold yet)
+        keys = None if live_here(repo) else runindex.metric_keys(repo)
+        if keys is not None:
+            return _split_by(items, keys)
+    kept = listing.current() if not system else None
     if kept is None or not kept.plain:
         from gitexp.store.runs import load_runs
 
@@ -101,7 +112,11 @@ def split_items(items: Sequence[str], experiment: str | None = None) -> tuple[li
     if experiment:
         kept = kept.of_experiment(experiment)
     count = len(kept)
-    known = {key for key, (_, _, absent) in kept.keys["metrics"].items() if len(absent) < count}
+    return _split_by(items, {key for key, (_, _, absent) in kept.keys["metrics"].items() if len(absent) < count})
+
+
+def _split_by(items: Sequence[str], known: set[str]) -> tuple[list[str], list[str]]:
+    """The leading items (the first always) whose metric key is one of *known*, and the rest."""
     split = 1
     while split < len(items) and _metric_key(items[split]) in known:
         split += 1
