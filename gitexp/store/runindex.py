@@ -36,12 +36,13 @@ _last: tuple[Path, Any, RunIndex] | None = None  # the index last read, and its 
 class RunIndex:
     """The runs of one refs_state: each column a line per run; commits, 40 hex digits each."""
 
-    __slots__ = ("_lines", "commits", "count", "metrics", "text")
+    __slots__ = ("_lines", "_padded", "commits", "count", "metrics", "text")
 
     def __init__(self, text: dict[str, str], commits: str, count: int, metrics: list[str] | None = None) -> None:
         self.text, self.commits, self.count = text, commits, count
         self.metrics = metrics  # every metric key some run has, system/ ones apart; None: not known
         self._lines: dict[str, list[str]] = {}
+        self._padded: dict[str, str] = {}  # a column between newlines, searched for whole lines
 
     def line(self, column: str, k: int) -> str:
         return self.line_list(column)[k]
@@ -70,7 +71,11 @@ class RunIndex:
 
     def equal(self, column: str, text: str) -> list[int] | None:
         """The lines of *column* that are *text*; None past MOST_HITS."""
-        return None if "\n" in text else self._hits("\n" + self.text[column] + "\n", "\n" + text + "\n", 0)
+        if "\n" in text:
+            return None
+        if column not in self._padded:  # (one copy of the column for every lookup: refs_of looks up 100)
+            self._padded[column] = "\n" + self.text[column] + "\n"
+        return self._hits(self._padded[column], "\n" + text + "\n", 0)
 
     def starting(self, text: str, handle: str | None) -> list[int] | None:
         """The lines of the ids that start with *text*, or whose random part starts with *handle*;
@@ -115,13 +120,19 @@ def save(repo: RepoReader, state: Any, refs: Mapping[str, str], experiments: lis
     count = len(order)
     text = {"refs": "\n".join(order), "ids": "\n".join(ids), "names": "\n".join(run_names),
             "handles": "\n".join(handles)}
-    if state is None or not count or count != len(refs) or not (count == len(run_names) == len(handles)) or \
-            len(commits) != 40 * count or any(part.count("\n") != count - 1 for part in text.values()):
+    if state is None or count != len(refs) or not (count == len(run_names) == len(handles)) or \
+            not _sound(count, commits, text):
         return []
     if any(refs.get(ref) != commit for ref, commit in state[1].items()):
         return []  # a ref moved between the state and the reading: not the runs of that state
     return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": commits,
                                            "metrics": metrics, **text})]
+
+
+def _sound(count: Any, commits: Any, text: dict[str, Any]) -> bool:
+    """Whether these are the commits and columns of *count* runs, a line each."""
+    return type(count) is int and count >= 1 and type(commits) is str and len(commits) == 40 * count and \
+        all(type(part) is str and part.count("\n") == count - 1 for part in text.values())
 
 
 def current(repo: RepoReader) -> RunIndex | None:
@@ -137,8 +148,7 @@ def current(repo: RepoReader) -> RunIndex | None:
         return None
     count, commits = data.get("count"), data.get("commits")
     text = {column: data.get(column) for column in _COLUMNS}
-    if type(count) is not int or count < 1 or type(commits) is not str or len(commits) != 40 * count or \
-            any(type(part) is not str or part.count("\n") != count - 1 for part in text.values()):
+    if not _sound(count, commits, text):
         return None  # another version's, or damaged
     metrics = data.get("metrics")
     if metrics is not None and (type(metrics) is not list or not all(type(key) is str for key in metrics)):
