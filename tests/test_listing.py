@@ -92,34 +92,39 @@ def test_ls_prints_the_same_table_from_the_kept_listing(sample: Sample) -> None:
     assert "baseline" in made and "mixed" not in made
 
 
-def brought_up_to_date(repo: Path) -> listing.Listing | None:
-    """The kept listing brought up to date (None when it could not be), checked, and kept."""
+def brought_up_to_date(repo: Path, delta_most: int | None = None) -> listing.Listing | None:
+    """The kept listing brought up to date (None when it could not be), checked, and kept (new runs
+    alone, up to *delta_most* of them, where only they changed)."""
     updated = listing.current(repo)
     if updated is not None:
         assert updated.refs is not None, "a listing of other refs than the kept one's"
         agrees(repo)
         age_kept_listing(repo)
-        listing.remember(repo, updated)
+        listing.remember(repo, updated, delta_most)
         assert (current := listing.current(repo)) is not None and current.refs is None
     return updated
 
 
-def test_a_few_changed_runs_bring_the_kept_listing_up_to_date(sample: Sample) -> None:
+@pytest.mark.parametrize("delta_most", [None, 1000])
+def test_a_few_changed_runs_bring_the_kept_listing_up_to_date(sample: Sample, delta_most: int | None) -> None:
     repo = sample.repo
     ls(repo)
+    delta = repo / ".git" / listing.DELTA_FILE
     with gitexp.start_run(name="newest", experiment="cnn", repo=repo,
                           params={"lr": 0.5, "model": {"layers": 2, "act": "tanh"}, "batch": 32}, **QUIET) as run:
         run.log_metrics({"loss": 0.05, "val/acc": 0.95})
     plain = "evil" not in sample.ids  # a run whose params have a dotted key: never brought up to date
-    assert (brought_up_to_date(repo) is not None) == plain
+    assert (brought_up_to_date(repo, delta_most) is not None) == plain
     with gitexp.start_run(name="other", experiment="gan", repo=repo, params={"depth": 3, "lr": 2}, **QUIET) as run:
         run.log_metric("fid", 12.5)  # keys no run had
-    assert (brought_up_to_date(repo) is not None) == plain
+    assert (brought_up_to_date(repo, delta_most) is not None) == plain
+    assert delta.exists() == (plain and delta_most is not None)  # two runs newer than all: written alone
     wide, baseline = (f"refs/experiments/cnn/{sample.ids[name]}" for name in ("wide", "baseline"))
     git(repo, "update-ref", wide, git(repo, "rev-parse", baseline).strip())  # a run moved
-    assert (brought_up_to_date(repo) is not None) == plain
+    assert (brought_up_to_date(repo, delta_most) is not None) == plain
+    assert not delta.exists()  # the whole listing written: its delta gone
     git(repo, "update-ref", "-d", f"refs/experiments/rnn/{sample.ids['rnn']}")  # the only run of "rnn" gone
-    assert (brought_up_to_date(repo) is not None) == plain
+    assert (brought_up_to_date(repo, delta_most) is not None) == plain
     assert "rnn" not in ls(repo) and ls(repo).count("baseline") == 2
     # A run moved to a commit with other keys (the failed run's: no model, no val/acc), in place.
     broken = f"refs/experiments/cnn/{sample.ids['broken']}"
@@ -139,6 +144,63 @@ def test_a_few_changed_runs_bring_the_kept_listing_up_to_date(sample: Sample) ->
     assert brought_up_to_date(repo) is None
     assert "dotted" in ls(repo)
     agrees(repo)
+
+
+def test_runs_newer_than_every_kept_one_are_written_alone(sample: Sample) -> None:
+    """New runs before the kept ones, and nothing else changed: their columns alone are written (the
+    delta file), and the listing read back is the kept one with them in front; past *delta_most*
+    runs, the whole listing is written again and the delta goes."""
+    if "evil" in sample.ids:
+        pytest.skip("a run with a dotted param key: never brought up to date")
+    repo = sample.repo
+    ls(repo)
+    cache, delta = repo / ".git" / listing.CACHE_FILE, repo / ".git" / listing.DELTA_FILE
+    kept, made = cache.read_bytes(), []
+    for name, params, metric in (("first-new", {"lr": 0.25}, "loss"), ("second-new", {"depth": 3}, "fid")):
+        with gitexp.start_run(name=name, experiment="cnn", repo=repo, params=params, **QUIET) as run:
+            run.log_metric(metric, 0.5)  # (the second: keys no kept run has)
+        made.insert(0, run.id)
+        updated = listing.current(repo)
+        assert updated is not None and updated.refs is not None
+        listing.remember(repo, updated, delta_most=2)
+        assert cache.read_bytes() == kept, "the whole listing written again for new runs alone"
+        assert marshal.loads(delta.read_bytes())["ids"] == made
+        agrees(repo)
+        current = listing.current(repo)
+        assert current is not None and current.refs is None, "the listing with its delta is not current"
+    with gitexp.start_run(name="third-new", experiment="rnn", repo=repo, **QUIET) as run:
+        run.log_metric("loss", 0.75)
+    updated = listing.current(repo)
+    assert updated is not None
+    listing.remember(repo, updated, delta_most=2)
+    assert cache.read_bytes() != kept and not delta.exists()
+    agrees(repo)
+    assert all(name in ls(repo) for name in ("first-new", "second-new", "third-new"))
+
+
+def test_a_damaged_or_foreign_delta_is_not_used(sample: Sample) -> None:
+    if "evil" in sample.ids:
+        pytest.skip("a run with a dotted param key: never brought up to date")
+    repo = sample.repo
+    ls(repo)
+    with gitexp.start_run(name="newest", experiment="cnn", repo=repo, **QUIET) as run:
+        run.log_metric("loss", 0.5)
+    updated = listing.current(repo)
+    assert updated is not None
+    listing.remember(repo, updated, delta_most=5)
+    delta = repo / ".git" / listing.DELTA_FILE
+    written = marshal.loads(delta.read_bytes())
+    older = sample.ids["baseline"]
+    for damaged in (b"\xffnot marshal", marshal.dumps({**written, "of": "0" * 16}),
+                    marshal.dumps({**written, "version": 1}), marshal.dumps({**written, "handles": []}),
+                    marshal.dumps({**written, "ids": [older]}), marshal.dumps({**written, "patches": {10**6: "x"}}),
+                    marshal.dumps({**written, "refs": marshal.dumps({})}),
+                    marshal.dumps({**written, "keys": {"params": {}, "metrics": {}}})):
+        delta.write_bytes(damaged)
+        found = listing.current(repo)
+        assert found is not None and found.refs is not None, "a delta that is not sound was used"
+        agrees(repo)
+    assert "newest" in ls(repo)
 
 
 def not_kept_as_it_was(repo: Path) -> bool:

@@ -12,7 +12,9 @@ reading them all (0.15 s at 100,000 runs).
 When a few runs were made, moved or removed since, the kept columns are brought up to date with
 those runs alone (_updated) rather than every run listed again. A sweep's new runs are loose refs
 beside the packed ones: while packed-refs has the stat it had and no loose ref of then is gone,
-the refs now are the kept ones with the loose ones over them, and the 100,000 are not read.
+the refs now are the kept ones with the loose ones over them, and the 100,000 are not read. When
+those runs are newer than every kept one, and nothing else changed, they alone are written
+(listingdelta), not the 30 MiB of every run's columns again.
 
 A run live on this machine is shown as its journal says it is now (as load_runs reads it): it is
 read again the same way, as if its ref had moved, into the listing shown, while the listing kept
@@ -27,6 +29,7 @@ needs a new VERSION, or listings kept by the previous code would show the old co
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import marshal
 import math
@@ -46,6 +49,7 @@ from gitexp.store import cachefile, names, runindex
 from gitexp.store.names import REF_PREFIX
 from gitexp.store.runcache import row_extremes
 from gitexp.store.runs import RunList, before_listing, listing_rows, live_here, load_runs, run_handles
+from gitexp.views import listingdelta
 from gitexp.views.table import (
     BASE_COLUMNS,
     column_varies,
@@ -58,6 +62,8 @@ from gitexp.views.table import (
 
 CACHE_FILE = Path("gitexp") / "cache" / "listing-v2.marshal"
 STATE_FILE = Path("gitexp") / "cache" / "listing-v2-state.marshal"  # the refs it is known to be current for
+DELTA_FILE = Path("gitexp") / "cache" / "listing-v2-delta.marshal"  # runs newer than CACHE_FILE's (listingdelta)
+DELTA_FROM = 20_000  # runs of CACHE_FILE from which up to a twentieth as many new ones go to DELTA_FILE alone
 VERSION = 2
 OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in ("listing-v1.marshal", "listing-v1-state.marshal"))
 _HEADS = ("params", "metrics")
@@ -79,7 +85,7 @@ class Listing:
     """
 
     __slots__ = ("base", "basis", "changed", "committed", "experiments", "extremes", "handles", "ids", "keys", "plain",
-                 "refs", "state")
+                 "refs", "root", "state")
 
     def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
                  base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]],
@@ -100,6 +106,9 @@ class Listing:
         # The refs_state under which *refs* are the runs' refs, when known: the same state later
         # means the same refs, unread.
         self.state: Any = None
+        # (token, listing) of CACHE_FILE when this listing is that one's runs with newer runs put
+        # before them, and nothing else changed: remember() then writes those runs alone.
+        self.root: tuple[str, Listing] | None = None
 
     def to_keep(self) -> Listing | None:
         """What remember() should keep once this listing (current()'s) is shown: the listing of the
@@ -232,14 +241,22 @@ def _of_refs(repo: RepoReader) -> tuple[Listing, Callable[[], dict[str, str]]] |
     if type(data) is not dict or data.get("version") != VERSION:
         return None
     try:
-        listing = Listing(None, data["ids"], data["handles"], data["experiments"], data["base"], data["keys"],
-                          data["plain"], data["extremes"])
-        if not _sound(listing):
+        listing = _of_data(data)
+        if listing is None:
             return None
+        token = data["token"]
+        root = (token, listing)
+        refs_of: Callable[[], dict[str, str]] = partial(marshal.loads, data["refs"])
+        delta = cachefile.load(repo.commondir / DELTA_FILE)
+        if type(delta) is dict and delta.get("version") == VERSION and delta.get("of") == token:
+            found_delta = listingdelta.joined(data, delta)
+            fuller = None if found_delta is None else _of_data(found_delta[0])
+            if found_delta is not None and fuller is not None:
+                listing, token = fuller, delta["token"]
+                refs_of = partial(_refs_with, data["refs"], found_delta[1])
+        listing.root = root
         # The same packed-refs file and loose refs as when it was made, or last found current: the
         # same refs, without reading 100,000 of them.
-        token = data["token"]
-        refs_of: Callable[[], dict[str, str]] = partial(marshal.loads, data["refs"])
         stored = cachefile.load(repo.commondir / STATE_FILE)
         if state is None or stored != (token, state):
             kept = refs_of()
@@ -259,6 +276,23 @@ def _of_refs(repo: RepoReader) -> tuple[Listing, Callable[[], dict[str, str]]] |
         return None
     listing.committed = True
     return listing, refs_of
+
+
+def _of_data(data: dict[str, Any]) -> Listing | None:
+    """The listing of a file's dict of listingdelta.FIELDS; None where it has not the shape of one."""
+    listing = Listing(None, *(data[field] for field in listingdelta.FIELDS))
+    return listing if _sound(listing) else None
+
+
+def _data(listing: Listing) -> dict[str, Any]:
+    return {field: getattr(listing, field) for field in listingdelta.FIELDS}
+
+
+def _refs_with(stored: bytes, newer: dict[str, str]) -> dict[str, str]:
+    """The refs of CACHE_FILE's listing (*stored*, marshal bytes) and those of its delta's runs."""
+    refs: dict[str, str] = marshal.loads(stored)
+    refs.update(newer)
+    return refs
 
 
 def _after_loose_changes(stored: Any, token: str, state: Any, kept: dict[str, str]) -> \
@@ -283,8 +317,12 @@ def _after_loose_changes(stored: Any, token: str, state: Any, kept: dict[str, st
     return ({**kept, **made} if made else kept), made
 
 
-def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing) -> None:
-    """Keep *listing*, of every run of *repo*, for current(), unless the runs changed since it was made."""
+def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing, delta_most: int | None = None) -> None:
+    """Keep *listing*, of every run of *repo*, for current(), unless the runs changed since it was made.
+
+    When it is the kept listing's runs with up to *delta_most* newer runs before them (by default a
+    twentieth of a kept listing of DELTA_FROM runs or more, else none), those runs alone are written,
+    to DELTA_FILE."""
     repo = open_repository(repo)
     # The state first: refs that change after it are then never taken for the ones it describes.
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
@@ -302,10 +340,12 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
     # The refs as marshal bytes of their own: a listing that the state shows current need not make
     # 200,000 strings of them.
     token = os.urandom(8).hex()
-    files: list[tuple[Path, Any]] = [(repo.commondir / CACHE_FILE, {
-        "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs), "ids": listing.ids,
-        "handles": listing.handles, "experiments": listing.experiments, "base": listing.base,
-        "keys": listing.keys, "plain": listing.plain, "extremes": listing.extremes})]
+    delta = _delta(listing, delta_most)
+    if delta is not None:
+        files: list[tuple[Path, Any]] = [(repo.commondir / DELTA_FILE, delta | {"version": VERSION, "token": token})]
+    else:
+        files = [(repo.commondir / CACHE_FILE, _data(listing) | {
+            "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs)})]
     if state is not None:
         files.append((repo.commondir / STATE_FILE, (token, state)))  # once the listing it is of is written
     count = len(listing.ids)
@@ -313,9 +353,30 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing)
         if listing.plain else None  # (a run without a listing row may have any key)
     files += runindex.save(repo, state, listing.refs, listing.experiments, listing.ids, listing.base[0],
                            listing.handles, metrics)
-    cachefile.save_behind(files)
+    # A delta of the listing replaced goes once that is written (it names another token: never used).
+    cachefile.save_behind(files, then=None if delta is not None else partial(_drop, repo.commondir / DELTA_FILE))
     for obsolete in OBSOLETE_FILES:
         (repo.commondir / obsolete).unlink(missing_ok=True)
+
+
+def _delta(listing: Listing, most: int | None) -> dict[str, Any] | None:
+    """What DELTA_FILE is to hold for *listing* (remember()'s), without its version and token; None
+    where the whole listing is to be written."""
+    if listing.root is None or listing.refs is None:
+        return None
+    token, root = listing.root
+    count = len(listing.ids) - len(root.ids)
+    if most is None:
+        most = len(root.ids) // 20 if len(root.ids) >= DELTA_FROM else 0
+    if not 0 < count <= most:
+        return None
+    found = listingdelta.front(_data(listing), _data(root), count, listing.refs)
+    return None if found is None else found | {"of": token}
+
+
+def _drop(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 # Runs times keys past which no listing is kept: where every run logs 1,500 metrics, every key's
@@ -402,6 +463,8 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     found = Listing(refs, ids, shown, merged(old.experiments, new.experiments),
                     [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
     found.changed = len({*gone, *made})
+    if not gone and old.ids and min(new.ids) > old.ids[0]:
+        found.root = old.root  # (runs newer than all put in front, _merging's usual change)
     return found
 
 
