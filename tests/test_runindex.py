@@ -156,6 +156,48 @@ def test_a_damaged_or_foreign_index_file_is_not_used(repo: Path) -> None:
     assert runindex.current(Repo.discover(repo)) is None
 
 
+def test_new_runs_written_alone_keep_the_index_of_every_run(repo: Path) -> None:
+    """A listing that writes its new runs alone (listing.DELTA_FILE) writes theirs alone to the index
+    too: the index of the kept runs and of them answers what every ref and every run answer."""
+    made = [make_run(f"r{i}", experiment=("cnn", "rnn")[i % 2]) for i in range(6)]
+    keep_listing(repo)
+    path, delta = repo / ".git" / INDEX_FILE, repo / ".git" / runindex.DELTA_FILE
+    kept = path.read_bytes()
+    made += [make_run("new-a", "rnn"), make_run(made[0].id[16:22], "cnn")]  # (named like a kept run's id's start)
+    updated = listing.current(repo)
+    assert updated is not None
+    listing.remember(repo, updated, delta_most=10)
+    assert path.read_bytes() == kept and delta.exists(), "the index of every run written again for two"
+    runindex._last = None
+    handle = Repo.discover(repo)
+    index = runindex.current(handle)
+    assert index is not None, "the kept index and its delta are not current"
+    every = runs.run_ids(handle)
+    assert index.count == len(load_runs()) == len(made)
+    assert runindex.every_ref(handle) == handle.refs(names.REF_PREFIX)
+    assert runindex.handles(handle, every) == names.handles(every)
+    newest = runindex.newest(handle, None, 3)
+    assert newest is not None and list(newest) == [f"{names.REF_PREFIX}{r.experiment}/{r.id}" for r in load_runs()[:3]]
+    for run in made:
+        ref = f"{names.REF_PREFIX}{run.experiment}/{run.id}"
+        assert runindex.find(handle, run.id, None, live=False) == (ref, git(repo, "rev-parse", ref).strip())
+    texts = [*(r.name for r in made), *(r.id[16:20] for r in made), made[0].id[16:22], "new-a", "r9"]
+    for text in texts:
+        for experiment in (None, "cnn", "rnn"):
+            assert get_run_outcome(text, experiment, False) == get_run_outcome(text, experiment, True), \
+                (text, experiment)
+    # A delta of another index, or of other refs, is not used.
+    written = marshal.loads(delta.read_bytes())
+    for damaged in ({**written, "of": "0" * 16}, {**written, "patches": {99: "x"}}, {**written, "count": 3}):
+        delta.write_bytes(marshal.dumps(damaged))
+        runindex._last = None
+        assert runindex.current(handle) is None
+    make_run("later")
+    delta.write_bytes(marshal.dumps(written))
+    runindex._last = None
+    assert runindex.current(handle) is None, "a run made since: not the runs it was made of"
+
+
 def test_nothing_is_written_for_refs_that_disagree_with_the_state(repo: Path) -> None:
     run = make_run("a")
     handle = Repo.discover(repo)

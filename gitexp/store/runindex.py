@@ -28,6 +28,7 @@ from gitexp.store import cachefile, names
 from gitexp.store.names import REF_PREFIX
 
 INDEX_FILE = Path("gitexp") / "cache" / "runs-index-v1.marshal"
+DELTA_FILE = Path("gitexp") / "cache" / "runs-index-v1-delta.marshal"  # runs newer than INDEX_FILE's (save_delta)
 _COLUMNS = ("refs", "ids", "names", "handles")  # "\n"-joined lines, one per run, in one order
 MOST_HITS = 64  # lines matching a text past which find() leaves the answer to resolve()
 _last: tuple[Path, Any, RunIndex] | None = None  # the index last read, and its state
@@ -109,24 +110,72 @@ class RunIndex:
 
 
 def save(repo: RepoReader, state: Any, refs: Mapping[str, str], experiments: list[str], ids: list[str],
-         run_names: list[str], handles: list[str], metrics: list[str] | None) -> list[tuple[Path, Any]]:
+         run_names: list[str], handles: list[str], metrics: list[str] | None,
+         token: str | None = None) -> list[tuple[Path, Any]]:
     """The file to write for the runs of *refs* (ref -> commit), listed in the order of *experiments*
     and *ids*, named *run_names* and shown by *handles*, under *state* (refs_state, taken before the
     refs were found to be those), with *metrics*, every metric key some run has but system/ ones
-    (None: not known); none when they cannot be lines, are not every run of *refs* once, or disagree
-    with the loose refs of the state."""
+    (None: not known), and *token*, which a delta of it names; none when they cannot be lines, are
+    not every run of *refs* once, or disagree with the loose refs of the state."""
+    found = _lines(state, refs, len(ids), experiments, ids, run_names, handles)
+    if found is None:
+        return []
+    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "metrics": metrics, "token": token,
+                                           **found})]
+
+
+def save_delta(repo: RepoReader, state: Any, refs: Mapping[str, str], of: str, kept: int, experiments: list[str],
+               ids: list[str], run_names: list[str], handles: list[str], patches: dict[int, str],
+               metrics: list[str] | None) -> list[tuple[Path, Any]]:
+    """save() of the runs of *refs*, when they are the *kept* runs of the index of token *of* with the
+    runs of *experiments* and *ids* before them: the file of those runs alone (DELTA_FILE), with
+    *patches*, the handles of the kept runs they lengthened ({line: handle})."""
+    found = _lines(state, refs, kept + len(ids), experiments, ids, run_names, handles)
+    if found is None or any("\n" in handle for handle in patches.values()):
+        return []
+    return [(repo.commondir / DELTA_FILE, {"version": 1, "state": state, "metrics": metrics, "of": of,
+                                           "patches": patches, **found})]
+
+
+def _lines(state: Any, refs: Mapping[str, str], every: int, experiments: list[str], ids: list[str],
+           run_names: list[str], handles: list[str]) -> dict[str, Any] | None:
+    """The count, commits and columns of the runs of *ids* among the *every* runs of *refs*."""
     order = [f"{REF_PREFIX}{experiment}/{run_id}" for experiment, run_id in zip(experiments, ids, strict=True)]
     commits = "".join(map(refs.get, order, repeat("")))
     count = len(order)
     text = {"refs": "\n".join(order), "ids": "\n".join(ids), "names": "\n".join(run_names),
             "handles": "\n".join(handles)}
-    if state is None or count != len(refs) or not (count == len(run_names) == len(handles)) or \
+    if state is None or every != len(refs) or not (count == len(run_names) == len(handles)) or \
             not _sound(count, commits, text):
-        return []
+        return None
     if any(refs.get(ref) != commit for ref, commit in state[1].items()):
-        return []  # a ref moved between the state and the reading: not the runs of that state
-    return [(repo.commondir / INDEX_FILE, {"version": 1, "state": state, "count": count, "commits": commits,
-                                           "metrics": metrics, **text})]
+        return None  # a ref moved between the state and the reading: not the runs of that state
+    return {"count": count, "commits": commits, **text}
+
+
+def _joined(data: dict[str, Any], delta: Any, state: Any) -> dict[str, Any] | None:
+    """The index of the runs of *delta* (DELTA_FILE's) before those of *data* (INDEX_FILE's), when
+    it is a delta of that one under *state*."""
+    if type(delta) is not dict or delta.get("version") != 1 or delta.get("state") != state or \
+            data.get("token") is None or delta.get("of") != data.get("token"):
+        return None
+    kept: Any = data.get("count")
+    patches = delta.get("patches")
+    if not _sound(delta.get("count"), delta.get("commits"), {column: delta.get(column) for column in _COLUMNS}) or \
+            not _sound(kept, data.get("commits"), {column: data.get(column) for column in _COLUMNS}) or \
+            type(patches) is not dict or not all(type(line) is int and 0 <= line < kept and type(handle) is str
+                                                 and "\n" not in handle for line, handle in patches.items()):
+        return None
+    handles = data["handles"]
+    if patches:  # (a new run lengthened the handles of kept ones: rare, a few)
+        lines = handles.split("\n")
+        for line, handle in patches.items():
+            lines[line] = handle
+        handles = "\n".join(lines)
+    return {"count": delta["count"] + kept, "commits": delta["commits"] + data["commits"],
+            "metrics": delta.get("metrics"), "refs": delta["refs"] + "\n" + data["refs"],
+            "ids": delta["ids"] + "\n" + data["ids"], "names": delta["names"] + "\n" + data["names"],
+            "handles": delta["handles"] + "\n" + handles}
 
 
 def _sound(count: Any, commits: Any, text: dict[str, Any]) -> bool:
@@ -144,8 +193,12 @@ def current(repo: RepoReader) -> RunIndex | None:
     if _last is not None and _last[0] == repo.commondir and _last[1] == state:
         return _last[2]
     data = cachefile.load(repo.commondir / INDEX_FILE)
-    if type(data) is not dict or data.get("version") != 1 or data.get("state") != state:
+    if type(data) is not dict or data.get("version") != 1:
         return None
+    if data.get("state") != state:
+        data = _joined(data, cachefile.load(repo.commondir / DELTA_FILE), state)
+        if data is None:
+            return None
     count, commits = data.get("count"), data.get("commits")
     text = {column: data.get(column) for column in _COLUMNS}
     if not _sound(count, commits, text):

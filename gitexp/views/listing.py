@@ -351,10 +351,16 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing,
     count = len(listing.ids)
     metrics = sorted(key for key, (_, _, absent) in listing.keys["metrics"].items() if len(absent) < count) \
         if listing.plain else None  # (a run without a listing row may have any key)
-    files += runindex.save(repo, state, listing.refs, listing.experiments, listing.ids, listing.base[0],
-                           listing.handles, metrics)
-    # A delta of the listing replaced goes once that is written (it names another token: never used).
-    cachefile.save_behind(files, then=None if delta is not None else partial(_drop, repo.commondir / DELTA_FILE))
+    if delta is not None:  # (the index of the kept listing was written with it, under its token)
+        files += runindex.save_delta(repo, state, listing.refs, delta["of"], len(listing.ids) - len(delta["ids"]),
+                                     delta["experiments"], delta["ids"], delta["base"][0], delta["handles"],
+                                     delta["patches"], metrics)
+    else:
+        files += runindex.save(repo, state, listing.refs, listing.experiments, listing.ids, listing.base[0],
+                               listing.handles, metrics, token)
+    # The deltas of what is replaced go once that is written (they name another token: never used).
+    cachefile.save_behind(files, then=None if delta is not None else partial(
+        _drop, repo.commondir / DELTA_FILE, repo.commondir / runindex.DELTA_FILE))
     for obsolete in OBSOLETE_FILES:
         (repo.commondir / obsolete).unlink(missing_ok=True)
 
@@ -374,9 +380,10 @@ def _delta(listing: Listing, most: int | None) -> dict[str, Any] | None:
     return None if found is None else found | {"of": token}
 
 
-def _drop(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
+def _drop(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 # Runs times keys past which no listing is kept: where every run logs 1,500 metrics, every key's
