@@ -332,7 +332,9 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing,
         # A run was made or moved meanwhile: this listing is already out of date. Or a run is live:
         # the listing may hold its journal's values, which its ref does not.
         return
-    if live and 0 < listing.changed <= QUIET_CHANGES and _age(repo.commondir / CACHE_FILE) < QUIET_SECONDS:
+    delta = _delta(listing, delta_most)
+    if delta is None and live and 0 < listing.changed <= QUIET_CHANGES and \
+            _age(repo.commondir / CACHE_FILE) < QUIET_SECONDS:
         # A sweep going on, a few runs changed since a listing kept moments ago: the next listing
         # brings that one up to date again (those runs alone) rather than each writing 30 MiB.
         return
@@ -340,7 +342,6 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing,
     # The refs as marshal bytes of their own: a listing that the state shows current need not make
     # 200,000 strings of them.
     token = os.urandom(8).hex()
-    delta = _delta(listing, delta_most)
     if delta is not None:
         files: list[tuple[Path, Any]] = [(repo.commondir / DELTA_FILE, delta | {"version": VERSION, "token": token})]
     else:
