@@ -471,7 +471,7 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     found = Listing(refs, ids, shown, merged(old.experiments, new.experiments),
                     [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
     found.changed = len({*gone, *made})
-    if not gone and old.ids and min(new.ids) > old.ids[0]:
+    if not gone and old.ids and new.ids and min(new.ids) > old.ids[0]:
         found.root = old.root  # (runs newer than all put in front, _merging's usual change)
     return found
 
