@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gitexp
+from gitexp.git.repo import Repo
+from gitexp.store import names, runindex, runs
 from gitexp.store.runs import load_runs
 from gitexp.views import listing, table
 from tests.conftest import git
@@ -176,6 +178,34 @@ def test_runs_newer_than_every_kept_one_are_written_alone(sample: Sample) -> Non
     assert cache.read_bytes() != kept and not delta.exists()
     agrees(repo)
     assert all(name in ls(repo) for name in ("first-new", "second-new", "third-new"))
+
+
+def test_a_new_run_that_lengthens_kept_handles_is_written_alone_with_them(sample: Sample) -> None:
+    """A new run whose random part starts as a kept run's lengthens both handles: the delta holds
+    the kept run's new handle, and the listing read back shows both lengthened."""
+    if "evil" in sample.ids:
+        pytest.skip("a run with a dotted param key: never brought up to date")
+    repo = sample.repo
+    ls(repo)
+    kept_id = sample.ids["baseline"]
+    twin = f"{kept_id[:9]}fffffff{kept_id[16:23]}{'0' if kept_id[23] != '0' else '1'}"  # newer than every run
+    git(repo, "update-ref", f"refs/experiments/cnn/{twin}",
+        git(repo, "rev-parse", f"refs/experiments/cnn/{kept_id}").strip())
+    updated = listing.current(repo)
+    assert updated is not None and updated.ids[0] == twin
+    listing.remember(repo, updated, delta_most=5)
+    written = marshal.loads((repo / ".git" / listing.DELTA_FILE).read_bytes())
+    assert list(written["patches"].values()) == [kept_id[16:24]] and written["handles"] == [twin[16:24]]
+    agrees(repo)
+    shown = listing.current(repo)
+    assert shown is not None and shown.refs is None  # (read back with its delta, not brought up to date)
+    assert shown.handles[shown.ids.index(kept_id)] == kept_id[16:24]
+    # The index written with it holds the lengthened handle too.
+    runindex._last = None
+    handle = Repo.discover(repo)
+    every = names.handles(runs.run_ids(handle))
+    assert runindex.handles(handle, [kept_id, twin]) == {kept_id: every[kept_id], twin: every[twin]} == \
+        {kept_id: kept_id[16:24], twin: twin[16:24]}
 
 
 def test_a_damaged_or_foreign_delta_is_not_used(sample: Sample) -> None:
