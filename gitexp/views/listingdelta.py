@@ -67,7 +67,7 @@ def joined(root: dict[str, Any], delta: dict[str, Any]) -> tuple[dict[str, Any],
                 not all(type(keys[head]) is dict and keys[head].keys() >= part.keys()
                         for head, part in root["keys"].items()):
             return None
-        handles = list(root["handles"])
+        handles = list(root["handles"]) if patches else root["handles"]  # (copied again just below)
         for position, handle in patches.items():
             handles[position] = handle
         gap, everywhere = [None] * rooted, list(range(count, count + rooted))
