@@ -295,7 +295,9 @@ def test_a_tampered_lfs_object_is_detected(lfs_repo: Path, tmp_path: Path,
     oid = hashlib.sha256(data).hexdigest()
     stored = lfs_repo / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
     stored.chmod(0o644)
-    stored.write_bytes(b"X" + data[1:])  # same size, different content
+    # Same size, other content: the first byte flipped (an "X" put there changed nothing when the
+    # random first byte was "X" already, one run in 256).
+    stored.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
     code, _, err = cli(capsys, "get", "t", "-o", str(tmp_path / "out"))
     assert code == 1 and "changed or damaged" in err and oid in err
     assert not (tmp_path / "out" / "model.bin").exists()
