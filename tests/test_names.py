@@ -19,6 +19,7 @@ from gitexp.store.names import (
     could_be_handle,
     handles,
     handles_after,
+    handles_before,
     handles_of,
     handles_reference,
     key_to_path,
@@ -229,3 +230,28 @@ def test_handles_after_a_change_are_those_of_every_id(before: list[str], gone: l
     added = [i for i in dict.fromkeys(made) if i not in before]
     every = [i for i in before if i not in removed] + added
     assert handles_after(handles(before), every, removed | set(added)) == handles(every)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(before=_IDS, made=_IDS)
+@example(before=["20261202-0000000abcdef01"], made=["20261202-1000000abcdef02"])  # a collision: both grow
+@example(before=["20260101-00000002026120a", "20261202-000000000000000"], made=["20261202-100000002026120b"])
+def test_handles_before_newer_ids_are_those_of_every_id(before: list[str], made: list[str]) -> None:
+    """handles_before() works out again only the handles of ids alike the added ones: where it
+    answers, it must be what handles() of every id answers, in the added-then-kept order."""
+    added = [i for i in dict.fromkeys(made) if i not in before]
+    every = [*added, *before]
+    found = handles_before(before, [handles(before)[i] for i in before], added)
+    if found is not None:
+        assert found == [handles(every)[i] for i in every]
+
+
+def test_handles_before_answers_for_a_sweeps_new_runs() -> None:
+    """The case it is for: new runs of a day the kept ones have, one colliding with a kept run."""
+    kept = [f"20261202-{k:07x}{k * 7919:08x}" for k in range(200, 0, -1)]
+    added = ["20261202-fffffff" + kept[5][16:23] + "f", "20261202-ffffffe0000ffff"]
+    found = handles_before(kept, [handles(kept)[i] for i in kept], added)
+    every = [*added, *kept]
+    assert found == [handles(every)[i] for i in every]
+    assert len(found[0]) == len(found[2 + 5]) == 8  # the two that start alike grew a digit each
+    assert handles_before(kept, [handles(kept)[i] for i in kept], ["20261203-0000000abcdef99"]) is None  # a new date

@@ -218,6 +218,29 @@ def handles_after(before: Mapping[str, str], every: Sequence[str], changed: Iter
     return out
 
 
+def handles_before(ids: Sequence[str], shown: Sequence[str], added: Sequence[str]) -> list[str] | None:
+    """handles() of the ids *added* then *ids*, as a list in that order, knowing *shown*: the handles
+    of *ids* among themselves. Where the added ids bring no date that *ids* lack (a sweep's new
+    runs), only the handles of the ids whose random part starts like an added one's can change, and
+    those alone are worked out: a list of 100,000 handles without a map of them. None where that
+    does not hold: handles_after() answers then."""
+    joined = "\n".join([*added, *ids]) + "\n"
+    if not added or not _RUN_IDS.fullmatch(joined):
+        return None
+    dates = set(map(_HEAD_AND_ONE, ids))
+    if not dates.issuperset(map(_HEAD_AND_ONE, added)):
+        return None
+    heads = set(map(_RANDOM_HEAD, added))
+    alike = list(itertools.compress(range(len(ids)), map(heads.__contains__, map(_RANDOM_HEAD, ids))))
+    group = [*added, *(ids[k] for k in alike)]
+    found = _handles_among(group, group, dates)
+    out = [found[i] for i in added]
+    out.extend(shown)
+    for k in alike:
+        out[len(added) + k] = found[ids[k]]
+    return out
+
+
 def _common(a: str, b: str) -> int:
     """How many leading characters *a* and *b* share."""
     n = 0

@@ -455,12 +455,18 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     gone_ids = {ref.rpartition("/")[2] for ref in gone}
     moved = {run_id: handle for run_id, handle in zip(old.ids, old.handles, strict=True) if run_id in gone_ids} \
         if gone_ids == set(new.ids) else {}
+    # Runs newer than all put in front, none gone: _merging's usual change, a sweep's.
+    prepended = not gone and bool(old.ids) and bool(new.ids) and min(new.ids) > old.ids[0]
     if moved and len(moved) == len(gone_ids):  # runs moved alone: the same ids, so the same handles
         shown = merged(old.handles, [moved[run_id] for run_id in new.ids])
     else:
         # A run made or removed lengthens or shortens the handles like its own.
-        handles = names.handles_after(dict(zip(old.ids, old.handles, strict=True)), ids, {*gone_ids, *new.ids})
-        shown = [handles[i] for i in ids]
+        ahead = names.handles_before(old.ids, old.handles, new.ids) if prepended else None
+        if ahead is not None:
+            shown = ahead
+        else:
+            handles = names.handles_after(dict(zip(old.ids, old.handles, strict=True)), ids, {*gone_ids, *new.ids})
+            shown = [handles[i] for i in ids]
     extremes: Extremes | None = None
     if old.extremes is not None and new.extremes is not None:
         gaps = ([None] * len(old.ids), [None] * len(old.ids)), ([None] * len(new.ids), [None] * len(new.ids))
@@ -471,8 +477,8 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     found = Listing(refs, ids, shown, merged(old.experiments, new.experiments),
                     [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
     found.changed = len({*gone, *made})
-    if not gone and old.ids and new.ids and min(new.ids) > old.ids[0]:
-        found.root = old.root  # (runs newer than all put in front, _merging's usual change)
+    if prepended:
+        found.root = old.root
     return found
 
 
