@@ -249,11 +249,10 @@ def _of_refs(repo: RepoReader) -> tuple[Listing, Callable[[], dict[str, str]]] |
         refs_of: Callable[[], dict[str, str]] = partial(marshal.loads, data["refs"])
         delta = cachefile.load(repo.commondir / DELTA_FILE)
         if type(delta) is dict and delta.get("version") == VERSION and delta.get("of") == token:
-            found_delta = listingdelta.joined(data, delta)
-            fuller = None if found_delta is None else _of_data(found_delta[0])
-            if found_delta is not None and fuller is not None:
+            both = listingdelta.joined(data, delta)
+            if both is not None and (fuller := _of_data(both[0])) is not None:
                 listing, token = fuller, delta["token"]
-                refs_of = partial(_refs_with, data["refs"], found_delta[1])
+                refs_of = partial(_refs_with, data["refs"], both[1])
         listing.root = root
         # The same packed-refs file and loose refs as when it was made, or last found current: the
         # same refs, without reading 100,000 of them.
