@@ -342,7 +342,7 @@ def test_load_runs_falls_back_to_libgit2_for_unusual_refs(repo: Path) -> None:
     assert record.name == "a"
 
 
-def test_warm_ls_never_imports_pygit2_and_lists_the_same(repo: Path, gitexp_env: dict[str, str]) -> None:
+def test_ls_warm_or_of_new_runs_never_imports_pygit2_and_lists_the_same(repo: Path, gitexp_env: dict[str, str]) -> None:
     for name, lr in (("alpha", 0.1), ("beta", 0.01), ("gamma", 0.001)):
         with gitexp.start_run(name=name, experiment="cnn" if lr > 0.005 else "rnn", params={"lr": lr},
                               **QUIET) as run:
@@ -364,6 +364,11 @@ def test_warm_ls_never_imports_pygit2_and_lists_the_same(repo: Path, gitexp_env:
     ls()  # warms the cache
     listed, imported = ls()
     assert "alpha" in listed and not imported
+    # A new run is read by git cat-file, not libgit2: the listing after a sweep's runs stays as light.
+    with gitexp.start_run(name="delta", experiment="cnn", params={"lr": 0.2}, **QUIET) as run:
+        run.log_metric("acc", 0.6)
+    listed, imported = ls()
+    assert "delta" in listed and "alpha" in listed and not imported
     git(repo, "config", "include.path", "missing.inc")  # now gitfiles gives up: pygit2 lists
     assert ls() == (listed, True)
 

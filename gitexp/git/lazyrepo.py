@@ -145,6 +145,12 @@ class LazyRepo:
         return f"LazyRepo({str(self.gitdir)!r}, {'opened' if self.opened else 'not opened'})"
 
 
+def libgit2_open(repo: RepoReader) -> bool:
+    """Whether reads through *repo* go to a libgit2 repository open already: a Repo, or a LazyRepo
+    that opened one."""
+    return not isinstance(repo, LazyRepo) or repo.opened
+
+
 def real(repo: RepoReader) -> Repo:
     """The Repo behind *repo*: itself when it is one, else the one a LazyRepo opens (now, unless it
     has already): for code that writes, or needs a Repo as such."""

@@ -1,7 +1,7 @@
 """The on-disk format of a run commit (specified in docs/format.md): encode and decode.
 
 The types each document must have are checked in schema; metric histories are read in histories
-(the TSV is written here, by render_rows).
+(the TSV is written here, by render_rows), and summary.json, the index listings read, in summary.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from gitexp.store import chunks, names, yamltext
 from gitexp.store.histories import HISTORY_DIR, TSV_HEADER, chunk_tree, read_history
 from gitexp.store.schema import check_env, check_meta, check_metrics, mapping
 from gitexp.store.state import RunState, Series
+from gitexp.store.summary import ENV, MAX_DOCUMENT_BYTES, SUMMARY, from_read, parse_index
 
 FORMAT_VERSION = 2  # 2: long histories as chunk trees (gitexp/store/chunks.py)
-META, PARAMS, METRICS, ENV, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "env.yaml", "inputs.yaml"
-SUMMARY = "summary.json"
+META, PARAMS, METRICS, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "inputs.yaml"
 CODE_DIR, PATCH, OUTPUT_LOG = "code", "code.patch", "output.log"
 ARTIFACTS_DIR, ATTRIBUTES = "artifacts", ".gitattributes"
 # git-lfs smudges pointers and passes other files through, so one rule fits every artifact.
 LFS_ATTRIBUTES = b"/artifacts/** filter=lfs diff=lfs merge=lfs -text\n"
-MAX_YAML_BYTES = 16 * 2**20  # runs may come from an untrusted remote: refuse absurd blobs
+MAX_YAML_BYTES = MAX_DOCUMENT_BYTES  # one limit for every document of a run
 
 try:  # the C loader/dumper are several times faster; both are the safe variants
     _Loader: type = yaml.CSafeLoader
@@ -266,36 +266,17 @@ def read_listing(repo: RepoReader, commit: str,
     if found is None:
         check_commit(repo, commit)  # raises, saying what the ref points at
         raise CorruptRunError(f"commit {commit[:12]} cannot be read")
-    data, env = found
-    if data is not None:
-        try:
-            meta, params, metrics = parse_index(data)
-            return meta, params, metrics, env
-        except CorruptRunError:
-            pass  # a damaged index: the YAML below is the record
-    meta, params, metrics = read_summary(repo, commit)
-    return meta, params, metrics, env
+    indexed = from_read(found)
+    if indexed is not None:
+        return indexed
+    meta, params, metrics = read_summary(repo, commit)  # no index, or a damaged one: the YAML is the record
+    return meta, params, metrics, found[1]
 
 
 def read_index(repo: RepoReader, commit: str) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) from summary.json, checked; CorruptRunError when it is
     absent or unsound (verify reports it, listings fall back to the YAML)."""
     return parse_index(repo.read_path(commit, SUMMARY))
-
-
-def parse_index(data: bytes | None) -> tuple[dict, dict, dict]:
-    """read_index of summary.json's bytes (None: there is none)."""
-    if data is None:
-        raise CorruptRunError(f"{SUMMARY} is missing")
-    if len(data) > MAX_YAML_BYTES:
-        raise CorruptRunError(f"{SUMMARY} is {len(data)} bytes, over the {MAX_YAML_BYTES} byte limit")
-    try:
-        parsed = json.loads(data)
-        meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise CorruptRunError(f"{SUMMARY} is not the JSON object of meta, params and metrics ({exc})") from None
-    return check_meta(meta, f"{SUMMARY} meta"), mapping(params, f"{SUMMARY} params"), \
-        check_metrics(metrics, f"{SUMMARY} metrics")
 
 
 def read_summary(repo: RepoReader, commit: str) -> tuple[dict, dict, dict]:

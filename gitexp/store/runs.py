@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
-from gitexp.git.lazyrepo import open_repository, real
+from gitexp.git.lazyrepo import libgit2_open, open_repository, real
 from gitexp.store import names, runindex
 from gitexp.store.runcache import (
     Cache,
@@ -342,16 +342,24 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                 break
             entry = entries.get(commit)
             if entry is None:
-                from gitexp.store import codec as fmt
+                from gitexp.store import summary
 
                 if first_miss:  # (a warm listing finds every run cached and never looks ahead)
                     first_miss = False
                     rest = listed[k:] if limit is None else listed[k:k + limit - len(records)]
                     unread = list(dict.fromkeys(c for *_, c in rest if c not in entries))
-                    prefetch = _Prefetch(repo, unread) if len(unread) >= BATCH_FROM else None
+                    # git reads them too where libgit2 is not open yet: a few new runs, read
+                    # without importing pygit2 and opening the repository (0.1 s).
+                    batch = len(unread) >= BATCH_FROM or not libgit2_open(repo)
+                    prefetch = _Prefetch(repo, unread) if batch else None
                 try:
                     read = prefetch.read(commit) if prefetch is not None else None
-                    meta, params, metrics, env_blob = fmt.read_listing(real(repo), commit, read)
+                    found = summary.from_read(read)
+                    if found is None:  # (read here, or damaged: codec reads the YAML and says what is wrong)
+                        from gitexp.store import codec as fmt
+
+                        found = fmt.read_listing(repo, commit, read)
+                    meta, params, metrics, env_blob = found
                 except CorruptRunError as exc:
                     error = damaged[run_id] = DamagedRunError(run_id, ref, commit, str(exc))
                     warnings.warn(f"gitexp: leaving out run {run_id} ({ref}), which is damaged: {exc}; {error.hint}",
@@ -410,7 +418,7 @@ def live_here(repo: RepoReader) -> bool:
 
 
 READ_ALONE = 1000  # runs that load_runs(limit=...) reads from git rather than through the listing cache
-BATCH_FROM = 200  # runs not cached yet from which git reads them in one process (git/catfile.py)
+BATCH_FROM = 200  # runs not cached yet from which git reads them in one process (git/catfile.py), libgit2 open or not
 
 
 class _Prefetch:
@@ -419,7 +427,7 @@ class _Prefetch:
 
     def __init__(self, repo: RepoReader, commits: list[str]) -> None:
         from gitexp.git import catfile
-        from gitexp.store.codec import ENV, SUMMARY
+        from gitexp.store.summary import ENV, SUMMARY
 
         self._answers = catfile.listing_files(repo.gitdir, commits, SUMMARY, ENV)
         self._ahead = iter(commits)
