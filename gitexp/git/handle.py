@@ -1,35 +1,19 @@
 """An opened repository: libgit2's handle and the repository's paths, which every part of
-gitexp.git.repo.Repo builds on (see there), and the values those parts speak in: object ids, file
-modes, tree entries.
+gitexp.git.repo.Repo builds on (see there); the values those parts speak in (object ids, file
+modes, tree entries) are entry.py's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import pygit2
-from pygit2.enums import FileMode
 
 from gitexp.errors import StorageError
+from gitexp.git.entry import BLOB_MODE, EXEC_MODE, LINK_MODE, TREE_MODE, ZERO, Entry, TreeSpec
 
-ZERO = "0" * 40
-TREE_MODE = int(FileMode.TREE)
-BLOB_MODE = int(FileMode.BLOB)
-EXEC_MODE = int(FileMode.BLOB_EXECUTABLE)
-LINK_MODE = int(FileMode.LINK)
-
-# A tree to build: name -> blob bytes, a nested mapping (subtree), or an existing object
-# given as Entry (used to reuse the code snapshot tree and unchanged metric blobs for free).
-TreeSpec = Mapping[str, "bytes | TreeSpec | Entry"]
-
-
-@dataclass(frozen=True)
-class Entry:
-    oid: str
-    mode: int = BLOB_MODE
+__all__ = ["BLOB_MODE", "EXEC_MODE", "LINK_MODE", "TREE_MODE", "ZERO", "Entry", "Handle", "TreeSpec"]
 
 
 class Handle:

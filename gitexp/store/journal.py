@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gitexp.git.repo import Entry
+from gitexp.git.entry import Entry
 from gitexp.store.state import RunState
 
 JOURNAL_DIR = Path("gitexp") / "journal"
