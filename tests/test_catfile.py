@@ -53,8 +53,25 @@ def test_each_answer_is_what_libgit2_reads(empty_repo: Path, shapes: list[tuple[
     for commit, (kind, read, locate, _), answer in zip(commits, shapes, answers(empty_repo, commits), strict=True):
         if answer is not None:
             assert answer == reference.read_path_and_entry(commit, READ, LOCATE)
-        else:  # the usual run commit is always answered
-            assert not (kind == "commit" and read == "blob" and locate != "absent"), (kind, read, locate)
+        else:  # a run commit is always answered, with its env.yaml or without (a live run's first)
+            assert not (kind == "commit" and read == "blob"), (kind, read, locate)
+
+
+def test_an_entry_whose_object_is_gone_is_named_as_libgit2_names_it(empty_repo: Path) -> None:
+    """git says "missing" for a path a tree lacks and for one whose object is gone: the tree tells."""
+    raw = pygit2.Repository(str(empty_repo))
+    without = make(raw, "commit", "blob", "absent", b"kept")
+    builder = raw.TreeBuilder()
+    builder.insert(READ, raw.create_blob(b"lost"), pygit2.enums.FileMode.BLOB)
+    gone = raw.create_blob(b"an env.yaml whose object is then deleted")
+    builder.insert(LOCATE, gone, pygit2.enums.FileMode.BLOB)
+    who = pygit2.Signature("a", "a@example.com", 1_700_000_000, 0)
+    damaged = str(raw.create_commit(None, who, who, "run", builder.write(), []))
+    (empty_repo / ".git" / "objects" / str(gone)[:2] / str(gone)[2:]).unlink()
+    reference = Repo.discover(empty_repo)
+    found = answers(empty_repo, [without, damaged, without])
+    assert found == [reference.read_path_and_entry(c, READ, LOCATE) for c in (without, damaged, without)]
+    assert found == [(b"kept", None), (b"lost", str(gone)), (b"kept", None)]
 
 
 def test_replacements_and_the_callers_git_variables_are_ignored(empty_repo: Path, tmp_path: Path,
