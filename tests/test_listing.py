@@ -201,7 +201,7 @@ def test_a_new_run_that_lengthens_kept_handles_is_written_alone_with_them(sample
     assert shown is not None and shown.refs is None  # (read back with its delta, not brought up to date)
     assert shown.handles[shown.ids.index(kept_id)] == kept_id[16:24]
     # The index written with it holds the lengthened handle too.
-    runindex._last = None
+    runindex.forget()
     handle = Repo.discover(repo)
     every = names.handles(runs.run_ids(handle))
     assert runindex.handles(handle, [kept_id, twin]) == {kept_id: every[kept_id], twin: every[twin]} == \

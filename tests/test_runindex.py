@@ -4,6 +4,8 @@ resolving over every run answers, and only for the refs it was made of."""
 from __future__ import annotations
 
 import marshal
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,31 +98,31 @@ def test_the_newest_runs_through_the_index_are_those_of_every_ref(repo: Path) ->
     for experiment in (None, "cnn", "rnn", "cnn/deep"):
         for limit in (0, 1, 2, 3, 5, 9, 12):
             path.write_bytes(kept)
-            runindex._last = None
+            runindex.forget()
             assert runindex.newest(Repo.discover(repo), experiment, limit) is not None
             indexed = [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, limit=limit)]
             path.unlink()
-            runindex._last = None
+            runindex.forget()
             assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, limit=limit)]
     # load_runs() of every run: every ref from the index; the ids it remembers for handles too.
     path.write_bytes(kept)
-    runindex._last = None
+    runindex.forget()
     assert runindex.every_ref(Repo.discover(repo)) == Repo.discover(repo).refs(names.REF_PREFIX)
     indexed = [(r.id, r.experiment, r.commit) for r in load_runs()]
     assert sorted(runs.run_ids(Repo.discover(repo))) == sorted(r[0] for r in indexed)
     path.unlink()
-    runindex._last = None
+    runindex.forget()
     assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs()]
     # load_runs(only=...) (get_run, `git exp log RUN`): the refs of those runs alone, from the index.
     every = load_runs()
     for wanted in ({every[0].id}, {every[1].id, every[5].id}, {every[2].id, "20990101-0000000deadbeef"}, set()):
         for experiment in (None, "cnn", "rnn"):
             path.write_bytes(kept)
-            runindex._last = None
+            runindex.forget()
             assert runindex.refs_of(Repo.discover(repo), wanted) is not None
             indexed = [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, only=wanted)]
             path.unlink()
-            runindex._last = None
+            runindex.forget()
             assert indexed == [(r.id, r.experiment, r.commit) for r in load_runs(experiment=experiment, only=wanted)]
 
 
@@ -147,7 +149,7 @@ def test_a_damaged_or_foreign_index_file_is_not_used(repo: Path) -> None:
     keep_listing(repo)
     path = repo / ".git" / INDEX_FILE
     data: dict[str, Any] = marshal.loads(path.read_bytes())
-    runindex._last = None  # (what this process read last, not the file, would answer)
+    runindex.forget()  # (what this process read last, not the file, would answer)
     for damaged in ({**data, "version": 2}, {**data, "names": "only\nextra"}, {**data, "commits": "x" * 39}):
         path.write_bytes(marshal.dumps(damaged))
         assert runindex.current(Repo.discover(repo)) is None
@@ -168,7 +170,7 @@ def test_new_runs_written_alone_keep_the_index_of_every_run(repo: Path) -> None:
     assert updated is not None
     listing.remember(repo, updated, delta_most=10)
     assert path.read_bytes() == kept and delta.exists(), "the index of every run written again for two"
-    runindex._last = None
+    runindex.forget()
     handle = Repo.discover(repo)
     index = runindex.current(handle)
     assert index is not None, "the kept index and its delta are not current"
@@ -190,12 +192,13 @@ def test_new_runs_written_alone_keep_the_index_of_every_run(repo: Path) -> None:
     written = marshal.loads(delta.read_bytes())
     for damaged in ({**written, "of": "0" * 16}, {**written, "patches": {99: "x"}}, {**written, "count": 3}):
         delta.write_bytes(marshal.dumps(damaged))
-        runindex._last = None
+        runindex.forget()
         assert runindex.current(handle) is None
     make_run("later")
     delta.write_bytes(marshal.dumps(written))
-    runindex._last = None
+    runindex.forget()
     assert runindex.current(handle) is None, "a run made since: not the runs it was made of"
+    assert runindex.refs_now(handle) == handle.refs(names.REF_PREFIX)  # (loose refs alone: the new one too)
 
 
 def test_nothing_is_written_for_refs_that_disagree_with_the_state(repo: Path) -> None:
@@ -229,3 +232,45 @@ def test_the_lines_it_finds_are_those_a_plain_search_finds(column: list[str], te
     assert index.equal("names", text) == (equal if len(equal) <= runindex.MOST_HITS else None)
     found = index.starting(text, handle)
     assert found is None or found == starting
+
+
+def _age_packed_refs(repo: Path) -> None:
+    """As if packed-refs were written a while ago: refs_state trusts the stat of one past RACY_SECONDS."""
+    packed = repo / ".git" / "packed-refs"
+    then = time.time() - 60
+    os.utime(packed, (then, then))
+
+
+def test_refs_now_are_every_ref_while_only_loose_refs_changed(repo: Path) -> None:
+    runs_made = [make_run(f"r{k}") for k in range(3)]
+    git(repo, "pack-refs", "--all")
+    _age_packed_refs(repo)
+    loose_then = make_run("loose-then", experiment="rnn")  # a loose ref when the index is made
+    keep_listing(repo)
+    handle = Repo.discover(repo)
+
+    def check() -> dict[str, str] | None:
+        now = runindex.refs_now(handle)
+        assert now is None or now == handle.refs(names.REF_PREFIX)
+        return now
+
+    assert check() is not None  # the index is current
+    newer = make_run("newer")  # a sweep's new run: a loose ref
+    assert runindex.current(handle) is None and check() is not None
+    assert runindex.refs_of(handle, [newer.id]) == {newer.ref: handle.ref(newer.ref)}
+    assert gitexp.get_run(newer.id).name == "newer"
+    # A packed run moved (resumed, renamed...): its loose ref wins over the packed one.
+    git(repo, "update-ref", runs_made[0].ref, handle.ref(runs_made[1].ref) or "")
+    assert check() == handle.refs(names.REF_PREFIX)
+    assert [r.commit for r in load_runs(only=runs_made[0].id)] == [handle.ref(runs_made[1].ref)]
+    # A loose ref of then, gone: whether a packed value shows again, the index cannot tell.
+    (repo / ".git" / loose_then.ref).unlink()
+    assert check() is None
+    assert runs.run_ids(handle) == [r.rpartition("/")[2] for r in handle.refs(names.REF_PREFIX)]
+    git(repo, "pack-refs", "--all")
+    _age_packed_refs(repo)
+    keep_listing(repo)  # of packed refs alone
+    assert check() is not None
+    git(repo, "update-ref", "-d", runs_made[2].ref)  # packed-refs rewritten without it: not trusted
+    _age_packed_refs(repo)
+    assert runindex.current(handle) is None and check() is None

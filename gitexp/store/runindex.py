@@ -17,6 +17,7 @@ tests/test_runindex.py compares each with the way that reads every ref.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from itertools import repeat
 from pathlib import Path
@@ -32,6 +33,8 @@ DELTA_FILE = Path("gitexp") / "cache" / "runs-index-v1-delta.marshal"  # runs ne
 _COLUMNS = ("refs", "ids", "names", "handles")  # "\n"-joined lines, one per run, in one order
 MOST_HITS = 64  # lines matching a text past which find() leaves the answer to resolve()
 _last: tuple[Path, Any, RunIndex] | None = None  # the index last read, and its state
+_last_now: tuple[Path, Any, dict[str, str]] | None = None  # refs_now()'s last answer from an index not current
+_kept_last: tuple[tuple[Any, ...], tuple[RunIndex, Any] | None] | None = None  # _kept()'s, and the files' stats
 
 
 class RunIndex:
@@ -192,23 +195,85 @@ def current(repo: RepoReader) -> RunIndex | None:
         return None
     if _last is not None and _last[0] == repo.commondir and _last[1] == state:
         return _last[2]
-    data = cachefile.load(repo.commondir / INDEX_FILE)
+    kept = _kept(repo)
+    if kept is None or kept[1] != state:
+        return None
+    _last = (repo.commondir, state, kept[0])
+    return kept[0]
+
+
+def _kept(repo: RepoReader) -> tuple[RunIndex, Any] | None:
+    """The index kept, and the refs_state it is of: joined with its delta where the delta is of it,
+    under the delta's state; None without a sound one. Read once while neither file changes: `git
+    exp show` asks find(), refs_of() and handles() in turn."""
+    global _kept_last
+    paths = (repo.commondir / INDEX_FILE, repo.commondir / DELTA_FILE)
+    stats = (repo.commondir, *(_identity(path) for path in paths))
+    if stats[1] is None:
+        return None
+    if _kept_last is not None and _kept_last[0] == stats:
+        return _kept_last[1]
+    data = cachefile.load(paths[0])
     if type(data) is not dict or data.get("version") != 1:
         return None
-    if data.get("state") != state:
-        data = _joined(data, cachefile.load(repo.commondir / DELTA_FILE), state)
-        if data is None:
-            return None
+    delta: Any = cachefile.load(paths[1]) if stats[2] is not None else None
+    if type(delta) is dict:
+        joined = _joined(data, delta, delta.get("state"))
+        if joined is not None:
+            data = {**joined, "state": delta["state"]}
     count, commits = data.get("count"), data.get("commits")
     text = {column: data.get(column) for column in _COLUMNS}
-    if not _sound(count, commits, text):
-        return None  # another version's, or damaged
     metrics = data.get("metrics")
-    if metrics is not None and (type(metrics) is not list or not all(type(key) is str for key in metrics)):
+    kept = None
+    if _sound(count, commits, text) and \
+            (metrics is None or (type(metrics) is list and all(type(key) is str for key in metrics))):
+        kept = RunIndex(text, commits, count, metrics), data.get("state")  # type: ignore[arg-type]
+    _kept_last = (stats, kept)  # (None too: another version's, or damaged)
+    return kept
+
+
+def forget() -> None:
+    """Read the index files again at the next call, as another process would (for tests that
+    rewrite them in place, where gitexp renames a new file over the old)."""
+    global _last, _last_now, _kept_last
+    _last = _last_now = _kept_last = None
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a cache file from the next one written in its place (renamed over it): its stat."""
+    try:
+        info = os.stat(path)
+    except OSError:
         return None
-    index = RunIndex(text, commits, count, metrics)  # type: ignore[arg-type]
-    _last = (repo.commondir, state, index)
-    return index
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def refs_now(repo: RepoReader) -> dict[str, str] | None:
+    """The ref and the commit of every run (Repo.refs(REF_PREFIX), in another order), from the index
+    while it is of the refs now, or while only loose refs changed since it was made: packed-refs is
+    then the same file, so its runs are the index's that were not loose refs, and the loose refs are
+    read for the state anyway. A sweep's runs are loose refs until the next packing: `git exp show
+    RUN` among 100,000 runs need not read packed-refs again (0.1 s) after each. None where the index
+    cannot tell (packed-refs rewritten, a loose ref of then gone: its packed value is not kept)."""
+    global _last_now
+    index = current(repo)
+    if index is not None:
+        return dict(zip(index.line_list("refs"), index.commit_list(), strict=True))
+    now = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
+    if now is not None and _last_now is not None and _last_now[:2] == (repo.commondir, now):
+        return dict(_last_now[2])  # (show reads them twice: for the run, then for its handle)
+    kept = None if now is None else _kept(repo)
+    if now is None or kept is None:
+        return None
+    index, then = kept
+    if type(then) is not tuple or len(then) != 2 or then[0] != now[0] or type(then[1]) is not dict or \
+            not all(ref in now[1] for ref in then[1]):
+        return None
+    refs = {ref: commit for ref, commit in zip(index.line_list("refs"), index.commit_list(), strict=True)
+            if ref not in then[1]}
+    refs.update(now[1])
+    _last_now = (repo.commondir, now, refs)
+    return dict(refs)
 
 
 def find(repo: RepoReader, text: str, experiment: str | None, live: bool) -> tuple[str, str] | None:
@@ -288,10 +353,14 @@ def every_ref(repo: RepoReader) -> dict[str, str] | None:
 
 def refs_of(repo: RepoReader, ids: Iterable[str]) -> dict[str, str] | None:
     """The refs (ref -> commit) of the runs of *ids* (in any experiment; an id of no run has none),
-    when the index is of the refs now."""
+    when the index is of the refs now, or refs_now() can tell them."""
     index = current(repo)
     if index is None:
-        return None
+        every = refs_now(repo)
+        if every is None:
+            return None
+        wanted = set(ids)
+        return {ref: commit for ref, commit in every.items() if ref.rpartition("/")[2] in wanted}
     out: dict[str, str] = {}
     for run_id in ids:
         hits = index.equal("ids", run_id)

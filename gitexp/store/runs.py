@@ -431,10 +431,10 @@ class _Prefetch:
 
         self._answers = catfile.listing_files(repo.gitdir, commits, SUMMARY, ENV)
         self._ahead = iter(commits)
-        self._early: dict[str, tuple[bytes, str] | None] = {}  # read ahead of their turn
+        self._early: dict[str, tuple[bytes, str | None] | None] = {}  # read ahead of their turn
         self._done: set[str] = set()
 
-    def read(self, commit: str) -> tuple[bytes, str] | None:
+    def read(self, commit: str) -> tuple[bytes, str | None] | None:
         """What git read of *commit* (see listing_files), or None: read it the usual way."""
         if commit in self._done:
             return None
@@ -467,7 +467,8 @@ def run_ids(repo: RepoReader) -> list[str]:
     """The id of every run: as the last load_runs listed them, when that was of all runs of *repo*."""
     if _last_ids is not None and _last_ids[0]() is repo:
         return _last_ids[1]
-    return [split_ref(ref)[1] for ref in repo.refs(names.REF_PREFIX)]
+    refs = runindex.refs_now(repo)  # (where the index tells, packed-refs is not read again)
+    return [split_ref(ref)[1] for ref in (repo.refs(names.REF_PREFIX) if refs is None else refs)]
 
 
 FEW_INDEXED = 100  # runs past which their refs and handles are not looked up in the run index one by one
