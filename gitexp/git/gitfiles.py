@@ -16,7 +16,7 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # Beyond plain files-backend refs, libgit2 (or git) may read these differently: extensions (reftable
 # refStorage, sha256 objectFormat, worktreeConfig), core.worktree (another working tree to vet for
@@ -197,6 +197,16 @@ def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[int, .
     if info.st_mtime > time.time() - RACY_SECONDS:
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns), loose
+
+
+def only_loose_changed(then: Any, now: tuple[tuple[int, ...] | None, dict[str, str]] | None) -> bool:
+    """Whether the refs under the refs_state *now* are those under *then* (one kept in a cache file:
+    checked) with the loose refs of *now* over them: the same packed-refs file (or none either
+    time), and no loose ref of then gone. A sweep's new runs are loose refs beside 100,000 packed
+    ones, which then need not be read. A loose ref gone while packed-refs stayed was deleted, or
+    its file removed by hand with a packed value beneath it that only packed-refs tells."""
+    return now is not None and type(then) is tuple and len(then) == 2 and then[0] == now[0] and \
+        type(then[1]) is dict and then[1].keys() <= now[1].keys()
 
 
 def _read_loose(root: str, prefix: str, out: dict[str, str]) -> bool:

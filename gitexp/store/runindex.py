@@ -23,7 +23,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from gitexp.git.gitfiles import refs_state
+from gitexp.git.gitfiles import only_loose_changed, refs_state
 from gitexp.git.reader import RepoReader
 from gitexp.store import cachefile, names
 from gitexp.store.names import REF_PREFIX
@@ -256,22 +256,17 @@ def refs_now(repo: RepoReader) -> dict[str, str] | None:
     RUN` among 100,000 runs need not read packed-refs again (0.1 s) after each. None where the index
     cannot tell (packed-refs rewritten, a loose ref of then gone: its packed value is not kept)."""
     global _last_now
-    index = current(repo)
-    if index is not None:
-        return dict(zip(index.line_list("refs"), index.commit_list(), strict=True))
+    every = every_ref(repo)
+    if every is not None:
+        return every
     now = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
     if now is not None and _last_now is not None and _last_now[:2] == (repo.commondir, now):
         return dict(_last_now[2])  # (show reads them twice: for the run, then for its handle)
     kept = None if now is None else _kept(repo)
-    if now is None or kept is None:
+    if now is None or kept is None or not only_loose_changed(kept[1], now):
         return None
-    index, then = kept
-    if type(then) is not tuple or len(then) != 2 or then[0] != now[0] or type(then[1]) is not dict or \
-            not all(ref in now[1] for ref in then[1]):
-        return None
-    refs = {ref: commit for ref, commit in zip(index.line_list("refs"), index.commit_list(), strict=True)
-            if ref not in then[1]}
-    refs.update(now[1])
+    refs = dict(zip(kept[0].line_list("refs"), kept[0].commit_list(), strict=True))
+    refs.update(now[1])  # (every loose ref of then is one now: they cover the index's values of them)
     _last_now = (repo.commondir, now, refs)
     return dict(refs)
 

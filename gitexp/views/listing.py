@@ -42,7 +42,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
-from gitexp.git.gitfiles import refs_state
+from gitexp.git.gitfiles import only_loose_changed, refs_state
 from gitexp.git.lazyrepo import open_repository
 from gitexp.git.reader import RepoReader
 from gitexp.store import cachefile, names, runindex
@@ -301,18 +301,11 @@ def _after_loose_changes(stored: Any, token: str, state: Any, kept: dict[str, st
     that listing, and no loose ref of then is gone. A sweep's new runs are loose refs beside 100,000
     packed ones, which need not be read (0.15 s) and compared (0.1 s) for ten. None when that does
     not tell: read every ref."""
-    if state is None or type(stored) is not tuple or len(stored) != 2 or stored[0] != token:
+    if type(stored) is not tuple or len(stored) != 2 or stored[0] != token or not only_loose_changed(stored[1], state):
         return None
-    before = stored[1]
-    if type(before) is not tuple or len(before) != 2 or before[0] is None or before[0] != state[0] or \
-            type(before[1]) is not dict:
-        return None
-    loose = state[1]
-    if not before[1].keys() <= loose.keys():
-        # A loose ref gone while packed-refs stayed: deleted, or its file removed by hand with a
-        # packed value beneath it that only packed-refs tells.
-        return None
-    made = {ref: commit for ref, commit in loose.items() if kept.get(ref) != commit}
+    if stored[1][0] is None:
+        return None  # (no packed-refs: every ref is a loose one, read with the state already)
+    made = {ref: commit for ref, commit in state[1].items() if kept.get(ref) != commit}
     return ({**kept, **made} if made else kept), made
 
 
