@@ -310,6 +310,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
     # listing before this one), the longer each walk: off, loading takes a third to half less time.
     collecting = gc.isenabled()
     gc.disable()
+    prefetch: _Prefetch | None = None
     try:
         given = refs is not None
         if refs is None and namespace == names.REF_PREFIX:  # (100,000 refs unread, where the index tells)
@@ -335,7 +336,6 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         few = (wanted is not None and len(wanted) <= READ_ALONE) or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
         entries, summaries = cache.entries, cache.summaries
-        prefetch: _Prefetch | None = None
         first_miss = True
         for k, (run_id, exp, ref, commit) in enumerate(listed):
             if limit is not None and len(records) >= limit:
