@@ -275,12 +275,13 @@ def do_runs(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def do_upkeep(args: dict[str, Any]) -> dict[str, Any]:
-    from gitexp.git import refmaint, settle
+    from gitexp.git import refmaint, settle, shelf
 
     t0 = time.perf_counter()
     archived = refmaint.upkeep(Path(args["gitdir"]), min_age=0, archive=True)
     settled = settle.settled_packs(Path(args["gitdir"]) / "objects" / "pack")
-    return {"seconds": time.perf_counter() - t0, "archived": archived, "settled": len(settled)}
+    return {"seconds": time.perf_counter() - t0, "archived": archived, "settled": len(settled),
+            "shelved": len(shelf.read(Path(args["gitdir"])))}
 
 
 def do_live(args: dict[str, Any]) -> dict[str, Any]:
@@ -437,8 +438,9 @@ def main() -> int:
             shutil.rmtree(before)
         if not args.no_upkeep:
             up = worker("upkeep", {"gitdir": str(runs_repo / ".git")})
-            notes.append(f"ref upkeep on the copy (git pack-refs, {up['archived']:,} reflogs archived, run objects "
-                         f"settled into {up['settled']} kept pack(s)): {up['seconds']:.1f} s, once")
+            notes.append(f"ref upkeep on the copy (git pack-refs, {up['archived']:,} reflogs archived, "
+                         f"{up['shelved']:,} runs on the run shelf, run objects settled into {up['settled']} kept "
+                         f"pack(s)): {up['seconds']:.1f} s, once")
         gitdir = runs_repo / ".git"
 
         # Disk first, before anything adds to it.

@@ -111,20 +111,23 @@ def _verified_ref(text: str, experiment: str | None) -> tuple[str, str]:
 def cmd_verify(run_texts: list[str], experiment: str | None) -> int:
     import warnings
 
+    from gitexp.git import transport
     from gitexp.git.repo import Repo
     from gitexp.ops import verify
     from gitexp.store import names
     from gitexp.text import printable
 
     repo = Repo.discover()
+    damaged = verify.check_shelf(repo)
     if run_texts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the damaged runs the listing leaves out are verify's to report
             refs = list(dict.fromkeys(_verified_ref(text, experiment) for text in run_texts))
     else:
         prefix = names.REF_PREFIX + (f"{names.check_experiment(experiment)}/" if experiment else "")
-        refs = sorted(repo.refs(prefix).items())
-    problems = verify.verify_runs(repo, refs)
+        # A damaged shelf names no runs: those with refs are checked still.
+        refs = sorted((transport.local_refs(repo, (prefix,), shelved=False) if damaged else repo.refs(prefix)).items())
+    problems = damaged + verify.verify_runs(repo, refs)
     for label, problem in problems:
         print(printable(f"{label}: {problem}"))  # both quote run data
     bad = len({label for label, _ in problems})

@@ -29,6 +29,7 @@ _PATH_ROOM = 3800  # libgit2 refuses git dirs whose longest file path would pass
 # Refs that live in each worktree's own git dir, not the common one.
 RACY_SECONDS = 2.0  # how young a packed-refs may be and its stat still tell it from the next one (refs_state)
 _PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
+RUN_PREFIX, SHELF_REF = "refs/experiments/", "refs/experiments-shelf"  # runs' refs, and the run shelf's (shelf.py)
 # What ref names may hold: printable ASCII but ~^:?*[\ ; and, one a line, names with a dot git forbids.
 _NAME_CHARS = bytes(c for c in range(0x21, 0x7F) if chr(c) not in "~^:?*[\\")
 _BAD_DOTS = r"\.\.|/\.|\.lock(?:/|\n|\Z)|\.(?:\n|\Z)"
@@ -170,10 +171,17 @@ def read_refs(commondir: Path, prefix: str, loose: dict[str, str] | None = None)
     return out
 
 
-def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[int, ...] | None, dict[str, str]] | None:
+def loose_refs(commondir: Path, prefix: str) -> dict[str, str] | None:
+    """name -> commit id of the loose refs starting with *prefix*; None at anything unusual."""
+    loose: dict[str, str] = {}
+    return loose if _read_loose(str(commondir), prefix, loose) and _valid_names(list(loose)) else None
+
+
+def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[object, ...] | None, dict[str, str]] | None:
     """What tells whether the refs starting with *prefix* changed, without reading packed-refs:
-    the identity of the packed-refs file (inode, size, modification and change times; None without
-    one) and the loose refs. git rewrites packed-refs into a new file renamed over the old one and
+    the identity of the packed-refs file (inode, size, modification and change times; zeros without
+    one), followed for run refs by the loose value of the run shelf's ref where it has one (None
+    for neither), and the loose refs. git rewrites packed-refs into a new file renamed over the old one and
     trusts the same stat to know its copy is current.
 
     None where read_refs would be None, in a linked worktree, and while packed-refs is younger than
@@ -188,18 +196,29 @@ def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[int, .
     # Loose refs first, as read_refs: a `git pack-refs` between the two changes the packed-refs part.
     if not _read_loose(str(commondir), prefix, loose) or not _valid_names(list(loose)):
         return None
+    # The run shelf's ref (git/shelf.py) names the runs without a ref of their own: its loose file
+    # is part of the identity (packed, packed-refs' stat tells its changes).
+    shelf: tuple[str, ...] = ()
+    if prefix.startswith(RUN_PREFIX) or RUN_PREFIX.startswith(prefix):
+        try:
+            with open(commondir / SHELF_REF, "rb") as handle:
+                shelf = (handle.read(64).decode("ascii", "replace"),)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
     try:
         info = os.stat(commondir / "packed-refs")
     except FileNotFoundError:
-        return None, loose
+        return ((0, 0, 0, 0, *shelf) if shelf else None), loose
     except OSError:
         return None
     if info.st_mtime > time.time() - RACY_SECONDS:
         return None
-    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns), loose
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, *shelf), loose
 
 
-def only_loose_changed(then: Any, now: tuple[tuple[int, ...] | None, dict[str, str]] | None) -> bool:
+def only_loose_changed(then: Any, now: tuple[tuple[object, ...] | None, dict[str, str]] | None) -> bool:
     """Whether the refs under the refs_state *now* are those under *then* (one kept in a cache file:
     checked) with the loose refs of *now* over them: the same packed-refs file (or none either
     time), and no loose ref of then gone. A sweep's new runs are loose refs beside 100,000 packed

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitexp.git import shelf
 from gitexp.git.gitfiles import Location, locate, read_refs, refs_state
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 # ((common dir, prefix), refs_state, refs) of the last refs read from files (LazyRepo.refs).
-_last_refs: tuple[tuple[str, str], tuple[tuple[int, ...] | None, dict[str, str]], dict[str, str]] | None = None
+_last_refs: tuple[tuple[str, str], tuple[tuple[object, ...] | None, dict[str, str]], dict[str, str]] | None = None
 
 
 class LazyRepo:
@@ -70,6 +71,7 @@ class LazyRepo:
         # A linked worktree's refs are the common dir's; a stray one in its own git dir, libgit2 judges.
         if found is not None and (self.gitdir == self.commondir
                                   or not os.path.lexists(self.gitdir / prefix.rpartition("/")[0])):
+            found = shelf.with_shelved(self.commondir, prefix, found)
             # (refs_state tells nothing in a linked worktree: nothing is remembered there.)
             _last_refs = None if state is None else (key, state, dict(found))
             return found

@@ -11,10 +11,12 @@ for), as git starts its own `git gc --auto`. That process runs `git pack-refs --
 (git's own means: the ref-packing step of `git gc`), and once the file holds
 reflogs.ARCHIVE_EVERY (1,000) bytes, empties it and archives the run reflogs that settled
 (reflogs.archive), then settles the run objects into kept packs that `git gc` leaves alone
-(settle.py). Once packed-refs holds about 10,000 refs, that pass also sets repack.updateServerInfo
-to false (spare_server_info). A process that counted new refs also starts an archiving pass as it exits when
-reflogs.EXIT_FROM (100) or more are counted: the logs of runs that ended are archived at any age,
-so a sweep that stops between two passes leaves no files for `git gc` to rewrite. Nothing of it
+(settle.py). Once packed-refs holds about 10,000 refs, that pass puts the settled runs on the run
+shelf (shelf.py) and deletes their refs, and from then on every pass does (shelve_settled); and it
+sets repack.updateServerInfo to false where packed-refs stays that large (spare_server_info). A
+process that counted new refs also starts an archiving pass as it exits when reflogs.EXIT_FROM
+(100) or more are counted: the logs of runs that ended are archived at any age, so a sweep that
+stops between two passes leaves no files for `git gc` to rewrite. Nothing of it
 runs in the user's git commands: only a new run ref counts, never the post-commit hook's link commit.
 """
 
@@ -26,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitexp.git import reflogs, settle
+from gitexp.git import gitfiles, reflogs, settle, shelf
 from gitexp.git.repo import Repo
 
 RUN_REFS = "refs/experiments/"
@@ -34,6 +36,9 @@ SERVER_INFO = "repack.updateServerInfo"
 # From this size of packed-refs (about 10,000 refs), `git repack` spends more than a tenth of a
 # second rewriting info/refs, a list of every ref (0.7 to 0.9 s of a 5 s `git gc` at 100,000 runs).
 SERVER_INFO_FROM = 1 << 20
+# From this size of packed-refs (about 10,000 refs), the upkeep shelves settled runs (shelve_settled):
+# every ref slows the user's git fetch, push, log --decorate and gc.
+SHELVE_FROM = 1 << 20
 
 
 def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | None = None) -> int:
@@ -53,9 +58,51 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
         pass  # refs made from now on count toward the next pass
     repo = Repo.discover(Path(commondir))
     archived = repo.archive_reflogs(RUN_REFS, reflogs.MIN_AGE if min_age is None else min_age)
+    shelve_settled(Path(commondir))
     settle.settle(Path(commondir))
     spare_server_info(Path(commondir))
     return archived
+
+
+def shelve_settled(commondir: Path, from_size: int | None = None) -> int:
+    """Once packed-refs is *from_size* bytes (SHELVE_FROM) or more, or a shelf exists, put the
+    settled runs on the run shelf (shelf.py) and delete their refs; returns how many. Settled: its
+    ref is packed, its reflog archived, and no journal file names it (a run live here, or one to
+    recover). A run written again afterwards gets its own ref back (Refs.update_ref)."""
+    try:
+        small = os.stat(commondir / "packed-refs").st_size < (SHELVE_FROM if from_size is None else from_size)
+    except OSError:
+        return 0
+    if small and shelf.tip(commondir) is None:
+        return 0  # (once there is a shelf, every pass shelves what settled since)
+    loose = gitfiles.loose_refs(commondir, RUN_REFS)
+    own = None if loose is None else gitfiles.read_refs(commondir, RUN_REFS, loose)
+    if loose is None or own is None:
+        return 0  # refs gitexp does not read itself (reftable...): left as they are
+    try:
+        journal = {name.partition(".")[0] for name in os.listdir(commondir / "gitexp" / "journal")}
+    except OSError:
+        journal = set()
+    chosen = {ref: oid for ref, oid in own.items() if ref not in loose and shelf.is_run_ref(ref)
+              and ref.rpartition("/")[2] not in journal and not os.path.lexists(commondir / "logs" / ref)}
+    if not chosen:
+        return 0
+    with shelf.locked(commondir):
+        shelf.add_links(commondir, [chosen])
+        lines = "".join(f"delete {ref} {oid}\n" for ref, oid in chosen.items())
+        proc = subprocess.run(["git", "--git-dir", str(commondir), "update-ref", "--stdin"], input=lines.encode(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if proc.returncode == 0:
+            return len(chosen)
+        # A writer moved one meanwhile (the transaction is all or nothing): its ref stays, and wins;
+        # it is taken off the shelf again, so that deleting it later cannot show the shelved commit.
+        now = gitfiles.read_refs(commondir, RUN_REFS) or {}
+        moved = [ref for ref, oid in chosen.items() if now.get(ref) != oid]
+        shelf.add_link(commondir, {}, take_back=moved)
+        rest = "".join(f"delete {ref} {oid}\n" for ref, oid in chosen.items() if ref not in moved)
+        subprocess.run(["git", "--git-dir", str(commondir), "update-ref", "--stdin"], input=rest.encode(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return len(chosen) - len(moved)
 
 
 def spare_server_info(commondir: Path, from_size: int = SERVER_INFO_FROM) -> bool:

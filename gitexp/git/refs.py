@@ -13,11 +13,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pygit2
 
 from gitexp.errors import StorageError
-from gitexp.git import reflogs, refwrite, settle
+from gitexp.git import reflogs, refwrite, settle, shelf
 from gitexp.git.handle import ZERO
 from gitexp.git.refwrite import LOCK_DELAYS as _LOCK_DELAYS
 from gitexp.git.refwrite import RefConflictError, RefLockedError
@@ -63,9 +64,19 @@ class Refs(Staging):
                 target = ref.target
                 if isinstance(target, pygit2.Oid):
                     out[name] = str(target)
-        return out
+        return shelf.with_shelved(Path(self.commondir), prefix, out)
 
     def ref(self, name: str) -> str | None:
+        """The commit *name* points at: its ref's, else, for a run, the shelf's (None for neither)."""
+        try:
+            return str(self._r.references[name].target)
+        except KeyError:
+            return shelf.read(Path(self.commondir)).get(name) if shelf.is_run_ref(name) else None
+        except (pygit2.GitError, ValueError) as exc:
+            raise StorageError(f"cannot read ref {name}: {exc}") from exc
+
+    def own_ref(self, name: str) -> str | None:
+        """The commit *name*'s own ref points at, never the shelf's (None without one)."""
         try:
             return str(self._r.references[name].target)
         except KeyError:
@@ -189,7 +200,42 @@ class Refs(Staging):
                 time.sleep(delay)
 
     def update_ref(self, name: str, new: str, old: str, message: str) -> None:
-        """Move *name* from *old* to *new* atomically, or raise RefConflictError."""
+        """Move *name* from *old* to *new* atomically, or raise RefConflictError. A run the shelf
+        holds at *old* gets its own ref again at *new* (shelf.py)."""
+        try:
+            self._update_own_ref(name, new, old, message)
+        except RefConflictError:
+            if not self._unshelve(name, new, old, message):
+                raise
+
+    def _unshelve(self, name: str, new: str, old: str, message: str) -> bool:
+        """Give the run *name*, which the shelf holds at *old* and no ref names, its own ref at *new*,
+        then take it off the shelf; False where the shelf does not hold it so. Its reflog goes on
+        from *old*, as for any move (`git exp verify` reads a step from the shelved commit)."""
+        commondir = Path(self.commondir)
+        if not shelf.is_run_ref(name) or self.own_ref(name) is not None or shelf.read(commondir).get(name) != old:
+            return False
+        written = False
+        if self._plain_refs():
+            with reflogs.writing(self.commondir):
+                self._ensure_reflog(name)
+                line = refwrite.reflog_line(old, new, self._identities()[1], message)
+                written = refwrite.write_ref(str(self.commondir), name, new, None, line, own=True)
+        if not written:
+            self._create_ref_atomically(name, new, message)
+        self._moved(new)
+        self._take_back([name])
+        return True
+
+    def _take_back(self, names: list[str]) -> None:
+        """Take those of *names* the shelf holds off it, once their own refs were written or deleted:
+        a shelved value must never show again from under a ref deleted later."""
+        commondir = Path(self.commondir)
+        if any(name in shelf.read(commondir) for name in names):
+            with shelf.locked(commondir):
+                shelf.add_link(commondir, {}, take_back=names)
+
+    def _update_own_ref(self, name: str, new: str, old: str, message: str) -> None:
         with reflogs.writing(self.commondir):
             self._ensure_reflog(name)  # an archived run's log starts a file again
             if self._write_plain(name, new, old, message):
@@ -255,6 +301,11 @@ class Refs(Staging):
         try:
             ref = self._r.references[name]
         except KeyError:
+            shelved = shelf.read(Path(self.commondir)).get(name) if shelf.is_run_ref(name) else None
+            if shelved is not None and shelved != old:
+                raise RefConflictError(f"run {name} is shelved at {shelved[:12]}; not deleting it") from None
+            if shelved is not None:
+                self._take_back([name])
             return
         if str(ref.target) != old:
             raise RefConflictError(f"ref {name} moved to {str(ref.target)[:12]}; not deleting it")
@@ -264,6 +315,8 @@ class Refs(Staging):
                 ref.delete()
         except pygit2.GitError as exc:
             raise StorageError(f"cannot delete ref {name}: {exc}") from exc
+        if shelf.is_run_ref(name):
+            self._take_back([name])
 
     def rename_ref(self, old: str, new: str, expected: str, message: str) -> None:
         """Move ref *old* (at *expected*) to the name *new*, taking its reflog along.
@@ -286,6 +339,9 @@ class Refs(Staging):
                 old_log.unlink()
         self.create_ref(new, expected, message)
         try:
-            self._r.references[old].delete()
+            if self.own_ref(old) is not None:
+                self._r.references[old].delete()
         except (KeyError, pygit2.GitError) as exc:
             raise StorageError(f"moved {old} to {new} but could not delete {old}: {exc}") from exc
+        if shelf.is_run_ref(old):
+            self._take_back([old])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitexp.errors import RemoteError, StorageError
+from gitexp.git import shelf
 from gitexp.git.repo import Entry, Repo
 
 LFS_INSTALL = ("git-lfs is not installed, so {what}. Install it (Debian/Ubuntu: `sudo apt-get install git-lfs`, "
@@ -76,6 +77,7 @@ def compare_refs(repo: Repo, remote: str, prefix: str, named: tuple[str, ...] = 
         listed_here = pool.submit(git_bytes, repo, ["for-each-ref", "--format=%(objectname)%09%(refname)", prefix])
         proc = run_git(repo, ["ls-remote", "--refs", remote, f"{prefix}*", *named])
         here_lines = listed_here.result().decode("utf-8", "surrogateescape").splitlines()
+    here_lines += _shelved_lines(repo, prefix, here_lines)
     if proc.returncode:
         raise failure(proc, f"`git ls-remote {remote}`")
     theirs = set((proc.stdout or "").splitlines())
@@ -110,14 +112,27 @@ def fetch_objects(repo: Repo, remote: str, oids: list[str], negotiation_tips: li
         raise failure(proc, f"`git fetch {remote}` of {len(oids)} object(s)")
 
 
-def local_refs(repo: Repo, prefixes: tuple[str, ...]) -> dict[str, str]:
+def _shelved_lines(repo: Repo, prefix: str, here_lines: list[str]) -> list[str]:
+    """for-each-ref's lines ("<id>\t<ref>") of the shelved runs under *prefix* no ref overrides."""
+    shelved = shelf.read(Path(repo.commondir))
+    if not shelved:
+        return []
+    own = {line.partition("\t")[2] for line in here_lines}
+    return [f"{oid}\t{ref}" for ref, oid in sorted(shelved.items()) if ref.startswith(prefix) and ref not in own]
+
+
+def local_refs(repo: Repo, prefixes: tuple[str, ...], shelved: bool = True) -> dict[str, str]:
     """ref -> object id of the local refs under *prefixes*, from one `git for-each-ref` (which reads
-    packed refs far faster than a ref-by-ref walk of all refs)."""
+    packed refs far faster than a ref-by-ref walk of all refs), and the shelved runs among them
+    (shelf.py) unless not *shelved*."""
     out = git_bytes(repo, ["for-each-ref", "--format=%(objectname) %(refname)", *prefixes])
     refs = {}
     for line in out.decode("utf-8", "surrogateescape").splitlines():
         oid, _, name = line.partition(" ")
         refs[name] = oid
+    if shelved:
+        for prefix in prefixes:
+            refs = shelf.with_shelved(Path(repo.commondir), prefix, refs)
     return refs
 
 

@@ -15,9 +15,10 @@ import bisect
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitexp.errors import InvalidNameError
-from gitexp.git import lfs, reflogs, transport
+from gitexp.git import lfs, reflogs, shelf, transport
 from gitexp.git.repo import RefConflictError, Repo
 from gitexp.store import names, notes
 from gitexp.store import writer as store
@@ -29,6 +30,7 @@ TRACKING_PREFIX = "refs/experiments-remotes/"
 CONFLICTS_PREFIX = "refs/experiments-conflicts/"
 NOTES_ATTEMPTS = 10
 MAX_NEGOTIATION_TIPS = 1000
+PUSH_CHUNK = 2000  # refspecs a `git push` is given at most: shelved runs are pushed as `<commit>:<ref>`, a line each
 CODE_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 _FLAGS = {" ": "updated", "+": "forced", "-": "deleted", "*": "new", "!": "rejected", "=": "up to date"}
 
@@ -156,17 +158,24 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
         records = runs.load_runs(repo, recover=False)
         named = dict.fromkeys(runs.resolve(records, text).ref for text in run_texts)
         chosen = {ref: commit for ref in named if (commit := repo.ref(ref))}
-        refspecs = [f"{ref}:{ref}" for ref in chosen]
+        # A shelved run (git/shelf.py) has no ref of its own to push: its commit is pushed to its name.
+        refspecs = [f"{ref if repo.own_ref(ref) else commit}:{ref}" for ref, commit in chosen.items()]
     else:
         chosen = transport.local_refs(repo, (names.REF_PREFIX,))
-        refspecs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*"] if chosen else []
+        own = transport.local_refs(repo, (names.REF_PREFIX,), shelved=False)
+        refspecs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*"] if own else []
+        refspecs += _shelved_refspecs(repo, name, {ref: commit for ref, commit in chosen.items() if ref not in own})
     has_notes = repo.ref(NOTES_REF) is not None
     report = PushReport(name)
     if not refspecs and not has_notes:
         return report
     if artifacts:  # objects before refs, as git-lfs does: a pushed run never points at missing content
         _push_lfs(repo, report, chosen)
-    updates = _git_push(repo, name, refspecs + ([f"{NOTES_REF}:{NOTES_REF}"] if has_notes else []))
+    updates: dict[str, RefUpdate] = {}
+    for start in range(0, max(len(refspecs), 1), PUSH_CHUNK):
+        last = start + PUSH_CHUNK >= len(refspecs)
+        updates.update(_git_push(repo, name, refspecs[start:start + PUSH_CHUNK]
+                                 + ([f"{NOTES_REF}:{NOTES_REF}"] if has_notes and last else [])))
     report.notes = updates.pop(NOTES_REF, None)
     report.runs = [updates.get(ref) or RefUpdate(ref, "up to date") for ref in chosen]
     # Another clone may push notes at the same moment: merge theirs into ours and try again.
@@ -177,6 +186,14 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
         report.notes = _git_push(repo, name, [f"{NOTES_REF}:{NOTES_REF}"]).get(NOTES_REF, report.notes)
         time.sleep(random.uniform(0, 0.05 * (attempt + 1)) if report.notes.status == "rejected" else 0)
     return report
+
+
+def _shelved_refspecs(repo: Repo, remote: str, shelved: dict[str, str]) -> list[str]:
+    """`<commit>:<ref>` of each shelved run (no ref of its own) that *remote* does not hold as it is here."""
+    if not shelved:
+        return []
+    same = set(transport.compare_refs(repo, remote, names.REF_PREFIX).same)
+    return [f"{commit}:{ref}" for ref, commit in sorted(shelved.items()) if ref not in same]
 
 
 def _push_lfs(repo: Repo, report: PushReport, tips: dict[str, str]) -> None:
@@ -267,7 +284,8 @@ def _negotiation_tips(repo: Repo, local: dict[str, str], runs: dict[str, str],
     and the runs being updated (so a longer run's earlier commits do not travel again), but not
     every other run: offered every run, git sends the remote thousands of `have` lines before the
     one that matters (the code commit new runs start from)."""
-    updated = [names.REF_PREFIX + rel for rel in wanted if names.REF_PREFIX + rel in runs]
+    # (By commit: a shelved run, git/shelf.py, has no ref of its own to name.)
+    updated = [runs[ref] for rel in wanted if (ref := names.REF_PREFIX + rel) in runs]
     # Only namespaces that hold refs: git warns about a tip that matches nothing.
     listed = sorted(local)
     tips = [f"{space}*" for space in CODE_REFS
@@ -328,6 +346,14 @@ def _move_refs(repo: Repo, moves: list[tuple[str, str, str | None]], message: st
     """
     if not moves:
         return []
+    # A shelved run (git/shelf.py) gets its own ref again through update_ref, one by one: few are
+    # updated by a fetch (a run finished elsewhere), and git's transaction knows no shelf.
+    shelved = shelf.read(Path(repo.commondir))
+    singles = [move for move in moves if move[2] is not None and move[0] in shelved]
+    if singles:
+        moves = [move for move in moves if move not in singles]
+        done = _move_one_by_one(repo, singles, message)
+        return done + (_move_refs(repo, moves, message) if moves else [])
     commands = "".join(f"create {ref} {new}\n" if old is None else f"update {ref} {new} {old}\n"
                        for ref, new, old in moves)
     proc = transport.run_git(repo, ["update-ref", "--create-reflog", "-m", message, "--stdin"], stdin=commands)
@@ -336,6 +362,11 @@ def _move_refs(repo: Repo, moves: list[tuple[str, str, str | None]], message: st
         # by the ref upkeep too rather than slow every `git log --decorate` until the next run.
         reflogs.count_new_ref(repo.commondir, sum(old is None for _, _, old in moves))
         return moves
+    return _move_one_by_one(repo, moves, message)
+
+
+def _move_one_by_one(repo: Repo, moves: list[tuple[str, str, str | None]],
+                     message: str) -> list[tuple[str, str, str | None]]:
     done = []
     for ref, new, old in moves:
         try:

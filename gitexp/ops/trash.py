@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gitexp.errors import GitexpError
+from gitexp.git import shelf
 from gitexp.git.repo import Repo
 from gitexp.store import names, runs
 
@@ -82,5 +85,6 @@ def gc(dry_run: bool = False, repo: Repo | None = None) -> Collected:
             repo.delete_ref(ref, commit)
         (repo.commondir / LAST_RM).unlink(missing_ok=True)
         if doomed:
+            shelf.compact(Path(repo.commondir))  # (its links would keep a shelved run's objects)
             lifted = repo.lift_settled_packs()
     return Collected(sorted(doomed), lifted)

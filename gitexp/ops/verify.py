@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.errors import CorruptRunError, GitexpError, StorageError
-from gitexp.git import signing
+from gitexp.git import shelf, signing
 from gitexp.git.repo import TREE_MODE, ZERO, Repo
 from gitexp.store import codec as fmt
 from gitexp.store import names
@@ -49,6 +49,18 @@ def verify_runs(repo: Repo, refs: Iterable[tuple[str, str]]) -> list[tuple[str, 
         for problem in check_run(repo, ref, commit, run_id, experiment, cwd):
             problems.append((label, problem))
     return problems
+
+
+def check_shelf(repo: Repo) -> list[tuple[str, str]]:
+    """(the shelf's ref, problem) where a link of the run shelf (git/shelf.py) is not as
+    docs/format.md says; its runs are checked as runs, through their refs as readers see them."""
+    try:
+        for _ in shelf.links(Path(repo.commondir)):
+            pass
+    except StorageError as exc:
+        return [(shelf.SHELF_REF, f"{exc}; its runs cannot be read until it is mended (its links are commits "
+                                  f"`git log {shelf.SHELF_REF}` shows)")]
+    return []
 
 
 def check_run(repo: Repo, ref: str, commit: str, run_id: str, experiment: str, cwd: Path) -> list[str]:
