@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gitexp
 from gitexp.git import shelf
@@ -93,10 +96,13 @@ def _bad_link(repo: Path, shelved: str, parents: list[str]) -> str:
     args = ["git", "commit-tree", tree, "-m", "bad"]
     for parent in parents:
         args += ["-p", parent]
-    return subprocess.run(args, cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    # Committed as gitexp commits links, so that the reader judges what the link says.
+    env = {**os.environ, "GIT_COMMITTER_NAME": "gitexp", "GIT_COMMITTER_EMAIL": "gitexp@localhost",
+           "GIT_COMMITTER_DATE": shelf.LINK_DATE}
+    return subprocess.run(args, cwd=repo, capture_output=True, text=True, check=True, env=env).stdout.strip()
 
 
-@pytest.mark.parametrize("shape", ["not a parent", "not a run ref", "not a line", "not a commit"])
+@pytest.mark.parametrize("shape", ["not a parent", "not a run ref", "not a line", "not a commit", "not a link"])
 def test_a_damaged_shelf_is_an_error_that_names_the_link(repo: Path, shape: str) -> None:
     git_dir = repo / ".git"
     made = _runs(repo, 2)
@@ -106,8 +112,33 @@ def test_a_damaged_shelf_is_an_error_that_names_the_link(repo: Path, shape: str)
         "not a run ref": lambda: _bad_link(repo, f"{one} refs/heads/main\n", [one]),
         "not a line": lambda: _bad_link(repo, f"{one}\n", [one]),
         "not a commit": lambda: _git(repo, "rev-parse", "HEAD^{tree}").strip(),
+        "not a link": lambda: one,  # a run commit: no link gitexp wrote
     }[shape]()
     subprocess.run(["git", "update-ref", shelf.SHELF_REF, link], cwd=repo, check=True)
     with pytest.raises(shelf.ShelfError) as caught:
         shelf.read(git_dir)
     assert link[:12] in str(caught.value)
+
+
+# Mostly what gitexp writes (so that whole files are sound), now and then what git forbids.
+_SOUND_PARTS = ["cnn", "team", "a.b", "x-1", "20261204-1a43980338a2c65", "20261204-00000000000000f", "é"]
+_NAME_PARTS = st.sampled_from(_SOUND_PARTS * 8 + ["..", ".hidden", "b.lock", "", "sp ace", "ok~", "@{", "tab\t",
+                                                  "end.", "/", "e//f", "x\r"])
+_LINES = st.lists(st.tuples(
+    st.sampled_from(["0" * 40, "a" * 40, "1234567890abcdef1234567890abcdef12345678"] * 6 + ["f" * 39, "A" * 40]),
+    st.sampled_from([" "] * 12 + ["  ", "\t"]),
+    st.sampled_from(["refs/experiments/"] * 12 + ["refs/experiment/", "refs/heads/", ""]),
+    st.lists(_NAME_PARTS, min_size=2, max_size=3).map("/".join)), max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_LINES, st.sampled_from(["\n", "", "\r\n"]))
+def test_shelved_files_checked_at_once_read_as_line_by_line(lines: list[tuple[str, str, str, str]], end: str) -> None:
+    text = "".join(f"{oid}{gap}{prefix}{rest}\n" for oid, gap, prefix, rest in lines)
+    text = text[:-1] + end if text else text
+    try:
+        expected: dict[str, str] | None = shelf.parse_shelved_lines(text, "0" * 40)
+    except shelf.ShelfError:
+        expected = None
+    # The same answer: the refs of a sound file, None (read line by line, which says what is wrong) else.
+    assert shelf._shelved_at_once(text) == expected

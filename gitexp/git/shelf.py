@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from gitexp import threads
 from gitexp.errors import StorageError
 from gitexp.git import catfile
 from gitexp.git.gitfiles import RUN_PREFIX, SHELF_REF
@@ -138,21 +139,44 @@ def with_shelved(commondir: Path, prefix: str, real: dict[str, str]) -> dict[str
     return out
 
 
-def links(commondir: Path, start: str | None = None, stop: str | None = None) -> Iterator[Link]:
+def links(commondir: Path, start: str | None = None, stop: str | None = None) -> list[Link]:
     """The links from *start* (by default the tip) back to the first, or to *stop* (not given),
-    each checked; ShelfError at the first that is not one."""
+    each checked; ShelfError at the first that is not one.
+
+    The commits are read one after the other (each names the one before), then their trees and
+    blobs in two batches: 1,563 links of 100,000 runs in a fraction of a second."""
     commit = tip(commondir) if start is None else start
-    if commit is None:
-        return
+    heads: list[tuple[str, str, list[str]]] = []  # (link, its tree, its parents), tip first
     with _Reader(commondir) as reader:
         seen: set[str] = set()
         while commit is not None and commit != stop:
             if commit in seen:
                 raise ShelfError(f"the shelf's links loop back to {commit[:12]}; `git exp verify` says more")
             seen.add(commit)
-            link = reader.link(commit)
-            yield link
-            commit = None if _is_first(link) else link.parents[0]
+            tree, parents, linked = _commit(reader.object(commit, b"commit"), commit)
+            if not linked:  # gitexp did not write it: the link before was the first (its parents are runs)
+                if not heads:
+                    raise ShelfError(f"{SHELF_REF} points at {commit[:12]}, which is no link gitexp wrote")
+                break
+            heads.append((commit, tree, parents))
+            commit = parents[0] if parents else None
+    named = [_tree_blobs(tree, link) for (link, _, _), tree in
+             zip(heads, _batch(commondir, [tree for _, tree, _ in heads], b"tree"), strict=True)]
+    wanted = [oid for blobs in named for oid in blobs.values()]
+    blobs = dict(zip(wanted, _batch(commondir, wanted, b"blob"), strict=True))
+    at_stop = stop is not None and commit == stop  # (else the last link read is the first of all)
+    out = []
+    for k, ((link, _, parents), files) in enumerate(zip(heads, named, strict=True)):
+        shelved = _parse_shelved(blobs[files[SHELVED]], link) if SHELVED in files else {}
+        unshelved = _parse_unshelved(blobs[files[UNSHELVED]], link) if UNSHELVED in files else []
+        before = heads[k + 1][0] if k + 1 < len(heads) else stop if at_stop else None
+        runs = set(shelved.values())
+        if not parents or not (set(parents) == runs if before is None
+                               else parents[0] == before and set(parents[1:]) == runs and before not in runs):
+            raise ShelfError(f"link {link[:12]} of the shelf does not have the runs it shelves as its parents "
+                             "(and the link before it first)")
+        out.append(Link(link, parents, shelved, unshelved))
+    return out
 
 
 def _is_first(link: Link) -> bool:
@@ -164,7 +188,7 @@ def _walk(commondir: Path, now: str, cached: tuple[str, dict[str, str]] | None) 
     """The shelved refs at *now*: from the *cached* ones (tip, refs) where the links since lead
     back to that tip, else from the first link."""
     stop = cached[0] if cached is not None else None
-    found = list(links(commondir, now, stop))
+    found = links(commondir, now, stop)
     met = cached is not None and found and not _is_first(found[-1]) and found[-1].parents[0] == stop
     refs = dict(cached[1]) if met and cached is not None else {}
     for link in reversed(found):
@@ -174,8 +198,37 @@ def _walk(commondir: Path, now: str, cached: tuple[str, dict[str, str]] | None) 
     return refs
 
 
+_LINK_COMMITTER = f"committer {LINK_AUTHOR[0]} <{LINK_AUTHOR[1]}> {LINK_DATE}"
+
+
+def _commit(data: bytes, commit: str) -> tuple[str, list[str], bool]:
+    """(tree, parents, whether gitexp committed it as a link) of a raw commit object."""
+    head, _, _ = data.partition(b"\n\n")
+    tree, parents, linked = None, [], False
+    for line in head.decode("utf-8", "replace").split("\n"):
+        word, _, rest = line.partition(" ")
+        if word == "tree" and tree is None:
+            tree = rest
+        elif word == "parent":
+            parents.append(rest)
+        elif word == "committer":
+            linked = line == _LINK_COMMITTER
+    ids = "".join([tree or "", *parents])  # (64 parents a link: checked as one text)
+    if tree is None or len(ids) != 40 * (1 + len(parents)) or ids.encode().translate(None, b"0123456789abcdef"):
+        raise ShelfError(f"commit {commit[:12]} of the shelf is not a commit git wrote")
+    return tree, parents, linked
+
+
+def _batch(commondir: Path, oids: list[str], kind: bytes) -> list[bytes]:
+    """The contents of *oids*, each of type *kind*, from one `git cat-file --batch` fed by a thread."""
+    if not oids:
+        return []
+    with _Reader(commondir) as reader:
+        return reader.many(oids, kind)
+
+
 class _Reader:
-    """One `git cat-file --batch`, asked for one object at a time."""
+    """One `git cat-file --batch`, asked one object at a time or many at once."""
 
     def __init__(self, commondir: Path) -> None:
         env = catfile.isolated_env()
@@ -198,44 +251,45 @@ class _Reader:
                 stream.close()
 
     def object(self, oid: str, kind: bytes) -> bytes:
-        proc = self._proc
-        assert proc.stdin is not None and proc.stdout is not None
+        stdin = self._proc.stdin
+        assert stdin is not None
         try:
-            proc.stdin.write(f"{oid}\n".encode())
-            proc.stdin.flush()
-            header = proc.stdout.readline().split()
+            stdin.write(f"{oid}\n".encode())
+            stdin.flush()
+        except OSError as exc:
+            raise ShelfError(f"cannot read {oid[:12]} of the shelf: {exc}") from exc
+        return self._answer(oid, kind)
+
+    def many(self, oids: list[str], kind: bytes) -> list[bytes]:
+        stdin = self._proc.stdin
+        assert stdin is not None
+
+        def feed() -> None:
+            with contextlib.suppress(OSError, ValueError):  # (git stopped: the answers say so)
+                stdin.write("".join(f"{oid}\n" for oid in oids).encode())
+                stdin.close()
+        threads.start(feed, name="gitexp-shelf-feeder")
+        return [self._answer(oid, kind) for oid in oids]
+
+    def _answer(self, oid: str, kind: bytes) -> bytes:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        try:
+            header = stdout.readline().split()
             if len(header) != 3 or header[1] != kind or not header[2].isdigit():
                 raise ShelfError(f"the shelf names {oid[:12]}, which is not a {kind.decode()} here "
                                  f"({b' '.join(header[1:]).decode(errors='replace') or 'no answer'})")
             size = int(header[2])
-            data = proc.stdout.read(size + 1)
+            data = stdout.read(size + 1)
         except OSError as exc:
             raise ShelfError(f"cannot read {oid[:12]} of the shelf: {exc}") from exc
         if len(data) != size + 1:
             raise ShelfError(f"git stopped while reading {oid[:12]} of the shelf")
         return data[:-1]
 
-    def link(self, commit: str) -> Link:
-        head, _, _ = self.object(commit, b"commit").partition(b"\n\n")
-        tree, parents = None, []
-        for line in head.decode("utf-8", "replace").split("\n"):
-            word, _, rest = line.partition(" ")
-            if word == "tree" and tree is None:
-                tree = rest
-            elif word == "parent":
-                parents.append(rest)
-        if tree is None or not _OID.fullmatch(tree) or not all(_OID.fullmatch(p) for p in parents):
-            raise ShelfError(f"link {commit[:12]} of the shelf is not a commit git wrote")
-        blobs = _tree_blobs(self.object(tree, b"tree"), commit)
-        shelved = _parse_shelved(self.object(blobs[SHELVED], b"blob"), commit) if SHELVED in blobs else {}
-        unshelved = _parse_unshelved(self.object(blobs[UNSHELVED], b"blob"), commit) if UNSHELVED in blobs else []
-        runs = set(shelved.values())
-        if not parents or (set(parents) != runs and (set(parents[1:]) != runs or parents[0] in runs)):
-            raise ShelfError(f"link {commit[:12]} of the shelf does not have the runs it shelves as its parents")
-        return Link(commit, parents, shelved, unshelved)
-
 
 def _tree_blobs(tree: bytes, commit: str) -> dict[str, str]:
+    """name -> blob id of the `shelved` and `unshelved` entries of a raw tree object."""
     out, pos = {}, 0
     while pos < len(tree):
         space, nul = tree.find(b" ", pos), tree.find(b"\0", pos)
@@ -249,18 +303,59 @@ def _tree_blobs(tree: bytes, commit: str) -> dict[str, str]:
 
 
 def _parse_shelved(data: bytes, commit: str) -> dict[str, str]:
+    """ref -> commit of a `shelved` blob; ShelfError naming the first line that is not `<commit> <run ref>`.
+
+    A link holds 64 lines and a shelf of 100,000 runs 1,563 links: checked as one text each
+    (_shelved_at_once), with the line-by-line reading (parse_shelved_lines) the reference, and
+    the one that names what is wrong; tests/test_shelf.py holds the two to the same answers."""
+    text = data.decode("utf-8", "replace")
+    found = _shelved_at_once(text)
+    return found if found is not None else parse_shelved_lines(text, commit)
+
+
+def parse_shelved_lines(text: str, commit: str) -> dict[str, str]:
+    """_parse_shelved's reference: each line read and checked in turn."""
+    lines = text.split("\n")
+    if lines.pop() != "":
+        raise ShelfError(f"the shelved file of link {commit[:12]} of the shelf does not end with a newline")
     out: dict[str, str] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
+    for line in lines:
         oid, _, name = line.partition(" ")
-        if not _OID.fullmatch(oid) or not is_run_ref(name) or ".." in name or name in out:
-            raise ShelfError(f"link {commit[:12]} of the shelf has a line that is not `<commit> <run ref>`: "
-                             f"{line[:100]!r}")
+        if not _OID.fullmatch(oid) or not is_run_ref(name) or name in out:
+            raise ShelfError(f"link {commit[:12]} of the shelf has a line that is not `<commit> <run ref>` "
+                             f"(or names a run twice): {line[:100]!r}")
         out[name] = oid
     return out
 
 
+# _BAD_CHARS for names joined by newlines: a newline ends a name, as the end of the text does.
+_BAD_JOINED = re.compile(r"[\x00-\x09\x0b-\x20\x7f~^:?*\[\\]|\.\.|//|@\{|/\.|\.lock(?:/|\n|$)|[./](?:\n|$)")
+
+
+def _shelved_at_once(text: str) -> dict[str, str] | None:
+    """parse_shelved_lines(text) where every line is sound, checked at C speed; else None."""
+    lines = text.split("\n")
+    if lines.pop() != "":
+        return None
+    rests = [line[41 + len(RUN_PREFIX):] for line in lines]
+    if "".join(line[40:41 + len(RUN_PREFIX)] for line in lines) != f" {RUN_PREFIX}" * len(lines):
+        return None  # a line without " refs/experiments/" after its 40 characters
+    joined = "\n".join(rests)
+    if _BAD_JOINED.search(joined) or joined.startswith((".", "/")) or "\n." in joined or "\n/" in joined or \
+            not all("/" in rest for rest in rests):
+        return None
+    ids = "".join(line[:40] for line in lines)
+    if len(ids) != 40 * len(lines) or ids.encode().translate(None, b"0123456789abcdef"):
+        return None
+    out = {line[41:]: line[:40] for line in lines}
+    return out if len(out) == len(lines) else None
+
+
 def _parse_unshelved(data: bytes, commit: str) -> list[str]:
-    names = data.decode("utf-8", "replace").splitlines()
+    """The refs of an `unshelved` blob; ShelfError at a line that is no run ref."""
+    names = data.decode("utf-8", "replace").split("\n")
+    if names.pop() != "":
+        raise ShelfError(f"the unshelved file of link {commit[:12]} of the shelf does not end with a newline")
     for name in names:
         if not is_run_ref(name):
             raise ShelfError(f"link {commit[:12]} of the shelf takes back {name[:100]!r}, which is no run ref")
