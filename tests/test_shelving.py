@@ -178,3 +178,23 @@ def test_a_small_repository_gets_no_shelf_but_one_with_a_shelf_shelves_at_every_
     gitexp.flush()
     refmaint.upkeep(repo / ".git", min_age=0, archive=True)
     assert _own_run_refs(repo) == [] and set(shelf.read(repo / ".git")) == {first.ref, second.ref}
+
+
+def test_updates_of_many_shelved_runs_take_them_off_the_shelf_in_one_link(repo: Path) -> None:
+    made = _make(3)
+    assert _shelve(repo) == 3
+    handle = Repo.discover(repo)
+    moves = []
+    for run in made[:2]:
+        old = handle.ref(run.ref)
+        new = git(repo, "commit-tree", f"{old}^{{tree}}", "-p", old, "-m", "later", check=True).strip()
+        moves.append((run.ref, new, old))
+    stale = (made[2].ref, moves[0][1], moves[0][2])  # not where the shelf has it: left as it is
+    links_before = git(repo, "rev-list", "--count", "--first-parent", shelf.SHELF_REF).strip()
+    assert handle.update_refs([*moves, stale], "gitexp: fetch origin") == [made[0].ref, made[1].ref]
+    assert sorted(_own_run_refs(repo)) == sorted(run.ref for run in made[:2])
+    assert list(shelf.read(repo / ".git")) == [made[2].ref]
+    assert int(git(repo, "rev-list", "--count", "--first-parent", shelf.SHELF_REF)) == int(links_before) + 1
+    assert "2 taken back" in git(repo, "log", "-1", "--format=%s", shelf.SHELF_REF)
+    assert [line.split()[:2] for line in (repo / ".git" / "logs" / made[0].ref).read_text().splitlines()] == \
+        [[moves[0][2], moves[0][1]]]  # its reflog goes on from the shelved commit

@@ -207,11 +207,31 @@ class Refs(Staging):
         except RefConflictError:
             if not self._unshelve(name, new, old, message):
                 raise
+            self._take_back([name])
+
+    def update_refs(self, moves: list[tuple[str, str, str]], message: str) -> list[str]:
+        """update_ref of each (name, new, old) of *moves*, those of them on the shelf taken off it by
+        one link; the names moved (one another writer moved meanwhile is left as it is)."""
+        done, back = [], []
+        for name, new, old in moves:
+            try:
+                self._update_own_ref(name, new, old, message)
+            except RefConflictError:
+                try:
+                    if not self._unshelve(name, new, old, message):
+                        continue
+                except RefConflictError:
+                    continue
+                back.append(name)
+            done.append(name)
+        self._take_back(back)
+        return done
 
     def _unshelve(self, name: str, new: str, old: str, message: str) -> bool:
-        """Give the run *name*, which the shelf holds at *old* and no ref names, its own ref at *new*,
-        then take it off the shelf; False where the shelf does not hold it so. Its reflog goes on
-        from *old*, as for any move (`git exp verify` reads a step from the shelved commit)."""
+        """Give the run *name*, which the shelf holds at *old* and no ref names, its own ref at *new*;
+        False where the shelf does not hold it so. The caller then takes it off the shelf
+        (_take_back). Its reflog goes on from *old*, as for any move (`git exp verify` reads a
+        step from the shelved commit)."""
         commondir = Path(self.commondir)
         if not shelf.is_run_ref(name) or self.own_ref(name) is not None or shelf.read(commondir).get(name) != old:
             return False
@@ -224,14 +244,13 @@ class Refs(Staging):
         if not written:
             self._create_ref_atomically(name, new, message)
         self._moved(new)
-        self._take_back([name])
         return True
 
     def _take_back(self, names: list[str]) -> None:
         """Take those of *names* the shelf holds off it, once their own refs were written or deleted:
         a shelved value must never show again from under a ref deleted later."""
         commondir = Path(self.commondir)
-        if any(name in shelf.read(commondir) for name in names):
+        if names and any(name in shelf.read(commondir) for name in names):
             with shelf.locked(commondir):
                 shelf.add_link(commondir, {}, take_back=names)
 

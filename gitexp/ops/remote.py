@@ -346,13 +346,14 @@ def _move_refs(repo: Repo, moves: list[tuple[str, str, str | None]], message: st
     """
     if not moves:
         return []
-    # A shelved run (git/shelf.py) gets its own ref again through update_ref, one by one: few are
-    # updated by a fetch (a run finished elsewhere), and git's transaction knows no shelf.
+    # A shelved run (git/shelf.py) gets its own ref again through update_refs (one link takes them
+    # all off the shelf): git's transaction knows no shelf.
     shelved = shelf.read(Path(repo.commondir))
-    singles = [move for move in moves if move[2] is not None and move[0] in shelved]
+    singles = [(ref, new, old) for ref, new, old in moves if old is not None and ref in shelved]
     if singles:
         moves = [move for move in moves if move not in singles]
-        done = _move_one_by_one(repo, singles, message)
+        moved = set(repo.update_refs(singles, message))
+        done: list[tuple[str, str, str | None]] = [move for move in singles if move[0] in moved]
         return done + (_move_refs(repo, moves, message) if moves else [])
     commands = "".join(f"create {ref} {new}\n" if old is None else f"update {ref} {new} {old}\n"
                        for ref, new, old in moves)
