@@ -198,3 +198,27 @@ def test_updates_of_many_shelved_runs_take_them_off_the_shelf_in_one_link(repo: 
     assert "2 taken back" in git(repo, "log", "-1", "--format=%s", shelf.SHELF_REF)
     assert [line.split()[:2] for line in (repo / ".git" / "logs" / made[0].ref).read_text().splitlines()] == \
         [[moves[0][2], moves[0][1]]]  # its reflog goes on from the shelved commit
+
+
+def test_a_ref_that_cannot_be_deleted_stays_and_wins_and_its_rm_shows_nothing_shelved(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    held, other = _make(2)
+    gitexp.flush()
+    refmaint.upkeep(repo / ".git", min_age=0, archive=True)
+    lock = repo / ".git" / f"{held.ref}.lock"  # another git writing it: the deleting transaction fails
+    lock.parent.mkdir(parents=True, exist_ok=True)  # (packed: its folder went with pack-refs)
+    lock.write_text("")
+    try:
+        assert refmaint.shelve_settled(repo / ".git", from_size=0) == 0  # shelved, no ref deleted
+    finally:
+        lock.unlink()
+    assert sorted(_own_run_refs(repo)) == sorted([held.ref, other.ref])
+    assert set(shelf.read(repo / ".git")) == {held.ref, other.ref}
+    assert [r.id for r in runs.load_runs()].count(held.id) == 1
+    assert refmaint.shelve_settled(repo / ".git", from_size=0) == 2  # the next pass deletes them
+    assert _own_run_refs(repo) == []
+    assert main(["verify"]) == 0
+    assert main(["rm", held.id]) == 0 and main(["gc"]) == 0
+    capsys.readouterr()
+    assert held.id not in _listing(capsys) and held.ref not in shelf.read(repo / ".git")
+    assert other.id in _listing(capsys)

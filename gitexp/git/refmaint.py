@@ -100,9 +100,11 @@ def shelve_settled(commondir: Path, from_size: int | None = None) -> int:
         moved = [ref for ref, oid in chosen.items() if now.get(ref) != oid]
         shelf.add_link(commondir, {}, take_back=moved)
         rest = "".join(f"delete {ref} {oid}\n" for ref, oid in chosen.items() if ref not in moved)
-        subprocess.run(["git", "--git-dir", str(commondir), "update-ref", "--stdin"], input=rest.encode(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return len(chosen) - len(moved)
+        proc = subprocess.run(["git", "--git-dir", str(commondir), "update-ref", "--stdin"], input=rest.encode(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    # (Failing again, a ref locked by another git: they stay, shelved at the commit they point at,
+    # and the next pass deletes them.)
+    return len(chosen) - len(moved) if proc.returncode == 0 else 0
 
 
 def spare_server_info(commondir: Path, from_size: int = SERVER_INFO_FROM) -> bool:
