@@ -28,6 +28,7 @@ import marshal
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -35,7 +36,7 @@ from typing import NamedTuple
 from gitexp import threads
 from gitexp.errors import StorageError
 from gitexp.git import catfile
-from gitexp.git.gitfiles import RUN_PREFIX, SHELF_REF
+from gitexp.git.gitfiles import RACY_SECONDS, RUN_PREFIX, SHELF_REF
 
 SHELVED, UNSHELVED = "shelved", "unshelved"
 LINK_DATE = "946684800 +0000"  # 2000-01-01: older than every run (see above)
@@ -46,6 +47,8 @@ PER_LINK = 64  # runs a link shelves (measured: benchmarks/README.md, experiment
 _SCRATCH = "refs/experiments-shelf-writing"  # where fast-import leaves the last link, until the shelf's ref moves
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{|/\.|\.lock(?:/|$)|[./]$")
 _OID = re.compile(r"[0-9a-f]{40}")
+_packed_tip: tuple[tuple[object, ...], str | None] | None = None  # (packed-refs' identity, the shelf's tip in it)
+_memo: tuple[str, str, dict[str, str]] | None = None  # (common dir, tip, refs) of the last read()
 
 
 def is_run_ref(name: str) -> bool:
@@ -94,18 +97,14 @@ def tip(commondir: Path) -> str | None:
     at = data.find(b" " + SHELF_REF.encode() + b"\n")
     found = data[at - 40:at].decode("ascii", "replace") if at >= 40 and data[at - 41:at - 40] in (b"", b"\n") else None
     packed = found if found is not None and _OID.fullmatch(found) else None
-    _packed_tip = (identity, packed)
+    # (A packed-refs rewritten within the same tick could keep its stat: gitfiles.refs_state.)
+    _packed_tip = (identity, packed) if info.st_mtime < time.time() - RACY_SECONDS else None
     return packed
 
 
-_packed_tip: tuple[tuple[object, ...], str | None] | None = None  # (packed-refs' identity, the shelf's tip in it)
-
-
-_memo: tuple[str, str, dict[str, str]] | None = None  # (common dir, tip, refs) of the last read()
-
-
 def read(commondir: Path) -> dict[str, str]:
-    """ref -> commit of every shelved run ({} without a shelf); ShelfError when it is damaged."""
+    """ref -> commit of every shelved run, by name ({} without a shelf); ShelfError when it is
+    damaged. The same dict is given to every caller until the shelf moves: read it, never change it."""
     global _memo
     now = tip(commondir)
     if now is None:
