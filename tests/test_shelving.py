@@ -222,3 +222,28 @@ def test_a_ref_that_cannot_be_deleted_stays_and_wins_and_its_rm_shows_nothing_sh
     capsys.readouterr()
     assert held.id not in _listing(capsys) and held.ref not in shelf.read(repo / ".git")
     assert other.id in _listing(capsys)
+
+
+def test_rm_of_many_shelved_runs_takes_them_off_the_shelf_in_one_link(repo: Path) -> None:
+    made = _make(3)
+    assert _shelve(repo) == 3
+    before = int(git(repo, "rev-list", "--count", "--first-parent", shelf.SHELF_REF))
+    assert main(["rm", made[0].id, made[2].id]) == 0
+    assert int(git(repo, "rev-list", "--count", "--first-parent", shelf.SHELF_REF)) == before + 1
+    assert "2 taken back" in git(repo, "log", "-1", "--format=%s", shelf.SHELF_REF)
+    assert list(shelf.read(repo / ".git")) == [made[1].ref]
+
+
+def test_a_shelved_run_made_on_a_dirty_tree_is_linked_when_its_code_is_committed(repo: Path) -> None:
+    from gitexp.ops import link
+
+    (repo / "train.py").write_text("print('dirty')\n")
+    run = _make(1)[0]
+    assert _shelve(repo) == 1
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "the code of the run")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert link.link_runs(Repo.discover(repo), head) == [run.id]
+    assert gitexp.get_run(run.id).meta["linked_commit"] == head
+    assert _own_run_refs(repo) == [run.ref] and run.ref not in shelf.read(repo / ".git")
+    assert _problems(repo) == []

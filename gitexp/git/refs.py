@@ -246,9 +246,27 @@ class Refs(Staging):
         self._moved(new)
         return True
 
+    @contextlib.contextmanager
+    def shelf_batch(self) -> Iterator[None]:
+        """Take the runs that the writes of the block move off the shelf in one link as it ends,
+        not one link each (`git exp rm` of 1,000 shelved runs)."""
+        if getattr(self, "_held_back", None) is not None:
+            yield  # (within another batch: that one takes them back)
+            return
+        self._held_back: list[str] | None = []
+        try:
+            yield
+        finally:
+            names, self._held_back = self._held_back or [], None
+            self._take_back(names)
+
     def _take_back(self, names: list[str]) -> None:
         """Take those of *names* the shelf holds off it, once their own refs were written or deleted:
         a shelved value must never show again from under a ref deleted later."""
+        held = getattr(self, "_held_back", None)
+        if held is not None:
+            held.extend(names)
+            return
         commondir = Path(self.commondir)
         if names and any(name in shelf.read(commondir) for name in names):
             with shelf.locked(commondir):

@@ -34,7 +34,13 @@ def candidates(repo: Repo, commit: str) -> list[tuple[str, str]]:
 
 def link_runs(repo: Repo, commit: str) -> list[str]:
     """Link every run made on a dirty tree whose snapshot equals *commit*'s tree; returns their ids."""
-    linked = []
+    linked: list[str] = []
+    with repo.shelf_batch():
+        _link_each(repo, commit, linked)
+    return linked
+
+
+def _link_each(repo: Repo, commit: str, linked: list[str]) -> None:
     for ref, tip in candidates(repo, commit):
         for _ in range(10):
             meta = fmt.read_meta(repo, tip)
@@ -56,7 +62,6 @@ def link_runs(repo: Repo, commit: str) -> list[str]:
             linked.append(meta["id"])
             _note(repo, new)
             break
-    return linked
 
 
 def _link_commit(repo: Repo, ref: str, tip: str, meta: dict[str, Any], commit: str) -> str:

@@ -36,9 +36,10 @@ def remove(run_texts: list[str], experiment: str | None = None, repo: Repo | Non
         raise GitexpError(f"run {titles(live[:1])[0]} is still RUNNING on {live[0].meta.get('host')}; "
                           "removing it now would lose what it logs next. Wait for it to end, or pass --force")
     removed = []
-    for record in chosen.values():
-        repo.rename_ref(record.ref, _trash_ref(record), record.commit, f"gitexp: rm {record.id}")
-        removed.append(record)
+    with repo.shelf_batch():
+        for record in chosen.values():
+            repo.rename_ref(record.ref, _trash_ref(record), record.commit, f"gitexp: rm {record.id}")
+            removed.append(record)
     (repo.commondir / LAST_RM).parent.mkdir(parents=True, exist_ok=True)
     (repo.commondir / LAST_RM).write_text("".join(f"{i}\n" for i in chosen))
     return removed
