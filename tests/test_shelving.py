@@ -247,3 +247,15 @@ def test_a_shelved_run_made_on_a_dirty_tree_is_linked_when_its_code_is_committed
     assert gitexp.get_run(run.id).meta["linked_commit"] == head
     assert _own_run_refs(repo) == [run.ref] and run.ref not in shelf.read(repo / ".git")
     assert _problems(repo) == []
+
+
+def test_a_second_pass_that_finds_the_refs_already_deleted_keeps_them_on_the_shelf(repo: Path) -> None:
+    # Two upkeep passes once read the same refs: the second's transaction failed on the refs the
+    # first had deleted, and took them off the shelf as if they had moved: 12,443 runs out of sight.
+    made = _make(2)
+    commits = {run.ref: Repo.discover(repo).ref(run.ref) for run in made}
+    assert _shelve(repo) == 2
+    with shelf.locked(repo / ".git"):
+        assert refmaint.delete_shelved(repo / ".git", commits) == 2  # gone, as the first pass left them
+    assert shelf.read(repo / ".git") == commits
+    assert {r.ref: r.commit for r in runs.load_runs()} == commits

@@ -26,6 +26,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from gitexp.git import gitfiles, reflogs, settle, shelf
@@ -39,6 +40,7 @@ SERVER_INFO_FROM = 1 << 20
 # From this size of packed-refs (about 10,000 refs), the upkeep shelves settled runs (shelve_settled):
 # every ref slows the user's git fetch, push, log --decorate and gc.
 SHELVE_FROM = 1 << 20
+DELETE_ATTEMPTS = 5  # transactions that delete the shelved refs, each with those still at their shelved commit
 
 
 def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | None = None) -> int:
@@ -75,36 +77,52 @@ def shelve_settled(commondir: Path, from_size: int | None = None) -> int:
         return 0
     if small and shelf.tip(commondir) is None:
         return 0  # (once there is a shelf, every pass shelves what settled since)
-    loose = gitfiles.loose_refs(commondir, RUN_REFS)
-    own = None if loose is None else gitfiles.read_refs(commondir, RUN_REFS, loose)
-    if loose is None or own is None:
-        return 0  # refs gitexp does not read itself (reftable...): left as they are
-    try:
-        journal = {name.partition(".")[0] for name in os.listdir(commondir / "gitexp" / "journal")}
-    except OSError:
-        journal = set()
-    chosen = {ref: oid for ref, oid in own.items() if ref not in loose and shelf.is_run_ref(ref)
-              and ref.rpartition("/")[2] not in journal and not os.path.lexists(commondir / "logs" / ref)}
-    if not chosen:
-        return 0
+    # The refs are read holding the shelf's lock: a run removed meanwhile (`git exp rm`) is taken
+    # off the shelf by its remover under the same lock, before this pass or after it.
     with shelf.locked(commondir):
+        loose = gitfiles.loose_refs(commondir, RUN_REFS)
+        own = None if loose is None else gitfiles.read_refs(commondir, RUN_REFS, loose)
+        if loose is None or own is None:
+            return 0  # refs gitexp does not read itself (reftable...): left as they are
+        try:
+            journal = {name.partition(".")[0] for name in os.listdir(commondir / "gitexp" / "journal")}
+        except OSError:
+            journal = set()
+        chosen = {ref: oid for ref, oid in own.items() if ref not in loose and shelf.is_run_ref(ref)
+                  and ref.rpartition("/")[2] not in journal and not os.path.lexists(commondir / "logs" / ref)}
+        if not chosen:
+            return 0
         shelf.add_links(commondir, [chosen])
-        lines = "".join(f"delete {ref} {oid}\n" for ref, oid in chosen.items())
+        return delete_shelved(commondir, chosen)
+
+
+def delete_shelved(commondir: Path, chosen: dict[str, str]) -> int:
+    """Delete the refs of *chosen* (just shelved at those commits) where they still point there;
+    returns how many are gone. Called holding shelf.locked().
+
+    One `git update-ref --stdin` transaction deletes them all, or none: a writer moving one
+    meanwhile, or another git holding a ref's lock (`git pack-refs` of another pass), makes it
+    fail. Then the refs are read again and the transaction tried again with those still at their
+    shelved commit. A ref at another commit now stays, and wins, and is taken off the shelf. A ref
+    that is gone stays on the shelf: a transaction that failed may have deleted it all the same
+    (git deletes the packed refs before the loose files, and reports a failure of the latter), and
+    `git exp rm` takes its run off the shelf itself once it has the lock."""
+    pending, moved = dict(chosen), []
+    for attempt in range(DELETE_ATTEMPTS):
+        lines = "".join(f"delete {ref} {oid}\n" for ref, oid in pending.items())
         proc = subprocess.run(["git", "--git-dir", str(commondir), "update-ref", "--stdin"], input=lines.encode(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        if proc.returncode == 0:
-            return len(chosen)
-        # A writer moved one meanwhile (the transaction is all or nothing): its ref stays, and wins;
-        # it is taken off the shelf again, so that deleting it later cannot show the shelved commit.
-        now = gitfiles.read_refs(commondir, RUN_REFS) or {}
-        moved = [ref for ref, oid in chosen.items() if now.get(ref) != oid]
-        shelf.add_link(commondir, {}, take_back=moved)
-        rest = "".join(f"delete {ref} {oid}\n" for ref, oid in chosen.items() if ref not in moved)
-        proc = subprocess.run(["git", "--git-dir", str(commondir), "update-ref", "--stdin"], input=rest.encode(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    # (Failing again, a ref locked by another git: they stay, shelved at the commit they point at,
-    # and the next pass deletes them.)
-    return len(chosen) - len(moved) if proc.returncode == 0 else 0
+        if proc.returncode == 0 or not pending:
+            break
+        time.sleep(0.1 * (attempt + 1))
+        now = gitfiles.read_refs(commondir, RUN_REFS)
+        if now is None:
+            continue  # (packed-refs being rewritten, a ref being written: read again next time)
+        moved += [ref for ref, oid in pending.items() if ref in now and now[ref] != oid]
+        pending = {ref: oid for ref, oid in pending.items() if now.get(ref) == oid}
+    shelf.add_link(commondir, {}, take_back=moved)
+    now = gitfiles.read_refs(commondir, RUN_REFS)
+    return len(chosen) if now is None else sum(ref not in now for ref in chosen)
 
 
 def spare_server_info(commondir: Path, from_size: int = SERVER_INFO_FROM) -> bool:

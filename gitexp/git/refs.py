@@ -268,8 +268,12 @@ class Refs(Staging):
             held.extend(names)
             return
         commondir = Path(self.commondir)
-        if names and any(name in shelf.read(commondir) for name in names):
-            with shelf.locked(commondir):
+        if not names:
+            return
+        # Read under the lock: an upkeep pass that read these refs before they were deleted may be
+        # shelving them now (refmaint.shelve_settled reads the refs under it too).
+        with shelf.locked(commondir):
+            if any(name in shelf.read(commondir) for name in names):
                 shelf.add_link(commondir, {}, take_back=names)
 
     def _update_own_ref(self, name: str, new: str, old: str, message: str) -> None:
