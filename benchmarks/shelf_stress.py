@@ -129,7 +129,7 @@ def main() -> int:
     ]
     width = max(len(r[0]) for r in rows)
     for name, value, want in rows:
-        print(f"{name:<{width}}  {value:<36}  {want}")
+        print(f"{name:<{width}}  {value:<36}  {want}".rstrip())
     ok = (after["runs"] == after["ids"] == total and after["resumed_ok"] == len(ids) and after["both"] == 0
           and verify.returncode == 0 and fsck.returncode == 0 and not any(code for code, _, _ in listings))
     return 0 if ok else 1
