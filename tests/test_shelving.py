@@ -259,3 +259,24 @@ def test_a_second_pass_that_finds_the_refs_already_deleted_keeps_them_on_the_she
         assert refmaint.delete_shelved(repo / ".git", commits) == 2  # gone, as the first pass left them
     assert shelf.read(repo / ".git") == commits
     assert {r.ref: r.commit for r in runs.load_runs()} == commits
+
+
+def test_many_shelved_runs_go_in_one_push_through_refs_made_for_it_and_deleted_after(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitexp.ops import remote
+
+    monkeypatch.setattr(remote, "FEW_SHELVED", 1)  # (100 in use: more than 1 here)
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(repo, "remote", "add", "origin", bare.as_uri())
+    made = _make(3)
+    assert _shelve(repo) == 3
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "update-ref", f"{remote.PUSHING_PREFIX}left/by-a-killed-push", head)
+    assert main(["push"]) == 0
+    assert sorted(git(bare, "for-each-ref", "--format=%(refname)", "refs/experiments/").split()) == \
+        sorted(run.ref for run in made)
+    assert git(repo, "for-each-ref", remote.PUSHING_PREFIX) == ""
+    assert git(bare, "for-each-ref", remote.PUSHING_PREFIX) == ""
+    assert main(["push"]) == 0  # nothing new: every run up to date, no refs made for it
+    assert git(repo, "for-each-ref", remote.PUSHING_PREFIX) == ""

@@ -12,8 +12,10 @@ run that differs on both sides keeps the local version while the remote one is k
 from __future__ import annotations
 
 import bisect
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,8 @@ TRACKING_PREFIX = "refs/experiments-remotes/"
 CONFLICTS_PREFIX = "refs/experiments-conflicts/"
 NOTES_ATTEMPTS = 10
 MAX_NEGOTIATION_TIPS = 1000
-PUSH_CHUNK = 2000  # refspecs a `git push` is given at most: shelved runs are pushed as `<commit>:<ref>`, a line each
+PUSHING_PREFIX = "refs/experiments-pushing/"  # shelved runs named for one `git push` (_named_for_push)
+FEW_SHELVED = 100  # shelved runs a push names as `<commit>:<ref>` on its command line; more get refs for it
 CODE_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 _FLAGS = {" ": "updated", "+": "forced", "-": "deleted", "*": "new", "!": "rejected", "=": "up to date"}
 
@@ -158,24 +161,21 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
         records = runs.load_runs(repo, recover=False)
         named = dict.fromkeys(runs.resolve(records, text).ref for text in run_texts)
         chosen = {ref: commit for ref in named if (commit := repo.ref(ref))}
-        # A shelved run (git/shelf.py) has no ref of its own to push: its commit is pushed to its name.
-        refspecs = [f"{ref if repo.own_ref(ref) else commit}:{ref}" for ref, commit in chosen.items()]
+        refspecs = [f"{ref}:{ref}" for ref in chosen if repo.own_ref(ref)]
+        shelved = {ref: commit for ref, commit in chosen.items() if f"{ref}:{ref}" not in refspecs}
     else:
         chosen = transport.local_refs(repo, (names.REF_PREFIX,))
         own = transport.local_refs(repo, (names.REF_PREFIX,), shelved=False)
         refspecs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*"] if own else []
-        refspecs += _shelved_refspecs(repo, name, {ref: commit for ref, commit in chosen.items() if ref not in own})
+        shelved = _unpushed(repo, name, {ref: commit for ref, commit in chosen.items() if ref not in own})
     has_notes = repo.ref(NOTES_REF) is not None
     report = PushReport(name)
-    if not refspecs and not has_notes:
+    if not refspecs and not shelved and not has_notes:
         return report
     if artifacts:  # objects before refs, as git-lfs does: a pushed run never points at missing content
         _push_lfs(repo, report, chosen)
-    updates: dict[str, RefUpdate] = {}
-    for start in range(0, max(len(refspecs), 1), PUSH_CHUNK):
-        last = start + PUSH_CHUNK >= len(refspecs)
-        updates.update(_git_push(repo, name, refspecs[start:start + PUSH_CHUNK]
-                                 + ([f"{NOTES_REF}:{NOTES_REF}"] if has_notes and last else [])))
+    with _named_for_push(repo, shelved) as more:
+        updates = _git_push(repo, name, refspecs + more + ([f"{NOTES_REF}:{NOTES_REF}"] if has_notes else []))
     report.notes = updates.pop(NOTES_REF, None)
     report.runs = [updates.get(ref) or RefUpdate(ref, "up to date") for ref in chosen]
     # Another clone may push notes at the same moment: merge theirs into ours and try again.
@@ -188,12 +188,41 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
     return report
 
 
-def _shelved_refspecs(repo: Repo, remote: str, shelved: dict[str, str]) -> list[str]:
-    """`<commit>:<ref>` of each shelved run (no ref of its own) that *remote* does not hold as it is here."""
+def _unpushed(repo: Repo, remote: str, shelved: dict[str, str]) -> dict[str, str]:
+    """Those of *shelved* (runs with no ref of their own) that *remote* does not hold as they are here."""
     if not shelved:
-        return []
+        return {}
     same = set(transport.compare_refs(repo, remote, names.REF_PREFIX).same)
-    return [f"{commit}:{ref}" for ref, commit in sorted(shelved.items()) if ref not in same]
+    return {ref: commit for ref, commit in shelved.items() if ref not in same}
+
+
+@contextlib.contextmanager
+def _named_for_push(repo: Repo, shelved: dict[str, str]) -> Iterator[list[str]]:
+    """The refspecs that push *shelved* runs (git/shelf.py: no ref of their own) to their names.
+
+    A few go as `<commit>:<ref>`. More would not fit one command line (100,000 runs are 10 MB of
+    refspecs), and a `git push` per few thousand costs a ref advertisement and a pack each (14,000
+    runs: 40 s in 7 pushes). So they get refs under PUSHING_PREFIX for the push, made and deleted
+    by one `git update-ref --stdin` each, and one glob refspec carries them all. A push killed
+    meanwhile leaves those refs; the next push deletes them first."""
+    left = transport.local_refs(repo, (PUSHING_PREFIX,), shelved=False)
+    if left:
+        _update_refs(repo, "".join(f"delete {ref} {oid}\n" for ref, oid in left.items()))
+    if len(shelved) <= FEW_SHELVED:
+        yield [f"{commit}:{ref}" for ref, commit in shelved.items()]
+        return
+    made = {PUSHING_PREFIX + ref[len(names.REF_PREFIX):]: commit for ref, commit in shelved.items()}
+    _update_refs(repo, "".join(f"create {ref} {commit}\n" for ref, commit in made.items()))
+    try:
+        yield [f"{PUSHING_PREFIX}*:{names.REF_PREFIX}*"]
+    finally:
+        _update_refs(repo, "".join(f"delete {ref} {commit}\n" for ref, commit in made.items()))
+
+
+def _update_refs(repo: Repo, commands: str) -> None:
+    proc = transport.run_git(repo, ["update-ref", "--stdin"], stdin=commands)
+    if proc.returncode:
+        raise transport.failure(proc, "`git update-ref` of the refs a push of shelved runs names")
 
 
 def _push_lfs(repo: Repo, report: PushReport, tips: dict[str, str]) -> None:
