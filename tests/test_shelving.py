@@ -280,3 +280,12 @@ def test_many_shelved_runs_go_in_one_push_through_refs_made_for_it_and_deleted_a
     assert git(bare, "for-each-ref", remote.PUSHING_PREFIX) == ""
     assert main(["push"]) == 0  # nothing new: every run up to date, no refs made for it
     assert git(repo, "for-each-ref", remote.PUSHING_PREFIX) == ""
+
+
+def test_exp_shelve_false_keeps_a_ref_for_every_run(repo: Path) -> None:
+    git(repo, "config", "exp.shelve", "false")
+    made = _make(2)
+    assert _shelve(repo) == 0
+    assert sorted(_own_run_refs(repo)) == sorted(run.ref for run in made) and shelf.tip(repo / ".git") is None
+    git(repo, "config", "exp.shelve", "true")
+    assert refmaint.shelve_settled(repo / ".git", from_size=0) == 2

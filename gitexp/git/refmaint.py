@@ -34,6 +34,7 @@ from gitexp.git.repo import Repo
 
 RUN_REFS = "refs/experiments/"
 SERVER_INFO = "repack.updateServerInfo"
+SHELVE = "exp.shelve"  # false: no run is shelved (a plain `git push` of refs/experiments/* then carries every run)
 # From this size of packed-refs (about 10,000 refs), `git repack` spends more than a tenth of a
 # second rewriting info/refs, a list of every ref (0.7 to 0.9 s of a 5 s `git gc` at 100,000 runs).
 SERVER_INFO_FROM = 1 << 20
@@ -77,6 +78,10 @@ def shelve_settled(commondir: Path, from_size: int | None = None) -> int:
         return 0
     if small and shelf.tip(commondir) is None:
         return 0  # (once there is a shelf, every pass shelves what settled since)
+    setting = subprocess.run(["git", "--git-dir", str(commondir), "config", "--type=bool", "--get", SHELVE],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    if setting.stdout.strip() == "false":
+        return 0  # the user's choice: every run keeps its ref (a shelf already there stays as it is)
     # The refs are read holding the shelf's lock: a run removed meanwhile (`git exp rm`) is taken
     # off the shelf by its remover under the same lock, before this pass or after it.
     with shelf.locked(commondir):
