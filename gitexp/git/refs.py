@@ -68,12 +68,10 @@ class Refs(Staging):
 
     def ref(self, name: str) -> str | None:
         """The commit *name* points at: its ref's, else, for a run, the shelf's (None for neither)."""
-        try:
-            return str(self._r.references[name].target)
-        except KeyError:
-            return shelf.read(Path(self.commondir)).get(name) if shelf.is_run_ref(name) else None
-        except (pygit2.GitError, ValueError) as exc:
-            raise StorageError(f"cannot read ref {name}: {exc}") from exc
+        found = self.own_ref(name)
+        if found is None and shelf.is_run_ref(name):
+            return shelf.read(Path(self.commondir)).get(name)
+        return found
 
     def own_ref(self, name: str) -> str | None:
         """The commit *name*'s own ref points at, never the shelf's (None without one)."""

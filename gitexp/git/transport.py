@@ -118,7 +118,7 @@ def _shelved_lines(repo: Repo, prefix: str, here_lines: list[str]) -> list[str]:
     if not shelved:
         return []
     own = {line.partition("\t")[2] for line in here_lines}
-    return [f"{oid}\t{ref}" for ref, oid in sorted(shelved.items()) if ref.startswith(prefix) and ref not in own]
+    return [f"{oid}\t{ref}" for ref, oid in shelved.items() if ref.startswith(prefix) and ref not in own]
 
 
 def local_refs(repo: Repo, prefixes: tuple[str, ...], shelved: bool = True) -> dict[str, str]:

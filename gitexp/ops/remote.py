@@ -161,11 +161,12 @@ def push(repo: Repo, remote: str | None = None, run_texts: list[str] | tuple[str
         records = runs.load_runs(repo, recover=False)
         named = dict.fromkeys(runs.resolve(records, text).ref for text in run_texts)
         chosen = {ref: commit for ref in named if (commit := repo.ref(ref))}
-        refspecs = [f"{ref}:{ref}" for ref in chosen if repo.own_ref(ref)]
-        shelved = {ref: commit for ref, commit in chosen.items() if f"{ref}:{ref}" not in refspecs}
+        owned = {ref for ref in chosen if repo.own_ref(ref)}
+        refspecs = [f"{ref}:{ref}" for ref in chosen if ref in owned]
+        shelved = {ref: commit for ref, commit in chosen.items() if ref not in owned}
     else:
-        chosen = transport.local_refs(repo, (names.REF_PREFIX,))
         own = transport.local_refs(repo, (names.REF_PREFIX,), shelved=False)
+        chosen = shelf.with_shelved(Path(repo.commondir), names.REF_PREFIX, own)  # (one for-each-ref for both)
         refspecs = [f"{names.REF_PREFIX}*:{names.REF_PREFIX}*"] if own else []
         shelved = _unpushed(repo, name, {ref: commit for ref, commit in chosen.items() if ref not in own})
     has_notes = repo.ref(NOTES_REF) is not None
