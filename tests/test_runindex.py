@@ -274,3 +274,29 @@ def test_refs_now_are_every_ref_while_only_loose_refs_changed(repo: Path) -> Non
     git(repo, "update-ref", "-d", runs_made[2].ref)  # packed-refs rewritten without it: not trusted
     _age_packed_refs(repo)
     assert runindex.current(handle) is None and check() is None
+
+
+def test_the_index_is_current_again_once_the_same_refs_are_read_after_a_packing(repo: Path) -> None:
+    """git's packing (and the run shelf's upkeep) changes the refs' state, not the runs: once
+    load_runs or a listing reads the same refs, the index answers again, with no new run made."""
+    made = [make_run(f"r{k}") for k in range(3)]
+    keep_listing(repo)
+    handle = Repo.discover(repo)
+    written = (repo / ".git" / INDEX_FILE).read_bytes()
+    git(repo, "pack-refs", "--all")
+    _age_packed_refs(repo)
+    assert runindex.current(handle) is None, "a new state: not known to be of the same refs yet"
+    assert [r.id for r in load_runs(repo)] == [r.id for r in reversed(made)]
+    assert runindex.current(handle) is not None and runindex.every_ref(handle) == handle.refs(names.REF_PREFIX)
+    assert (repo / ".git" / INDEX_FILE).read_bytes() == written, "confirmed, not written again"
+    runindex.forget()  # (as another process reads it)
+    assert runindex.current(handle) is not None
+    # Refs that differ are never confirmed: a run deleted with its state changed.
+    git(repo, "update-ref", "-d", made[0].ref)
+    _age_packed_refs(repo)
+    runindex.confirm(handle, runindex.refs_state(handle.gitdir, handle.commondir, names.REF_PREFIX),
+                     handle.refs(names.REF_PREFIX))
+    assert runindex.current(handle) is None
+    assert gitexp.get_run(made[1].id).id == made[1].id
+    with pytest.raises(gitexp.GitexpError, match="no run matches"):
+        gitexp.get_run(made[0].id)

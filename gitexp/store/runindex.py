@@ -30,6 +30,8 @@ from gitexp.store.names import REF_PREFIX
 
 INDEX_FILE = Path("gitexp") / "cache" / "runs-index-v1.marshal"
 DELTA_FILE = Path("gitexp") / "cache" / "runs-index-v1-delta.marshal"  # runs newer than INDEX_FILE's (save_delta)
+# A later refs_state of the same refs as the index files of these stats (confirm)
+CONFIRMED_FILE = Path("gitexp") / "cache" / "runs-index-v1-confirmed.marshal"
 _COLUMNS = ("refs", "ids", "names", "handles")  # "\n"-joined lines, one per run, in one order
 MOST_HITS = 64  # lines matching a text past which find() leaves the answer to resolve()
 _last: tuple[Path, Any, RunIndex] | None = None  # the index last read, and its state
@@ -207,7 +209,7 @@ def _kept(repo: RepoReader) -> tuple[RunIndex, Any] | None:
     under the delta's state; None without a sound one. Read once while neither file changes: `git
     exp show` asks find(), refs_of() and handles() in turn."""
     global _kept_last
-    paths = (repo.commondir / INDEX_FILE, repo.commondir / DELTA_FILE)
+    paths = (repo.commondir / INDEX_FILE, repo.commondir / DELTA_FILE, repo.commondir / CONFIRMED_FILE)
     stats = (repo.commondir, *(_identity(path) for path in paths))
     if stats[1] is None:
         return None
@@ -227,9 +229,29 @@ def _kept(repo: RepoReader) -> tuple[RunIndex, Any] | None:
     kept = None
     if _sound(count, commits, text) and \
             (metrics is None or (type(metrics) is list and all(type(key) is str for key in metrics))):
-        kept = RunIndex(text, commits, count, metrics), data.get("state")  # type: ignore[arg-type]
+        state = data.get("state")
+        confirmed = cachefile.load(paths[2]) if stats[3] is not None else None
+        if type(confirmed) is tuple and len(confirmed) == 2 and confirmed[0] == list(stats[1:3]):
+            state = confirmed[1]  # (the same refs, under the state they have now)
+        kept = RunIndex(text, commits, count, metrics), state  # type: ignore[arg-type]
     _kept_last = (stats, kept)  # (None too: another version's, or damaged)
     return kept
+
+
+def confirm(repo: RepoReader, state: Any, refs: Mapping[str, str]) -> None:
+    """Record that the index kept is of *refs* (ref -> commit, every run's) under *state* (refs_state,
+    taken before they were read), when it is. git's packing and the run shelf's upkeep change the
+    state without changing the runs: the index is then known current again without writing its
+    14 MiB, else every load_runs and `git exp show` would read every ref until the next run is made."""
+    if state is None:
+        return
+    kept = _kept(repo)
+    if kept is None or kept[1] == state or len(refs) != kept[0].count:
+        return
+    stats = list(_kept_last[0][1:3]) if _kept_last is not None else None  # (those of the files just read)
+    if stats is None or dict(zip(kept[0].line_list("refs"), kept[0].commit_list(), strict=True)) != refs:
+        return
+    cachefile.save(repo.commondir / CONFIRMED_FILE, (stats, state))
 
 
 def forget() -> None:

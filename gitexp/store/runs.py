@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from gitexp.errors import AmbiguousRunError, CorruptRunError, DamagedRunError, RunNotFoundError
+from gitexp.git.gitfiles import refs_state
 from gitexp.git.lazyrepo import libgit2_open, open_repository, real
 from gitexp.store import names, runindex
 from gitexp.store.runcache import (
@@ -322,6 +323,10 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                 given = refs is not None
             elif wanted is None and not experiment:
                 refs = runindex.every_ref(repo)  # every run's: as repo.refs() gives them, in another order
+                if refs is None:
+                    state = refs_state(repo.gitdir, repo.commondir, prefix)
+                    refs = repo.refs(prefix)
+                    runindex.confirm(repo, state, refs)  # (refs packed or shelved since: the same runs)
         refs = repo.refs(prefix) if refs is None else {r: c for r, c in refs.items() if r.startswith(prefix)}
         skip = len(namespace)
         ids, listed = [], []

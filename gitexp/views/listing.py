@@ -271,6 +271,7 @@ def _of_refs(repo: RepoReader) -> tuple[Listing, Callable[[], dict[str, str]]] |
                     listing.state = state
             elif state is not None:  # (taken before the refs were read: a change since is a change to it)
                 cachefile.save(repo.commondir / STATE_FILE, (token, state))
+                runindex.confirm(repo, state, refs)
     except (KeyError, TypeError, ValueError, EOFError):
         return None
     listing.committed = True
