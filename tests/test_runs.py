@@ -26,7 +26,9 @@ QUIET = {"system_metrics_interval": 0}
 
 
 def cached(repo: Path, path: Path = CACHE_FILE) -> dict[str, Any]:
-    return marshal.loads((repo / ".git" / path).read_bytes())
+    """The runs of a cache file, by commit (CACHE_FILE's: their env blobs)."""
+    data = marshal.loads((repo / ".git" / path).read_bytes())
+    return data["envs"] if path == CACHE_FILE else data
 
 
 def read_from_git(record: RunRecord) -> RunRecord:
@@ -228,13 +230,13 @@ def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> Non
     new = make_run("new", params={"lr": 5}, metrics={"loss": 0.5})
     cache = runcache.Cache(repo / ".git")
     commit = Repo.discover().ref(new.ref) or ""
-    assert commit not in cache.entries
+    assert cache.entry(commit) is None
     meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
     cache.add(commit, meta, params, metrics, env)
     cache.save([commit], prune=True, delta_from=40)  # 1 new of 40: beside them
     assert (repo / ".git" / CACHE_FILE).read_bytes() == main and (repo / ".git" / DELTA_FILE).exists()
     again = runcache.Cache(repo / ".git")
-    assert again.entries[commit] == cache.entries[commit] and again.summaries.read(commit) == (meta, params, metrics)
+    assert again.entry(commit) == cache.entry(commit) and again.summaries.read(commit) == (meta, params, metrics)
     records = load_runs()  # all from the cache: nothing written
     assert (repo / ".git" / CACHE_FILE).read_bytes() == main
     assert records[0].listing_row is not None and records[0].name == "new" and records[0].params == {"lr": 5}
@@ -375,7 +377,9 @@ def test_a_live_run_is_listed_with_what_its_journal_holds(repo: Path) -> None:
     assert row is not None and runcache.row_lasts(row) == {"loss": 0.25} and runcache.row_duration(row) is not None
     assert run_rows(load_runs(), ["metrics.loss"])[1][0]["metrics.loss"] == 0.25
     assert [r.id for r in search_runs("metrics.loss < 0.3")] == [run.id]
-    assert cached(repo)[record.commit][1][6] == {}, "the cache holds what the commit holds, never live values"
+    data = marshal.loads((repo / ".git" / CACHE_FILE).read_bytes())
+    stored = dict(zip(data["envs"], marshal.loads(data["rows"]), strict=True))
+    assert runcache.row_lasts(stored[record.commit]) == {}, "the cache holds what the commit holds, never live values"
     run.log_metric("loss", 0.125)
     run.flush_journal()
     assert gitexp.get_run("live").metrics["loss"]["count"] == 4
@@ -538,3 +542,21 @@ def test_shared_entry_is_share_of_the_entry(runs: list[tuple[str | None, dict, d
     found: dict[str, int] = {}
     for text in _strings(fast, []):
         assert found.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
+
+
+def test_rows_are_read_when_first_used_and_damaged_rows_fall_back_to_the_runs(repo: Path) -> None:
+    """load_runs() makes its records from the cache's env blobs alone; the rows (what listings
+    read) come when the first is asked for, and rows that cannot be read cost time, not answers."""
+    for name in ("a", "b"):
+        make_run(name, params={"lr": 0.1}, metrics={"loss": 0.5})
+    want = [(r.name, r.status, r.params, r.metrics["loss"]["last"]) for r in map(read_from_git, load_runs())]
+    records = load_runs()
+    assert all(r._row is None for r in records), "no row read before one is asked for"
+    assert [runcache.row_name(row) for row in runs.listing_rows(records) if row is not None] == ["b", "a"]
+    path = repo / ".git" / CACHE_FILE
+    data = marshal.loads(path.read_bytes())
+    for rows in (b"\x00not marshal", marshal.dumps([None]), marshal.dumps([("a",), ("b",)])):
+        path.write_bytes(marshal.dumps({**data, "rows": rows}))
+        records = load_runs()
+        assert runs.listing_rows(records) == [None, None]
+        assert [(r.name, r.status, r.params, r.metrics["loss"]["last"]) for r in records] == want

@@ -1,18 +1,19 @@
 """The local cache behind load_runs: what each run commit holds, kept by commit id.
 
-`<common git dir>/gitexp/cache/runs-v5.marshal` maps a commit id to (env_blob, row):
+`<common git dir>/gitexp/cache/runs-v6.marshal` holds {"envs": ..., "rows": ...}:
 
-- env_blob: the id of the commit's env.yaml blob, or None;
-- row: what listing runs reads (a Row, from make_row), so that `git exp ls` and the usual
-  queries over 10,000 runs read nothing else; None when the run is too unusual for it.
+- envs maps the commit id of each cached run to the id of its env.yaml blob, or None;
+- rows is the marshal bytes of a map of the same commit ids to what listing runs reads (a Row,
+  from make_row), so that `git exp ls` and the usual queries over 10,000 runs read nothing else;
+  None for a run too unusual for one. They are read when the first row is asked for (Rows).
 
-`runs-v5-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
+`runs-v6-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
 params, metric summaries). It is read only when a record's meta, params or metrics are first used
 (runs.RunRecord.__getattr__): a listing does not wait for it. A summary it lacks (the two files
 are written one after the other) is read from git.
 
-`runs-v5-delta.marshal` holds {"entries": ..., "summaries": ...} of the runs added since those two
-were written, once they are large (Cache.save), read with the entries.
+`runs-v6-delta.marshal` holds {"entries": ..., "summaries": ...} of the runs added since those two
+were written, once they are large (Cache.save), read with the entries: an entry is (env_blob, row).
 
 A commit never changes, so an entry never goes stale; deleting the files is always safe. A change
 to make_row (or to what it stands for) needs a new version in the file names. Only runs that passed
@@ -21,11 +22,14 @@ listing then failed on), so a listing need not check the runs it finds here agai
 metric's min and max to the row: a --where on metrics.KEY.max over 100,000 runs read every run's
 summary without them. v5 added the run it came from (origin): `git exp log RUN`, which looks for the
 forks and reruns of a run among all runs, read every run's summary without it (100,000 runs: 4 s, 1 GB).
+v6 keeps the rows apart from the env blobs, as bytes: load_runs() of 100,000 runs, which needs the
+env blobs alone, took 0.22 s to load the rows as well.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import marshal
 from collections.abc import Callable, Iterable
@@ -35,21 +39,21 @@ from typing import Any
 
 from gitexp.store import cachefile
 
-CACHE_FILE = Path("gitexp") / "cache" / "runs-v5.marshal"
-SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v5-summaries.marshal"
-# The name of each cached run's commit (a commit's run's name never changes): get_run finds a run
-# by its name, or tells that no run is named like a handle, without loading every row.
-NAMES_FILE = Path("gitexp") / "cache" / "runs-v5-names.marshal"
-# The run each cached run came from (row_origin), for the commits whose run has one: `git exp log
-# RUN` finds a lineage among 100,000 runs without loading every row.
-ORIGINS_FILE = Path("gitexp") / "cache" / "runs-v5-origins.marshal"
+CACHE_FILE = Path("gitexp") / "cache" / "runs-v6.marshal"
+SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v6-summaries.marshal"
+# The name of each cached run's commit (a commit's run's name never changes), and the run it came
+# from (row_origin) for those that came from one: get_run finds a run by its name, or tells that no
+# run is named like a handle, and `git exp log RUN` finds a lineage among 100,000 runs, without
+# loading every row.
+NAMES_FILE = Path("gitexp") / "cache" / "runs-v6-names.marshal"
 # The entries (and their summaries) added since CACHE_FILE was written, where that is large.
-DELTA_FILE = Path("gitexp") / "cache" / "runs-v5-delta.marshal"
+DELTA_FILE = Path("gitexp") / "cache" / "runs-v6-delta.marshal"
 DELTA_FROM = 20_000  # entries of CACHE_FILE from which new ones are written to DELTA_FILE
 OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
     "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal", "runs-v3.marshal",
     "runs-v3-summaries.marshal", "runs-v4.marshal", "runs-v4-summaries.marshal", "runs-v4-names.marshal",
-    "runs-v4-delta.marshal"))
+    "runs-v4-delta.marshal", "runs-v5.marshal", "runs-v5-summaries.marshal", "runs-v5-names.marshal",
+    "runs-v5-origins.marshal", "runs-v5-delta.marshal"))
 # A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
 # fields.flatten does) when no key at any level has a dot or is not text, else None; the last
 # value of each metric but system/ ones, when each of those has one, else None; the (min, max) of
@@ -189,15 +193,22 @@ def shared_entry(env_blob: str | None, row: Row | None, memo: dict[str, str]) ->
 
 def known_names(commondir: Path) -> dict[str, str] | None:
     """From NAMES_FILE: the name of each cached run's commit (a commit not in it is not known); None without it."""
-    data = cachefile.load(commondir / NAMES_FILE)
-    return data if type(data) is dict else None
+    return _names_file(commondir)[0]
 
 
 def known_origins(commondir: Path) -> dict[str, tuple[str, str]] | None:
-    """From ORIGINS_FILE: (meta key, run id) of the run each cached run's commit came from, for those
-    that came from one (a cached commit not in it came from none); None without it."""
-    data = cachefile.load(commondir / ORIGINS_FILE)
-    return data if type(data) is dict else None
+    """From NAMES_FILE: (meta key, run id) of the run each commit of known_names() came from, for those
+    that came from one (a commit it names came from none); None without it."""
+    return _names_file(commondir)[1]
+
+
+def _names_file(commondir: Path) -> tuple[Any, Any]:
+    # The names and origins in one file: written as two, a reader could take one writer's names
+    # with another's origins, and miss the origin of a run whose name it knows.
+    data = cachefile.load(commondir / NAMES_FILE)
+    if type(data) is not dict or type(data.get("names")) is not dict or type(data.get("origins")) is not dict:
+        return None, None
+    return data["names"], data["origins"]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -205,14 +216,57 @@ def _load(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}  # none, or not what this code writes: rebuild from git
 
 
+class Rows:
+    """The listing rows of the cached runs. CACHE_FILE holds those it was written with as one piece
+    of marshal bytes, read when the first row is asked for: load_runs() makes a record per run
+    without them (at 100,000 runs they are three quarters of the time to load the cache)."""
+
+    def __init__(self, data: bytes | None = None, commits: dict[str, Any] | None = None, count: int = 0,
+                 recent: dict[str, Row | None] | None = None) -> None:
+        """*data*: a list of rows marshalled, those of the first *count* keys of *commits*, in order."""
+        self._data, self._commits, self._count = data, commits, count
+        self._stored: dict[str, Row | None] | None = None if data is not None else {}
+        self.recent = recent or {}  # those of DELTA_FILE
+        self.added: dict[str, Row | None] = {}
+
+    def stored(self) -> dict[str, Row | None]:
+        """CACHE_FILE's rows ({} where they cannot be read: the records then read their meta)."""
+        if self._stored is None:
+            collecting = gc.isenabled()
+            gc.disable()  # (as load_runs: the cyclic GC would walk 100,000 new rows again and again)
+            try:
+                found = marshal.loads(self._data or b"")
+            except (EOFError, ValueError, TypeError):
+                found = None
+            finally:
+                if collecting:
+                    gc.enable()
+            commits = self._commits
+            sound = type(found) is list and len(found) == self._count and commits is not None
+            self._stored = dict(zip(itertools.islice(commits or (), self._count), found, strict=True)) if sound else {}
+            self._data = self._commits = None
+        return self._stored
+
+    def get(self, commit: str) -> Row | None:
+        """The row of a cached run's commit; None for a run too unusual for one, or not cached."""
+        return self.get_many([commit])[0]
+
+    def get_many(self, commits: list[str]) -> list[Row | None]:
+        """[get(commit) for commit in commits], without a call per run."""
+        added, recent, stored, width = self.added, self.recent, self.stored(), len(ROW_FIELDS)
+        return [row if type(row := added[c] if c in added else recent[c] if c in recent else stored.get(c)) is tuple
+                and len(row) == width else None for c in commits]
+
+
 class Summaries:
     """The summaries of the cached runs, read from SUMMARIES_FILE when the first one is asked for
-    (those of DELTA_FILE, *recent*, are read with the entries)."""
+    (those of DELTA_FILE, *recent*, are read with the entries), and their listing *rows*."""
 
-    def __init__(self, path: Path, recent: dict[str, bytes] | None = None) -> None:
+    def __init__(self, path: Path, recent: dict[str, bytes] | None = None, rows: Rows | None = None) -> None:
         self.path = path
         self.added: dict[str, bytes] = {}
         self.recent = recent or {}
+        self.rows = rows if rows is not None else Rows()
         self._stored: dict[str, bytes] | None = None
 
     def stored(self) -> dict[str, bytes]:
@@ -229,37 +283,47 @@ class Summaries:
             return None
         return found if type(found) is tuple and len(found) == 3 else None
 
+    def row(self, commit: str) -> Row | None:
+        """The listing row of a cached run's commit, or None."""
+        return self.rows.get(commit)
+
+    def rows_of(self, commits: list[str]) -> list[Row | None]:
+        """[row(commit) for commit in commits]."""
+        return self.rows.get_many(commits)
+
 
 class Cache:
-    """The entries of CACHE_FILE, loaded at once, extended by add(), written back by save()."""
+    """The cached runs of CACHE_FILE (their env blobs loaded at once, their rows when first used),
+    extended by add(), written back by save()."""
 
     def __init__(self, commondir: Path, load: bool = True) -> None:
         """*load*: False for a cache that starts empty (and must not be saved: it would lose the file's entries)."""
         self.commondir = commondir
         self.path = commondir / CACHE_FILE
-        self.entries: dict[str, Entry] = _load(self.path) if load else {}
-        self.stored = len(self.entries)  # entries of CACHE_FILE itself
-        delta = _load(commondir / DELTA_FILE) if load and self.entries else {}
+        data = _load(self.path) if load else {}
+        envs, rows = data.get("envs"), data.get("rows")
+        if type(envs) is not dict or type(rows) is not bytes:
+            envs, rows = {}, None  # none, or not written by this code: rebuild from git
+        self.envs: dict[str, str | None] = envs  # commit -> env_blob, of every cached run
+        self.stored = len(envs)  # runs of CACHE_FILE itself
+        delta = _load(commondir / DELTA_FILE) if envs else {}
         recent, recent_summaries = delta.get("entries"), delta.get("summaries")
-        if type(recent) is dict and type(recent_summaries) is dict:
-            self.entries.update(recent)
-        else:
+        if type(recent) is not dict or type(recent_summaries) is not dict or \
+                not all(type(entry) is tuple and len(entry) == 2 for entry in recent.values()):
             recent, recent_summaries = {}, {}
-        if not all(type(entry) is tuple and len(entry) == 2 for entry in self.entries.values()):
-            self.entries, recent, recent_summaries = {}, {}, {}  # not written by this code: rebuild from git
+        self.envs.update((commit, env_blob) for commit, (env_blob, _) in recent.items())
         self.recent: dict[str, Entry] = recent
-        self.summaries = Summaries(commondir / SUMMARIES_FILE, recent_summaries)
+        # (The rows are of CACHE_FILE's runs, in its order: the first keys of envs, which the delta's extend.)
+        self.rows = Rows(rows, envs, self.stored, {commit: row for commit, (_, row) in recent.items()})
+        self.summaries = Summaries(commondir / SUMMARIES_FILE, recent_summaries, self.rows)
         self.dirty = False
-        self._memo: dict[str, str] | None = None
+        self._memo: dict[str, str] = {}
 
-    def _seeded_memo(self) -> dict[str, str]:
-        if self._memo is None:
-            # Seeded with the strings of a few cached rows, so that new entries share them too
-            # rather than each save adding another copy of every key.
-            self._memo = {}
-            for entry in itertools.islice(self.entries.values(), 8):
-                share(entry, self._memo)
-        return self._memo
+    def entry(self, commit: str) -> Entry | None:
+        """(env_blob, row) of a cached run's commit; None for one not cached."""
+        if commit not in self.envs:
+            return None
+        return self.envs[commit], self.rows.get(commit)
 
     def add(self, commit: str, meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any],
             env_blob: str | None) -> Entry | None:
@@ -269,18 +333,26 @@ class Cache:
             self.summaries.added[commit] = marshal.dumps((meta, params, metrics))
         except ValueError:
             return None
-        entry = shared_entry(env_blob, make_row(meta, params, metrics), self._seeded_memo())
-        self.entries[commit] = entry
+        entry = shared_entry(env_blob, make_row(meta, params, metrics), self._memo)
+        self.envs[commit], self.rows.added[commit] = entry
         self.dirty = True
         return entry
 
-    def _save_names(self) -> None:
-        """NAMES_FILE and ORIGINS_FILE for the entries now: what get_run asks of every run to find one
-        by its name or handle, and `git exp log RUN` to find its lineage."""
-        rows = [(commit, row) for commit, (_, row) in self.entries.items() if row is not None]
-        cachefile.save_behind([(self.commondir / ORIGINS_FILE, {commit: row_origin(row) for commit, row in rows
-                                                                if row_origin(row) is not None})])
-        cachefile.save_behind([(self.commondir / NAMES_FILE, {commit: row_name(row) for commit, row in rows})])
+    def _save_names(self, rows: dict[str, Row | None], whole: bool) -> None:
+        """NAMES_FILE: what get_run asks of every run to find one by its name or handle, and `git exp
+        log RUN` to find its lineage. *whole*: of the runs of *rows* alone; else the file's, brought up
+        to date with *rows* (the runs added), without reading every row."""
+        named, origins = (None, None) if whole else _names_file(self.commondir)
+        if named is None or origins is None:
+            named, origins = {}, {}
+            if not whole:
+                rows = {**self.rows.stored(), **self.rows.recent, **rows}
+        for commit, row in rows.items():
+            if row is not None:
+                named[commit] = row_name(row)
+                if (came_from := row_origin(row)) is not None:
+                    origins[commit] = came_from
+        cachefile.save_behind([(self.commondir / NAMES_FILE, {"names": named, "origins": origins})])
 
     def save(self, order: Iterable[str], prune: bool, delta_from: int = DELTA_FROM) -> None:
         """Write the entries of the commits in *order* first, in that order (load_runs': the next
@@ -296,21 +368,33 @@ class Cache:
         """
         if not self.dirty:
             return
-        self._save_names()
-        recent = {**self.recent, **{c: self.entries[c] for c in self.summaries.added if c in self.entries}}
+        added = self.rows.added
+        recent = {**self.recent, **{c: (self.envs[c], added[c]) for c in self.summaries.added if c in added}}
         if self.stored >= delta_from and len(recent) * 20 <= self.stored:
+            self._save_names(added, whole=False)
             summaries = {**self.summaries.recent, **self.summaries.added}
             cachefile.save_behind([(self.commondir / DELTA_FILE, {
                 "entries": {c: e for c, e in recent.items() if c in summaries},
                 "summaries": {c: summaries[c] for c in recent if c in summaries}})])
             return
         summaries = {**self.summaries.stored(), **self.summaries.recent, **self.summaries.added}
-        entries = {commit: self.entries[commit] for commit in order if commit in self.entries}
+        stored = self.rows.stored()
+        # The new rows share their strings with the stored ones, so that each whole write does not
+        # add another copy of every key (marshal writes an object held twice once).
+        memo: dict[str, str] = {}
+        for row in itertools.islice(stored.values(), 8):
+            share(row, memo)
+        rows = {**stored, **{c: shared_entry(None, row, memo)[1] for c, (_, row) in recent.items()}}
+        kept = [commit for commit in order if commit in self.envs]
         if not prune:
-            entries.update((commit, entry) for commit, entry in self.entries.items() if commit not in entries)
-        entries = {commit: entry for commit, entry in entries.items() if commit in summaries}
-        cachefile.save_behind([(self.summaries.path, {commit: summaries[commit] for commit in entries}),
-                               (self.path, entries)], then=self._replaced)
+            listed = set(kept)
+            kept += [commit for commit in self.envs if commit not in listed]
+        kept = [commit for commit in dict.fromkeys(kept) if commit in summaries]
+        rows = {commit: rows.get(commit) for commit in kept}
+        self._save_names(rows, whole=True)
+        cachefile.save_behind([(self.summaries.path, {commit: summaries[commit] for commit in kept}),
+                               (self.path, {"envs": {commit: self.envs[commit] for commit in kept},
+                                            "rows": marshal.dumps(list(rows.values()))})], then=self._replaced)
 
     def _replaced(self) -> None:
         """After CACHE_FILE and SUMMARIES_FILE were written whole: remove what they replace."""

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # repository's files are plain enough for gitfiles to read (a LazyRepo).
 
 MISSING: Any = None
+_UNCACHED: Any = object()  # what the cache holds of a run it does not hold
 _SUMMARY = ("meta", "params", "metrics")
 # The run ids of the last load_runs, when it listed every run: what its records were read
 # against, so that their short ids (table.run_short_ids) need not list 10,000 refs again.
@@ -127,7 +128,11 @@ class RunRecord:
         """The listing row of the cache (a runcache.Row, read through runcache.row_name...) while meta,
         params and metrics are not read yet (after that, they say what is true: a caller may have
         changed them); else None."""
-        return self._row if self._summaries is not None else None
+        if self._summaries is None:
+            return None
+        if self._row is None:  # (not read yet: the cache reads every row when the first is asked for)
+            self._row = self._summaries.row(self.commit)
+        return self._row
 
     @property
     def ref(self) -> str:
@@ -249,7 +254,17 @@ class RunList(list[RunRecord]):
 
 def listing_rows(records: Sequence[RunRecord]) -> list[Row | None]:
     """[r.listing_row for r in records], at a fraction of the cost."""
-    return [r._row if r._summaries is not None else None for r in records]
+    rows = [r._row if r._summaries is not None else None for r in records]
+    # Rows not read yet (a run too unusual for one too): those of one load_runs read at once.
+    unread: dict[int, tuple[Summaries, list[int]]] = {}
+    for k in [k for k, row in enumerate(rows) if row is None]:
+        summaries = records[k]._summaries
+        if summaries is not None:
+            unread.setdefault(id(summaries), (summaries, []))[1].append(k)
+    for summaries, positions in unread.values():
+        for k, row in zip(positions, summaries.rows_of([records[k].commit for k in positions]), strict=True):
+            rows[k] = records[k]._row = row
+    return rows
 
 
 def split_ref(ref: str, namespace: str = names.REF_PREFIX) -> tuple[str, str]:
@@ -340,19 +355,20 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         listed.sort(key=itemgetter(0), reverse=True)
         few = (wanted is not None and len(wanted) <= READ_ALONE) or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
-        entries, summaries = cache.entries, cache.summaries
+        envs, summaries = cache.envs, cache.summaries
         first_miss = True
         for k, (run_id, exp, ref, commit) in enumerate(listed):
             if limit is not None and len(records) >= limit:
                 break
-            entry = entries.get(commit)
-            if entry is None:
+            env_blob = envs.get(commit, _UNCACHED)
+            row = None  # (read from the cache when first asked for)
+            if env_blob is _UNCACHED:
                 from gitexp.store import summary
 
                 if first_miss:  # (a warm listing finds every run cached and never looks ahead)
                     first_miss = False
                     rest = listed[k:] if limit is None else listed[k:k + limit - len(records)]
-                    unread = list(dict.fromkeys(c for *_, c in rest if c not in entries))
+                    unread = list(dict.fromkeys(c for *_, c in rest if c not in envs))
                     # git reads them too where libgit2 is not open yet: a few new runs, read
                     # without importing pygit2 and opening the repository (0.1 s).
                     batch = len(unread) >= BATCH_FROM or not libgit2_open(repo)
@@ -374,7 +390,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                 if entry is None:
                     records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
                     continue
-            env_blob, row = entry
+                env_blob, row = entry
             records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
     finally:
         if prefetch is not None:
@@ -690,12 +706,13 @@ def _by_handle_alone(repo: RepoReader, refs: dict[str, str], named: dict[str, st
     collecting = gc.isenabled()
     gc.disable()  # as load_runs does: the cyclic GC would walk the cache's many new objects again and again
     try:
-        entries = Cache(repo.commondir).entries
+        cache = Cache(repo.commondir)
+        cache.rows.stored()
     finally:
         if collecting:
             gc.enable()
     for commit in refs.values():
-        entry = entries.get(commit)
+        entry = cache.entry(commit)
         if entry is None or entry[1] is None or row_name(entry[1]) == text:
             return None  # a run the cache does not list, or one named *text*
     return found[0][0].rpartition("/")[2]
