@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
@@ -14,6 +15,7 @@ from gitexp.store.evaluation import (
     compile_columns,
     compile_where,
     mapping_lookup,
+    ranked_order,
     sort_positions,
     sort_records,
     sort_value,
@@ -574,6 +576,18 @@ def test_sorting_by_position_ranks_each_value_as_sort_value_does(values: list[ob
         expected += sorted([i for i, (r, _) in enumerate(ranked) if r == rank], key=lambda i: ranked[i][1],
                            reverse=descending)
     assert order == expected + [i for i, (r, _) in enumerate(ranked) if r == -1]
+
+
+@given(st.lists(st.one_of(st.integers(), st.floats(allow_nan=False), st.sampled_from([0.0, -0.0, 1, 1.0])),
+                min_size=1, max_size=40), st.booleans(), st.randoms())
+def test_sorting_numbers_alone_orders_as_the_ranked_reference(values: list[object], descending: bool,
+                                                               rng: random.Random) -> None:
+    """sort_positions' path for columns of numbers alone (no NaN, none missing) gives the order
+    ranked_order gives, equal values keeping their order, among any subset of the positions."""
+    order = [i for i in range(len(values)) if rng.random() < 0.8] or [0]
+    rng.shuffle(order)
+    key = [SortKey(("metrics", "acc"), descending)]
+    assert sort_positions(order, key, lambda path: values) == ranked_order(order, values, descending)
 
 
 @given(_nodes, st.data())

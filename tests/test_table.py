@@ -26,6 +26,7 @@ from gitexp.views.table import (
     render,
     render_columns,
     short_ids,
+    text_columns,
 )
 
 
@@ -172,6 +173,27 @@ def test_cells_of_a_column_are_its_cells(values: list[object], precision: int) -
        st.sampled_from([1, 4, 17]))
 def test_cells_of_a_column_with_gaps_are_its_cells(values: list[object], precision: int) -> None:
     assert cells(values, precision) == [cell(v, precision) for v in values]
+
+
+@given(st.one_of(st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=1, max_size=5),
+                 st.lists(st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.5, -1.5, 1e-9, 59.99, 61.0, 3600.5])),
+                          min_size=1, max_size=5),
+                 st.lists(st.one_of(st.none(), st.sampled_from(["2026-03-29T01:00:00.000Z", "2026-03-29T01:00:59.999Z",
+                                                                "2026-03-29T01:01:00.000Z", "2026-03-29T01:01:00Z"])),
+                          min_size=1, max_size=5)),
+       st.lists(st.integers(0, 4), min_size=1, max_size=80), st.sampled_from([1, 4, 17]))
+def test_columns_of_repeated_values_show_each_value_as_alone(pool: list[object], picks: list[int],
+                                                             precision: int) -> None:
+    """A sweep's columns repeat a few values (shown once each, per_distinct): every cell is what
+    the value gives alone, 0.0 and -0.0 apart, start times and durations too."""
+    values = [pool[k % len(pool)] for k in picks]
+    assert cells(values, precision) == [cell(v, precision) for v in values]
+    if all(v is None or type(v) is str for v in values):
+        (starts,) = text_columns(["start"], [values], precision, True)
+        assert starts == [local_time(v) for v in values]  # type: ignore[arg-type]
+    if all(v is None or type(v) is float for v in values):
+        (shown,) = text_columns(["duration"], [values], precision, True)
+        assert shown == [human_duration(v) for v in values]  # type: ignore[arg-type]
 
 
 def test_local_times_are_remembered_by_the_minute_only_when_that_is_exact() -> None:

@@ -17,6 +17,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import CorruptRunError, GitexpError, QueryError
@@ -405,8 +406,13 @@ def select_positions(count: int, where: str | None, order_by: str | Sequence[str
     if node is not None:
         if _absent_from(columns, query.field_paths(node), picked):
             return None
-        answers = evaluation.compile_columns(node)(picked, lambda items, path: [columns[path][i] for i in items])
-        picked = [i for i, ok in zip(picked, answers, strict=True) if ok]
+        every = picked
+
+        def fetch(items: Sequence[int], path: Path) -> Sequence[object]:
+            # (the first test sees every run: the column as it is, not a copy made an item at a time)
+            return columns[path] if items is every else list(map(columns[path].__getitem__, items))
+        answers = evaluation.compile_columns(node)(picked, fetch)
+        picked = list(compress(picked, answers))
     if keys and picked:
         if _absent_from(columns, [key.path for key in keys], picked):
             return None

@@ -68,12 +68,30 @@ def local_time(iso: str | None) -> str:
     return shown
 
 
-def local_times(values: Iterable[Any]) -> list[str]:
+def local_times(values: Sequence[Any]) -> list[str]:
     """[local_time(v) for v in values], with the remembered minutes looked up inline (the memo has
     only times of the shape local_time remembers)."""
+    if set(map(type, values)) <= {str, type(None)}:
+        return per_distinct(_local_times, values)
+    return _local_times(values)
+
+
+def _local_times(values: Iterable[Any]) -> list[str]:
     memo = _local_minutes
     return [shown if type(v) is str and len(v) == 24 and v[-1] == "Z" and (shown := memo.get(v[:16])) is not None
             else local_time(v) for v in values]
+
+
+def per_distinct(show: Callable[[Sequence[Any]], list[str]], values: Sequence[Any]) -> list[str]:
+    """show(values), where *show* maps each value to its text alone, showing each distinct value
+    once where many repeat (a sweep's params, its runs' start minutes and short durations: 50,000
+    rows in a few milliseconds). For values of one type (and None), that are not float zeros: of
+    two equal values, 1 and 1.0, 0.0 and -0.0, one would be shown for both."""
+    distinct = dict.fromkeys(values)
+    if len(distinct) * 4 > len(values) or (0 in distinct and float in set(map(type, distinct))):
+        return show(values)
+    shown = dict(zip(distinct, show(list(distinct)), strict=True))
+    return list(map(shown.__getitem__, values))
 
 
 def run_short_ids(records: Sequence[RunRecord]) -> dict[str, str]:
@@ -353,6 +371,10 @@ def printable_column(column: list[str], keep: str = "") -> list[str]:
     return [printable(c, keep) for c in column] if has_unsafe("".join(column)) else column
 
 
+def _durations(values: Iterable[Any]) -> list[str]:
+    return [f"{v:.1f}s" if type(v) is float and v < 60 else human_duration(v) for v in values]
+
+
 def cells(values: Sequence[Any], precision: int) -> list[str]:
     """[cell(v, precision) for v in values], decided once for a column of one type (the usual case)."""
     kinds = set(map(type, values))
@@ -361,11 +383,11 @@ def cells(values: Sequence[Any], precision: int) -> list[str]:
     if kinds <= {str, type(None)}:
         return ["" if v is None else v for v in values]
     if kinds == {int}:
-        return list(map(str, values))
+        return per_distinct(lambda column: list(map(str, column)), values)
     if kinds == {float} and precision >= 17:
         return list(map(repr, values))
     if kinds == {float} and all(map(math.isfinite, values)):
-        return list(map(format, values, repeat(f".{precision}g")))
+        return per_distinct(lambda column: list(map(format, column, repeat(f".{precision}g"))), values)
     if kinds in ({int, type(None)}, {float, type(None)}) and (precision < 17 or float not in kinds):
         # A column of runs of which some lack the value: the same, around the gaps.
         spec = "d" if float not in kinds else f".{precision}g"
@@ -388,7 +410,8 @@ def text_columns(columns: Sequence[str], values: Sequence[Sequence[Any]], precis
             column_values = local_times(column_values)
         elif pretty and column == "duration":
             # human_duration, with its usual case inline
-            column_values = [f"{v:.1f}s" if type(v) is float and v < 60 else human_duration(v) for v in column_values]
+            column_values = per_distinct(_durations, column_values) if \
+                set(map(type, column_values)) <= {float, type(None)} else _durations(column_values)
         shown.append(cells(column_values, precision))
     return shown
 
