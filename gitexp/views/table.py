@@ -71,7 +71,14 @@ def local_time(iso: str | None) -> str:
 def local_times(values: Sequence[Any]) -> list[str]:
     """[local_time(v) for v in values], with the remembered minutes looked up inline (the memo has
     only times of the shape local_time remembers)."""
-    if set(map(type, values)) <= {str, type(None)}:
+    kinds = set(map(type, values))
+    if kinds == {str} and set(map(len, values)) == {24} and all(map(str.endswith, values, repeat("Z"))):
+        # gitexp's own times: converted once per UTC minute (local_time's memo), not looked up one by one
+        minutes = list(map(itemgetter(slice(0, 16)), values))
+        shown = {minute: local_time(iso) for minute, iso in dict(zip(minutes, values, strict=True)).items()}
+        if all(minute in _local_minutes for minute in shown):  # (each minute exact: remembered)
+            return list(map(shown.__getitem__, minutes))
+    if kinds <= {str, type(None)}:
         return per_distinct(_local_times, values)
     return _local_times(values)
 
@@ -371,7 +378,11 @@ def printable_column(column: list[str], keep: str = "") -> list[str]:
     return [printable(c, keep) for c in column] if has_unsafe("".join(column)) else column
 
 
-def _durations(values: Iterable[Any]) -> list[str]:
+def _durations(values: Sequence[Any]) -> list[str]:
+    if values and set(map(type, values)) == {float} and all(map(math.isfinite, values)) and \
+            min(values) >= 0 and max(values) < 60:
+        # (a sweep's short runs, the usual case: "1.5s" each, formatted in one piece)
+        return ("%.1fs\n" * len(values) % tuple(values)).split("\n")[:-1]
     return [f"{v:.1f}s" if type(v) is float and v < 60 else human_duration(v) for v in values]
 
 
