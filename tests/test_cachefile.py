@@ -40,6 +40,18 @@ def test_a_cut_file_reads_as_nothing(tmp_path: Path) -> None:
     assert cachefile.load(path) is None
 
 
+def test_a_large_file_read_in_place_is_what_was_saved_and_a_cut_one_nothing(tmp_path: Path) -> None:
+    """Files of MAP_FROM bytes or more are read where they lie (mapped), not copied first."""
+    path = tmp_path / "x.marshal"
+    data = {f"{i:040x}": ("name", float(i), b"\x00" * (i % 7), [i, None]) for i in range(40_000)}
+    assert cachefile.save(path, data) and path.stat().st_size >= cachefile.MAP_FROM
+    assert cachefile.load(path) == data
+    replaced = {"other": list(range(300_000))}
+    assert cachefile.save(path, replaced) and cachefile.load(path) == replaced
+    path.write_bytes(path.read_bytes()[:cachefile.MAP_FROM + 10])
+    assert cachefile.load(path) is None
+
+
 def test_what_cannot_be_stored_is_not_written(tmp_path: Path) -> None:
     path = tmp_path / "x.marshal"
     assert not cachefile.save(path, {"when": object()})
