@@ -84,7 +84,7 @@ def test_no_listing_is_kept_of_more_values_than_it_may_hold(sample: Sample) -> N
 
 
 def test_ls_prints_the_same_table_from_the_kept_listing(sample: Sample) -> None:
-    cache = sample.repo / ".git" / "gitexp" / "cache" / "listing-v2.marshal"
+    cache = sample.repo / ".git" / "gitexp" / "cache" / "listing-v3.marshal"
     ls(sample.repo)
     for args in ([], ["--format", "csv"], ["--format", "md"], ["--all"], ["--only-changed"], ["--experiment", "cnn"]):
         cache.unlink(missing_ok=True)
@@ -418,7 +418,7 @@ def test_a_damaged_run_is_warned_of_at_every_listing(sample: Sample) -> None:
 
 def test_a_damaged_listing_file_is_made_again(sample: Sample) -> None:
     made = ls(sample.repo)
-    cache = sample.repo / ".git" / "gitexp" / "cache" / "listing-v2.marshal"
+    cache = sample.repo / ".git" / "gitexp" / "cache" / "listing-v3.marshal"
     kept = marshal.loads(cache.read_bytes())
     for damaged in (b"\xffnot marshal", marshal.dumps({**kept, "base": kept["base"][:-1]}),
                     marshal.dumps({**kept, "handles": kept["handles"][1:]}),

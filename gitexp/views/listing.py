@@ -4,7 +4,7 @@ At 100,000 runs a listing made from the runs' records spends most of its time be
 line of text: loading 100,000 rows of the run cache, a record per run, the handles of 100,000 ids,
 and then taking the rows apart again into columns. What a plain `git exp ls` shows depends only
 on which commits the run refs point at, so once listed, its columns are kept in
-`<common git dir>/gitexp/cache/listing-v2.marshal` beside the refs they were made from, and the
+`<common git dir>/gitexp/cache/listing-v3.marshal` beside the refs they were made from, and the
 next listing of the same refs reads the columns alone. Whether the refs are the same is told by
 the stat of packed-refs and the loose refs (gitfiles.refs_state, kept in STATE_FILE), else by
 reading them all (0.15 s at 100,000 runs).
@@ -50,6 +50,7 @@ from gitexp.store.names import REF_PREFIX
 from gitexp.store.runcache import row_extremes
 from gitexp.store.runs import RunList, before_listing, listing_rows, live_here, load_runs, run_handles
 from gitexp.views import listingdelta
+from gitexp.views.extremes import MetricExtremes, kept_form
 from gitexp.views.table import (
     BASE_COLUMNS,
     column_varies,
@@ -60,12 +61,14 @@ from gitexp.views.table import (
     row_values,
 )
 
-CACHE_FILE = Path("gitexp") / "cache" / "listing-v2.marshal"
-STATE_FILE = Path("gitexp") / "cache" / "listing-v2-state.marshal"  # the refs it is known to be current for
-DELTA_FILE = Path("gitexp") / "cache" / "listing-v2-delta.marshal"  # runs newer than CACHE_FILE's (listingdelta)
+CACHE_FILE = Path("gitexp") / "cache" / "listing-v3.marshal"
+STATE_FILE = Path("gitexp") / "cache" / "listing-v3-state.marshal"  # the refs it is known to be current for
+DELTA_FILE = Path("gitexp") / "cache" / "listing-v3-delta.marshal"  # runs newer than CACHE_FILE's (listingdelta)
 DELTA_FROM = 20_000  # runs of CACHE_FILE from which up to a twentieth as many new ones go to DELTA_FILE alone
-VERSION = 2
-OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in ("listing-v1.marshal", "listing-v1-state.marshal"))
+VERSION = 3  # 3: each metric's minima and maxima kept as marshal bytes of their own (MetricExtremes)
+OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (
+    "listing-v1.marshal", "listing-v1-state.marshal", "listing-v2.marshal", "listing-v2-state.marshal",
+    "listing-v2-delta.marshal"))
 _HEADS = ("params", "metrics")
 Extremes = dict[str, tuple[list[Any], list[Any]]]
 _MISSING = object()  # a run without the key, in a column's values as `differing` compares them
@@ -81,7 +84,8 @@ class Listing:
 
     extremes[key] is (minima, maxima) of each metric key of keys["metrics"], for each run that has
     the key (None for the others), or None for all when a run's listing row lacks them: what a
-    --where or --sort of metrics.<key>.min or .max reads (gitexp.views.selection).
+    --where or --sort of metrics.<key>.min or .max reads (gitexp.views.selection). A kept listing's
+    are read a metric at a time (gitexp.views.extremes).
     """
 
     __slots__ = ("base", "basis", "changed", "committed", "experiments", "extremes", "handles", "ids", "keys", "plain",
@@ -89,14 +93,14 @@ class Listing:
 
     def __init__(self, refs: dict[str, str] | None, ids: list[str], handles: list[str], experiments: list[str],
                  base: list[list[Any]], keys: dict[str, dict[str, tuple[str, list[Any], list[int]]]],
-                 plain: bool, extremes: Extremes | None = None) -> None:
+                 plain: bool, extremes: Extremes | MetricExtremes | None = None) -> None:
         # ref -> commit of every run, for a listing of every run to be kept (remember()); else None.
         self.refs = refs
         self.ids, self.handles, self.experiments, self.base, self.keys = ids, handles, experiments, base, keys
         # Whether each run has a listing row with plain params: a run without a key then shows None
         # in its column, whatever the key (a longer path finds nothing).
         self.plain = plain
-        self.extremes = extremes
+        self.extremes = kept_form(extremes, len(ids))
         # Whether it holds what the runs' refs hold (no live run's journal values): it may be kept
         # while a run is live. And, for one that shows live runs, the listing of every run as their
         # refs have them, to keep (current() sets both).
@@ -136,8 +140,12 @@ class Listing:
             return list(getter(values)) if getter is not None else [values[i] for i in picked]
         keys = {head: {key: (column, pick(values), [where[i] for i in absent if i in where])
                        for key, (column, values, absent) in part.items()} for head, part in self.keys.items()}
-        kept = None if self.extremes is None or not extremes else \
-            {key: (pick(low), pick(high)) for key, (low, high) in self.extremes.items()}
+        kept = None
+        if self.extremes is not None and extremes:
+            try:
+                kept = {key: (pick(low), pick(high)) for key, (low, high) in self.extremes.whole().items()}
+            except ValueError:  # a damaged file's: not known, as for runs without them (queries read the runs)
+                kept = None
         return Listing(None, pick(self.ids), pick(self.handles), pick(self.experiments),
                        [pick(c) for c in self.base], keys, self.plain, kept)
 
@@ -202,10 +210,9 @@ def _sound(listing: Listing) -> bool:
             ) and _sound_extremes(listing.extremes, keys["metrics"], count)
 
 
-def _sound_extremes(extremes: Any, metrics: dict[str, Any], count: int) -> bool:
-    return extremes is None or (type(extremes) is dict and set(extremes) == set(metrics) and all(
-        type(pair) is tuple and len(pair) == 2 and all(type(c) is list and len(c) == count for c in pair)
-        for pair in extremes.values()))
+def _sound_extremes(extremes: MetricExtremes | None, metrics: dict[str, Any], count: int) -> bool:
+    # (each pair is checked when it is read: MetricExtremes)
+    return extremes is None or (extremes.count == count and set(extremes) == set(metrics))
 
 
 def current(repo: RepoReader | str | os.PathLike[str] | None = None) -> Listing | None:
@@ -336,10 +343,14 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing,
     # 200,000 strings of them.
     token = os.urandom(8).hex()
     if delta is not None:
-        files: list[tuple[Path, Any]] = [(repo.commondir / DELTA_FILE, delta | {"version": VERSION, "token": token})]
+        pairs = delta["extremes"]
+        files: list[tuple[Path, Any]] = [(repo.commondir / DELTA_FILE, delta | {
+            "version": VERSION, "token": token,
+            "extremes": None if pairs is None else {key: marshal.dumps(pair) for key, pair in pairs.items()}})]
     else:
         files = [(repo.commondir / CACHE_FILE, _data(listing) | {
-            "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs)})]
+            "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs),
+            "extremes": None if listing.extremes is None else listing.extremes.stored()})]
     if state is not None:
         files.append((repo.commondir / STATE_FILE, (token, state)))  # once the listing it is of is written
     count = len(listing.ids)
@@ -464,9 +475,13 @@ def _updated(repo: RepoReader, old: Listing, kept: dict[str, str], refs: dict[st
     if old.extremes is not None and new.extremes is not None:
         gaps = ([None] * len(old.ids), [None] * len(old.ids)), ([None] * len(new.ids), [None] * len(new.ids))
         extremes = {}
-        for key in keys["metrics"]:
-            (low_before, high_before), (low, high) = old.extremes.get(key, gaps[0]), new.extremes.get(key, gaps[1])
-            extremes[key] = (merged(low_before, low), merged(high_before, high))
+        try:
+            for key in keys["metrics"]:
+                (low_before, high_before) = old.extremes[key] if key in old.extremes else gaps[0]
+                (low, high) = new.extremes[key] if key in new.extremes else gaps[1]
+                extremes[key] = (merged(low_before, low), merged(high_before, high))
+        except ValueError:  # a damaged file's: not known (queries of them read the runs)
+            extremes = None
     found = Listing(refs, ids, shown, merged(old.experiments, new.experiments),
                     [merged(b, a) for b, a in zip(old.base, new.base, strict=True)], keys, True, extremes)
     found.changed = len({*gone, *made})

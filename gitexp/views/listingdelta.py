@@ -5,7 +5,8 @@ to date with the new runs alone, and wrote all of it again: 30 MiB at 100,000 ru
 of waiting for the disk, for ten new runs. Run ids start with the time they began, so a sweep's
 new runs are newer than every kept one, and the listing of all is their columns put in front of
 the kept ones. The delta file holds those front rows alone, tied to the kept file by its token;
-joined() puts them back in front. Both work on the files' form of a listing: a dict of FIELDS.
+joined() puts them back in front. Both work on the files' form of a listing: a dict of FIELDS (its
+extremes as gitexp.views.extremes.kept_form takes them; joined() gives them as pairs).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bisect import bisect_left
 from typing import Any
 
 from gitexp.store.names import REF_PREFIX
+from gitexp.views.extremes import kept_form
 
 FIELDS = ("ids", "handles", "experiments", "base", "keys", "plain", "extremes")
 
@@ -36,7 +38,11 @@ def front(data: dict[str, Any], root: dict[str, Any], count: int, refs: dict[str
     handles, before = data["handles"], root["handles"]
     # (A new run may lengthen the handles of old ones that start like it: a few among 100,000.)
     changed = itertools.compress(range(len(before)), map(operator.ne, handles[count:], before))
-    extremes = data["extremes"]
+    try:
+        kept = kept_form(data["extremes"], len(ids))
+        extremes = None if kept is None else kept.whole()
+    except ValueError:
+        return None  # (a damaged file's: the whole listing is written again, from what it holds)
     return {
         "refs": marshal.dumps(own), "ids": ids[:count], "handles": handles[:count],
         "experiments": data["experiments"][:count], "base": [column[:count] for column in data["base"]],
@@ -80,10 +86,11 @@ def joined(root: dict[str, Any], delta: dict[str, Any]) -> tuple[dict[str, Any],
             whole["keys"][head] = {key: (column, values + kept[key][1], absent + [k + count for k in kept[key][2]])
                                    if key in kept else (column, values + gap, absent + everywhere)
                                    for key, (column, values, absent) in part.items()}
-        if root["extremes"] is not None and delta["extremes"] is not None:
-            whole["extremes"] = {key: (low + root["extremes"].get(key, (gap, gap))[0],
-                                       high + root["extremes"].get(key, (gap, gap))[1])
-                                 for key, (low, high) in delta["extremes"].items()}
+        rooted_pairs, own = kept_form(root["extremes"], rooted), kept_form(delta["extremes"], count)
+        if rooted_pairs is not None and own is not None:  # (every pair read: the join is of every one)
+            whole["extremes"] = {key: (low + rooted_pairs[key][0], high + rooted_pairs[key][1])
+                                 if key in rooted_pairs else (low + gap, high + gap)
+                                 for key, (low, high) in own.whole().items()}
     except (KeyError, TypeError, ValueError, EOFError, AttributeError, IndexError):
         return None  # not what this code writes: the caller checks the shape of what it gives, too
     return whole, refs

@@ -86,9 +86,12 @@ def _statistic(listing: Listing, key: str, stat: str) -> list[object] | None:
     statistic the listing does not hold."""
     if stat == "last":
         return _with_gaps(listing, "metrics", key)
-    if stat not in ("min", "max") or listing.extremes is None:
+    if stat not in ("min", "max") or listing.extremes is None or key not in listing.extremes:
         return None
-    values: list[object] = list(listing.extremes[key][stat == "max"])
+    try:
+        values: list[object] = list(listing.extremes[key][stat == "max"])
+    except ValueError:  # a damaged file's: the runs answer
+        return None
     for i in listing.keys["metrics"][key][2]:
         values[i] = MISSING
     return values
