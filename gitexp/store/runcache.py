@@ -379,12 +379,15 @@ class Cache:
             return
         summaries = {**self.summaries.stored(), **self.summaries.recent, **self.summaries.added}
         stored = self.rows.stored()
-        # The new rows share their strings with the stored ones, so that each whole write does not
-        # add another copy of every key (marshal writes an object held twice once).
-        memo: dict[str, str] = {}
-        for row in itertools.islice(stored.values(), 8):
-            share(row, memo)
-        rows = {**stored, **{c: shared_entry(None, row, memo)[1] for c, (_, row) in recent.items()}}
+        rows = {**stored, **{c: row for c, (_, row) in recent.items()}}
+        if 0 < len(recent) <= len(stored):
+            # A few new rows share their strings with the stored ones, so that each whole write does
+            # not add another copy of every key (marshal writes an object held twice once). (Rows
+            # read from git all at once already share theirs: Cache.add's memo.)
+            memo: dict[str, str] = {}
+            for row in itertools.islice(stored.values(), 8):
+                share(row, memo)
+            rows.update((c, shared_entry(None, row, memo)[1]) for c, (_, row) in recent.items())
         kept = [commit for commit in order if commit in self.envs]
         if not prune:
             listed = set(kept)
