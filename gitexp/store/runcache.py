@@ -193,16 +193,12 @@ def shared_entry(env_blob: str | None, row: Row | None, memo: dict[str, str]) ->
 
 def known_names(commondir: Path) -> dict[str, str] | None:
     """From NAMES_FILE: the name of each cached run's commit (a commit not in it is not known); None without it."""
-    return _names_file(commondir)[0]
+    return names_and_origins(commondir)[0]
 
 
-def known_origins(commondir: Path) -> dict[str, tuple[str, str]] | None:
-    """From NAMES_FILE: (meta key, run id) of the run each commit of known_names() came from, for those
-    that came from one (a commit it names came from none); None without it."""
-    return _names_file(commondir)[1]
-
-
-def _names_file(commondir: Path) -> tuple[Any, Any]:
+def names_and_origins(commondir: Path) -> tuple[dict[str, str] | None, dict[str, tuple[str, str]] | None]:
+    """From NAMES_FILE, read once: known_names(), and (meta key, run id) of the run each commit it names
+    came from, for those that came from one (a commit it names came from none); None, None without it."""
     # The names and origins in one file: written as two, a reader could take one writer's names
     # with another's origins, and miss the origin of a run whose name it knows.
     data = cachefile.load(commondir / NAMES_FILE)
@@ -342,7 +338,7 @@ class Cache:
         """NAMES_FILE: what get_run asks of every run to find one by its name or handle, and `git exp
         log RUN` to find its lineage. *whole*: of the runs of *rows* alone; else the file's, brought up
         to date with *rows* (the runs added), without reading every row."""
-        named, origins = (None, None) if whole else _names_file(self.commondir)
+        named, origins = (None, None) if whole else names_and_origins(self.commondir)
         if named is None or origins is None:
             named, origins = {}, {}
             if not whole:

@@ -25,7 +25,7 @@ from gitexp.store.runcache import (
     Row,
     Summaries,
     known_names,
-    known_origins,
+    names_and_origins,
     origin,
     row_base_commit,
     row_duration,
@@ -624,7 +624,7 @@ def lineage_records(run: RunRecord) -> list[RunRecord]:
     else:
         refs = repo.refs(names.REF_PREFIX)
         count, commits = len(refs), {ref.rpartition("/")[2]: commit for ref, commit in refs.items()}
-    named, origins = known_names(repo.commondir), known_origins(repo.commondir)
+    named, origins = names_and_origins(repo.commondir)
     if named is None or origins is None or len(commits) != count or _has_locks(_journal_names(repo)) \
             or not all(map(named.__contains__, commits.values())):
         return load_runs(repo)
