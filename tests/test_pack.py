@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -224,3 +225,30 @@ def test_a_sweep_in_one_process_leaves_no_pack_kept_and_the_folder_bounded(repo:
     git(repo, "fsck", "--no-dangling")
     note = git(repo, "notes", "--ref=experiments", "show", "HEAD").splitlines()
     assert len(note) == 1 + notes.NOTE_LINES and note[-1].startswith(run.id), "the newest runs, and a line saying so"
+
+
+def test_a_process_whose_runs_ended_merges_their_small_packs_as_it_exits(
+        repo: Path, env_for_subprocess: dict[str, str]) -> None:
+    """A sweep leaves up to SOFT_LIMIT small packs between two merges, and git searches each for
+    every object they lack (the user's own commits): the process that ended the runs folds them as
+    it exits, and every run stays whole."""
+    from gitexp.git import maintenance
+
+    script = (
+        "from pathlib import Path\n"
+        "import gitexp\n"
+        "from gitexp.git import maintenance\n"
+        "for i in range(12):\n"
+        "    with gitexp.start_run(name=f'trial-{i}', params={'i': i}, system_metrics_interval=0) as run:\n"
+        "        run.log_metric('loss', 1 / (i + 1))\n"
+        "gitexp.flush()\n"
+        "print(maintenance.mergeable(Path('.git')))\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env_for_subprocess, capture_output=True,
+                          text=True, timeout=120, check=True)
+    before = int(proc.stdout)
+    after = maintenance.mergeable(repo / ".git")
+    assert before > maintenance.EXIT_LIMIT, "the runs left more small packs than the exit merge leaves"
+    assert after <= maintenance.EXIT_LIMIT < before
+    git(repo, "fsck", "--no-dangling")
+    assert sorted(r.name for r in gitexp.load_runs()) == sorted(f"trial-{i}" for i in range(12))
+    assert {r.name: r.history("loss").values for r in gitexp.load_runs()}["trial-3"] == [0.25]

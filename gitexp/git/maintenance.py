@@ -34,6 +34,7 @@ from pathlib import Path
 from gitexp.git import pack
 
 SOFT_LIMIT = 32  # mergeable packs before a writer merges (below git's gc.autoPackLimit, 50)
+EXIT_LIMIT = 4  # ... from which a process whose runs ended merges them as it exits (merge_at_exit)
 HARD_LIMIT = 64  # ... before a writer waits for another process's merge to finish
 MAX_MERGE = 1 << 30  # bytes merged at once; larger packs are left to `git gc`
 KEEP_PREFIX = b"gitexp"
@@ -57,6 +58,7 @@ def _after_fork() -> None:
     _spares_lock = threading.Lock()  # a parent's thread may have held it
     _spares.clear()  # the parent's files, naming the parent: it removes them
     _held.clear()
+    _at_exit.clear()  # (the parent merges its own; a child that ends runs registers again)
     _made = 0
 
 
@@ -155,6 +157,36 @@ def release_spares() -> None:
 atexit.register(release_spares)
 
 
+_at_exit: set[str] = set()  # common git dirs whose small packs this process merges as it exits
+
+
+def merge_at_exit(commondir: Path) -> None:
+    """Have this process fold the small packs of *commondir* as it exits (a run of it ended).
+
+    Up to SOFT_LIMIT of them stay between two merges, and every git command that looks up an object
+    none of them holds (the user's own commits, loose until git packs them) searches each one: with
+    32, `git status` took 30% longer and `git log -20` 40%, against 6% and 18% with 4. A merge per
+    pack written would cost every run a tenth of its time; one as the process exits, nothing that
+    it waits for."""
+    with _spares_lock:
+        first = not _at_exit
+        _at_exit.add(os.fspath(commondir))
+    if first:
+        atexit.register(_merge_at_exit)
+
+
+def _merge_at_exit() -> None:
+    with _spares_lock:
+        folders = sorted(_at_exit)
+        _at_exit.clear()
+    for commondir in folders:
+        try:
+            if mergeable(Path(commondir)) > EXIT_LIMIT:
+                compact(Path(commondir))
+        except OSError:  # (the repository gone meanwhile, a read-only one: git gc merges them)
+            pass
+
+
 def after_write(commondir: Path) -> None:
     """Called after a pack is written: merge when the folder holds too many mergeable packs."""
     pack_dir = commondir / "objects" / "pack"
@@ -162,6 +194,11 @@ def after_write(commondir: Path) -> None:
     if len(_candidates(names)) <= SOFT_LIMIT:
         return
     compact(commondir, wait=len(_candidates(names)) > HARD_LIMIT)
+
+
+def mergeable(commondir: Path) -> int:
+    """How many packs of *commondir* a merge may fold now (no .keep, whole objects)."""
+    return len(_candidates(set(os.listdir(commondir / "objects" / "pack"))))
 
 
 def _candidates(names: set[str]) -> list[str]:

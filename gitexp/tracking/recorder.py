@@ -17,6 +17,7 @@ from typing import Any
 
 from gitexp import threads
 from gitexp.errors import GitexpError
+from gitexp.git import maintenance
 from gitexp.git.repo import Repo
 from gitexp.store import journal
 from gitexp.store import writer as store
@@ -199,6 +200,7 @@ class Recorder:
                 self._journal.remove()
                 add_note(self.repo, self.state)
                 self.repo.give_back()
+                maintenance.merge_at_exit(self.repo.commondir)  # (its packs, released, merged as the process ends)
                 return
             time.sleep(0.05 * 2**attempt)
         with self._lock:
