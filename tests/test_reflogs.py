@@ -181,6 +181,27 @@ def test_a_process_that_made_runs_starts_an_archiving_pass_as_it_exits(repo: Pat
     assert problems(repo) == []
 
 
+@pytest.mark.parametrize("runs", [reflogs.PACK_AT_EXIT - 2, reflogs.PACK_AT_EXIT + 2])
+def test_a_process_that_made_many_run_refs_packs_them_as_it_exits(repo: Path, env_for_subprocess: dict[str, str],
+                                                                   runs: int) -> None:
+    """Loose run refs slow every `git log --decorate`: a process that made PACK_AT_EXIT or more
+    packs them as it exits (packed-refs small), fewer stay loose until the next upkeep pass."""
+    gitdir = repo / ".git"
+    script = ("import gitexp\n"
+              f"for i in range({runs}):\n"
+              "    with gitexp.start_run(name=f'r{i}', system_metrics_interval=0) as run:\n"
+              "        run.log_metric('acc', i)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=repo, env=env_for_subprocess, check=True, timeout=120)
+    loose = [path for path in (gitdir / "refs" / "experiments").glob("**/*") if path.is_file()]
+    packed = (gitdir / "packed-refs").read_text() if (gitdir / "packed-refs").exists() else ""
+    if runs >= reflogs.PACK_AT_EXIT:
+        assert loose == [] and packed.count("refs/experiments/") == runs
+    else:
+        assert len(loose) == runs and "refs/experiments/" not in packed
+    assert sorted(r.name for r in gitexp.load_runs(repo)) == sorted(f"r{i}" for i in range(runs))
+    assert problems(repo) == []
+
+
 def wait_until(condition: Callable[[], bool], limit: float = 60) -> None:
     deadline = time.monotonic() + limit
     while not condition():
