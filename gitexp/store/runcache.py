@@ -3,9 +3,10 @@
 `<common git dir>/gitexp/cache/runs-v6.marshal` holds {"envs": ..., "rows": ...}:
 
 - envs maps the commit id of each cached run to the id of its env.yaml blob, or None;
-- rows is the marshal bytes of a map of the same commit ids to what listing runs reads (a Row,
-  from make_row), so that `git exp ls` and the usual queries over 10,000 runs read nothing else;
-  None for a run too unusual for one. They are read when the first row is asked for (Rows).
+- rows is the marshal bytes of a list, in the order of envs, of what listing runs reads of each
+  (a Row, from make_row), so that `git exp ls` and the usual queries over 10,000 runs read
+  nothing else; None for a run too unusual for one. They are read when the first row is asked
+  for (Rows).
 
 `runs-v6-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
 params, metric summaries). It is read only when a record's meta, params or metrics are first used
@@ -32,6 +33,7 @@ import contextlib
 import gc
 import itertools
 import marshal
+import threading
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from pathlib import Path
@@ -222,26 +224,29 @@ class Rows:
         """*data*: a list of rows marshalled, those of the first *count* keys of *commits*, in order."""
         self._data, self._commits, self._count = data, commits, count
         self._stored: dict[str, Row | None] | None = None if data is not None else {}
+        self._reading = threading.Lock()  # (records of one load_runs may be listed from several threads: the UI)
         self.recent = recent or {}  # those of DELTA_FILE
         self.added: dict[str, Row | None] = {}
 
     def stored(self) -> dict[str, Row | None]:
         """CACHE_FILE's rows ({} where they cannot be read: the records then read their meta)."""
-        if self._stored is None:
-            collecting = gc.isenabled()
-            gc.disable()  # (as load_runs: the cyclic GC would walk 100,000 new rows again and again)
-            try:
-                found = marshal.loads(self._data or b"")
-            except (EOFError, ValueError, TypeError):
-                found = None
-            finally:
-                if collecting:
-                    gc.enable()
-            commits = self._commits
-            sound = type(found) is list and len(found) == self._count and commits is not None
-            self._stored = dict(zip(itertools.islice(commits or (), self._count), found, strict=True)) if sound else {}
-            self._data = self._commits = None
-        return self._stored
+        with self._reading:
+            if self._stored is None:
+                collecting = gc.isenabled()
+                gc.disable()  # (as load_runs: the cyclic GC would walk 100,000 new rows again and again)
+                try:
+                    found = marshal.loads(self._data or b"")
+                except (EOFError, ValueError, TypeError):
+                    found = None
+                finally:
+                    if collecting:
+                        gc.enable()
+                commits = self._commits
+                sound = type(found) is list and len(found) == self._count and commits is not None
+                self._stored = dict(zip(itertools.islice(commits or (), self._count), found, strict=True)) \
+                    if sound else {}
+                self._data = self._commits = None
+            return self._stored
 
     def get(self, commit: str) -> Row | None:
         """The row of a cached run's commit; None for a run too unusual for one, or not cached."""
