@@ -703,16 +703,9 @@ def _by_handle_alone(repo: RepoReader, refs: dict[str, str], named: dict[str, st
     # Every run's name known, none of them *text*: without loading the cache's 100,000 rows.
     if named is not None and all(named.get(commit, text) != text for commit in refs.values()):
         return found[0][0].rpartition("/")[2]
-    collecting = gc.isenabled()
-    gc.disable()  # as load_runs does: the cyclic GC would walk the cache's many new objects again and again
-    try:
-        cache = Cache(repo.commondir)
-        cache.rows.stored()
-    finally:
-        if collecting:
-            gc.enable()
-    for commit in refs.values():
-        entry = cache.entry(commit)
-        if entry is None or entry[1] is None or row_name(entry[1]) == text:
+    cache = Cache(repo.commondir)  # (its rows read with the cyclic GC paused: Rows.stored)
+    commits = list(refs.values())
+    for commit, row in zip(commits, cache.rows.get_many(commits), strict=True):
+        if commit not in cache.envs or row is None or row_name(row) == text:
             return None  # a run the cache does not list, or one named *text*
     return found[0][0].rpartition("/")[2]
