@@ -421,8 +421,7 @@ def text_columns(columns: Sequence[str], values: Sequence[Sequence[Any]], precis
             column_values = local_times(column_values)
         elif pretty and column == "duration":
             # human_duration, with its usual case inline
-            column_values = per_distinct(_durations, column_values) if \
-                set(map(type, column_values)) <= {float, type(None)} else _durations(column_values)
+            column_values = _durations(column_values)
         shown.append(cells(column_values, precision))
     return shown
 
