@@ -398,7 +398,7 @@ def _archive_at_exit() -> None:
             if os.path.getsize(os.path.join(commondir, PENDING)) >= EXIT_FROM:
                 start_upkeep(commondir, archive=True)
             elif _packed_size(commondir) <= PACK_AT_EXIT_MOST and \
-                    len(_loose_run_refs(commondir)) >= PACK_AT_EXIT:
+                    _loose_run_refs(commondir) >= PACK_AT_EXIT:
                 subprocess.run(["git", "--git-dir", str(commondir), "pack-refs", "--all", "--prune"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                check=False, timeout=30)
@@ -406,19 +406,19 @@ def _archive_at_exit() -> None:
             continue
 
 
-def _packed_size(commondir: str) -> int:
+def _loose_run_refs(commondir: str) -> int:
+    """How many loose refs are under refs/experiments/ (a few hundred at most: packed every
+    PACK_EVERY). Counted here, not with gitfiles.loose_refs: gitfiles reads the archive through
+    this module."""
+    return sum(len([name for name in files if not name.endswith(".lock")])
+               for _, _, files in os.walk(os.path.join(commondir, "refs", "experiments")))
+
+
+def _packed_size(commondir: Path | str) -> int:
     try:
         return os.stat(os.path.join(commondir, "packed-refs")).st_size
-    except FileNotFoundError:
+    except OSError:
         return 0
-
-
-def _loose_run_refs(commondir: str) -> list[str]:
-    """The files of the loose refs under refs/experiments/ (a few hundred at most: packed every PACK_EVERY)."""
-    found = []
-    for folder, _, files in os.walk(os.path.join(commondir, "refs", "experiments")):
-        found += [os.path.join(folder, name) for name in files if not name.endswith(".lock")]
-    return found
 
 
 # Registered as the module is imported, which is before any run of this process starts (the run's
@@ -429,10 +429,7 @@ atexit.register(_archive_at_exit)
 
 def pack_interval(commondir: Path | str) -> int:
     """New refs between two packings of the refs: PACK_EVERY, more as packed-refs grows."""
-    try:
-        size = os.stat(os.path.join(commondir, "packed-refs")).st_size
-    except OSError:
-        size = 0
+    size = _packed_size(commondir)
     steps = min(max(1, size // PACKED_PER_NEW // PACK_EVERY), ARCHIVE_EVERY // PACK_EVERY)
     while (ARCHIVE_EVERY // PACK_EVERY) % steps:  # a divisor of ARCHIVE_EVERY, so the archiving pass stays due
         steps -= 1
