@@ -503,8 +503,11 @@ _VALUE = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow
                    st.lists(st.integers(0, 2), max_size=2), st.just({}))
 _PARAMS = st.recursive(st.dictionaries(_TEXT, _VALUE, max_size=3),
                        lambda inner: st.dictionaries(_TEXT, inner, min_size=1, max_size=2), max_leaves=6)
-_SUMMARY = st.fixed_dictionaries({"last": st.floats(allow_nan=False), "min": st.floats(allow_nan=False),
-                                  "max": st.floats(allow_nan=False)}, optional={"step": st.integers(0, 9)})
+_SUMMARY = st.one_of(
+    st.fixed_dictionaries({"last": st.floats(allow_nan=False), "min": st.floats(allow_nan=False),
+                           "max": st.floats(allow_nan=False)}, optional={"step": st.integers(0, 9)}),
+    # Rows without lasts or extremes: a metric with no last value, or no min and max.
+    st.fixed_dictionaries({}, optional={"last": st.floats(allow_nan=False), "min": st.floats(allow_nan=False)}))
 _METRICS = st.dictionaries(st.sampled_from(["loss", "val/acc", "system/cpu", "lr"]).map(_fresh), _SUMMARY, max_size=3)
 _COMMITS = st.sampled_from(["a" * 40, "b" * 40]).map(_fresh)
 _META = st.fixed_dictionaries({}, optional={
@@ -530,15 +533,22 @@ def _strings(value: Any, out: list[str]) -> list[str]:
 @given(st.lists(st.tuples(st.one_of(st.none(), _COMMITS), _META, _PARAMS, _METRICS), max_size=6))
 def test_shared_entry_is_share_of_the_entry(runs: list[tuple[str | None, dict, dict, dict]]) -> None:
     """The cache's entries as Cache.add keeps them: shared_entry() (knowing a row's shape) gives what
-    share() gives, and as share() does, makes every string equal to another the same object."""
+    share() gives, and as share() does, makes every string equal to another the same object; so
+    does shared_row(), which makes the row and shares it in one pass."""
     fast_memo: dict[str, str] = {}
     reference_memo: dict[str, str] = {}
-    fast, reference = [], []
+    fast, reference, one_pass = [], [], []
+    one_pass_memo: dict[str, str] = {}
     for env_blob, meta, params, metrics in runs:
         row = runcache.make_row(meta, params, metrics)
         fast.append(runcache.shared_entry(env_blob, row, fast_memo))
         reference.append(runcache.share((env_blob, runcache.make_row(meta, params, metrics)), reference_memo))
+        one_pass.append(runcache.shared_row(meta, params, metrics, one_pass_memo))
     assert fast == reference
+    assert one_pass == [row for _, row in reference]
+    found_once: dict[str, int] = {}
+    for text in _strings(one_pass, []):
+        assert found_once.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
     found: dict[str, int] = {}
     for text in _strings(fast, []):
         assert found.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
