@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitexp.git import midx, pack
+from gitexp.git import pack
 
 SOFT_LIMIT = 32  # mergeable packs before a writer merges (below git's gc.autoPackLimit, 50)
 EXIT_LIMIT = 4  # ... from which a process whose runs ended merges them as it exits (merge_at_exit)
@@ -189,28 +189,25 @@ def _merge_at_exit() -> None:
 
 def after_write(commondir: Path) -> None:
     """Called after a pack is written: merge when the folder holds too many mergeable packs."""
-    count = mergeable(commondir)
-    if count <= SOFT_LIMIT:
+    pack_dir = commondir / "objects" / "pack"
+    names = set(os.listdir(pack_dir))
+    if len(_candidates(names)) <= SOFT_LIMIT:
         return
-    compact(commondir, wait=count > HARD_LIMIT)
+    compact(commondir, wait=len(_candidates(names)) > HARD_LIMIT)
 
 
 def mergeable(commondir: Path) -> int:
     """How many packs of *commondir* a merge may fold now (no .keep, whole objects)."""
-    pack_dir = commondir / "objects" / "pack"
-    return len(_candidates(set(os.listdir(pack_dir)), pack_dir))
+    return len(_candidates(set(os.listdir(commondir / "objects" / "pack"))))
 
 
-def _candidates(names: set[str], pack_dir: Path, indexed_too: bool = False) -> list[str]:
-    """Base names (pack-<sha>) of the packs a merge may fold, from the folder's listing; those the
-    multi-pack-index names only with *indexed_too*."""
-    # A pack the multi-pack-index names stays: merged away, it would leave that index stale.
-    indexed = midx.covered(pack_dir) if midx.NAME in names and not indexed_too else None
+def _candidates(names: set[str]) -> list[str]:
+    """Base names (pack-<sha>) of the packs a merge may fold, from the folder's listing."""
     out = []
     for name in names:
         if name.endswith(".idx") and name.startswith("pack-"):
             base = name[:-4]
-            if base in _unmergeable or f"{base}.pack" not in names or (indexed is not None and base in indexed):
+            if base in _unmergeable or f"{base}.pack" not in names:
                 continue
             if any(f"{base}.{suffix}" in names for suffix in ("keep", "promisor", "mtimes", "bitmap")):
                 continue
@@ -273,16 +270,9 @@ def geometric_split(sizes: list[int], factor: int = 2) -> int:
     return split if split >= 2 else 0
 
 
-def fold(commondir: Path) -> int:
-    """Merge every mergeable pack into one, those the multi-pack-index names too (which then goes),
-    up to MAX_MERGE bytes: before the upkeep writes that index again (settle.py), so that the packs
-    it names, which no merge folds, stay few. The caller holds pack_lock. Returns how many were merged."""
-    return _merge_smallest(commondir / "objects" / "pack", every=True)
-
-
-def _merge_smallest(pack_dir: Path, every: bool = False) -> int:
-    sizes = _sizes(pack_dir, _candidates(set(os.listdir(pack_dir)), pack_dir, indexed_too=every))
-    split = len(sizes) if every else geometric_split([size for size, _ in sizes])
+def _merge_smallest(pack_dir: Path) -> int:
+    sizes = _sizes(pack_dir, _candidates(set(os.listdir(pack_dir))))
+    split = geometric_split([size for size, _ in sizes])
     chosen, total = [], 0
     for size, base in sizes[:split]:
         if total + size > MAX_MERGE:
@@ -306,9 +296,6 @@ def _merge_smallest(pack_dir: Path, every: bool = False) -> int:
     finally:
         for data in maps:
             data.close()
-    # (None of them is named by the multi-pack-index, if it was written before they were chosen;
-    # one written since, by git, is removed before they are.)
-    midx.forget(pack_dir, merged)
     for base in merged:
         # The index first: without it no reader looks at the pack any more.
         for suffix in ("idx", "pack", "rev"):
@@ -316,6 +303,12 @@ def _merge_smallest(pack_dir: Path, every: bool = False) -> int:
                 os.unlink(pack_dir / f"{base}.{suffix}")
             except FileNotFoundError:
                 pass
+    # A multi-pack index naming a removed pack would send git looking for it: git works without one,
+    # and `git multi-pack-index write` (or `git maintenance`) writes it again.
+    try:
+        os.unlink(pack_dir / "multi-pack-index")
+    except FileNotFoundError:
+        pass
     return len(merged)
 
 

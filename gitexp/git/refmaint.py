@@ -56,7 +56,6 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
     subprocess.run(["git", "--git-dir", str(commondir), "pack-refs", "--all", "--prune"], stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if not archive:
-        settle.index_packs(Path(commondir))  # (the archiving pass's settle() writes it too)
         return 0
     with open(pending, "wb"):
         pass  # refs made from now on count toward the next pass

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitexp.git import catfile, maintenance, midx, packindex
+from gitexp.git import catfile, maintenance, packindex
 
 KEEP = b"gitexp settled\n"
 RUN_REFS = ("refs/experiments/", "refs/experiments-", "refs/notes/experiments")
@@ -48,14 +48,12 @@ class Settled:
     objects: int = 0  # objects packed into a new settled pack
     removed: int = 0  # packs removed as redundant (rewritten ones included)
     rolled: int = 0  # settled packs merged into one
-    indexed: bool = False  # the multi-pack-index written (midx.py)
 
 
-def settle(commondir: Path, minimum: int | None = None, index_from: int = midx.MIDX_FROM) -> Settled:
+def settle(commondir: Path, minimum: int | None = None) -> Settled:
     """Settle the run objects no kept pack holds yet, once the packs made since the last pass
-    hold *minimum* (SETTLE_FROM) objects and an eighth of the settled ones; then bring the
-    multi-pack-index up to date, once the packs hold *index_from* objects (midx.refresh). Nothing
-    when another process holds the pack lock (it runs again at the next upkeep)."""
+    hold *minimum* (SETTLE_FROM) objects and an eighth of the settled ones; nothing when another
+    process holds the pack lock (it runs again at the next upkeep)."""
     minimum = SETTLE_FROM if minimum is None else minimum
     done = Settled()
     with maintenance.pack_lock(commondir, wait=False) as held:
@@ -63,52 +61,27 @@ def settle(commondir: Path, minimum: int | None = None, index_from: int = midx.M
             return done
         pack_dir = commondir / "objects" / "pack"
         settled = sum(packindex.object_count(pack_dir, base) for base in settled_packs(pack_dir))
-        if _new_objects(commondir) >= max(minimum, settled // 8, 1):
-            _settle_new(commondir, done)
-        done.indexed = _index(commondir, index_from)
+        if _new_objects(commondir) < max(minimum, settled // 8, 1):
+            return done
+        # Stamped before the walk: packs written during it count toward the next pass.
+        (commondir / STAMP).touch()
+        _drop_dead_work(commondir)
+        runs, others = _tips(commondir)
+        if runs:
+            # gitexp's own packs store small objects as uncompressed deflate blocks, which git would
+            # copy as they are: compressed again here, they take a quarter to a third less space,
+            # for a tenth of a millisecond per run, in the background.
+            args = ["--revs", "--honor-pack-keep", "--no-reuse-object"]
+            name = _pack(commondir, args, [*runs, "--not", *others])
+            if name is None:  # a ref at an object this repository lacks (damage) stops git's walk
+                runs, others = _present(commondir, runs), _present(commondir, others)
+                name = _pack(commondir, args, [*runs, "--not", *others]) if runs else None
+            if name is not None:
+                done.objects = packindex.object_count(pack_dir, name)
+        if not _gc_running(commondir):
+            done.removed = _drop_redundant(commondir)
+            done.rolled = _roll_up(commondir)
     return done
-
-
-def index_packs(commondir: Path, index_from: int = midx.MIDX_FROM) -> bool:
-    """Write the multi-pack-index where there is none (git gc removed it) and the packs are many
-    (midx.py); what an upkeep pass that archives nothing does. True when one was written."""
-    with maintenance.pack_lock(commondir, wait=False) as held:
-        return held and _index(commondir, index_from, only_if_absent=True)
-
-
-def _index(commondir: Path, index_from: int, only_if_absent: bool = False) -> bool:
-    """Under the pack lock: gitexp's mergeable packs folded into one, then the multi-pack-index
-    written over every pack, where midx.due() says so. Packs the index names are never merged
-    (maintenance.py), so each write leaves one of gitexp's beside the user's and the settled
-    ones, not the handful a sweep left since the last: the count git gc --auto weighs stays low."""
-    if _gc_running(commondir) or not midx.due(commondir, index_from, only_if_absent):
-        return False
-    maintenance.fold(commondir)
-    return midx.write(commondir)
-
-
-def _settle_new(commondir: Path, done: Settled) -> None:
-    """settle()'s pass, under its lock: the new run objects packed into a settled pack, the packs
-    they made redundant removed, the settled packs rolled up."""
-    pack_dir = commondir / "objects" / "pack"
-    # Stamped before the walk: packs written during it count toward the next pass.
-    (commondir / STAMP).touch()
-    _drop_dead_work(commondir)
-    runs, others = _tips(commondir)
-    if runs:
-        # gitexp's own packs store small objects as uncompressed deflate blocks, which git would
-        # copy as they are: compressed again here, they take a quarter to a third less space,
-        # for a tenth of a millisecond per run, in the background.
-        args = ["--revs", "--honor-pack-keep", "--no-reuse-object"]
-        name = _pack(commondir, args, [*runs, "--not", *others])
-        if name is None:  # a ref at an object this repository lacks (damage) stops git's walk
-            runs, others = _present(commondir, runs), _present(commondir, others)
-            name = _pack(commondir, args, [*runs, "--not", *others]) if runs else None
-        if name is not None:
-            done.objects = packindex.object_count(pack_dir, name)
-    if not _gc_running(commondir):
-        done.removed = _drop_redundant(commondir)
-        done.rolled = _roll_up(commondir)
 
 
 def _drop_dead_work(commondir: Path) -> None:
@@ -289,6 +262,9 @@ def _drop_redundant(commondir: Path) -> int:
             continue
         _remove(pack_dir, base)
         removed += 1
+    if removed:
+        # A multi-pack index naming a removed pack would send git looking for it.
+        (pack_dir / "multi-pack-index").unlink(missing_ok=True)
     return removed
 
 
@@ -300,12 +276,11 @@ def _roll_up(commondir: Path) -> int:
         return 0
     for base in chosen:
         _remove(pack_dir, base)
+    (pack_dir / "multi-pack-index").unlink(missing_ok=True)
     return len(chosen)
 
 
 def _remove(pack_dir: Path, base: str) -> None:
-    # A multi-pack-index naming it first (settle() writes it again), then the pack's own index:
-    # without it no reader looks at the pack any more; the keep last.
-    midx.forget(pack_dir, [base])
+    # The index first: without it no reader looks at the pack any more; the keep last.
     for suffix in ("idx", "pack", *_SIDE, "keep"):
         (pack_dir / f"{base}.{suffix}").unlink(missing_ok=True)
