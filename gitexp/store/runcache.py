@@ -176,20 +176,17 @@ def shared_entry(env_blob: str | None, row: Row | None, memo: dict[str, str]) ->
     if row is None:
         return env_blob, None
 
-    def one(value: Any) -> Any:
-        kind = type(value)
-        return value if kind in _SCALARS else same(value, value) if kind is str else share(value, memo)
-
     name, status, start, duration, base_commit, flat, lasts, extremes, came_from = row
     if flat is not None:
         flat = {same(k, k): (v if (t := type(v)) in _SCALARS else same(v, v) if t is str else share(v, memo))
                 for k, v in flat.items()}
     if lasts is not None:
-        lasts = {same(k, k): (v if type(v) in _SCALARS else one(v)) for k, v in lasts.items()}
+        lasts = {same(k, k): (v if type(v) in _SCALARS else _shared(v, memo)) for k, v in lasts.items()}
     if extremes is not None:
         extremes = {same(k, k): (pair if type(pair) is tuple and type(pair[0]) in _SCALARS and type(pair[1]) in
                                  _SCALARS else share(pair, memo)) for k, pair in extremes.items()}
-    return env_blob, (one(name), one(status), one(start), one(duration), one(base_commit), flat, lasts, extremes,
+    return env_blob, (_shared(name, memo), _shared(status, memo), _shared(start, memo), _shared(duration, memo),
+                      _shared(base_commit, memo), flat, lasts, extremes,
                       None if came_from is None else share(came_from, memo))
 
 
