@@ -546,12 +546,10 @@ def test_shared_entry_is_share_of_the_entry(runs: list[tuple[str | None, dict, d
         one_pass.append(runcache.shared_row(meta, params, metrics, one_pass_memo))
     assert fast == reference
     assert one_pass == [row for _, row in reference]
-    found_once: dict[str, int] = {}
-    for text in _strings(one_pass, []):
-        assert found_once.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
-    found: dict[str, int] = {}
-    for text in _strings(fast, []):
-        assert found.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
+    for made in (fast, one_pass):
+        found: dict[str, int] = {}
+        for text in _strings(made, []):
+            assert found.setdefault(text, id(text)) == id(text), f"{text!r} is two objects"
 
 
 def test_rows_are_read_when_first_used_and_damaged_rows_fall_back_to_the_runs(repo: Path) -> None:
