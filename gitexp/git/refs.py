@@ -129,18 +129,20 @@ class Refs(Staging):
         # and libgit2 append to it for any ref, without touching the user's config.
         log = f"{self.commondir}/logs/{name}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            fd = os.open(log, flags, 0o666)
-        except FileExistsError:
-            return False
-        except FileNotFoundError:  # the experiment's first run
-            os.makedirs(os.path.dirname(log), exist_ok=True)
+        made = 0
+        while True:
             try:
                 fd = os.open(log, flags, 0o666)
             except FileExistsError:
                 return False
-        os.close(fd)
-        return True
+            except FileNotFoundError:  # the experiment's first run, or its folder removed by git meanwhile
+                made += 1
+                if made > len(refwrite.LOCK_DELAYS):
+                    raise
+                refwrite.make_folders(os.path.dirname(log))
+                continue
+            os.close(fd)
+            return True
 
     def _plain_refs(self) -> bool:
         """Whether refs are git's files backend (no reftable), which refwrite.py writes."""
@@ -194,7 +196,7 @@ class Refs(Staging):
                 if "lock" not in text or delay is None:
                     raise
                 if "No such file or directory" in text:
-                    os.makedirs(os.path.dirname(os.path.join(self.commondir, name)), exist_ok=True)
+                    refwrite.make_folders(os.path.dirname(os.path.join(self.commondir, name)))
                 time.sleep(delay)
 
     def update_ref(self, name: str, new: str, old: str, message: str) -> None:

@@ -119,7 +119,7 @@ def _lock(path: str, stale: bool) -> int:
             made += 1
             if made > len(LOCK_DELAYS):
                 raise
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            make_folders(os.path.dirname(path))
         except FileExistsError:
             if stale and _drop_stale(path + ".lock"):
                 stale = False
@@ -130,6 +130,20 @@ def _lock(path: str, stale: bool) -> int:
                     f"ref {path} stayed locked by another process for {sum(LOCK_DELAYS):.1f} s ({path}.lock); "
                     f"if no git command is running, delete that file") from None
             time.sleep(delay)
+
+
+def make_folders(path: str) -> None:
+    """os.makedirs(*path*, exist_ok=True), where a folder on the way may vanish meanwhile: `git pack-refs
+    --prune` and git's ref deletions remove the folders they empty, ours included. Between makedirs
+    finding `refs/experiments/sweep` and making `lr` in it, one did, and a run's checkpoint failed.
+    The caller, which opens a file in *path* next, retries that as well: the folder may go again."""
+    for _ in LOCK_DELAYS:
+        try:
+            os.makedirs(path, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    os.makedirs(path, exist_ok=True)
 
 
 def _drop_stale(lock: str) -> bool:
