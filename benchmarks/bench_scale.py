@@ -51,8 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import VENV, git, isolate, log, ls_command, mlflow_call, secs, source_state, wall
 from scale_fixture import ROOT, cached_scale_fixture, make_runs
 
+# Every ref gitexp writes (docs/format.md). The shelf's ref holds every shelved run: a fixture built
+# since the shelf shelves its runs during the build, and a "without runs" copy that kept the shelf
+# kept all 100,000 runs' objects, the anchor then measuring a repository with runs.
 RUN_REFS = ("refs/experiments/", "refs/experiments-trash/", "refs/experiments-remotes/",
-            "refs/experiments-conflicts/", "refs/notes/experiments")
+            "refs/experiments-conflicts/", "refs/experiments-pushing/", "refs/experiments-shelf",
+            "refs/notes/experiments")
 
 
 def ok(flag: bool) -> str:
