@@ -165,7 +165,8 @@ def test_sigterm_ends_the_run_while_the_environment_capture_cannot_finish(repo: 
         proc.kill()  # (one that hung would outlive the tests)
     assert proc.stderr is not None and "ends without its environment" in proc.stderr.read()
     record = gitexp.get_run(run_id)
-    assert record.status == "KILLED" and record.metrics["x"]["count"] == 1 and record.env_blob is None
+    assert record.status == "KILLED" and record.metrics["x"]["count"] == 1
+    assert record.read("env.yaml") is None and record.env == {}
 
 
 @pytest.mark.parametrize(("ending", "status"), [("pass", "FINISHED"), ("raise ValueError('boom')", "FAILED")])

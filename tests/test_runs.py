@@ -26,15 +26,15 @@ QUIET = {"system_metrics_interval": 0}
 
 
 def cached(repo: Path, path: Path = CACHE_FILE) -> dict[str, Any]:
-    """The runs of a cache file, by commit (CACHE_FILE's: their env blobs)."""
+    """The runs of a cache file, by commit (CACHE_FILE's: their commits alone)."""
     data = marshal.loads((repo / ".git" / path).read_bytes())
-    return data["envs"] if path == CACHE_FILE else data
+    return dict.fromkeys(data["commits"]) if path == CACHE_FILE else data
 
 
 def read_from_git(record: RunRecord) -> RunRecord:
     """The same run, read from its commit in git, bypassing the cache (meta, params, metrics set)."""
-    meta, params, metrics, env_blob = fmt.read_listing(record.repo, record.commit)
-    return RunRecord(record.id, record.experiment, record.commit, meta, params, metrics, record.repo, env_blob)
+    meta, params, metrics = fmt.read_listing(record.repo, record.commit)
+    return RunRecord(record.id, record.experiment, record.commit, meta, params, metrics, record.repo)
 
 
 def make_run(name: str, experiment: str = "default", params: dict[str, Any] | None = None,
@@ -161,7 +161,7 @@ def test_runs_read_by_git_in_a_batch_are_the_runs_read_one_by_one(repo: Path, mo
         with pytest.warns(RuntimeWarning) as caught:
             records = load_runs()
         return "\n".join(sorted(str(w.message) for w in caught)), [
-            (r.id, r.experiment, r.commit, r.env_blob, r.listing_row, r.meta, r.params, r.metrics) for r in records]
+            (r.id, r.experiment, r.commit, r.listing_row, r.meta, r.params, r.metrics) for r in records]
 
     one_by_one = read()
     monkeypatch.setattr(runs, "BATCH_FROM", 1)
@@ -180,8 +180,8 @@ def test_the_names_file_knows_every_listed_runs_name(repo: Path) -> None:
     newer = make_run("cafe")
     commit = Repo.discover().ref(newer.ref) or ""
     cache = runcache.Cache(repo / ".git")
-    meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
-    cache.add(commit, meta, params, metrics, env)
+    meta, params, metrics = fmt.read_listing(Repo.discover(), commit)
+    cache.add(commit, meta, params, metrics)
     cache.save([commit], prune=True, delta_from=20)  # 1 new of 20: a delta write
     assert (repo / ".git" / DELTA_FILE).exists()
     assert runcache.known_names(repo / ".git") == {**named, commit: "cafe"}
@@ -230,13 +230,14 @@ def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> Non
     new = make_run("new", params={"lr": 5}, metrics={"loss": 0.5})
     cache = runcache.Cache(repo / ".git")
     commit = Repo.discover().ref(new.ref) or ""
-    assert cache.entry(commit) is None
-    meta, params, metrics, env = fmt.read_listing(Repo.discover(), commit)
-    cache.add(commit, meta, params, metrics, env)
+    assert commit not in cache.commits
+    meta, params, metrics = fmt.read_listing(Repo.discover(), commit)
+    assert cache.add(commit, meta, params, metrics) == (True, runcache.make_row(meta, params, metrics))
     cache.save([commit], prune=True, delta_from=40)  # 1 new of 40: beside them
     assert (repo / ".git" / CACHE_FILE).read_bytes() == main and (repo / ".git" / DELTA_FILE).exists()
     again = runcache.Cache(repo / ".git")
-    assert again.entry(commit) == cache.entry(commit) and again.summaries.read(commit) == (meta, params, metrics)
+    assert commit in again.commits and again.rows.get(commit) == cache.rows.get(commit) is not None
+    assert again.summaries.read(commit) == (meta, params, metrics)
     records = load_runs()  # all from the cache: nothing written
     assert (repo / ".git" / CACHE_FILE).read_bytes() == main
     assert records[0].listing_row is not None and records[0].name == "new" and records[0].params == {"lr": 5}
@@ -248,7 +249,7 @@ def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> Non
 def test_a_damaged_delta_file_is_left_aside(repo: Path) -> None:
     make_run("a", params={"lr": 0.1})
     load_runs()
-    (repo / ".git" / DELTA_FILE).write_bytes(marshal.dumps({"entries": {"0" * 40: "x"}, "summaries": {}}))
+    (repo / ".git" / DELTA_FILE).write_bytes(marshal.dumps({"rows": {"0" * 40: "x"}, "summaries": {}}))
     make_run("b", params={"lr": 0.2})
     assert [r.params for r in load_runs()] == [{"lr": 0.2}, {"lr": 0.1}]
     (repo / ".git" / DELTA_FILE).write_bytes(b"\x00not marshal")
@@ -378,7 +379,7 @@ def test_a_live_run_is_listed_with_what_its_journal_holds(repo: Path) -> None:
     assert run_rows(load_runs(), ["metrics.loss"])[1][0]["metrics.loss"] == 0.25
     assert [r.id for r in search_runs("metrics.loss < 0.3")] == [run.id]
     data = marshal.loads((repo / ".git" / CACHE_FILE).read_bytes())
-    stored = dict(zip(data["envs"], marshal.loads(data["rows"]), strict=True))
+    stored = dict(zip(data["commits"], marshal.loads(data["rows"]), strict=True))
     assert runcache.row_lasts(stored[record.commit]) == {}, "the cache holds what the commit holds, never live values"
     run.log_metric("loss", 0.125)
     run.flush_journal()
@@ -530,22 +531,22 @@ def _strings(value: Any, out: list[str]) -> list[str]:
     return out
 
 
-@given(st.lists(st.tuples(st.one_of(st.none(), _COMMITS), _META, _PARAMS, _METRICS), max_size=6))
-def test_shared_entry_is_share_of_the_entry(runs: list[tuple[str | None, dict, dict, dict]]) -> None:
-    """The cache's entries as Cache.add keeps them: shared_entry() (knowing a row's shape) gives what
+@given(st.lists(st.tuples(_META, _PARAMS, _METRICS), max_size=6))
+def test_share_row_is_share_of_the_row(runs: list[tuple[dict, dict, dict]]) -> None:
+    """The cache's rows as Cache.add keeps them: share_row() (knowing a row's shape) gives what
     share() gives, and as share() does, makes every string equal to another the same object; so
     does shared_row(), which makes the row and shares it in one pass."""
     fast_memo: dict[str, str] = {}
     reference_memo: dict[str, str] = {}
     fast, reference, one_pass = [], [], []
     one_pass_memo: dict[str, str] = {}
-    for env_blob, meta, params, metrics in runs:
+    for meta, params, metrics in runs:
         row = runcache.make_row(meta, params, metrics)
-        fast.append(runcache.shared_entry(env_blob, row, fast_memo))
-        reference.append(runcache.share((env_blob, runcache.make_row(meta, params, metrics)), reference_memo))
+        fast.append(runcache.share_row(row, fast_memo))
+        reference.append(runcache.share(runcache.make_row(meta, params, metrics), reference_memo))
         one_pass.append(runcache.shared_row(meta, params, metrics, one_pass_memo))
     assert fast == reference
-    assert one_pass == [row for _, row in reference]
+    assert one_pass == reference
     for made in (fast, one_pass):
         found: dict[str, int] = {}
         for text in _strings(made, []):
@@ -553,7 +554,7 @@ def test_shared_entry_is_share_of_the_entry(runs: list[tuple[str | None, dict, d
 
 
 def test_rows_are_read_when_first_used_and_damaged_rows_fall_back_to_the_runs(repo: Path) -> None:
-    """load_runs() makes its records from the cache's env blobs alone; the rows (what listings
+    """load_runs() makes its records from the cache's commits alone; the rows (what listings
     read) come when the first is asked for, and rows that cannot be read cost time, not answers."""
     for name in ("a", "b"):
         make_run(name, params={"lr": 0.1}, metrics={"loss": 0.5})

@@ -56,11 +56,11 @@ def _titles(repo: Repo, refs: list[str], every: Iterable[str] | None = None) -> 
         try:
             if commit is None or run_id not in handles:
                 raise CorruptRunError(f"{ref} is no run here")
-            meta, params, metrics, env = read_listing(repo, commit)
+            meta, params, metrics = read_listing(repo, commit)
         except CorruptRunError:
             out[ref] = ref  # a damaged run is named by its ref, as the warnings about it do
             continue
-        out[ref] = run_title(RunRecord(run_id, experiment, commit, meta, params, metrics, repo, env), handles[run_id])
+        out[ref] = run_title(RunRecord(run_id, experiment, commit, meta, params, metrics, repo), handles[run_id])
     return out
 
 

@@ -100,8 +100,8 @@ class LazyRepo:
     def read_path(self, commit: str, path: str) -> bytes | None:
         return self.open().read_path(commit, path)
 
-    def read_path_and_entry(self, commit: str, read: str, locate: str) -> tuple[bytes | None, str | None] | None:
-        return self.open().read_path_and_entry(commit, read, locate)
+    def read_commit_path(self, commit: str, path: str) -> tuple[bool, bytes | None]:
+        return self.open().read_commit_path(commit, path)
 
     def entry_oid(self, commit: str, path: str) -> str | None:
         return self.open().entry_oid(commit, path)

@@ -30,29 +30,24 @@ class ObjectReader(Handle):
             return None
         return obj.data
 
-    def read_path_and_entry(self, commit: str, read: str, locate: str) -> tuple[bytes | None, str | None] | None:
-        """(read_path(commit, read), entry_oid(commit, locate)) with one lookup of the commit and its
-        tree, for a listing that reads 100,000 runs not cached yet (a third of the time); None when
-        *commit* is not a commit (check_commit says what it is)."""
+    def read_commit_path(self, commit: str, path: str) -> tuple[bool, bytes | None]:
+        """(whether *commit* is a commit, the bytes of the blob at *path* in its tree or None), with
+        one lookup of the commit and its tree: read_path also reads a tree's path, which a run's
+        listing must refuse (check_commit says what the object is)."""
         try:
             obj = self._r[commit]
             if obj.type != pygit2.enums.ObjectType.COMMIT:
-                return None
+                return False, None
             tree = obj.tree
         except (KeyError, ValueError):
-            return None
+            return False, None
         except pygit2.GitError as exc:
             raise StorageError(f"cannot read the tree of commit {commit[:12]}: {exc}") from exc
         try:
-            blob = tree[read]
-            data = blob.data if isinstance(blob, pygit2.Blob) else None
+            blob = tree[path]
         except KeyError:
-            data = None
-        try:
-            located: str | None = str(tree[locate].id)
-        except KeyError:
-            located = None
-        return data, located
+            return True, None
+        return True, blob.data if isinstance(blob, pygit2.Blob) else None
 
     def entry_oid(self, commit: str, path: str) -> str | None:
         """Id of whatever is at *path* in *commit*'s tree (a blob or a subtree), or None."""

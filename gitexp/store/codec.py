@@ -19,10 +19,10 @@ from gitexp.store import chunks, names, yamltext
 from gitexp.store.histories import HISTORY_DIR, TSV_HEADER, chunk_tree, read_history
 from gitexp.store.schema import check_env, check_meta, check_metrics, mapping
 from gitexp.store.state import RunState, Series
-from gitexp.store.summary import ENV, MAX_DOCUMENT_BYTES, SUMMARY, from_read, parse_index
+from gitexp.store.summary import MAX_DOCUMENT_BYTES, SUMMARY, from_read, parse_index
 
 FORMAT_VERSION = 2  # 2: long histories as chunk trees (gitexp/store/chunks.py)
-META, PARAMS, METRICS, INPUTS = "meta.yaml", "params.yaml", "metrics.yaml", "inputs.yaml"
+META, PARAMS, METRICS, INPUTS, ENV = "meta.yaml", "params.yaml", "metrics.yaml", "inputs.yaml", "env.yaml"
 CODE_DIR, PATCH, OUTPUT_LOG = "code", "code.patch", "output.log"
 ARTIFACTS_DIR, ATTRIBUTES = "artifacts", ".gitattributes"
 # git-lfs smudges pointers and passes other files through, so one rule fits every artifact.
@@ -254,23 +254,25 @@ def replace_meta(repo: Repo, commit: str, meta: dict[str, Any]) -> dict[str, Any
     return spec
 
 
-def read_listing(repo: RepoReader, commit: str,
-                 read: tuple[bytes | None, str | None] | None = None) -> tuple[dict, dict, dict, str | None]:
-    """(meta, params, metric summaries, env.yaml blob id) of a run commit: what listing needs.
+def read_listing(repo: RepoReader, commit: str, read: bytes | None = None) -> tuple[dict, dict, dict]:
+    """(meta, params, metric summaries) of a run commit: what listing needs.
 
     Read from summary.json when the commit has one (gitexp writes it) and it is sound, else from the
     YAML; checked either way (CorruptRunError says what is wrong, also when *commit* is not a commit).
-    *read*: what repo.read_path_and_entry(commit, SUMMARY, ENV) gives, when read already.
+    *read*: summary.json's bytes, when git read them already (catfile.listing_files).
     """
-    found = read if read is not None else repo.read_path_and_entry(commit, SUMMARY, ENV)
-    if found is None:
-        check_commit(repo, commit)  # raises, saying what the ref points at
-        raise CorruptRunError(f"commit {commit[:12]} cannot be read")
-    indexed = from_read(found)
+    indexed = from_read(read)
     if indexed is not None:
         return indexed
-    meta, params, metrics = read_summary(repo, commit)  # no index, or a damaged one: the YAML is the record
-    return meta, params, metrics, found[1]
+    if read is None:
+        is_commit, read = repo.read_commit_path(commit, SUMMARY)
+        if not is_commit:
+            check_commit(repo, commit)  # raises, saying what the ref points at
+            raise CorruptRunError(f"commit {commit[:12]} cannot be read")
+        indexed = from_read(read)
+        if indexed is not None:
+            return indexed
+    return read_summary(repo, commit)  # no index, or a damaged one: the YAML is the record
 
 
 def read_index(repo: RepoReader, commit: str) -> tuple[dict, dict, dict]:

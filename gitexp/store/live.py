@@ -134,7 +134,7 @@ def _live_values(record: Any, root: Path, names: list[str], host: str, now: floa
         if found is None:
             from gitexp.store import codec as fmt
 
-            found = fmt.read_listing(record.repo, base)[:3]
+            found = fmt.read_listing(record.repo, base)
         base_metrics = found[2]
     else:
         return None  # a journal from before `base` was recorded: what it extends is unknown

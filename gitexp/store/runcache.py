@@ -1,20 +1,20 @@
 """The local cache behind load_runs: what each run commit holds, kept by commit id.
 
-`<common git dir>/gitexp/cache/runs-v6.marshal` holds {"envs": ..., "rows": ...}:
+`<common git dir>/gitexp/cache/runs-v7.marshal` holds {"commits": ..., "rows": ...}:
 
-- envs maps the commit id of each cached run to the id of its env.yaml blob, or None;
-- rows is the marshal bytes of a list, in the order of envs, of what listing runs reads of each
+- commits lists the commit id of each cached run;
+- rows is the marshal bytes of a list, in the order of commits, of what listing runs reads of each
   (a Row, from make_row), so that `git exp ls` and the usual queries over 10,000 runs read
   nothing else; None for a run too unusual for one. They are read when the first row is asked
   for (Rows).
 
-`runs-v6-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
+`runs-v7-summaries.marshal` beside it maps the same commit ids to the marshal bytes of (meta,
 params, metric summaries). It is read only when a record's meta, params or metrics are first used
 (runs.RunRecord.__getattr__): a listing does not wait for it. A summary it lacks (the two files
 are written one after the other) is read from git.
 
-`runs-v6-delta.marshal` holds {"entries": ..., "summaries": ...} of the runs added since those two
-were written, once they are large (Cache.save), read with the entries: an entry is (env_blob, row).
+`runs-v7-delta.marshal` holds {"rows": ..., "summaries": ...} of the runs added since those two
+were written, once they are large (Cache.save), read with the commits.
 
 A commit never changes, so an entry never goes stale; deleting the files is always safe. A change
 to make_row (or to what it stands for) needs a new version in the file names. Only runs that passed
@@ -23,8 +23,9 @@ listing then failed on), so a listing need not check the runs it finds here agai
 metric's min and max to the row: a --where on metrics.KEY.max over 100,000 runs read every run's
 summary without them. v5 added the run it came from (origin): `git exp log RUN`, which looks for the
 forks and reruns of a run among all runs, read every run's summary without it (100,000 runs: 4 s, 1 GB).
-v6 keeps the rows apart from the env blobs, as bytes: load_runs() of 100,000 runs, which needs the
-env blobs alone, took 0.22 s to load the rows as well.
+v6 kept the rows apart from the rest, as bytes: load_runs() of 100,000 runs took 0.22 s to load the
+rows as well. v7 no longer holds the id of each run's env.yaml blob, which nothing listed used and
+whose lookup was a fifth of git's work reading 100,000 runs not cached yet.
 """
 
 from __future__ import annotations
@@ -41,21 +42,22 @@ from typing import Any
 
 from gitexp.store import cachefile
 
-CACHE_FILE = Path("gitexp") / "cache" / "runs-v6.marshal"
-SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v6-summaries.marshal"
+CACHE_FILE = Path("gitexp") / "cache" / "runs-v7.marshal"
+SUMMARIES_FILE = Path("gitexp") / "cache" / "runs-v7-summaries.marshal"
 # The name of each cached run's commit (a commit's run's name never changes), and the run it came
 # from (row_origin) for those that came from one: get_run finds a run by its name, or tells that no
 # run is named like a handle, and `git exp log RUN` finds a lineage among 100,000 runs, without
 # loading every row.
-NAMES_FILE = Path("gitexp") / "cache" / "runs-v6-names.marshal"
+NAMES_FILE = Path("gitexp") / "cache" / "runs-v7-names.marshal"
 # The entries (and their summaries) added since CACHE_FILE was written, where that is large.
-DELTA_FILE = Path("gitexp") / "cache" / "runs-v6-delta.marshal"
+DELTA_FILE = Path("gitexp") / "cache" / "runs-v7-delta.marshal"
 DELTA_FROM = 20_000  # entries of CACHE_FILE from which new ones are written to DELTA_FILE
 OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what earlier versions wrote
     "runs-v1.marshal", "runs-v2.marshal", "runs-v2-summaries.marshal", "runs-v3.marshal",
     "runs-v3-summaries.marshal", "runs-v4.marshal", "runs-v4-summaries.marshal", "runs-v4-names.marshal",
     "runs-v4-delta.marshal", "runs-v5.marshal", "runs-v5-summaries.marshal", "runs-v5-names.marshal",
-    "runs-v5-origins.marshal", "runs-v5-delta.marshal"))
+    "runs-v5-origins.marshal", "runs-v5-delta.marshal", "runs-v6.marshal", "runs-v6-summaries.marshal",
+    "runs-v6-names.marshal", "runs-v6-delta.marshal"))
 # A row: RunRecord.name, .status, .start, .duration, .base_commit; the params flattened (as
 # fields.flatten does) when no key at any level has a dot or is not text, else None; the last
 # value of each metric but system/ ones, when each of those has one, else None; the (min, max) of
@@ -63,7 +65,6 @@ OBSOLETE_FILES = tuple(Path("gitexp") / "cache" / name for name in (  # what ear
 ROW_FIELDS = ("name", "status", "start", "duration", "base_commit", "flat_params", "lasts", "extremes", "origin")
 Row = tuple[str, str, str | None, float | None, str | None, dict[str, Any] | None, dict[str, Any] | None,
             dict[str, tuple[Any, Any]] | None, tuple[str, str] | None]
-Entry = tuple[str | None, Row | None]
 # A row is read through these, never by position. It stays a plain tuple, which is what marshal
 # stores and reads back: a record type would cost a conversion per run on every listing, while an
 # itemgetter reads a field as fast as an index does.
@@ -167,15 +168,12 @@ def share(value: Any, memo: dict[str, str]) -> Any:
 _SCALARS = frozenset((float, int, bool, type(None)))
 
 
-def shared_entry(env_blob: str | None, row: Row | None, memo: dict[str, str]) -> Entry:
-    """share((env_blob, row), memo), knowing a row's shape (make_row's): the general walk was a
-    tenth of reading 100,000 runs from git. tests/test_runs.py holds the two equal, string for string."""
-    same = memo.setdefault
-    if type(env_blob) is str:
-        env_blob = same(env_blob, env_blob)
+def share_row(row: Row | None, memo: dict[str, str]) -> Row | None:
+    """share(row, memo), knowing a row's shape (make_row's): the general walk was a tenth of reading
+    100,000 runs from git. tests/test_runs.py holds the two equal, string for string."""
     if row is None:
-        return env_blob, None
-
+        return None
+    same = memo.setdefault
     name, status, start, duration, base_commit, flat, lasts, extremes, came_from = row
     if flat is not None:
         flat = {same(k, k): (v if (t := type(v)) in _SCALARS else same(v, v) if t is str else share(v, memo))
@@ -185,16 +183,15 @@ def shared_entry(env_blob: str | None, row: Row | None, memo: dict[str, str]) ->
     if extremes is not None:
         extremes = {same(k, k): (pair if type(pair) is tuple and type(pair[0]) in _SCALARS and type(pair[1]) in
                                  _SCALARS else share(pair, memo)) for k, pair in extremes.items()}
-    return env_blob, (_shared(name, memo), _shared(status, memo), _shared(start, memo), _shared(duration, memo),
-                      _shared(base_commit, memo), flat, lasts, extremes,
-                      None if came_from is None else share(came_from, memo))
+    return (_shared(name, memo), _shared(status, memo), _shared(start, memo), _shared(duration, memo),
+            _shared(base_commit, memo), flat, lasts, extremes, None if came_from is None else share(came_from, memo))
 
 
 def shared_row(meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any],
                memo: dict[str, str]) -> Row | None:
-    """shared_entry(None, make_row(meta, params, metrics), memo)[1], made in one pass: reading
-    100,000 runs from git made each row and then walked it again (a fifth of their cost).
-    make_row and shared_entry stay the reference; tests/test_runs.py holds the two equal."""
+    """share_row(make_row(meta, params, metrics), memo), made in one pass: reading 100,000 runs
+    from git made each row and then walked it again (a fifth of their cost). make_row and
+    share_row stay the reference; tests/test_runs.py holds the two equal."""
     try:
         base_commit = (meta.get("git") or {}).get("commit")
     except AttributeError:
@@ -353,7 +350,7 @@ class Summaries:
 
 
 class Cache:
-    """The cached runs of CACHE_FILE (their env blobs loaded at once, their rows when first used),
+    """The cached runs of CACHE_FILE (their commits loaded at once, their rows when first used),
     extended by add(), written back by save()."""
 
     def __init__(self, commondir: Path, load: bool = True) -> None:
@@ -361,44 +358,35 @@ class Cache:
         self.commondir = commondir
         self.path = commondir / CACHE_FILE
         data = _load(self.path) if load else {}
-        envs, rows = data.get("envs"), data.get("rows")
-        if type(envs) is not dict or type(rows) is not bytes:
-            envs, rows = {}, None  # none, or not written by this code: rebuild from git
-        self.envs: dict[str, str | None] = envs  # commit -> env_blob, of every cached run
-        self.stored = len(envs)  # runs of CACHE_FILE itself
-        delta = _load(commondir / DELTA_FILE) if envs else {}
-        recent, recent_summaries = delta.get("entries"), delta.get("summaries")
-        if type(recent) is not dict or type(recent_summaries) is not dict or \
-                not all(type(entry) is tuple and len(entry) == 2 for entry in recent.values()):
+        listed, rows = data.get("commits"), data.get("rows")
+        if type(listed) is not list or type(rows) is not bytes:
+            listed, rows = [], None  # none, or not written by this code: rebuild from git
+        # Every cached run's commit, in CACHE_FILE's order, then the delta's (an ordered set).
+        self.commits: dict[str, None] = dict.fromkeys(listed)
+        self.stored = len(self.commits)  # runs of CACHE_FILE itself
+        delta = _load(commondir / DELTA_FILE) if listed else {}
+        recent, recent_summaries = delta.get("rows"), delta.get("summaries")
+        if type(recent) is not dict or type(recent_summaries) is not dict:
             recent, recent_summaries = {}, {}
-        self.envs.update((commit, env_blob) for commit, (env_blob, _) in recent.items())
-        self.recent: dict[str, Entry] = recent
-        # (The rows are of CACHE_FILE's runs, in its order: the first keys of envs, which the delta's extend.)
-        self.rows = Rows(rows, envs, self.stored, {commit: row for commit, (_, row) in recent.items()})
+        self.commits.update(dict.fromkeys(recent))
+        self.rows = Rows(rows, self.commits, self.stored, recent)
         self.summaries = Summaries(commondir / SUMMARIES_FILE, recent_summaries, self.rows)
         self.dirty = False
         self._memo: dict[str, str] = {}
 
-    def entry(self, commit: str) -> Entry | None:
-        """(env_blob, row) of a cached run's commit; None for one not cached."""
-        if commit not in self.envs:
-            return None
-        return self.envs[commit], self.rows.get(commit)
-
-    def add(self, commit: str, meta: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any],
-            env_blob: str | None) -> Entry | None:
-        """The entry of a run commit read from git, kept for save(); None when marshal cannot store
-        it (a YAML value such as a timestamp, from another tool): that run is read from git each time."""
+    def add(self, commit: str, meta: dict[str, Any], params: dict[str, Any],
+            metrics: dict[str, Any]) -> tuple[bool, Row | None]:
+        """Keep a run commit read from git for save(): (True, its row), or (False, None) when
+        marshal cannot store it (a YAML value such as a timestamp, from another tool): that run is
+        read from git each time."""
         try:
             self.summaries.added[commit] = marshal.dumps((meta, params, metrics))
         except ValueError:
-            return None
-        memo = self._memo
-        entry = (env_blob if type(env_blob) is not str else memo.setdefault(env_blob, env_blob),
-                 shared_row(meta, params, metrics, memo))
-        self.envs[commit], self.rows.added[commit] = entry
+            return False, None
+        row = self.rows.added[commit] = shared_row(meta, params, metrics, self._memo)
+        self.commits[commit] = None
         self.dirty = True
-        return entry
+        return True, row
 
     def _save_names(self, rows: dict[str, Row | None], whole: bool) -> None:
         """NAMES_FILE: what get_run asks of every run to find one by its name or handle, and `git exp
@@ -431,17 +419,17 @@ class Cache:
         if not self.dirty:
             return
         added = self.rows.added
-        recent = {**self.recent, **{c: (self.envs[c], added[c]) for c in self.summaries.added if c in added}}
+        recent = {**self.rows.recent, **{c: added[c] for c in self.summaries.added if c in added}}
         if self.stored >= delta_from and len(recent) * 20 <= self.stored:
             self._save_names(added, whole=False)
             summaries = {**self.summaries.recent, **self.summaries.added}
             cachefile.save_behind([(self.commondir / DELTA_FILE, {
-                "entries": {c: e for c, e in recent.items() if c in summaries},
+                "rows": {c: row for c, row in recent.items() if c in summaries},
                 "summaries": {c: summaries[c] for c in recent if c in summaries}})])
             return
         summaries = {**self.summaries.stored(), **self.summaries.recent, **self.summaries.added}
         stored = self.rows.stored()
-        rows = {**stored, **{c: row for c, (_, row) in recent.items()}}
+        rows = {**stored, **recent}
         if 0 < len(recent) <= len(stored):
             # A few new rows share their strings with the stored ones, so that each whole write does
             # not add another copy of every key (marshal writes an object held twice once). (Rows
@@ -449,16 +437,16 @@ class Cache:
             memo: dict[str, str] = {}
             for row in itertools.islice(stored.values(), 8):
                 share(row, memo)
-            rows.update((c, shared_entry(None, row, memo)[1]) for c, (_, row) in recent.items())
-        kept = [commit for commit in order if commit in self.envs]
+            rows.update((c, share_row(row, memo)) for c, row in recent.items())
+        kept = [commit for commit in order if commit in self.commits]
         if not prune:
             listed = set(kept)
-            kept += [commit for commit in self.envs if commit not in listed]
+            kept += [commit for commit in self.commits if commit not in listed]
         kept = [commit for commit in dict.fromkeys(kept) if commit in summaries]
         rows = {commit: rows.get(commit) for commit in kept}
         self._save_names(rows, whole=True)
         cachefile.save_behind([(self.summaries.path, {commit: summaries[commit] for commit in kept}),
-                               (self.path, {"envs": {commit: self.envs[commit] for commit in kept},
+                               (self.path, {"commits": kept,
                                             "rows": marshal.dumps(list(rows.values()))})], then=self._replaced)
 
     def _replaced(self) -> None:

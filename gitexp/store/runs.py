@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 # repository's files are plain enough for gitfiles to read (a LazyRepo).
 
 MISSING: Any = None
-_UNCACHED: Any = object()  # what the cache holds of a run it does not hold
 _SUMMARY = ("meta", "params", "metrics")
 # The run ids of the last load_runs, when it listed every run: what its records were read
 # against, so that their short ids (table.run_short_ids) need not list 10,000 refs again.
@@ -66,7 +65,6 @@ class RunRecord:
     params: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
     repo: RepoReader  # a Repo, or a LazyRepo that opens one only when a read needs libgit2
-    env_blob: str | None
     _env: dict[str, Any] | None
     # A record of load_runs has meta, params and metrics unset until one is first used: then
     # __getattr__ reads all three from _summaries (the cache's). Until then _row holds what
@@ -81,7 +79,6 @@ class RunRecord:
         "_row",
         "_summaries",
         "commit",
-        "env_blob",
         "experiment",
         "id",
         "meta",
@@ -92,13 +89,13 @@ class RunRecord:
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
     def __init__(self, id: str, experiment: str, commit: str, meta: dict[str, Any], params: dict[str, Any],
-                 metrics: dict[str, dict[str, Any]], repo: RepoReader, env_blob: str | None = None) -> None:
-        self.id, self.experiment, self.commit, self.repo, self.env_blob = id, experiment, commit, repo, env_blob
+                 metrics: dict[str, dict[str, Any]], repo: RepoReader) -> None:
+        self.id, self.experiment, self.commit, self.repo = id, experiment, commit, repo
         self.meta, self.params, self.metrics = meta, params, metrics
         self._env = self._summaries = self._row = self._live = None
 
     def _compared(self) -> tuple[Any, ...]:
-        return self.id, self.experiment, self.commit, self.meta, self.params, self.metrics, self.env_blob
+        return self.id, self.experiment, self.commit, self.meta, self.params, self.metrics
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -118,7 +115,7 @@ class RunRecord:
         if found is None:  # not in the cache file after all (another process rewrote it)
             from gitexp.store import codec as fmt
 
-            found = fmt.read_listing(self.repo, self.commit)[:3]
+            found = fmt.read_listing(self.repo, self.commit)
         self.meta, self.params, self.metrics = found
         self._summaries = None
         return object.__getattribute__(self, name)
@@ -231,12 +228,12 @@ class RunRecord:
         return out
 
 
-def _unread(run_id: str, experiment: str, commit: str, repo: RepoReader, env_blob: str | None, summaries: Summaries,
+def _unread(run_id: str, experiment: str, commit: str, repo: RepoReader, summaries: Summaries,
             row: Row | None) -> RunRecord:
     """A RunRecord whose meta, params and metrics are read from *summaries* when first used."""
     record = object.__new__(RunRecord)
     record.id, record.experiment, record.commit, record.repo = run_id, experiment, commit, repo
-    record.env_blob, record._env, record._summaries, record._row = env_blob, None, summaries, row
+    record._env, record._summaries, record._row = None, summaries, row
     record._live = None
     return record
 
@@ -355,20 +352,19 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
         listed.sort(key=itemgetter(0), reverse=True)
         few = (wanted is not None and len(wanted) <= READ_ALONE) or (limit is not None and limit <= READ_ALONE)
         cache = Cache(repo.commondir, load=not few)
-        envs, summaries = cache.envs, cache.summaries
+        cached, summaries = cache.commits, cache.summaries
         first_miss = True
         for k, (run_id, exp, ref, commit) in enumerate(listed):
             if limit is not None and len(records) >= limit:
                 break
-            env_blob = envs.get(commit, _UNCACHED)
             row = None  # (read from the cache when first asked for)
-            if env_blob is _UNCACHED:
+            if commit not in cached:
                 from gitexp.store import summary
 
                 if first_miss:  # (a warm listing finds every run cached and never looks ahead)
                     first_miss = False
                     rest = listed[k:] if limit is None else listed[k:k + limit - len(records)]
-                    unread = list(dict.fromkeys(c for *_, c in rest if c not in envs))
+                    unread = list(dict.fromkeys(c for *_, c in rest if c not in cached))
                     # git reads them too where libgit2 is not open yet: a few new runs, read
                     # without importing pygit2 and opening the repository (0.1 s).
                     batch = len(unread) >= BATCH_FROM or not libgit2_open(repo)
@@ -380,18 +376,17 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                         from gitexp.store import codec as fmt
 
                         found = fmt.read_listing(repo, commit, read)
-                    meta, params, metrics, env_blob = found
+                    meta, params, metrics = found
                 except CorruptRunError as exc:
                     error = damaged[run_id] = DamagedRunError(run_id, ref, commit, str(exc))
                     warnings.warn(f"gitexp: leaving out run {run_id} ({ref}), which is damaged: {exc}; {error.hint}",
                                   RuntimeWarning, stacklevel=2)
                     continue
-                entry = cache.add(commit, meta, params, metrics, env_blob)
-                if entry is None:
-                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo, env_blob))
+                stored, row = cache.add(commit, meta, params, metrics)
+                if not stored:
+                    records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo))
                     continue
-                env_blob, row = entry
-            records.append(_unread(run_id, exp, commit, repo, env_blob, summaries, row))
+            records.append(_unread(run_id, exp, commit, repo, summaries, row))
     finally:
         if prefetch is not None:
             prefetch.close()
@@ -443,19 +438,19 @@ BATCH_FROM = 200  # runs not cached yet from which git reads them in one process
 
 
 class _Prefetch:
-    """The summary.json and env.yaml id of many run commits, read ahead by git in the order given
+    """The summary.json of many run commits, read ahead by git in the order given
     (catfile.listing_files) while load_runs parses the ones before."""
 
     def __init__(self, repo: RepoReader, commits: list[str]) -> None:
         from gitexp.git import catfile
-        from gitexp.store.summary import ENV, SUMMARY
+        from gitexp.store.summary import SUMMARY
 
-        self._answers = catfile.listing_files(repo.gitdir, commits, SUMMARY, ENV)
+        self._answers = catfile.listing_files(repo.gitdir, commits, SUMMARY)
         self._ahead = iter(commits)
-        self._early: dict[str, tuple[bytes, str | None] | None] = {}  # read ahead of their turn
+        self._early: dict[str, bytes | None] = {}  # read ahead of their turn
         self._done: set[str] = set()
 
-    def read(self, commit: str) -> tuple[bytes, str | None] | None:
+    def read(self, commit: str) -> bytes | None:
         """What git read of *commit* (see listing_files), or None: read it the usual way."""
         if commit in self._done:
             return None
@@ -479,7 +474,7 @@ def _overlay_live(records: list[RunRecord], journal_names: list[str], repo: Repo
 
     for index, found, row, values in live.live_runs(records, journal_names, repo.commondir, summaries):
         old = records[index]
-        record = _unread(old.id, old.experiment, old.commit, repo, old.env_blob, live.Held(found), row)
+        record = _unread(old.id, old.experiment, old.commit, repo, live.Held(found), row)
         record._live = values
         records[index] = record
 
@@ -706,6 +701,6 @@ def _by_handle_alone(repo: RepoReader, refs: dict[str, str], named: dict[str, st
     cache = Cache(repo.commondir)  # (its rows read with the cyclic GC paused: Rows.stored)
     commits = list(refs.values())
     for commit, row in zip(commits, cache.rows.get_many(commits), strict=True):
-        if commit not in cache.envs or row is None or row_name(row) == text:
+        if commit not in cache.commits or row is None or row_name(row) == text:
             return None  # a run the cache does not list, or one named *text*
     return found[0][0].rpartition("/")[2]

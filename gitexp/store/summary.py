@@ -14,21 +14,20 @@ import json
 from gitexp.errors import CorruptRunError
 from gitexp.store.schema import check_meta, check_metrics, mapping
 
-SUMMARY, ENV = "summary.json", "env.yaml"
+SUMMARY = "summary.json"
 MAX_DOCUMENT_BYTES = 16 * 2**20  # runs may come from an untrusted remote: refuse absurd blobs
 
 
-def from_read(read: tuple[bytes | None, str | None] | None) -> tuple[dict, dict, dict, str | None] | None:
-    """(meta, params, metric summaries, env.yaml blob id) from what RepoReader.read_path_and_entry(commit,
-    SUMMARY, ENV) gives, when it holds a sound summary.json; None where codec.read_listing must read
-    the run (nothing read yet, no index, or a damaged one: the YAML is the record)."""
-    if read is None or read[0] is None:
+def from_read(read: bytes | None) -> tuple[dict, dict, dict] | None:
+    """(meta, params, metric summaries) from summary.json's bytes as git read them (None: not read),
+    when they are sound; None where codec.read_listing must read the run (nothing read yet, no
+    index, or a damaged one: the YAML is the record)."""
+    if read is None:
         return None
     try:
-        meta, params, metrics = parse_index(read[0])
+        return parse_index(read)
     except CorruptRunError:
         return None
-    return meta, params, metrics, read[1]
 
 
 def parse_index(data: bytes | None) -> tuple[dict, dict, dict]:
