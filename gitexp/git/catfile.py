@@ -30,6 +30,12 @@ def isolated_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _CLEARED}
 
 
+# Bytes read from git's pipe at once. With io's default (8 KiB), the 100 MiB of 100,000 runs took
+# 13,000 reads, and after each the reader waited for the GIL, which the threads beside it (the feeder,
+# the cache writer) had taken meanwhile: 0.4 s of a cold `git exp ls` at 100,000 runs.
+READ_BUFFER = 1 << 20
+
+
 def listing_files(gitdir: Path, commits: Sequence[str], read: str) -> Generator[bytes | None, None, None]:
     """For each of *commits*, in order: the bytes of the blob at *read* in its tree, as
     read_commit_path gives them, where the commit is a commit whose tree holds *read* as a blob;
@@ -40,7 +46,8 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str) -> Generator[
     env.update(GIT_NO_REPLACE_OBJECTS="1", GIT_NO_LAZY_FETCH="1")
     try:
         proc = subprocess.Popen(["git", f"--git-dir={gitdir}", "cat-file", "--batch-command", "--buffer"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                                bufsize=READ_BUFFER)
     except OSError:
         yield from (None for _ in commits)
         return
