@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import gitexp
 from gitexp.git.repo import Repo
 from gitexp.store import codec as fmt
-from gitexp.store import runcache, runs
+from gitexp.store import runcache, runs, summary
 from gitexp.store.fields import MISSING
 from gitexp.store.runcache import CACHE_FILE, DELTA_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
 from gitexp.store.runs import RunRecord, load_runs, run_ids
@@ -569,3 +569,45 @@ def test_rows_are_read_when_first_used_and_damaged_rows_fall_back_to_the_runs(re
         records = load_runs()
         assert runs.listing_rows(records) == [None, None]
         assert [(r.name, r.status, r.params, r.metrics["loss"]["last"]) for r in records] == want
+
+
+_SOUND = st.tuples(_META, _PARAMS, _METRICS).map(
+    lambda parts: fmt.summary_json({**parts[0], "id": "20261204-0000000abcdef01", "experiment": "e"}, *parts[1:]))
+# Pieces that parse only together with their neighbours, or not as JSON text at all.
+_PIECES = st.sampled_from([b'{"meta":', b"{}],[", b"1", b".5", b"e3", b'"', b"[", b"]", b",", b"true", b"-",
+                           b"Infinity", b"\xc3", b"\xa9", b"\xef\xbb\xbf{}", b"", b" ", b"\xed\xa0\x80",
+                           b'{"meta":{},"params":{},"metrics":{}} ', b' {"meta":{},"params":{},"metrics":{}}'])
+
+
+@st.composite
+def _reads(draw: st.DrawFn) -> list[bytes | None]:
+    """What git may read of a listing's runs: sound summaries, hostile pieces, sound ones cut in two."""
+    reads: list[bytes | None] = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["sound", "piece", "cut", "none", "bytes"]))
+        if kind == "sound":
+            reads.append(draw(_SOUND))
+        elif kind == "cut":
+            whole = draw(_SOUND)
+            at = draw(st.integers(0, len(whole)))
+            reads += [whole[:at], whole[at:]]
+        elif kind == "piece":
+            reads.append(draw(_PIECES))
+        else:
+            reads.append(None if kind == "none" else draw(st.binary(max_size=12)))
+    return reads
+
+
+@given(_reads())
+def test_summaries_parsed_as_one_text_are_what_each_parsed_alone_is(reads: list[bytes | None]) -> None:
+    assert summary.from_reads(reads) == [summary.from_read(read) for read in reads]
+
+
+def test_a_summary_is_never_read_from_its_neighbours_bytes() -> None:
+    """Runs fetched from a teammate are untrusted: summaries made to join up, parsed as one text,
+    must not hand a sound run's place another's values (nor their own to the next run)."""
+    x, y, z = (fmt.summary_json({"id": f"20261204-000000000000{lr}", "experiment": "e", "name": name}, {"lr": lr}, {})
+               for name, lr in (("x", 1), ("y", 2), ("z", 3)))
+    reads = [b'[{"meta":{}', b'{"a":1}]', x + b"," + y, z]  # 3 documents for 4 runs, the last two shifted
+    assert summary.from_reads(reads) == [None, None, None, summary.from_read(z)]
+    assert summary.from_read(z) == ({"id": "20261204-0000000000003", "experiment": "e", "name": "z"}, {"lr": 3}, {})

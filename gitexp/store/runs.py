@@ -8,6 +8,7 @@ cache of summaries; resolution (the end of the module) is the part to move out i
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 import warnings
@@ -359,8 +360,6 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                 break
             row = None  # (read from the cache when first asked for)
             if commit not in cached:
-                from gitexp.store import summary
-
                 if first_miss:  # (a warm listing finds every run cached and never looks ahead)
                     first_miss = False
                     rest = listed[k:] if limit is None else listed[k:k + limit - len(records)]
@@ -370,8 +369,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                     batch = len(unread) >= BATCH_FROM or not libgit2_open(repo)
                     prefetch = _Prefetch(repo, unread) if batch else None
                 try:
-                    read = prefetch.read(commit) if prefetch is not None else None
-                    found = summary.from_read(read)
+                    read, found = prefetch.read(commit) if prefetch is not None else (None, None)
                     if found is None:  # (read here, or damaged: codec reads the YAML and says what is wrong)
                         from gitexp.store import codec as fmt
 
@@ -439,7 +437,8 @@ BATCH_FROM = 200  # runs not cached yet from which git reads them in one process
 
 class _Prefetch:
     """The summary.json of many run commits, read ahead by git in the order given
-    (catfile.listing_files) while load_runs parses the ones before."""
+    (catfile.listing_files) and parsed PARSE_AHEAD at a time (summary.from_reads) while load_runs
+    makes the records of the ones before."""
 
     def __init__(self, repo: RepoReader, commits: list[str]) -> None:
         from gitexp.git import catfile
@@ -447,25 +446,30 @@ class _Prefetch:
 
         self._answers = catfile.listing_files(repo.gitdir, commits, SUMMARY)
         self._ahead = iter(commits)
-        self._early: dict[str, bytes | None] = {}  # read ahead of their turn
+        self._parsed: dict[str, tuple[bytes | None, tuple[dict, dict, dict] | None]] = {}  # read, not asked for yet
         self._done: set[str] = set()
 
-    def read(self, commit: str) -> bytes | None:
-        """What git read of *commit* (see listing_files), or None: read it the usual way."""
+    def read(self, commit: str) -> tuple[bytes | None, tuple[dict, dict, dict] | None]:
+        """(what git read of *commit*, see listing_files, or None: read it the usual way; its meta,
+        params and metric summaries, where that is sound, else None)."""
         if commit in self._done:
-            return None
+            return None, None
         self._done.add(commit)
-        if commit in self._early:
-            return self._early.pop(commit)
-        for ahead in self._ahead:
-            answer = next(self._answers, None)
-            if ahead == commit:
-                return answer
-            self._early[ahead] = answer
-        return None
+        while commit not in self._parsed:
+            from gitexp.store.summary import from_reads
+
+            batch = list(itertools.islice(self._ahead, PARSE_AHEAD))
+            if not batch:
+                return None, None
+            reads = [next(self._answers, None) for _ in batch]
+            self._parsed.update(zip(batch, zip(reads, from_reads(reads), strict=True), strict=True))
+        return self._parsed.pop(commit)
 
     def close(self) -> None:
         self._answers.close()
+
+
+PARSE_AHEAD = 32  # summaries parsed as one JSON text (summary.from_reads)
 
 
 def _overlay_live(records: list[RunRecord], journal_names: list[str], repo: RepoReader, summaries: Summaries) -> None:

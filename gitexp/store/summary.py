@@ -10,6 +10,8 @@ reads a run whose index is missing or unsound from its YAML files, starts here.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from gitexp.errors import CorruptRunError
 from gitexp.store.schema import check_meta, check_metrics, mapping
@@ -30,6 +32,49 @@ def from_read(read: bytes | None) -> tuple[dict, dict, dict] | None:
         return None
 
 
+def from_reads(reads: Sequence[bytes | None]) -> list[tuple[dict, dict, dict] | None]:
+    """[from_read(read) for read in reads], the JSON of all of them parsed as one text: a call of
+    json.loads per run (its bytes decoded, their encoding guessed) was a seventh of the time to
+    parse and check 100,000 summaries (2.0 s against 1.7 s, 32 at a time).
+
+    Runs may come from an untrusted remote, so no document may be read as part of another: each
+    value is parsed from where its document starts and must end exactly where it ends, else that
+    document is read alone (from_read, the reference, which says what is wrong with it).
+    tests/test_runs.py holds the two equal, on documents made to run into each other too."""
+    out: list[tuple[dict, dict, dict] | None] = [None] * len(reads)
+    texts: list[str] = []
+    placed: list[int] = []
+    for k, read in enumerate(reads):
+        if read is None:
+            continue
+        try:
+            texts.append(read.decode("utf-8"))  # (each alone: bytes cut in two must not join up)
+        except UnicodeDecodeError:
+            out[k] = from_read(read)
+            continue
+        placed.append(k)
+    joined = "".join(texts)
+    start = 0
+    for k, text in zip(placed, texts, strict=True):
+        end = start + len(text)
+        try:
+            parsed, stop = _DECODER.raw_decode(joined, start)
+        except (ValueError, RecursionError):
+            stop = -1
+        if stop != end or len(reads[k] or b"") > MAX_DOCUMENT_BYTES:
+            out[k] = from_read(reads[k])
+        else:
+            try:
+                out[k] = _fields(parsed)
+            except CorruptRunError:
+                out[k] = None
+        start = end
+    return out
+
+
+_DECODER = json.JSONDecoder()
+
+
 def parse_index(data: bytes | None) -> tuple[dict, dict, dict]:
     """(meta, params, metric summaries) from summary.json's bytes (None: there is none), checked;
     CorruptRunError when it is absent or unsound."""
@@ -39,8 +84,16 @@ def parse_index(data: bytes | None) -> tuple[dict, dict, dict]:
         raise CorruptRunError(f"{SUMMARY} is {len(data)} bytes, over the {MAX_DOCUMENT_BYTES} byte limit")
     try:
         parsed = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptRunError(f"{SUMMARY} is not the JSON object of meta, params and metrics ({exc})") from None
+    return _fields(parsed)
+
+
+def _fields(parsed: Any) -> tuple[dict, dict, dict]:
+    """parse_index's answer from summary.json's parsed value."""
+    try:
         meta, params, metrics = parsed["meta"], parsed["params"], parsed["metrics"]
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (KeyError, TypeError, IndexError) as exc:
         raise CorruptRunError(f"{SUMMARY} is not the JSON object of meta, params and metrics ({exc})") from None
     return check_meta(meta, f"{SUMMARY} meta"), mapping(params, f"{SUMMARY} params"), \
         check_metrics(metrics, f"{SUMMARY} metrics")
