@@ -60,12 +60,12 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str) -> Generator[
             if not first or not second:
                 break  # git stopped, or never started (no --batch-command): none from here
             kind, found = _header(first), _header(second)
-            data = out.read(found[2] + 1) if found is not None else b"\n"
-            if found is not None and (len(data) != found[2] + 1 or data[-1:] != b"\n"):
+            data = out.read(found[1] + 1) if found is not None else b"\n"
+            if found is not None and (len(data) != found[1] + 1 or data[-1:] != b"\n"):
                 break  # cut short: the stream can no longer be trusted
             answered += 1
-            yield data[:-1] if kind is not None and kind[1] == b"commit" and found is not None and \
-                found[1] == b"blob" else None
+            yield data[:-1] if kind is not None and kind[0] == b"commit" and found is not None and \
+                found[0] == b"blob" else None
         yield from (None for _ in commits[answered:])
     finally:
         proc.kill()
@@ -83,9 +83,9 @@ def _feed(stdin: IO[bytes], commits: Sequence[str], read: str) -> None:
         pass  # git stopped early (the reader closed it): nothing more to ask
 
 
-def _header(line: bytes) -> tuple[str, bytes, int] | None:
-    """(object id, type, size) of a `<oid> <type> <size>` line; None for `<object> missing` and the like."""
+def _header(line: bytes) -> tuple[bytes, int] | None:
+    """(type, size) of a `<oid> <type> <size>` line; None for `<object> missing` and the like."""
     parts = line.split()
     if len(parts) != 3 or not parts[2].isdigit():
         return None
-    return parts[0].decode("ascii", "replace"), parts[1], int(parts[2])
+    return parts[1], int(parts[2])
