@@ -41,9 +41,14 @@ def test_links_shelve_and_take_back_and_read_back_from_git_and_from_the_cache(re
     expected = {ref: made[ref] for ref in refs[1:]}
     assert shelf.read(git_dir) == expected
     # What git itself shows of a link: its parents are the previous link and the runs it shelves.
-    assert _git(repo, "rev-parse", f"{second}^1").strip() == first
-    assert _git(repo, "rev-parse", f"{second}^2").strip() == made[refs[3]]
-    assert _git(repo, "show", f"{second}:unshelved") == f"{refs[0]}\n"
+    # The tip is a link of no runs, whose one parent is the last that shelved some (docs/format.md).
+    link = _git(repo, "rev-parse", f"{second}^1").strip()
+    assert _git(repo, "rev-list", "--parents", "-1", second).split() == [second, link]
+    assert _git(repo, "ls-tree", second) == "" and _git(repo, "log", "-1", "--format=%s", second).strip() == \
+        "gitexp shelf: 0 runs shelved"
+    assert _git(repo, "rev-parse", f"{link}^1").strip() == first
+    assert _git(repo, "rev-parse", f"{link}^2").strip() == made[refs[3]]
+    assert _git(repo, "show", f"{link}:unshelved") == f"{refs[0]}\n"
     assert _git(repo, "log", "-1", "--format=%ad %an", "--date=unix", second).strip() == "946684800 gitexp"
     # Another process: from the cache file, then from git alone.
     shelf._memo = None

@@ -108,8 +108,10 @@ def test_rm_of_a_shelved_run_and_its_undo_and_gc(repo: Path, capsys: pytest.Capt
     assert gone.id not in listing and kept.id in listing
     with pytest.raises(RunNotFoundError):
         gitexp.get_run(gone.id)
-    # `git exp gc` wrote the shelf again without it: one link, whose only parent is the run kept.
-    assert git(repo, "show", "-s", "--format=%P", shelf.SHELF_REF).split() == [runs.get_run(kept.id).commit]
+    # `git exp gc` wrote the shelf again without it: one link, whose only parent is the run kept,
+    # under the tip's link of no runs.
+    (link,) = git(repo, "show", "-s", "--format=%P", shelf.SHELF_REF).split()
+    assert git(repo, "show", "-s", "--format=%P", link).split() == [runs.get_run(kept.id).commit]
 
 
 def test_git_gc_deletes_what_a_run_removed_for_good_alone_held(repo: Path) -> None:
