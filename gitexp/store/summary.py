@@ -45,12 +45,12 @@ def from_reads(reads: Sequence[bytes | None]) -> list[tuple[dict, dict, dict] | 
     texts: list[str] = []
     placed: list[int] = []
     for k, read in enumerate(reads):
-        if read is None:
-            continue
+        if read is None or len(read) > MAX_DOCUMENT_BYTES:
+            continue  # (none, or refused unparsed, as from_read does)
         try:
             texts.append(read.decode("utf-8"))  # (each alone: bytes cut in two must not join up)
         except UnicodeDecodeError:
-            out[k] = from_read(read)
+            out[k] = from_read(read)  # (json.loads guesses other encodings)
             continue
         placed.append(k)
     joined = "".join(texts)
@@ -61,7 +61,7 @@ def from_reads(reads: Sequence[bytes | None]) -> list[tuple[dict, dict, dict] | 
             parsed, stop = _DECODER.raw_decode(joined, start)
         except (ValueError, RecursionError):
             stop = -1
-        if stop != end or len(reads[k] or b"") > MAX_DOCUMENT_BYTES:
+        if stop != end:
             out[k] = from_read(reads[k])
         else:
             try:
