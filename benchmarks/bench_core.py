@@ -347,6 +347,51 @@ def wait_for_gc(repo: Path, limit_s: float = 600) -> None:
         time.sleep(0.2)
 
 
+def wait_for_upkeep(gitdir: Path) -> None:
+    """Wait until no background ref upkeep (`python -m gitexp.git.refmaint <gitdir> [--archive]`,
+    started by the runs just made) is running on *gitdir*: it moves objects and reflogs that a
+    figure measures."""
+    import psutil
+
+    target = gitdir.resolve()
+    while True:
+        busy = False
+        for proc in psutil.process_iter(["cmdline"]):
+            line = proc.info["cmdline"] or []
+            if "gitexp.git.refmaint" in line:
+                after = line[line.index("gitexp.git.refmaint") + 1:]
+                busy = busy or any(not arg.startswith("-") and Path(arg).resolve() == target for arg in after)
+        if not busy:
+            return
+        time.sleep(0.2)
+
+
+def run_refs(gitdir: Path) -> dict[str, str]:
+    """Every run of the repository at *gitdir* (ref -> commit): its run refs and its shelved runs."""
+    from gitexp.git import shelf
+
+    out = shelf.read(gitdir)
+    listed = git(gitdir, "for-each-ref", "--format=%(refname) %(objectname)", "refs/experiments/")
+    return {**out, **dict(line.split(" ") for line in listed.splitlines())}
+
+
+def unshelve_to_refs(gitdir: Path) -> int:
+    """Give every shelved run of *gitdir* a ref again and drop the shelf's ref (packed refs after):
+    a remote as `git exp push` fills it, where each run is a ref, and a repository plain git can
+    push every run from by refspec. Returns the number of runs."""
+    from gitexp.git import shelf
+
+    shelved = shelf.read(gitdir)
+    listed = set(git(gitdir, "for-each-ref", "--format=%(refname)", "refs/experiments/").split())
+    lines = "".join(f"create {ref} {commit}\n" for ref, commit in shelved.items() if ref not in listed)
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=gitdir, input=lines.encode(), check=True,
+                   capture_output=True)
+    if shelved:
+        git(gitdir, "update-ref", "-d", "refs/experiments-shelf")
+    git(gitdir, "pack-refs", "--all")
+    return len(listed | set(shelved))
+
+
 def build_gitexp_runs(repo: Path, n: int, processes: int = 2, maintained: bool = False) -> dict[str, Any]:
     """*n* runs through the real API from *processes* processes; returns build statistics.
 

@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import VENV, git, isolate, log, ls_command, mlflow_call, secs, source_state, wall
+from bench_core import VENV, git, isolate, log, ls_command, mlflow_call, secs, source_state, wait_for_upkeep, wall
 from scale_fixture import ROOT, cached_scale_fixture, make_runs
 
 # Every ref gitexp writes (docs/format.md). The shelf's ref holds every shelved run: a fixture built
@@ -316,22 +316,6 @@ def do_small_runs(args: dict[str, Any]) -> dict[str, Any]:
             run.log_metric("acc", 1 - 1.0 / (i + 2), step=0)
     gitexp.flush()
     return {"runs": int(args["n"])}
-
-
-def wait_for_upkeep(gitdir: Path) -> None:
-    """Wait until no background ref upkeep (`python -m gitexp.git.refmaint <gitdir>`, started by the
-    runs just made) is running on *gitdir*: it moves objects and reflogs that a figure measures."""
-    import psutil
-
-    while True:
-        busy = False
-        for proc in psutil.process_iter(["cmdline"]):
-            line = proc.info["cmdline"] or []
-            if "gitexp.git.refmaint" in line and any(Path(a).resolve() == gitdir.resolve() for a in line[-1:]):
-                busy = True
-        if not busy:
-            return
-        time.sleep(0.2)
 
 
 def small_disk(work: Path, runs: int) -> float:

@@ -19,12 +19,15 @@ another clone; gitexp and git alternate, so both see the machine's load, and wha
 flushed to disk (sync) before the next is timed.
 
 - push 10,000 new: a working copy of the 10,000-run fixture (`git clone --mirror`, so refs are
-  packed as after a gc) pushes every run into an empty bare repository.
+  packed as after a gc), each of its runs a ref (a fixture shelves what its build made: a refspec
+  would miss those), pushes every run into an empty bare repository.
 - fetch 10,000 new: a fresh `git init` fetches them back from that repository.
 - fetch 100 new of N+100: a working copy of the N-run fixture, which fetched from the remote
   once already (untimed), fetches after another clone pushed 100 new runs (with their notes) to
-  the remote, a mirror of the same fixture. Each measurement gets its own batch of 100 runs, so
-  gitexp and git alike fetch 100 runs whose objects are not here yet.
+  the remote, a mirror of the same fixture with a ref per run. gitexp's copy keeps the fixture's
+  run shelf; git's has a ref per run. Each measurement gets its own batch of 100 runs, which the
+  other copy then fetches untimed, so gitexp and git alike fetch 100 runs whose objects are not
+  here yet; each waits for the ref upkeep the fetch before may have started.
 
 Fixtures are benchmarks/scale_fixture.py's (cached under benchmarks/.cache/scale-v*-N): runs
 as a sweep makes them, through gitexp's real API. A missing fixture is built first (minutes
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import git, isolate, log, source_state, wall
+from bench_core import git, isolate, log, source_state, unshelve_to_refs, wait_for_upkeep, wall
 from scale_fixture import ROOT, cached_scale_fixture
 
 GOAL_BULK_S = 10.0
@@ -160,8 +163,10 @@ class Bench:
                           "yes" if mine <= goal else "NO"])
 
     def bulk(self, fixture: Path, urls: dict[str, Any]) -> None:
-        n = len(git(fixture, "for-each-ref", "--format=x", "refs/experiments/").splitlines())
         src = working_copy(fixture, self.work / "src")
+        # Every run a ref, so that plain git pushes all of them by refspec, as `git exp push` does
+        # (a fixture's build shelves its runs: a refspec alone would move a few hundred).
+        n = unshelve_to_refs(src / ".git")
         has_notes = bool(git(src, "for-each-ref", NOTES).strip())
         specs = [REFSPEC, *([f"{NOTES}:{NOTES}"] if has_notes else [])]
         for transport, url_of in urls.items():
@@ -195,28 +200,38 @@ class Bench:
         shutil.rmtree(src)
 
     def incremental(self, fixture: Path, urls: dict[str, Any], new: int) -> None:
-        n = len(git(fixture, "for-each-ref", "--format=x", "refs/experiments/").splitlines())
         base = self.work / "big"
         base.mkdir()
         remote = base / "remote.git"
         git(base, "clone", "-q", "--mirror", str(fixture), str(remote))
         git(remote, "config", "--remove-section", "remote.origin")
-        local = working_copy(fixture, base / "local")
+        # A remote holds a ref per run (`git exp push` gives each shelved run its ref there; the
+        # shelf is local). gitexp's clone keeps the fixture's shelf, as its upkeep left it; plain
+        # git's has a ref per run, as git alone keeps them.
+        n = unshelve_to_refs(remote)
+        locals_ = {"gitexp": working_copy(fixture, base / "local"), "git": working_copy(fixture, base / "local-git")}
+        unshelve_to_refs(locals_["git"] / ".git")
         writer = base / "writer"
         git(base, "clone", "-q", str(fixture), str(writer))
         first = next(iter(urls.values()))
-        git(local, "remote", "add", "origin", first(remote))
-        t0 = time.perf_counter()
-        proc = subprocess.run(gitexp_command("fetch", "origin"), cwd=local, capture_output=True, text=True,
-                              check=False)
-        if proc.returncode:
-            raise RuntimeError(f"the first `git exp fetch` failed: {proc.stderr[-2000:]}")
-        git(local, "pack-refs", "--all")  # as a gc would leave the refs of that first fetch
-        self.notes.append(f"the clone's first `git exp fetch` of {n:,} runs it had already (untimed setup): "
-                          f"{time.perf_counter() - t0:.1f} s")
+        argvs = {"gitexp": gitexp_command("fetch", "origin"),
+                 "git": ["git", "fetch", "-q", "--no-tags", "origin", f"+{REFSPEC}", f"+{NOTES}:{NOTES}"]}
+        for who, local in locals_.items():
+            git(local, "remote", "add", "origin", first(remote))
+            t0 = time.perf_counter()
+            # (Without notes: the fixture has none until the first new runs bring theirs.)
+            setup = argvs[who] if who == "gitexp" else argvs[who][:-1]
+            proc = subprocess.run(setup, cwd=local, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                raise RuntimeError(f"the first fetch of {who} failed: {proc.stderr[-2000:]}")
+            git(local, "pack-refs", "--all")  # as a gc would leave the refs of that first fetch
+            wait_for_upkeep(local / ".git")
+            self.notes.append(f"{who}: the clone's first fetch from the remote of {n:,} runs, all of them here "
+                              f"already (untimed setup): {time.perf_counter() - t0:.1f} s")
         batch = 0
         for transport, url_of in urls.items():
-            git(local, "remote", "set-url", "origin", url_of(remote))
+            for local in locals_.values():
+                git(local, "remote", "set-url", "origin", url_of(remote))
             times: dict[str, list[float]] = {"gitexp": [], "git": []}
             for rep in range(self.reps):
                 for who in ("gitexp", "git") if rep % 2 == 0 else ("git", "gitexp"):
@@ -225,10 +240,13 @@ class Bench:
                     worker("make_runs", {"repo": str(writer), "experiment": experiment, "count": new})
                     git(writer, "push", "-q", str(remote),
                         f"refs/experiments/{experiment}/*:refs/experiments/{experiment}/*", f"+{NOTES}:{NOTES}")
-                    argv = gitexp_command("fetch", "origin") if who == "gitexp" else \
-                        ["git", "fetch", "-q", "--no-tags", "origin", f"+{REFSPEC}", f"+{NOTES}:{NOTES}"]
-                    times[who].append(timed(argv, local))
+                    # (The fetch before may have started the ref upkeep: each is timed on a quiet repository.)
+                    wait_for_upkeep(locals_[who] / ".git")
+                    times[who].append(timed(argvs[who], locals_[who]))
                     log(f"  fetch {new} new of {n + new * batch:,} over {transport}, {who}: {times[who][-1]:.2f} s")
+                    # The other clone takes the batch too, untimed: each timed fetch brings exactly *new* runs.
+                    other = "git" if who == "gitexp" else "gitexp"
+                    subprocess.run(argvs[other], cwd=locals_[other], capture_output=True, check=True)
             self.row(f"fetch {new} new runs from a remote of {n:,} + {new}", transport, times["gitexp"],
                      times["git"], GOAL_INCREMENTAL_S)
         shutil.rmtree(base)

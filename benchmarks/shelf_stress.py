@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import git, isolate, log
-from bench_scale import wait_for_upkeep
+from bench_core import git, isolate, log, wait_for_upkeep
 
 
 def do_sweep(args: dict[str, Any]) -> dict[str, Any]:
