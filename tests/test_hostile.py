@@ -240,6 +240,23 @@ def test_an_env_yaml_of_the_wrong_shape_is_ignored_with_a_warning(
     assert code == 1 and f"{BAD} x/damaged: env.yaml: python is 3" in out
 
 
+def test_verify_reports_a_damaged_env_yaml_in_every_run_that_shares_its_blob(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # verify checks each env.yaml blob once (a machine's runs share theirs): the second run with the
+    # same damaged blob is reported all the same, and the sound runs between them are not.
+    alpha = good_runs(repo)
+    damaged = {"env.yaml": "variables: [1, 2]\npython: 3\n"}
+    craft(repo, alpha, files=damaged)
+    craft(repo, alpha, OTHER_BAD, files=damaged)
+    assert plumbing(repo, "rev-parse", f"refs/experiments/x/{BAD}:env.yaml") == \
+        plumbing(repo, "rev-parse", f"refs/experiments/x/{OTHER_BAD}:env.yaml")
+    code, out, err = cli(capsys, "verify")
+    assert code == 1 and "verified 4 run(s): 2 problem(s) in 2 run(s)" in err
+    for run_id in (BAD, OTHER_BAD):
+        assert f"{run_id} x/damaged: env.yaml: python is 3" in out
+    assert "alpha" not in out and "beta" not in out
+
+
 def test_fetch_ignores_a_remotes_run_refs_and_notes_that_are_not_commits(
         repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alpha = good_runs(repo)
