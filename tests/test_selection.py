@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gitexp
-from gitexp.errors import QueryError
+from gitexp.errors import GitexpError, QueryError
 from gitexp.store.query import parse_sort
 from gitexp.store.runs import load_runs
 from gitexp.store.search import RunFields, search_runs
 from gitexp.views import listing, selection, table
+from gitexp.views.compare import best_run, find_best, metric_path
 from tests.conftest import git
 from tests.sample_runs import QUIET, Sample, age_kept_listing, make_mixed_run, sample_runs
 
@@ -123,6 +124,29 @@ def test_a_query_answered_from_the_listing_selects_the_runs_search_runs_does(sam
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             assert found.ids == [r.id for r in search_runs(where, order_by, repo=sample.repo)], (where, order_by)
+
+
+BEST = ["loss", "val/acc", "val/acc.max", "loss.min", "acc.max", "loss.count", "nothing"]  # as `best` takes them
+
+
+def test_best_from_the_listing_is_the_run_best_run_picks(sample: Sample) -> None:
+    whole = kept(sample.repo)
+    for metric in BEST:
+        if whole.plain and metric not in ("loss.count", "nothing"):  # (else find_best reads the runs)
+            assert selection.field(whole, metric_path(metric)) is not None, metric
+        for minimize in (True, False):
+            for where in (None, "params.lr < 0.05", "experiment = rnn", "params.lr > 99"):
+                matching = search_runs(where, repo=sample.repo)
+                try:
+                    expected = best_run(matching, metric, minimize)[0].id if matching else None
+                except GitexpError as exc:
+                    expected = str(exc)
+                try:
+                    found = find_best(metric, minimize, where)
+                    got = None if found is None else found.id
+                except GitexpError as exc:
+                    got = str(exc)
+                assert got == expected, (metric, minimize, where)
 
 
 QUERIES = [("params.lr < 0.05 and metrics.val/acc.max > 0.5", "-metrics.val/acc"),

@@ -35,18 +35,17 @@ def cmd_compare(runs: list[str], where: str | None, sort: str | None, form: str,
 
 
 def cmd_best(metric: str, minimize: bool | None, where: str | None, form: str, experiment: str | None) -> int:
-    from gitexp.store import search
     from gitexp.views import compare, show
 
-    records = search.search_runs(where, experiment=experiment)
-    if not records:
+    guessed = minimize is None
+    minimize = compare.guess_minimize(metric) if minimize is None else minimize
+    record = compare.find_best(metric, minimize, where, experiment)
+    if record is None:
         print(f"no runs match --where {where!r}" if where else "no runs yet", file=sys.stderr)
         return 1
-    if minimize is None:
-        minimize = compare.guess_minimize(metric)
+    if guessed:
         print(f"best = {'lowest' if minimize else 'highest'} {metric} (guessed from the name; "
               f"--{'max' if minimize else 'min'} for the other way)", file=sys.stderr)
-    record, _ = compare.best_run(records, metric, minimize)
     sys.stdout.write(show.render(record, form))
     return 0
 

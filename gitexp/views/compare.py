@@ -94,15 +94,53 @@ def guess_minimize(metric: str) -> bool:
 
 def best_run(records: Sequence[RunRecord], metric: str, minimize: bool) -> tuple[RunRecord, float]:
     """The run with the lowest (or highest) value of *metric*; runs without it, or NaN, do not compete."""
+    found = best_position(search.field_values(records, metric_path(metric)), minimize)
+    if found is None:
+        raise _no_value(len(records), metric)
+    return records[found[0]], found[1]
+
+
+def best_position(values: Sequence[object], minimize: bool) -> tuple[int, float] | None:
+    """(position, value) of the lowest (or highest) number of *values*, the first of equal ones (runs
+    come newest first: the newest wins a tie); None when none is a number (a field the run lacks, a
+    bool, NaN: they do not compete)."""
+    best: tuple[int, float] | None = None
+    for k, value in enumerate(values):
+        if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value) and \
+                (best is None or (value < best[1] if minimize else value > best[1])):
+            best = (k, value)
+    return best
+
+
+def find_best(metric: str, minimize: bool, where: str | None = None,
+              experiment: str | None = None) -> RunRecord | None:
+    """`git exp best`: the run best_run picks among the runs matching *where* (of *experiment*); None
+    when none match. The kept listing's columns answer where they can (views.selection, held to
+    the runs' own fields by tests/test_selection.py): 100,000 runs need not all be loaded for one."""
+    from gitexp.store import runs
+    from gitexp.views import listing, selection
+
     path = metric_path(metric)
-    scored = []
-    for record in records:
-        value = search.field_value(record, path)
-        if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
-            scored.append((value, record))
-    if not scored:
-        raise GitexpError(f"none of the {len(records)} run(s) has a value for metric {metric!r}; "
-                          "`git exp ls --all` shows the metrics they have")
-    pick = min if minimize else max
-    value = pick(v for v, _ in scored)
-    return next(r for v, r in scored if v == value), value  # records are newest first: newest wins ties
+    search.check_query(where, None)
+    whole = listing.current()
+    if whole is not None:
+        kept = whole.of_experiment(experiment) if experiment else whole
+        found = selection.select(kept, where, None) if where else kept
+        values = None if found is None else selection.field(found, path)
+        keep = whole.to_keep()  # (brought up to date: kept for the next command, as `ls` keeps it)
+        if keep is not None:
+            listing.remember(None, keep)
+        if found is not None and not len(found):
+            return None
+        if found is not None and values is not None:
+            best = best_position(values, minimize)
+            if best is None:
+                raise _no_value(len(found), metric)
+            return runs.get_run(found.ids[best[0]], experiment=experiment)
+    records = search.search_runs(where, experiment=experiment)
+    return best_run(records, metric, minimize)[0] if records else None
+
+
+def _no_value(count: int, metric: str) -> GitexpError:
+    return GitexpError(f"none of the {count} run(s) has a value for metric {metric!r}; "
+                       "`git exp ls --all` shows the metrics they have")
