@@ -165,6 +165,21 @@ def test_the_usual_queries_are_answered_from_the_listing(sample: Sample) -> None
         assert found.handles == [whole.handles[whole.ids.index(i)] for i in found.ids]
 
 
+def test_the_runs_plot_compare_and_report_take_are_those_search_runs_gives(sample: Sample) -> None:
+    # selection.select_runs picks them from the kept listing where it can tell, and reads only those.
+    queries = [*QUERIES, ("params.lr > 99", None), ("tags.dataset = cifar", None), ("metrics.loss.count > 1", None)]
+    for experiment in (None, "cnn"):
+        for where, order_by in queries:
+            if where is None:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = search_runs(where, order_by, experiment, sample.repo)
+                got = selection.select_runs((), where, order_by, experiment, sample.repo)
+            assert [(r.id, r.commit, r.params, r.metrics, r.meta) for r in got] == \
+                [(r.id, r.commit, r.params, r.metrics, r.meta) for r in expected], (where, order_by, experiment)
+
+
 def searched(repo: Path, query: list[str], args: list[str]) -> str:
     """What `git exp ls *query *args` prints (not to a terminal) from search_runs and run_columns."""
     options = dict(zip(args[::2], args[1::2], strict=False))

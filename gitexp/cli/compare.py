@@ -23,10 +23,9 @@ def cmd_diff(run_a: str, run_b: str, code: bool, form: str, experiment: str | No
 
 def cmd_compare(runs: list[str], where: str | None, sort: str | None, form: str, precision: int,
                 only_changed: bool, experiment: str | None) -> int:
-    from gitexp.store import search
-    from gitexp.views import compare
+    from gitexp.views import compare, selection
 
-    records = search.select_runs(runs, where, sort, experiment=experiment)
+    records = selection.select_runs(runs, where, sort, experiment=experiment)
     if not records:
         print(f"no runs match --where {where!r}" if where else "no runs yet", file=sys.stderr)
         return 0

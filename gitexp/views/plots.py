@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitexp.errors import GitexpError
-from gitexp.store import outputs, search
+from gitexp.store import outputs
 from gitexp.store.isotime import parse_iso
 from gitexp.store.runcache import row_lasts
 from gitexp.store.runs import RunRecord
-from gitexp.views import sampling
+from gitexp.views import sampling, selection
 from gitexp.views.compare import run_labels
 from gitexp.views.figures import legend, new_figure, plain, style
 
@@ -56,7 +56,7 @@ def plot(metrics: str | Sequence[str] | None = None, runs: Sequence[str | RunRec
         raise GitexpError("give exactly one of: METRIC..., --scatter PARAM METRIC, --parallel PARAM... METRIC, "
                           f"--bar METRIC (got {', '.join(modes) or 'none'})")
     suffix = _format_of(output) if output is not None else None
-    records = search.select_runs(runs or (), where, experiment=experiment, repo=repo) if runs is None or runs else []
+    records = selection.select_runs(runs or (), where, experiment=experiment, repo=repo) if runs is None or runs else []
     if not records:
         raise GitexpError(f"no runs to plot{f' match --where {where!r}' if where else ''}; "
                           "`git exp ls` lists the runs")

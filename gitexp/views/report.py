@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from gitexp.errors import GitexpError
-from gitexp.store import outputs, search
+from gitexp.store import outputs
 from gitexp.store.artifacts import human_size
 from gitexp.store.fields import flatten
 from gitexp.store.runs import RunRecord
+from gitexp.views import selection
 from gitexp.views.compare import guess_minimize, run_labels
 from gitexp.views.diff import env_summary
 from gitexp.views.table import cell, human_duration, local_time, run_rows, run_short_ids
@@ -84,7 +85,7 @@ def report(runs: Sequence[str | RunRecord] = (), where: str | None = None,
     if path is not None and not path.parent.is_dir():  # say so before the work of drawing every plot
         raise GitexpError(f"cannot write the report to {path}: folder {path.parent} does not exist; "
                           "create it or choose another path with -o")
-    records = search.select_runs(runs, where, experiment=experiment, repo=repo)
+    records = selection.select_runs(runs, where, experiment=experiment, repo=repo)
     if not records:
         raise GitexpError(f"no runs to report{f' match --where {where!r}' if where else ''}; "
                           "`git exp ls` lists the runs")

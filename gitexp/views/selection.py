@@ -15,9 +15,12 @@ tests/test_selection.py holds field() to RunFields and select() to search_runs o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from gitexp.store import search
 from gitexp.store.fields import MISSING
 from gitexp.store.query import Path
+from gitexp.store.runs import RunRecord
 from gitexp.store.search import STATS, select_positions
 from gitexp.views.listing import Listing
 from gitexp.views.table import BASE_COLUMNS
@@ -103,3 +106,38 @@ def select(listing: Listing, where: str | None, order_by: str | Sequence[str] | 
     no run has). The listing it gives is one to show: without the minima and maxima of metrics."""
     picked = select_positions(len(listing), where, order_by, lambda path: field(listing, path))
     return None if picked is None else listing.subset(picked, extremes=False)
+
+
+def select_runs(runs: Sequence[str | RunRecord] = (), where: str | None = None,
+                order_by: str | Sequence[str] | None = None, experiment: str | None = None,
+                repo: Any = None) -> list[RunRecord]:
+    """search.select_runs, the runs matching *where* (none named) picked from the kept listing's
+    columns where they can tell, and only those read: `git exp plot`, `compare` and `report`
+    with --where need not load 100,000 runs to pick a hundred (as `ls --where` does not)."""
+    if not runs and where:
+        found = _picked(where, order_by, experiment, repo)
+        if found is not None:
+            return found
+    return search.select_runs(runs, where, order_by, experiment, repo)
+
+
+def _picked(where: str, order_by: str | Sequence[str] | None, experiment: str | None,
+            repo: Any) -> list[RunRecord] | None:
+    """The records search_runs would give, through select(); None where the kept listing cannot tell."""
+    from gitexp.store.runs import load_runs
+    from gitexp.views import listing
+
+    search.check_query(where, order_by)
+    whole = listing.current(repo)
+    if whole is None:
+        return None
+    found = select(whole.of_experiment(experiment) if experiment else whole, where, order_by)
+    keep = whole.to_keep()  # (brought up to date: kept for the next command, as `ls` keeps it)
+    if keep is not None:
+        listing.remember(repo, keep)
+    if found is None or not len(found):
+        return None if found is None else []
+    by_id = {record.id: record for record in load_runs(repo, only=found.ids)}
+    if len(by_id) != len(found):
+        return None  # a run went, or was damaged, since: the runs themselves tell
+    return [by_id[run_id] for run_id in found.ids]
