@@ -492,7 +492,14 @@ def main() -> int:
                                ("compare A B", lambda r, a, b: ["compare", a, b]),
                                ("log RUN", lambda r, a, b: ["log", a]),
                                ("plot val/acc A B -o F.png", lambda r, a, b: ["plot", "val/acc", a, b, "-o",
-                                                                              str(work / "plot.png")])):
+                                                                              str(work / "plot.png")]),
+                               # The same two runs picked by a filter, and the best of all runs.
+                               ("compare --where \"id = 'A' or id = 'B'\"",
+                                lambda r, a, b: ["compare", "--where", f"id = '{a}' or id = '{b}'"]),
+                               ("plot val/acc --where \"id = 'A' or id = 'B'\" -o F.png",
+                                lambda r, a, b: ["plot", "val/acc", "--where", f"id = '{a}' or id = '{b}'", "-o",
+                                                 str(work / "plot.png")]),
+                               ("best val/acc", lambda r, a, b: ["best", "val/acc"])):
             big_cmd, small_cmd = ([*ls[:-1], *args_of(r, *two_runs(r))] for r in (runs_repo, small_repo))
             at_big, at_small = paired(big_cmd, runs_repo, small_cmd, small_repo, reps)
             rows.append([f"`git exp {label}` (whole process) at {n:,} runs",
