@@ -1,5 +1,6 @@
 """catfile.listing_files, git's batch read of many runs: for every commit it answers, what libgit2's
-read_commit_path (the reference) answers; for a usual run commit, an answer."""
+read_commit_path (the reference) answers; for a usual run commit, an answer. catfile.blobs, the
+chunks of a long history: what read_blob answers, for every blob."""
 
 from __future__ import annotations
 
@@ -102,3 +103,18 @@ def test_a_reader_may_stop_early(empty_repo: Path) -> None:
     first = next(reading)
     assert first == b"0" * 4000
     reading.close()  # git, blocked on a full pipe, is stopped rather than waited for
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_KINDS, st.binary(max_size=3000)), min_size=1, max_size=8))
+def test_blobs_answers_every_blob_as_libgit2_reads_it(empty_repo: Path, shapes: list[tuple[str, bytes]]) -> None:
+    raw = pygit2.Repository(str(empty_repo))
+    oids = [make(raw, kind, "blob", data) for kind, data in shapes]
+    reference = Repo.discover(empty_repo)
+    found = list(catfile.blobs(reference.gitdir, oids))
+    assert len(found) == len(oids)
+    for (kind, data), oid, answer in zip(shapes, oids, found, strict=True):
+        if kind == "blob":
+            assert answer == data == reference.read_blob(oid)
+        else:  # a tree, a commit, no object: the reference read says what it is
+            assert answer is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,6 +52,26 @@ def test_a_long_history_is_written_once_in_chunks_and_reads_back_whole(repo: Pat
     series = gitexp.get_run("long").history("loss")
     assert series.steps == list(range(3000)) and series.values == [1.0 / (i + 1) for i in range(3000)]
     assert gitexp.get_run("long").metrics["loss"]["count"] == 3000
+
+
+def test_a_history_of_many_chunks_read_by_git_is_what_was_logged(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past histories.BATCH_ROWS rows not cached, git reads the chunks (catfile.blobs) while they are
+    # parsed; without git on the PATH, libgit2 reads each (the reference): the same history.
+    from gitexp.store import histories
+
+    run = gitexp.start_run(name="many", **QUIET)
+    for k in range(3):
+        log(run, k * 40_000, (k + 1) * 40_000)
+        run.checkpoint()
+    run.end()
+    assert len(chunk_blobs(repo, run.ref)) == 3
+    for path in (None, ""):
+        if path is not None:
+            monkeypatch.setenv("PATH", path)
+        shutil.rmtree(repo / ".git" / histories.CACHE_DIR, ignore_errors=True)  # (each chunk read again)
+        series = gitexp.get_run("many").history("loss")
+        assert series.steps == list(range(120_000)) and series.values == [1.0 / (i + 1) for i in range(120_000)]
+        assert (series.last, series.min, series.max) == (1.0 / 120_000, 1.0 / 120_000, 1.0)
 
 
 def test_a_short_history_stays_one_blob(repo: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -41,6 +41,23 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str) -> Generator[
     read_commit_path gives them, where the commit is a commit whose tree holds *read* as a blob;
     else None. All None where git cannot be run, or has no --batch-command (git before 2.36).
     Close the iterator to stop git early."""
+    commands = (f"info {commit}\ncontents {commit}:{read}\n" for commit in commits)
+    yield from _answers(gitdir, commands, len(commits), (b"commit", b"blob"))
+
+
+def blobs(gitdir: Path, oids: Sequence[str]) -> Generator[bytes | None, None, None]:
+    """For each of *oids*, in order: its bytes where it is a blob, as RepoReader.read_blob gives
+    them; else None (the caller reads it the reference way, which says what is wrong). All None
+    where git cannot be run. The chunks of a long metric history: libgit2 inflates them holding
+    the GIL (0.37 s for the 20 of a 1,000,000-step history), git in 0.15 s beside the parsing."""
+    yield from _answers(gitdir, (f"contents {oid}\n" for oid in oids), len(oids), (b"blob",))
+
+
+def _answers(gitdir: Path, commands: Iterable[str], count: int,
+             kinds: tuple[bytes, ...]) -> Generator[bytes | None, None, None]:
+    """*count* answers of one `git cat-file --batch-command`, fed *commands* by a thread: each
+    answer is a header per command of the item, the last one's followed by its content; the
+    content where each header names the type *kinds* gives it, else None."""
     env = isolated_env()
     # (A partial clone's git would fetch a missing object from its remote, one by one: never here.)
     env.update(GIT_NO_REPLACE_OBJECTS="1", GIT_NO_LAZY_FETCH="1")
@@ -49,35 +66,36 @@ def listing_files(gitdir: Path, commits: Sequence[str], read: str) -> Generator[
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                                 bufsize=READ_BUFFER)
     except OSError:
-        yield from (None for _ in commits)
+        yield from (None for _ in range(count))
         return
     assert proc.stdin is not None and proc.stdout is not None
-    threads.start(_feed, proc.stdin, commits, read, name="gitexp-catfile-feeder")
+    threads.start(_feed, proc.stdin, commands, name="gitexp-catfile-feeder")
     out, answered = proc.stdout, 0
     try:
-        for _ in commits:
-            first, second = out.readline(), out.readline()
-            if not first or not second:
+        for _ in range(count):
+            headers = [out.readline() for _ in kinds]
+            if not all(headers):
                 break  # git stopped, or never started (no --batch-command): none from here
-            kind, found = _header(first), _header(second)
-            data = out.read(found[1] + 1) if found is not None else b"\n"
-            if found is not None and (len(data) != found[1] + 1 or data[-1:] != b"\n"):
+            found = [_header(line) for line in headers]
+            last = found[-1]
+            data = out.read(last[1] + 1) if last is not None else b"\n"
+            if last is not None and (len(data) != last[1] + 1 or data[-1:] != b"\n"):
                 break  # cut short: the stream can no longer be trusted
             answered += 1
-            yield data[:-1] if kind is not None and kind[0] == b"commit" and found is not None and \
-                found[0] == b"blob" else None
-        yield from (None for _ in commits[answered:])
+            sound = all(f is not None and f[0] == kind for f, kind in zip(found, kinds, strict=True))
+            yield data[:-1] if sound else None
+        yield from (None for _ in range(count - answered))
     finally:
         proc.kill()
         proc.wait()
         out.close()
 
 
-def _feed(stdin: IO[bytes], commits: Sequence[str], read: str) -> None:
-    """Write the two commands of each commit (its type, the blob at *read*)."""
+def _feed(stdin: IO[bytes], commands: Iterable[str]) -> None:
+    """Write the commands, one item's at a time."""
     try:
-        for commit in commits:
-            stdin.write(f"info {commit}\ncontents {commit}:{read}\n".encode())
+        for command in commands:
+            stdin.write(command.encode())
         stdin.close()
     except (OSError, ValueError):
         pass  # git stopped early (the reader closed it): nothing more to ask

@@ -9,12 +9,14 @@ go when the folder outgrows MAX_BYTES. Deleting the folder is always safe.
 
 from __future__ import annotations
 
+import itertools
 import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from gitexp.errors import CorruptRunError
+from gitexp.git import catfile
 from gitexp.git.reader import RepoReader
 from gitexp.store import cachefile, names
 from gitexp.store.state import Series
@@ -24,6 +26,9 @@ TSV_HEADER = "step\ttime\tvalue\n"  # a history's first line (codec.render_rows 
 HEADER = TSV_HEADER.encode()
 CACHE_DIR = Path("gitexp") / "cache" / "history-v2"  # v2: columns as array bytes
 MIN_BYTES = 16 * 1024  # histories shorter than this (about 500 steps) are parsed every time
+# Rows in chunks not cached from which git reads them (about 2.5 MB: libgit2 takes 20 ms to read
+# them, starting git a few)
+BATCH_ROWS = 65_536
 MAX_BYTES = 256 * 2**20
 # The bytes of the fields gitexp writes: integer steps, times with 3 decimals, float reprs.
 _FIELD_BYTES = b"0123456789+-.einfa"
@@ -110,16 +115,38 @@ def _read_chunks(repo: RepoReader, tree: str, where: str) -> Columns:
     Series.add would have kept them row by row."""
     from gitexp.store import chunks  # here: it loads the git layer's writer, which listings never need
 
+    listed = chunks.chunk_blobs(repo, tree, where)
+    cached = {blob: _load(repo, blob) for _, blob in listed}
+    unread = [blob for blob, part in cached.items() if part is None]
+    # Many rows to read: git reads their chunks in its own process while this one parses them
+    # (catfile.blobs; libgit2's read_blob, the reference, for any git does not answer). A few
+    # small chunks (a live run's newest) are read here: starting git costs more than they do.
+    spans = {blob: after - first for (first, blob), (after, _) in itertools.pairwise(listed)}
+    many = sum(spans.get(blob, 0) for blob in unread) >= BATCH_ROWS
+    fetched = catfile.blobs(repo.gitdir, unread) if many else None
+    try:
+        return _joined(repo, listed, cached, fetched, where)
+    finally:
+        if fetched is not None:
+            fetched.close()  # (a damaged chunk ends the reading: git is stopped, not left waiting)
+
+
+def _joined(repo: RepoReader, listed: list[tuple[int, str]], cached: dict[str, Columns | None],
+            fetched: Generator[bytes | None, None, None] | None, where: str) -> Columns:
+    """The chunks *listed* ((first row, blob)) as one history: each from *cached*, else parsed from
+    *fetched* (git's answers for the chunks not cached, in order) or read_blob; see _read_chunks."""
     parts: list[Columns] = []
     rows = 0
     summary = Series()
-    for first, blob in chunks.chunk_blobs(repo, tree, where):
+    for first, blob in listed:
         if first != rows:
             raise CorruptRunError(f"{where}: chunk {first:012d}.tsv should start at row {rows} "
                                   f"(a chunk is missing, or repeated)")
-        part = _load(repo, blob)
+        part = cached[blob]
         if part is None:
-            part = _columns_of_blob(repo, blob, repo.read_blob(blob), f"{where}, chunk {first:012d}.tsv")
+            data = None if fetched is None else next(fetched, None)
+            part = cached[blob] = _columns_of_blob(repo, blob, repo.read_blob(blob) if data is None else data,
+                                                   f"{where}, chunk {first:012d}.tsv")
         rows += len(part.values)
         parts.append(part)
         s = part.summary
