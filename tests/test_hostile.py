@@ -257,6 +257,21 @@ def test_verify_reports_a_damaged_env_yaml_in_every_run_that_shares_its_blob(
     assert "alpha" not in out and "beta" not in out
 
 
+def test_verify_in_several_processes_finds_what_one_finds(repo: Path) -> None:
+    # (100,000 runs are checked by a process per 2,000, up to the CPUs: each worker a share, in order.)
+    from gitexp.git.repo import Repo
+    from gitexp.ops.verify import verify_runs
+
+    alpha = good_runs(repo)
+    craft(repo, alpha, files={"env.yaml": "variables: [1, 2]\npython: 3\n"})
+    craft_damage(repo, alpha, DAMAGES["meta.git a string"], OTHER_BAD)
+    handle = Repo.discover(repo)
+    refs = sorted(handle.refs("refs/experiments/").items())
+    alone = verify_runs(handle, refs, processes=1)
+    assert len(alone) == 2 and {label.split()[0] for label, _ in alone} == {BAD, OTHER_BAD}
+    assert verify_runs(handle, refs, processes=3) == alone
+
+
 def test_fetch_ignores_a_remotes_run_refs_and_notes_that_are_not_commits(
         repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alpha = good_runs(repo)

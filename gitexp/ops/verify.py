@@ -11,7 +11,9 @@ starts with a RUNNING commit).
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,47 @@ REQUIRED = (fmt.META, fmt.PARAMS, fmt.METRICS)
 MAX_WALK = 100_000  # first-parent steps per reflog entry before giving up on a fast-forward
 
 
-def verify_runs(repo: Repo, refs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(run label, problem) for every problem found in the runs at *refs* ((ref, commit) pairs).
+PER_PROCESS = 2_000  # runs from which another process checks a share of them (one starts in 0.3 s)
+
+
+def verify_runs(repo: Repo, refs: Iterable[tuple[str, str]], processes: int | None = None) -> list[tuple[str, str]]:
+    """(run label, problem) for every problem found in the runs at *refs* ((ref, commit) pairs), in
+    their order.
 
     Runs may come from an untrusted remote: whatever is wrong with one run is a problem of that
-    run, and every other run is still checked.
+    run, and every other run is still checked. Each run is checked on its own (about a millisecond
+    of CPU: 100,000 runs took 97 s in one process), so *processes* (by default one per PER_PROCESS
+    runs, up to the CPUs) check a share each.
     """
+    refs = list(refs)
+    count = min(os.cpu_count() or 1, len(refs) // PER_PROCESS) if processes is None else processes
+    if count <= 1:
+        return _verify(repo, refs)
+    size = -(-len(refs) // count)
+    shares = [(str(repo.workdir or repo.gitdir), refs[k:k + size]) for k in range(0, len(refs), size)]
+    # spawn, not fork: this process may hold threads (a cache writer) and libgit2's state.
+    pool = multiprocessing.get_context("spawn").Pool(len(shares), initializer=_ignore_interrupts)
+    try:
+        found = pool.map(_verify_share, shares, chunksize=1)
+        pool.close()
+    except BaseException:  # Ctrl-C reaches this process alone (the workers ignore it): stop them
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return [problem for part in found for problem in part]
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _verify_share(share: tuple[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    where, refs = share
+    return _verify(Repo.discover(where), refs)
+
+
+def _verify(repo: Repo, refs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     problems = []
     cwd = repo.workdir or repo.gitdir
     # The runs of one machine share their env.yaml blob (5 KB of YAML, half of verifying 100,000
