@@ -295,7 +295,7 @@ def _read_for_pass(commondir: Path | str) -> dict[str, list[str]]:
 def forget(commondir: Path | str, ref: str) -> list[str]:
     """End the archive's record of *ref* (renamed or deleted), returning the lines it had.
     Called with writing() held."""
-    lines = archived(commondir).get(ref, [])
+    lines = archived_of(commondir, ref)  # (`git exp rm` of one run: the archive is not parsed whole)
     if lines:
         _append(commondir, f"{ref}\t\n")
     return lines

@@ -29,8 +29,8 @@ def remove(run_texts: list[str], experiment: str | None = None, repo: Repo | Non
            force: bool = False) -> list[runs.RunRecord]:
     """Move runs to refs/experiments-trash/ (reflog included); returns the removed runs."""
     repo = repo or Repo.discover()
-    records = runs.load_runs(repo, experiment)
-    chosen = {r.id: r for r in (runs.resolve(records, text) for text in run_texts)}  # all or nothing
+    # All or nothing; each read alone where its id, name or handle tells (get_runs), not 100,000 loaded.
+    chosen = {r.id: r for r in runs.get_runs(run_texts, repo, experiment)}
     live = [r for r in chosen.values() if r.status == "RUNNING"]
     if live and not force:
         raise GitexpError(f"run {titles(live[:1])[0]} is still RUNNING on {live[0].meta.get('host')}; "
