@@ -160,7 +160,25 @@ def wall(argv: list[str], cwd: Path | None = None, check: bool = True) -> tuple[
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}: {proc.stderr.decode()[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if cwd is not None:
+        wait_for_cache_writer(cwd)
     return elapsed, cpu
+
+
+cache_writes: list[float] = []  # seconds each child left by `git exp` wrote caches after the command ended
+
+
+def wait_for_cache_writer(repo: Path) -> None:
+    """Wait (untimed) for the child that a `git exp` command in *repo* may have left writing its caches
+    (gitexp/store/cachefile.py, detach): the next figure must not share the CPU with it, nor a cold
+    one find the caches it writes. The seconds waited go to cache_writes."""
+    from gitexp.store import cachefile
+
+    for folder in (repo / ".git" / "gitexp" / "cache", repo / "gitexp" / "cache"):
+        if folder.parent.is_dir():
+            t0 = time.perf_counter()
+            cachefile.wait_detached(folder)
+            cache_writes.append(time.perf_counter() - t0)
 
 
 def median_wall(argv: list[str], reps: int, cwd: Path | None = None, warmup: int = 1) -> tuple[float, float]:

@@ -48,6 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_core
 from bench_core import VENV, git, isolate, log, ls_command, mlflow_call, secs, source_state, wait_for_upkeep, wall
 from scale_fixture import ROOT, cached_scale_fixture, make_runs
 
@@ -454,9 +455,13 @@ def main() -> int:
             shutil.rmtree(cache, ignore_errors=True)
 
         log("git exp ls")
+        waited = len(bench_core.cache_writes)
         cold = median_of(ls, runs_repo, max(3, reps // 2), before=drop_cache, warmup=False)
         rows.append(["`git exp ls`, whole process, cold (gitexp's cache deleted)", secs(cold), "", "≤ 5 s",
                      ok(cold <= 5)])
+        # (Not the user's wait: the prompt is back. Its CPU is what a command typed at once shares.)
+        rows.append(["  then its child writing the caches, after the process ended",
+                     secs(statistics.median(bench_core.cache_writes[waited:])), "", "(none)", ""])
         warm = median_of(ls, runs_repo, reps)
         rows.append(["`git exp ls`, whole process, warm", secs(warm), "", "≤ 1 s", ok(warm <= 1)])
         # A sweep goes on while its user lists it: 10 runs more before each listing (the listing

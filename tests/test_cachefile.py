@@ -230,3 +230,96 @@ def test_a_writer_ended_by_what_it_ran_is_replaced(tmp_path: Path, behind: None)
     assert cachefile.save_behind([(tmp_path / "d.marshal", 4)])  # maybe queued before its writer ended
     cachefile.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.marshal", "b.marshal", "c.marshal", "d.marshal"]
+
+
+# -- left to a child at exit ------------------------------------------------------------------------
+
+
+def _locked(folder: Path) -> bool:
+    """Whether a child left by detach holds the writing lock of the cache *folder*."""
+    import fcntl
+
+    try:
+        fd = os.open(folder.with_name(folder.name + ".writing"), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_a_small_job_or_a_library_callers_runs_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "a.marshal"
+    cachefile.later(lambda: cachefile.save_behind([(path, 1)]), [path], cachefile.DETACH_FROM)
+    assert cachefile.load(path) == 1  # (no write_behind(): a library caller's, whatever its weight)
+    cachefile.write_behind()
+    try:
+        cachefile.later(lambda: cachefile.save_behind([(path, 2)]), [path], cachefile.DETACH_FROM - 1)
+        cachefile.wait()
+        assert cachefile.load(path) == 2
+    finally:
+        cachefile.write_behind(False)
+
+
+def test_a_job_left_for_later_runs_before_its_files_are_read_here(tmp_path: Path, behind: None) -> None:
+    path, other = tmp_path / "cache" / "a.marshal", tmp_path / "cache" / "b.marshal"
+    ran: list[int] = []
+
+    def job() -> None:
+        ran.append(1)
+        cachefile.save_behind([(path, {"rows": 3})])
+
+    cachefile.later(job, [path], cachefile.DETACH_FROM)
+    assert cachefile.load(other) is None and ran == []  # another file: the job waits on
+    assert cachefile.load(path) == {"rows": 3} and ran == [1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_git_exp_leaves_a_large_job_to_a_child_that_readers_wait_for(tmp_path: Path) -> None:
+    folder = tmp_path / "gitexp" / "cache"
+    path = folder / "big.marshal"
+    # The job is slow on purpose: the process must have ended, its pipes closed, with the file
+    # still to come, and a reader must get the file, not nothing.
+    proc = _python(f"""
+        import os, sys, time
+        from pathlib import Path
+        from gitexp.store import cachefile
+        cachefile.write_behind()
+        path = Path({str(path)!r})
+        def job():
+            time.sleep(2)
+            cachefile.save_behind([(path, list(range(1000)))])
+        cachefile.later(job, [path], cachefile.DETACH_FROM)
+        print("table")
+        cachefile.finish()  # as `git exp` does before ending its process
+        sys.stdout.flush()
+        os._exit(0)
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "table\n"  # printed once: the child prints nothing and holds no pipe
+    assert _locked(folder) and not path.exists()
+    assert cachefile.load(path) == list(range(1000))  # (waited for the child)
+    assert not _locked(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["big.marshal"]
+
+
+def test_a_reader_gives_up_on_a_writer_that_hangs(tmp_path: Path) -> None:
+    import fcntl
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    cachefile.save(folder / "a.marshal", 1)
+    fd = os.open(folder.with_name("cache.writing"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        waited = threading.Thread(target=cachefile.wait_detached, args=(folder, 0.2))
+        waited.start()
+        waited.join(10)
+        assert not waited.is_alive()  # it gave up after its timeout, lock still held
+        assert _locked(folder)
+    finally:
+        os.close(fd)

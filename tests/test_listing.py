@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,26 @@ def test_ls_prints_the_same_table_from_the_kept_listing(sample: Sample) -> None:
         assert cache.exists() == ("--experiment" not in args)  # kept when it lists every run
         assert ls(sample.repo, *args) == made
     assert "baseline" in made and "mixed" not in made
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_first_listing_leaves_its_caches_to_a_child_and_the_next_one_uses_them(sample: Sample) -> None:
+    from gitexp.store import cachefile, runcache
+
+    folder = sample.repo / ".git" / "gitexp" / "cache"
+    shutil.rmtree(folder, ignore_errors=True)
+    # (DETACH_FROM runs are 10,000: this repository's few are made to count as many.)
+    code = "import sys; from gitexp.store import cachefile; cachefile.DETACH_FROM = 1; " \
+           "from gitexp.cli.main import main; sys.argv = ['git-exp', 'ls']; sys.exit(main())"
+    first = subprocess.run([sys.executable, "-c", code], cwd=sample.repo, capture_output=True, text=True, check=True)
+    cachefile.wait_detached(folder)
+    kept = runcache.Cache(sample.repo / ".git")  # (before this process reads the runs, and writes the cache itself)
+    commits = set(git(sample.repo, "for-each-ref", "--format=%(objectname)", names.REF_PREFIX).split())
+    assert len(commits) == len(sample.ids) and commits <= set(kept.commits)
+    assert all(kept.summaries.read(c) is not None for c in commits)
+    assert listing.current(sample.repo) is not None  # the kept listing, and the index it names
+    assert (folder / runindex.INDEX_FILE.name).exists()
+    assert first.stdout == ls(sample.repo) and first.stderr == ""
 
 
 def brought_up_to_date(repo: Path, delta_most: int | None = None) -> listing.Listing | None:

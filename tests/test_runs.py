@@ -75,6 +75,29 @@ def test_a_record_changed_by_its_reader_is_listed_as_changed(repo: Path) -> None
     assert field_value(records[0], ("params", "lr")) == 5
 
 
+def test_a_record_changed_before_the_cache_is_written_leaves_the_cache_as_git_has_it(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitexp.store import cachefile
+
+    make_run("a", params={"lr": 0.1}, metrics={"loss": 1.0})
+    (repo / ".git" / CACHE_FILE).unlink(missing_ok=True)
+    # As `git exp` lists many runs: read by git, parsed from summary.json, the cache written later.
+    monkeypatch.setattr(runs, "BATCH_FROM", 1)
+    monkeypatch.setattr(cachefile, "DETACH_FROM", 1)
+    cachefile.write_behind()
+    try:
+        records = load_runs()
+        assert not (repo / ".git" / CACHE_FILE).exists()  # (left for later)
+        records[0].params["lr"] = 5
+        records[0].metrics["loss"]["last"] = 9.0
+        again = load_runs()[0]  # its cache read: the job left for later runs first
+        assert (again.params, again.metrics["loss"]["last"]) == ({"lr": 0.1}, 1.0)
+        assert set(cached(repo)) == {again.commit}
+    finally:
+        cachefile.wait()
+        cachefile.write_behind(False)
+
+
 def test_the_cache_never_serves_a_runs_old_commit(repo: Path) -> None:
     run = make_run("a", metrics={"loss": 1.0})
     first = gitexp.get_run("a")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import fcntl
 import glob
 import marshal
 import mmap
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,9 +32,14 @@ STALE_SECONDS = 600  # untouched this long, a temporary file is a killed writer'
 
 
 def load(path: Path) -> object:
-    """What the marshal file at *path* holds; None when it is absent or unreadable."""
+    """What the marshal file at *path* holds; None when it is absent or unreadable. Waits for this
+    process's writes of it (save_behind, later) and for another's left to a child (detach)."""
+    if any(path in paths for _, paths in _later):
+        _run_later()
     if path in _pending:
         wait()
+    if not _in_child:
+        wait_detached(path.parent)
     try:
         # loads of the bytes: marshal.load on a file reads piecemeal through Python calls (5x slower).
         with open(path, "rb") as handle:
@@ -177,20 +184,128 @@ def wait() -> None:
 
 
 def finish() -> None:
-    """What `git exp` calls before it ends its process without Python's teardown: wait(), with no
-    more waiting at exit, and any later save_behind() written at once."""
+    """What `git exp` calls before it ends its process without Python's teardown: wait(), the jobs
+    left for later handed to a child process (detach), with no more waiting at exit, and any later
+    save_behind() written at once."""
     atexit.unregister(_wait_at_exit)
-    _wait_at_exit()
+    _wait_at_exit(detach=True)
 
 
-def _wait_at_exit() -> None:
+def _wait_at_exit(detach: bool = False) -> None:
     global _closed
     try:
         wait()
+        if _later and not (detach and _detach()):
+            _run_later()
     except KeyboardInterrupt:  # Ctrl-C at exit: leave the cache unwritten (its temporary file is swept later)
         pass
     with _lock:
         _closed = True
+
+
+# -- left to a child at exit ------------------------------------------------------------------------
+#
+# A first listing of 100,000 runs spent 1.2 s of its 6 s making the caches the next command reads
+# (the run cache's 100,000 entries, the kept listing, the run index) out of what it had read. As git
+# leaves `gc --auto` to a process of its own, `git exp` hands that work, where it covers DETACH_FROM
+# runs or more, to a child process started as it exits: the table is out and the prompt back at
+# once. The child holds an exclusive lock on `<cache folder>.writing` until its files are written,
+# and load() in any process waits for it: the next command finds them written, not half of them.
+
+DETACH_FROM = 10_000  # runs a job covers from which `git exp` leaves it to a child (forking costs ~30 ms)
+WAIT_SECONDS = 120.0  # longest load() waits for a child's files (one that hangs: read without them)
+_later: list[tuple[Callable[[], object], frozenset[Path]]] = []  # (job, the files it writes), in order
+_in_child = False  # this process is the child doing _later's jobs: it holds the locks it would wait for
+
+
+def later(job: Callable[[], object], paths: Sequence[Path], weight: int) -> None:
+    """Run *job*, which writes the cache files *paths* (through save_behind), now; or, after
+    write_behind() where *weight* (the runs it covers) is DETACH_FROM or more, later: in a child
+    process as `git exp` exits, or in this one before a load() of one of *paths*. A job so left runs
+    with what its objects hold then: hand it objects that nothing changes meanwhile."""
+    if not _behind or _closed or _in_child or weight < DETACH_FROM or not hasattr(os, "fork"):
+        job()
+        return
+    _later.append((job, frozenset(paths)))
+
+
+def _run_later() -> None:
+    while _later:
+        job, _ = _later.pop(0)
+        try:
+            job()
+        except Exception:  # (a cache that cannot be written costs time, never the caller's work)
+            pass
+
+
+def _writing_lock(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".writing")
+
+
+def wait_detached(folder: Path, timeout: float = WAIT_SECONDS) -> None:
+    """Return once no child left with jobs (detach) writes the cache files in *folder*, or after *timeout* s."""
+    try:
+        fd = os.open(_writing_lock(folder), os.O_RDONLY)
+    except OSError:
+        return  # (no child ever wrote there: the usual case, one failed open)
+    try:
+        _lock_within(fd, fcntl.LOCK_SH, timeout)
+    finally:
+        os.close(fd)
+
+
+def _lock_within(fd: int, kind: int, timeout: float) -> bool:
+    """Take the flock *kind* on *fd*, waiting up to *timeout* s; whether it was taken."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)  # (polled, so a hung writer cannot hold every reader for ever)
+            pause = min(pause * 2, 0.05)
+        except OSError:
+            return False
+
+
+def _detach() -> bool:
+    """Run _later's jobs in a child process of their own, with no tie to this one's terminal or
+    pipes, holding the writing locks of their folders until they are done; False, running nothing,
+    where it cannot be started (the caller runs them)."""
+    global _in_child, _behind
+    locks: list[int] = []
+    try:
+        for folder in sorted({path.parent for _, paths in _later for path in paths}):
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            locks.append(os.open(_writing_lock(folder), os.O_RDWR | os.O_CREAT, 0o644))
+            if not _lock_within(locks[-1], fcntl.LOCK_EX, WAIT_SECONDS):  # (another child writing the same)
+                raise OSError("the cache's writing lock is held")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _in_child = True  # (for _after_fork, in both: the parent only ends from here)
+        child = os.fork()
+    except (OSError, ValueError):
+        _in_child = False
+        for fd in locks:
+            os.close(fd)
+        return False
+    if child:
+        _in_child = False
+        for fd in locks:
+            os.close(fd)  # (the child's copies hold the locks now)
+        return True
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        _behind = False  # (its save_behind() writes at once)
+        _run_later()
+    finally:
+        os._exit(0)
 
 
 def _after_fork() -> None:
@@ -200,6 +315,8 @@ def _after_fork() -> None:
     _jobs.clear()
     _pending.clear()
     _writer = _last = None
+    if not _in_child:  # (a fork of the caller's own, not detach's: the jobs are the parent's to do)
+        _later.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork)

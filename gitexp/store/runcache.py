@@ -36,6 +36,7 @@ import itertools
 import marshal
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -321,7 +322,10 @@ class Summaries:
 
     def __init__(self, path: Path, recent: dict[str, bytes] | None = None, rows: Rows | None = None) -> None:
         self.path = path
-        self.added: dict[str, bytes] = {}
+        # Marshal bytes, or (meta, params, metrics) as Cache.add was handed them: a first listing of
+        # 100,000 runs turned each into bytes as it was read (0.25 s), though a child writes the
+        # file after the process ends (cachefile.later) and the listing reads few of them.
+        self.added: dict[str, bytes | tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.recent = recent or {}
         self.rows = rows if rows is not None else Rows()
         self._stored: dict[str, bytes] | None = None
@@ -335,10 +339,21 @@ class Summaries:
         """(meta, params, metric summaries) of a run commit, or None when the cache lacks them."""
         data = self.added.get(commit) or self.recent.get(commit) or self.stored().get(commit)
         try:
-            found = marshal.loads(data)  # type: ignore[arg-type]
+            # (An added one as bytes first: the caller gets its own copy, as from the file.)
+            found = marshal.loads(marshal.dumps(data) if type(data) is tuple else data)  # type: ignore[arg-type]
         except (EOFError, ValueError, TypeError):  # none, or not what this code writes
             return None
         return found if type(found) is tuple and len(found) == 3 else None
+
+    def added_bytes(self) -> dict[str, bytes]:
+        """The added summaries, each as marshal bytes (one that marshal cannot store left out)."""
+        out = {}
+        for commit, data in self.added.items():
+            try:
+                out[commit] = data if type(data) is bytes else marshal.dumps(data)
+            except ValueError:
+                continue
+        return out
 
     def row(self, commit: str) -> Row | None:
         """The listing row of a cached run's commit, or None."""
@@ -375,12 +390,13 @@ class Cache:
         self._memo: dict[str, str] = {}
 
     def add(self, commit: str, meta: dict[str, Any], params: dict[str, Any],
-            metrics: dict[str, Any]) -> tuple[bool, Row | None]:
+            metrics: dict[str, Any], plain: bool = False) -> tuple[bool, Row | None]:
         """Keep a run commit read from git for save(): (True, its row), or (False, None) when
         marshal cannot store it (a YAML value such as a timestamp, from another tool): that run is
-        read from git each time."""
+        read from git each time. *plain*: the three were parsed from JSON, which marshal stores,
+        and nothing else holds them: they are turned into bytes only when saved (Summaries.added)."""
         try:
-            self.summaries.added[commit] = marshal.dumps((meta, params, metrics))
+            self.summaries.added[commit] = (meta, params, metrics) if plain else marshal.dumps((meta, params, metrics))
         except ValueError:
             return False, None
         row = self.rows.added[commit] = shared_row(meta, params, metrics, self._memo)
@@ -418,16 +434,20 @@ class Cache:
         """
         if not self.dirty:
             return
-        added = self.rows.added
-        recent = {**self.rows.recent, **{c: added[c] for c in self.summaries.added if c in added}}
+        files = [self.path, self.summaries.path, *(self.commondir / name for name in (NAMES_FILE, DELTA_FILE))]
+        cachefile.later(partial(self._save, list(order), prune, delta_from), files, len(self.commits))
+
+    def _save(self, order: list[str], prune: bool, delta_from: int) -> None:
+        added, added_summaries = self.rows.added, self.summaries.added_bytes()
+        recent = {**self.rows.recent, **{c: added[c] for c in added_summaries if c in added}}
         if self.stored >= delta_from and len(recent) * 20 <= self.stored:
             self._save_names(added, whole=False)
-            summaries = {**self.summaries.recent, **self.summaries.added}
+            summaries = {**self.summaries.recent, **added_summaries}
             cachefile.save_behind([(self.commondir / DELTA_FILE, {
                 "rows": {c: row for c, row in recent.items() if c in summaries},
                 "summaries": {c: summaries[c] for c in recent if c in summaries}})])
             return
-        summaries = {**self.summaries.stored(), **self.summaries.recent, **self.summaries.added}
+        summaries = {**self.summaries.stored(), **self.summaries.recent, **added_summaries}
         stored = self.rows.stored()
         rows = {**stored, **recent}
         if 0 < len(recent) <= len(stored):

@@ -370,6 +370,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                     prefetch = _Prefetch(repo, unread) if batch else None
                 try:
                     read, found = prefetch.read(commit) if prefetch is not None else (None, None)
+                    plain = found is not None  # (parsed from summary.json: JSON's types alone)
                     if found is None:  # (read here, or damaged: codec reads the YAML and says what is wrong)
                         from gitexp.store import codec as fmt
 
@@ -380,7 +381,7 @@ def load_runs(repo: RepoReader | str | os.PathLike[str] | None = None, experimen
                     warnings.warn(f"gitexp: leaving out run {run_id} ({ref}), which is damaged: {exc}; {error.hint}",
                                   RuntimeWarning, stacklevel=2)
                     continue
-                stored, row = cache.add(commit, meta, params, metrics)
+                stored, row = cache.add(commit, meta, params, metrics, plain)
                 if not stored:
                     records.append(RunRecord(run_id, exp, commit, meta, params, metrics, repo))
                     continue

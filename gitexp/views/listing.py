@@ -324,6 +324,12 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing,
     twentieth of a kept listing of DELTA_FROM runs or more, else none), those runs alone are written,
     to DELTA_FILE."""
     repo = open_repository(repo)
+    files = [repo.commondir / name for name in (CACHE_FILE, STATE_FILE, DELTA_FILE, runindex.INDEX_FILE,
+                                                runindex.DELTA_FILE)]
+    cachefile.later(partial(_remember, repo, listing, delta_most), files, len(listing.ids))
+
+
+def _remember(repo: RepoReader, listing: Listing, delta_most: int | None) -> None:
     # The state first: refs that change after it are then never taken for the ones it describes.
     state = refs_state(repo.gitdir, repo.commondir, REF_PREFIX)
     live = live_here(repo)
