@@ -13,7 +13,8 @@ reflogs.ARCHIVE_EVERY (1,000) bytes, empties it and archives the run reflogs tha
 (reflogs.archive), then settles the run objects into kept packs that `git gc` leaves alone
 (settle.py). Once packed-refs holds about 10,000 refs, that pass puts the settled runs on the run
 shelf (shelf.py) and deletes their refs, and from then on every pass does (shelve_settled); and it
-sets repack.updateServerInfo to false where packed-refs stays that large (spare_server_info). A
+sets repack.updateServerInfo to false where packed-refs stays that large (spare_server_info), and
+keeps the commit-graph to the user's own commits (commitgraph.py). A
 process that counted new refs also starts an archiving pass as it exits when reflogs.EXIT_FROM
 (100) or more are counted: the logs of runs that ended are archived at any age, so a sweep that
 stops between two passes leaves no files for `git gc` to rewrite. Nothing of it
@@ -29,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitexp.git import gitfiles, reflogs, settle, shelf
+from gitexp.git import commitgraph, gitfiles, reflogs, settle, shelf
 from gitexp.git.repo import Repo
 
 RUN_REFS = "refs/experiments/"
@@ -64,6 +65,7 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
     shelve_settled(Path(commondir))
     settle.settle(Path(commondir))
     spare_server_info(Path(commondir))
+    commitgraph.spare(Path(commondir))
     return archived
 
 

@@ -78,7 +78,7 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
                 name = _pack(commondir, args, [*runs, "--not", *others]) if runs else None
             if name is not None:
                 done.objects = packindex.object_count(pack_dir, name)
-        if not _gc_running(commondir):
+        if not gc_running(commondir):
             done.removed = _drop_redundant(commondir)
             done.rolled = _roll_up(commondir)
     return done
@@ -104,7 +104,7 @@ def _drop_dead_work(commondir: Path) -> None:
                 (pack_dir / f"{base}.{suffix}").unlink(missing_ok=True)
 
 
-def _gc_running(commondir: Path) -> bool:
+def gc_running(commondir: Path) -> bool:
     """Whether a `git gc` holds its lock (gc.pid, which git takes as stale after 12 hours): its
     pack-objects may yet open a pack that a removal here would take away, and fail. It removes
     the packs made redundant itself."""
