@@ -2,10 +2,10 @@
 
 `git gc` (and `git gc --auto`) writes `objects/info/commit-graph` of every commit reachable from a
 ref (`git commit-graph write --reachable`): with the run shelf, the 100,000 run commits it holds
-too, a 7.7 MB file in which each of the user's commands looks up the commits it reads. Measured
-beside the same repository without runs (benchmarks/README.md, run 30): `git log -20` 1.12x and
-`git log --oneline --decorate -20` 1.24x with that file, 1.07x and 1.19x with one of the user's
-commits alone (0.93x and 1.07x with none).
+too, a 7.7 MB file in which each of the user's commands looks up the commits it reads. On a copy
+of the 100,000-run fixture, alternately with the copy without runs (300 calls each): `git log
+-20` 1.21x and `git log --oneline --decorate -20` 1.37x with that file, 1.06x and 1.17x with one
+of the user's commits alone (benchmarks/README.md, run 30).
 
 So once runs are shelved, each archiving pass of the upkeep (refmaint.py) that finds a
 commit-graph it did not write writes it again, with git's own `git commit-graph write
