@@ -279,7 +279,11 @@ def test_a_job_left_for_later_runs_before_its_files_are_read_here(tmp_path: Path
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_git_exp_leaves_a_large_job_to_a_child_that_readers_wait_for(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ending", [
+    "cachefile.finish()\n        sys.stdout.flush()\n        os._exit(0)",  # as `git exp` ends its process
+    "sys.exit(0)",  # through Python's exit, as `git exp ls | head` does
+])
+def test_git_exp_leaves_a_large_job_to_a_child_that_readers_wait_for(tmp_path: Path, ending: str) -> None:
     folder = tmp_path / "gitexp" / "cache"
     path = folder / "big.marshal"
     # The job is slow on purpose: the process must have ended, its pipes closed, with the file
@@ -295,9 +299,7 @@ def test_git_exp_leaves_a_large_job_to_a_child_that_readers_wait_for(tmp_path: P
             cachefile.save_behind([(path, list(range(1000)))])
         cachefile.later(job, [path], cachefile.DETACH_FROM)
         print("table")
-        cachefile.finish()  # as `git exp` does before ending its process
-        sys.stdout.flush()
-        os._exit(0)
+        {ending}
         """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "table\n"  # printed once: the child prints nothing and holds no pipe

@@ -188,14 +188,16 @@ def finish() -> None:
     left for later handed to a child process (detach), with no more waiting at exit, and any later
     save_behind() written at once."""
     atexit.unregister(_wait_at_exit)
-    _wait_at_exit(detach=True)
+    _wait_at_exit()
 
 
-def _wait_at_exit(detach: bool = False) -> None:
+def _wait_at_exit() -> None:
     global _closed
     try:
         wait()
-        if _later and not (detach and _detach()):
+        # (Also where `git exp` ends through Python's exit, as `git exp ls | head` does: only
+        # `git exp` leaves jobs for later, and its process is ending.)
+        if _later and not _detach():
             _run_later()
     except KeyboardInterrupt:  # Ctrl-C at exit: leave the cache unwritten (its temporary file is swept later)
         pass
