@@ -325,3 +325,30 @@ def test_a_reader_gives_up_on_a_writer_that_hangs(tmp_path: Path) -> None:
         assert _locked(folder)
     finally:
         os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_while_another_child_writes_there_a_process_writes_its_own_files(tmp_path: Path) -> None:
+    import fcntl
+
+    folder = tmp_path / "gitexp" / "cache"
+    folder.mkdir(parents=True)
+    path = folder / "big.marshal"
+    fd = os.open(folder.with_name("cache.writing"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # (as a child left by another process holds it)
+        proc = _python(f"""
+            import os
+            from pathlib import Path
+            from gitexp.store import cachefile
+            cachefile.write_behind()
+            path = Path({str(path)!r})
+            cachefile.later(lambda: cachefile.save(path, 7), [path], cachefile.DETACH_FROM)
+            cachefile.finish()
+            os._exit(0)
+            """)
+        assert proc.returncode == 0, proc.stderr
+        assert path.exists()  # written before the process ended, not left to a child of its own
+    finally:
+        os.close(fd)
+    assert cachefile.load(path) == 7

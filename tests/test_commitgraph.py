@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 import gitexp
-from gitexp.git import commitgraph, refmaint, reflogs, shelf
+from gitexp.git import commitgraph, reflogs, refmaint, shelf
 from gitexp.git.repo import Repo
 from tests.conftest import git
 

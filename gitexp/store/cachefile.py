@@ -283,7 +283,9 @@ def _detach() -> bool:
         for folder in sorted({path.parent for _, paths in _later for path in paths}):
             folder.parent.mkdir(parents=True, exist_ok=True)
             locks.append(os.open(_writing_lock(folder), os.O_RDWR | os.O_CREAT, 0o644))
-            if not _lock_within(locks[-1], fcntl.LOCK_EX, WAIT_SECONDS):  # (another child writing the same)
+            if not _lock_within(locks[-1], fcntl.LOCK_EX, 0):
+                # Another child writes there: this process writes its own files itself, rather than
+                # wait at exit (each file is replaced whole, whichever writer comes last).
                 raise OSError("the cache's writing lock is held")
         sys.stdout.flush()
         sys.stderr.flush()
