@@ -22,7 +22,6 @@ import subprocess
 from pathlib import Path
 
 from gitexp.git import settle, shelf
-from gitexp.git.gitfiles import SHELF_REF
 
 GRAPH = Path("objects") / "info" / "commit-graph"
 CHAIN = Path("objects") / "info" / "commit-graphs"
@@ -48,7 +47,7 @@ def user_commits(commondir: Path) -> list[str]:
     found = []
     for line in listed.stdout.splitlines():
         name, kind, oid, *peeled = line.split(" ")
-        if name.startswith(GITEXP_REFS) or name == SHELF_REF:
+        if name.startswith(GITEXP_REFS):
             continue
         if kind == "commit":
             found.append(oid)
