@@ -50,6 +50,11 @@ def test_links_shelve_and_take_back_and_read_back_from_git_and_from_the_cache(re
     assert _git(repo, "rev-parse", f"{link}^2").strip() == made[refs[3]]
     assert _git(repo, "show", f"{link}:unshelved") == f"{refs[0]}\n"
     assert _git(repo, "log", "-1", "--format=%ad %an", "--date=unix", second).strip() == "946684800 gitexp"
+    # Each link's objects are packed, however few: git leaves no loose object of the shelf behind.
+    loose = {f"{folder.name}{path.name}" for folder in (git_dir / "objects").glob("??") for path in folder.iterdir()}
+    shelf_objects = {line.split()[0] for line in
+                     _git(repo, "rev-list", "--objects", second, "--not", *made.values()).splitlines()}
+    assert len(shelf_objects) >= 4 and not loose & shelf_objects
     # Another process: from the cache file, then from git alone.
     shelf._memo = None
     assert shelf.read(git_dir) == expected

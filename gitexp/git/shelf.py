@@ -408,7 +408,7 @@ def add_links(commondir: Path, batches: list[dict[str, str]], take_back: Iterabl
     the first taking *take_back* off the shelf, and move the shelf's ref to the last by
     compare-and-swap; returns the new tip, or None when there was nothing to do. *fresh*: a chain
     of its own, replacing the shelf (compact()). Call it holding locked(). One `git fast-import`
-    writes them all, into a pack of its own."""
+    writes them all, into a pack of its own, however few."""
     current = tip(commondir)
     shelved = read(commondir) if current is not None and not fresh else {}
     adding = {name: oid for batch in batches for name, oid in batch.items() if shelved.get(name) != oid}
@@ -449,7 +449,11 @@ def add_links(commondir: Path, batches: list[dict[str, str]], take_back: Iterabl
                       f"data {len(message.encode())}\n{message}from :{len(chunks)}\ndeleteall\n")
     marks = commondir / "gitexp" / f"shelf-marks.{os.getpid()}"
     try:
-        _git_out(commondir, ["fast-import", "--quiet", "--force", f"--export-marks={marks}"], "".join(stream))
+        # (Below fastimport.unpackLimit objects, 100 by default, git would leave them loose, where the
+        # upkeep never settles them and every `git log --oneline` looks through their folders until
+        # the user's `git gc`: a link or two of each pass.)
+        _git_out(commondir, ["-c", "fastimport.unpackLimit=0", "fast-import", "--quiet", "--force",
+                             f"--export-marks={marks}"], "".join(stream))
         new = marks.read_text().splitlines()[-1].split()[1] if marks.exists() else ""
         if not _OID.fullmatch(new):
             raise ShelfError("`git fast-import` wrote no link of the shelf")
