@@ -78,8 +78,11 @@ def copy(src: Path, dst: Path) -> Path:
 
 
 def strip_runs(repo: Path) -> None:
-    """Remove every trace of gitexp: its refs, their reflogs, its folder, then its objects."""
+    """Remove every trace of gitexp: its refs, their reflogs, its folder, then its objects. The
+    user's objects stay as they were, packed or loose: git looks for a loose object (the fixture's
+    HEAD commit, its tree) through every pack first, and `git gc` would have packed them here alone."""
     gitdir = repo / ".git"
+    was_loose = {f"{path.parent.name}{path.name}": path.read_bytes() for path in (gitdir / "objects").glob("??/*")}
     for prefix in RUN_REFS:
         shutil.rmtree(gitdir / prefix, ignore_errors=True)
         shutil.rmtree(gitdir / "logs" / prefix, ignore_errors=True)
@@ -106,6 +109,26 @@ def strip_runs(repo: Path) -> None:
         (gitdir / "objects" / "pack" / f"{base}.keep").unlink()
     git(repo, "-c", "gc.reflogExpire=never", "-c", "gc.reflogExpireUnreachable=never", "gc", "--prune=now",
         "--quiet")
+    pack_dir = gitdir / "objects" / "pack"
+    packs = [path for path in pack_dir.glob("*.idx")]
+    if not was_loose or len(packs) != 1:
+        return
+    with packs[0].open("rb") as index:
+        listed = subprocess.run(["git", "show-index"], cwd=repo, stdin=index, capture_output=True, text=True,
+                                check=True).stdout
+    packed = [line.split()[1] for line in listed.splitlines()]
+    loose_again = [oid for oid in packed if oid in was_loose]
+    if not loose_again:
+        return
+    for oid in loose_again:
+        (gitdir / "objects" / oid[:2]).mkdir(exist_ok=True)
+        (gitdir / "objects" / oid[:2] / oid[2:]).write_bytes(was_loose[oid])
+    rest = "".join(f"{oid}\n" for oid in packed if oid not in was_loose)
+    subprocess.run(["git", "pack-objects", "--quiet", str(pack_dir / "pack")], cwd=repo, input=rest, text=True,
+                   capture_output=True, check=True)
+    for path in pack_dir.glob(f"{packs[0].stem}.*"):
+        path.unlink()
+    git(repo, "update-server-info")
 
 
 def machine_pace() -> float:
