@@ -115,6 +115,31 @@ def test_a_first_listing_leaves_its_caches_to_a_child_and_the_next_one_uses_them
     assert first.stdout == ls(sample.repo) and first.stderr == ""
 
 
+def test_a_listing_brought_up_to_date_by_a_few_runs_is_kept_at_once_not_left_to_a_child(
+        sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As runcache's: a delta of a few new runs weighs those runs, not the whole listing."""
+    from gitexp.store import cachefile
+
+    repo = sample.repo
+    ls(repo)
+    with gitexp.start_run(name="newest", experiment="cnn", repo=repo, **QUIET) as run:
+        run.log_metric("loss", 0.05)
+    monkeypatch.setattr(cachefile, "DETACH_FROM", 2)  # (fewer than the sample's runs, more than the new one)
+    cachefile.write_behind()
+    try:
+        updated = listing.current(repo)
+        if "evil" in sample.ids:  # a run whose params have a dotted key: never brought up to date
+            assert updated is None
+            return
+        assert updated is not None and len(updated.ids) > cachefile.DETACH_FROM
+        listing.remember(repo, updated, delta_most=1000)
+        cachefile.wait()  # (this process's own writes: not a job left for later)
+        assert (repo / ".git" / listing.DELTA_FILE).exists()
+    finally:
+        cachefile.wait()
+        cachefile.write_behind(False)
+
+
 def brought_up_to_date(repo: Path, delta_most: int | None = None) -> listing.Listing | None:
     """The kept listing brought up to date (None when it could not be), checked, and kept (new runs
     alone, up to *delta_most* of them, where only they changed)."""

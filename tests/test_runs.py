@@ -269,6 +269,35 @@ def test_a_large_caches_new_entries_go_to_a_file_of_their_own(repo: Path) -> Non
     assert not (repo / ".git" / DELTA_FILE).exists() and commit in cached(repo) and len(cached(repo)) == 42
 
 
+def test_a_few_new_entries_beside_many_are_written_at_once_not_left_to_a_child(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`git exp` leaves a cache job of DETACH_FROM runs or more to a child as it exits: weighed by
+    what it writes, a delta write of a few new runs beside many is not such a job."""
+    from gitexp.store import cachefile
+
+    for i in range(40):
+        make_run(f"r{i}")
+    load_runs()
+    new = make_run("new")
+    commit = Repo.discover().ref(new.ref) or ""
+    monkeypatch.setattr(cachefile, "DETACH_FROM", 10)  # (40 runs count as many)
+    cachefile.write_behind()
+    try:
+        for delta_from, written_now in ((40, True), (1_000, False)):  # 1 new of 40: a delta; else whole
+            cache = runcache.Cache(repo / ".git")
+            (repo / ".git" / DELTA_FILE).unlink(missing_ok=True)
+            cache.add(commit, *fmt.read_listing(Repo.discover(), commit))
+            cache.save([commit], prune=False, delta_from=delta_from)
+            cachefile.wait()  # (this process's own writes: not a job left for later)
+            assert (repo / ".git" / DELTA_FILE).exists() is written_now
+            if not written_now:
+                assert commit not in cached(repo)  # left for later: the next load of the file runs it
+                assert commit in runcache.Cache(repo / ".git").commits and commit in cached(repo)
+    finally:
+        cachefile.wait()
+        cachefile.write_behind(False)
+
+
 def test_a_damaged_delta_file_is_left_aside(repo: Path) -> None:
     make_run("a", params={"lr": 0.1})
     load_runs()

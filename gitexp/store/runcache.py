@@ -435,12 +435,19 @@ class Cache:
         if not self.dirty:
             return
         files = [self.path, self.summaries.path, *(self.commondir / name for name in (NAMES_FILE, DELTA_FILE))]
-        cachefile.later(partial(self._save, list(order), prune, delta_from), files, len(self.commits))
+        # (Weighed by what it writes: a sweep's few new runs beside 100,000 are no work for a child.)
+        weight = len(self.rows.recent) + len(self.rows.added)
+        cachefile.later(partial(self._save, list(order), prune, delta_from), files,
+                        weight if self._delta_only(weight, delta_from) else len(self.commits))
+
+    def _delta_only(self, recent: int, delta_from: int) -> bool:
+        """Whether a save of *recent* entries added since CACHE_FILE was written goes to DELTA_FILE alone."""
+        return self.stored >= delta_from and recent * 20 <= self.stored
 
     def _save(self, order: list[str], prune: bool, delta_from: int) -> None:
         added, added_summaries = self.rows.added, self.summaries.added_bytes()
         recent = {**self.rows.recent, **{c: added[c] for c in added_summaries if c in added}}
-        if self.stored >= delta_from and len(recent) * 20 <= self.stored:
+        if self._delta_only(len(recent), delta_from):
             self._save_names(added, whole=False)
             summaries = {**self.summaries.recent, **added_summaries}
             cachefile.save_behind([(self.commondir / DELTA_FILE, {

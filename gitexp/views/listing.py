@@ -326,7 +326,10 @@ def remember(repo: RepoReader | str | os.PathLike[str] | None, listing: Listing,
     repo = open_repository(repo)
     files = [repo.commondir / name for name in (CACHE_FILE, STATE_FILE, DELTA_FILE, runindex.INDEX_FILE,
                                                 runindex.DELTA_FILE)]
-    cachefile.later(partial(_remember, repo, listing, delta_most), files, len(listing.ids))
+    # (Weighed by what it writes: a sweep's few new runs beside 100,000 are no work for a child.)
+    newer = _newer_count(listing, delta_most)
+    cachefile.later(partial(_remember, repo, listing, delta_most), files,
+                    len(listing.ids) if newer is None else newer)
 
 
 def _remember(repo: RepoReader, listing: Listing, delta_most: int | None) -> None:
@@ -379,16 +382,24 @@ def _remember(repo: RepoReader, listing: Listing, delta_most: int | None) -> Non
 def _delta(listing: Listing, most: int | None) -> dict[str, Any] | None:
     """What DELTA_FILE is to hold for *listing* (remember()'s), without its version and token; None
     where the whole listing is to be written."""
-    if listing.root is None or listing.refs is None:
+    count = _newer_count(listing, most)
+    if count is None or listing.root is None or listing.refs is None:
         return None
     token, root = listing.root
+    found = listingdelta.front(_data(listing), _data(root), count, listing.refs)
+    return None if found is None else found | {"of": token}
+
+
+def _newer_count(listing: Listing, most: int | None) -> int | None:
+    """How many runs *listing* has before those of the listing it brought up to date, where DELTA_FILE
+    may hold them alone (up to *most*: remember()'s); else None."""
+    if listing.root is None or listing.refs is None:
+        return None
+    root = listing.root[1]
     count = len(listing.ids) - len(root.ids)
     if most is None:
         most = len(root.ids) // 20 if len(root.ids) >= DELTA_FROM else 0
-    if not 0 < count <= most:
-        return None
-    found = listingdelta.front(_data(listing), _data(root), count, listing.refs)
-    return None if found is None else found | {"of": token}
+    return count if 0 < count <= most else None
 
 
 def _drop(*paths: Path) -> None:
