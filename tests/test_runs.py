@@ -16,7 +16,7 @@ from gitexp.store import codec as fmt
 from gitexp.store import runcache, runs, summary
 from gitexp.store.fields import MISSING
 from gitexp.store.runcache import CACHE_FILE, DELTA_FILE, OBSOLETE_FILES, ROW_FIELDS, SUMMARIES_FILE
-from gitexp.store.runs import RunRecord, load_runs, run_ids
+from gitexp.store.runs import RunRecord, load_runs, run_ids, run_names_of
 from gitexp.store.search import field_value, search_runs
 from gitexp.views.table import run_rows
 from tests.conftest import git
@@ -213,6 +213,21 @@ def test_the_names_file_knows_every_listed_runs_name(repo: Path) -> None:
     assert gitexp.get_run("plain-name").commit == commits["plain-name"]
     assert not (repo / ".git" / CACHE_FILE).exists()
     assert gitexp.get_run("r3").name == "r3" and not (repo / ".git" / CACHE_FILE).exists()
+
+
+def test_the_names_of_many_records_read_at_once_are_each_records_name(repo: Path) -> None:
+    """run_names_of, which takes names from the names file where it can, against each record's name."""
+    for name in ("a", None, "b", "a"):
+        make_run(name)  # (None: gitexp names it)
+    load_runs()  # (cached: the next load's records have neither rows nor summaries read)
+    for names_file in (True, False):
+        if not names_file:
+            (repo / ".git" / runcache.NAMES_FILE).unlink()
+        shown = [r.name for r in load_runs()]
+        assert run_names_of(load_runs()) == shown and shown[0] == "a" and shown[1] == "b" and shown[3] == "a"
+    records = load_runs()
+    records[0].meta["name"] = "changed"  # (read and changed: the record's own meta says its name)
+    assert run_names_of(records) == ["changed", *shown[1:]]
 
 
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:
