@@ -80,6 +80,27 @@ def test_report_sections(sample: Sample, tmp_path: Path) -> None:
     assert "acc.max: last value per run" in text
 
 
+def test_a_report_of_many_runs_lists_them_all_and_details_and_draws_the_first(
+        sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep's thousands of runs: every one in the table, the first MAX_SECTIONS with a section
+    of their own (only their names link to one), the first MAX_LINES drawn; the page says so."""
+    from gitexp.views import report as module
+
+    records = runs.load_runs()
+    monkeypatch.setattr(module, "MAX_SECTIONS", 2)
+    monkeypatch.setattr(module, "MAX_LINES", 1)
+    text = report([r.id for r in records], output=tmp_path / "many.html").read_text()
+    assert text.count('<tr class="run"') == len(records) > 2
+    sections = re.findall(r'<section id="run-([^"]+)">', text)
+    assert sections == [r.id for r in records[:2]]
+    assert re.findall(r'href="#run-([^"]+)"', text) == sections  # no link to a section that is not there
+    assert f"The {len(records) - 2:,} runs after the first 2 have no section of their own" in text
+    assert f"The plots draw the first 1 of the {len(records):,} runs" in text
+    # One line a plot: the second run, which a plot of every run draws (and its legend names), is not drawn.
+    figures = re.findall(r"<figure>.*?</figure>", text, flags=re.S)
+    assert figures and all(records[1].name not in figure for figure in figures)
+
+
 def test_report_errors(sample: Sample, tmp_path: Path) -> None:
     with pytest.raises(GitexpError, match="no runs to report match --where"):
         report(where="params.lr > 100", output=tmp_path / "r.html")

@@ -28,6 +28,11 @@ from gitexp.views.diff import env_summary
 from gitexp.views.table import cell, human_duration, local_time, run_rows, run_short_ids
 
 MAX_PLOTS = 16  # metrics plotted; the tables still list every metric
+# A report of a sweep's thousands of runs: 1,404 runs took 12 s and 500 MB to write 26 MB of HTML,
+# a line per run in each plot and a section per run. The table lists every run; the plots draw
+# the first MAX_LINES of them, and the first MAX_SECTIONS get a section of their own.
+MAX_LINES = 50
+MAX_SECTIONS = 100
 PRECISION = 6  # significant digits in each run's own tables
 TABLE_PRECISION = 4  # in the comparison table, where columns must stay narrow (a cell's title has all)
 STYLE = """
@@ -122,9 +127,14 @@ def render(records: Sequence[RunRecord], title: str | None = None) -> str:
         f"{escape(', '.join(experiments))}.</p>",
         _comparison(records, artifacts), _plots(records),
     ]
-    labels = run_labels(records)
-    handles = run_short_ids(records)
-    parts += [_run_section(r, labels[r.id], handles[r.id], artifacts[r.id]) for r in records]
+    detailed = records[:MAX_SECTIONS]
+    labels = run_labels(detailed)
+    handles = run_short_ids(detailed)
+    parts += [_run_section(r, labels[r.id], handles[r.id], artifacts[r.id]) for r in detailed]
+    if len(records) > len(detailed):
+        parts.append(f'<p class="muted">The {len(records) - len(detailed):,} runs after the first '
+                     f"{len(detailed)} have no section of their own (the table lists them all): report fewer "
+                     "runs, named or by a narrower --where, for theirs; `git exp show RUN` prints any run.</p>")
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
@@ -240,7 +250,7 @@ def _comparison(records: Sequence[RunRecord], artifacts: dict[str, list[Any]]) -
     body = []
     for i, record in enumerate(records):
         cells = [_run_cell(column, record, rows[i].get(column), starts[i], artifacts[record.id],
-                           n in firsts, best.get(column) == i) for n, column in enumerate(shown)]
+                           n in firsts, best.get(column) == i, i < MAX_SECTIONS) for n, column in enumerate(shown)]
         body.append(f'<tr class="run" id="row-{escape(record.id)}">{"".join(cells)}</tr>')
     parts = ["<h2>Runs</h2>"]
     if same:
@@ -263,10 +273,13 @@ def _run_of(groups: list[str], start: int) -> int:
 
 
 def _run_cell(column: str, record: RunRecord, value: Any, start: str, artifacts: list[Any], first: bool,
-              best: bool) -> str:
-    """The <td> of *column* in the row of *record* (*value* from run_rows; *start* already shortened)."""
+              best: bool, linked: bool) -> str:
+    """The <td> of *column* in the row of *record* (*value* from run_rows; *start* already shortened);
+    *linked*: its name links to the run's section."""
     if column == "name":
         name = escape(record.name or record.id)
+        if not linked:
+            return f'<td class="name sticky" title="{name}">{name}</td>'
         return f'<td class="name sticky"><a href="#run-{escape(record.id)}" title="{name}">{name}</a></td>'
     if column in ("id", "commit"):
         full = record.id if column == "id" else (record.meta.get("git") or {}).get("commit") or ""
@@ -297,11 +310,15 @@ def _run_cell(column: str, record: RunRecord, value: Any, start: str, artifacts:
 def _plots(records: Sequence[RunRecord]) -> str:
     from gitexp.views.plots import plot
 
+    out = ["<h2>Metrics</h2>"]
+    if len(records) > MAX_LINES:
+        out.append(f'<p class="muted">The plots draw the first {MAX_LINES} of the {len(records):,} runs (the table '
+                   "lists them all): report fewer runs, or `git exp plot METRIC RUN...`, to draw others.</p>")
+        records = records[:MAX_LINES]
     keys = sorted({k for r in records for k in r.metrics}, key=lambda k: (k.startswith("system/"), k))
     shown = keys[:MAX_PLOTS]
     if not shown:
         return "<h2>Metrics</h2><p>No run has metrics.</p>"
-    out = ["<h2>Metrics</h2>"]
     for n, key in enumerate(shown):
         # A metric logged once per run reads better as bars than as single points.
         single = all(r.metrics.get(key, {}).get("count", 0) <= 1 for r in records)
