@@ -152,3 +152,36 @@ def test_shelved_files_checked_at_once_read_as_line_by_line(lines: list[tuple[st
         expected = None
     # The same answer: the refs of a sound file, None (read line by line, which says what is wrong) else.
     assert shelf._shelved_at_once(text) == expected
+
+
+def _packs_holding(git_dir: Path, oid: str) -> set[str]:
+    found = set()
+    for index in (git_dir / "objects" / "pack").glob("*.idx"):
+        with index.open("rb") as handle:
+            listed = subprocess.run(["git", "show-index"], stdin=handle, capture_output=True, text=True,
+                                    check=True).stdout
+        if oid in listed.split():
+            found.add(index.stem)
+    return found
+
+
+def test_link_packs_are_folded_by_gitexps_merges(repo: Path) -> None:
+    """Each shelving writes its links as a pack of whole objects, which gitexp's pack merges fold
+    (a pack of git's deltas they leave alone, and every one would stay until the run objects settle)."""
+    from gitexp.git import maintenance
+
+    git_dir = repo / ".git"
+    made = _runs(repo, 6)
+    refs = sorted(made)
+    tips = []
+    with shelf.locked(git_dir):
+        for batch in (refs[:3], refs[3:]):  # (a pass's links, whose files git would store as deltas)
+            tips.append(shelf.add_links(git_dir, [{ref: made[ref] for ref in batch}], per_link=1))
+    link_packs = set().union(*(_packs_holding(git_dir, tip) for tip in tips if tip))
+    assert len(link_packs) == 2
+    maintenance.compact(git_dir)
+    assert not link_packs & {path.stem for path in (git_dir / "objects" / "pack").glob("*.idx")}
+    shelf._memo = None
+    (git_dir / shelf.CACHE).unlink(missing_ok=True)
+    assert shelf.read(git_dir) == made
+    assert subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True).returncode == 0

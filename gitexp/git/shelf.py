@@ -449,10 +449,13 @@ def add_links(commondir: Path, batches: list[dict[str, str]], take_back: Iterabl
                       f"data {len(message.encode())}\n{message}from :{len(chunks)}\ndeleteall\n")
     marks = commondir / "gitexp" / f"shelf-marks.{os.getpid()}"
     try:
-        # (Below fastimport.unpackLimit objects, 100 by default, git would leave them loose, where the
+        # Below fastimport.unpackLimit objects (100 by default) git would leave them loose, where the
         # upkeep never settles them and every `git log --oneline` looks through their folders until
-        # the user's `git gc`: a link or two of each pass.)
-        _git_out(commondir, ["-c", "fastimport.unpackLimit=0", "fast-import", "--quiet", "--force",
+        # the user's `git gc`: a link or two of each pass. Packed, but without deltas (--depth=0),
+        # gitexp's merges fold the pack with its runs' (maintenance.compact): packs of deltas, which
+        # they leave alone, one each pass, stayed until the next settling (12,500 runs at 100,000
+        # runs), and every lookup of an object that git or gitexp makes went through them all.
+        _git_out(commondir, ["-c", "fastimport.unpackLimit=0", "fast-import", "--depth=0", "--quiet", "--force",
                              f"--export-marks={marks}"], "".join(stream))
         new = marks.read_text().splitlines()[-1].split()[1] if marks.exists() else ""
         if not _OID.fullmatch(new):
