@@ -228,6 +228,10 @@ def test_the_names_of_many_records_read_at_once_are_each_records_name(repo: Path
     records = load_runs()
     records[0].meta["name"] = "changed"  # (read and changed: the record's own meta says its name)
     assert run_names_of(records) == ["changed", *shown[1:]]
+    with gitexp.start_run(name="live", **QUIET) as run:  # (live here: its record is its journal's)
+        run.log_metric("acc", 0.5)
+        records = load_runs()
+        assert run_names_of(records) == [r.name for r in records] == ["live", *shown]
 
 
 def test_an_earlier_versions_cache_file_is_removed_once_this_ones_is_written(repo: Path) -> None:

@@ -569,7 +569,8 @@ def run_names_of(records: Sequence[RunRecord]) -> list[str]:
     (runcache.known_names, a fifth of the rows' bytes) gives a cached commit's name as its row
     would; the rows of the commits it lacks are read at once."""
     found: list[str | None] = [None] * len(records)
-    unread = [k for k, r in enumerate(records) if r._summaries is not None and r._row is None]
+    # (The cache's records alone: a live one's summaries are its journal's, which may name it otherwise.)
+    unread = [k for k, r in enumerate(records) if type(r._summaries) is Summaries and r._row is None]
     named = known_names(records[0].repo.commondir) if unread else None
     if named is not None:
         for k in unread:
