@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -381,6 +382,8 @@ def test_the_refs_state_changes_with_every_change_to_the_refs(repo: Path) -> Non
         # As if packed-refs were written long ago (each time at another moment): a young one has no state.
         packed = gitdir / "packed-refs"
         if packed.exists():
+            now = time.time_ns() // 1000 * 1000 + 1  # (a time with a fraction of a second: this one's)
+            os.utime(packed, ns=(now, now))
             assert gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) is None
             moment = next(written)
             os.utime(packed, (moment, moment))
@@ -403,6 +406,21 @@ def test_the_refs_state_changes_with_every_change_to_the_refs(repo: Path) -> Non
     assert gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) == seen[-1]  # nothing changed: the same state
     git(repo, "update-ref", "refs/heads/other", spare)  # refs outside the prefix are not its business
     assert gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) == seen[-1]
+
+
+@pytest.mark.parametrize(("fraction", "told"), [(123_456_789, True), (0, False)])
+def test_a_packed_refs_half_a_second_old_has_a_state_where_its_times_have_fractions(
+        repo: Path, fraction: int, told: bool) -> None:
+    """A file system that keeps fractions of a second keeps times to a tick: half a second on, a
+    rewrite gets a later time. One that keeps whole seconds (all its times end in .000000000) may
+    give a rewrite the same time for up to RACY_SECONDS."""
+    gitdir = repo / ".git"
+    make_refs(repo, run_names("a"))
+    git(repo, "pack-refs", "--all")
+    # Half a second or more ago (up to 1.5 s), with that fraction: within RACY_SECONDS, past FINE_RACY_SECONDS.
+    then = (time.time_ns() - 500_000_000) // 1_000_000_000 * 1_000_000_000 + fraction
+    os.utime(gitdir / "packed-refs", ns=(then, then))
+    assert (gitfiles.refs_state(gitdir, gitdir, REF_PREFIX) is not None) is told
 
 
 def test_a_refs_state_is_not_told_in_a_linked_worktree(repo: Path, tmp_path: Path) -> None:

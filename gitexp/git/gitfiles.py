@@ -27,7 +27,12 @@ _UNUSUAL_CONFIG = (b"extensions", b"reftable", b"refstorage", b"worktree", b"inc
 _FORMAT_VERSION = rb"repositoryformatversion\s*=\s*(\S*)"
 _PATH_ROOM = 3800  # libgit2 refuses git dirs whose longest file path would pass PATH_MAX (4096)
 # Refs that live in each worktree's own git dir, not the common one.
-RACY_SECONDS = 2.0  # how young a packed-refs may be and its stat still tell it from the next one (refs_state)
+RACY_SECONDS = 2.0  # how young a packed-refs may be and its stat still tell it from the next one (refs_state) ...
+# ... where its times carry fractions of a second, which a file system that keeps whole seconds (FAT,
+# HFS+, some network ones) never shows: those keep times to a kernel tick (a few milliseconds). Each
+# process that made runs packs their refs as it exits, and a `git exp ls` in the next 2 s took no
+# state: it kept no run index, and every `git exp show` read every ref until the next listing of many.
+FINE_RACY_SECONDS = 0.1
 _PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
 RUN_PREFIX, SHELF_REF = "refs/experiments/", "refs/experiments-shelf"  # runs' refs, and the run shelf's (shelf.py)
 # What ref names may hold: printable ASCII but ~^:?*[\ ; and, one a line, names with a dot git forbids.
@@ -184,10 +189,10 @@ def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[object
     for neither), and the loose refs. git rewrites packed-refs into a new file renamed over the old one and
     trusts the same stat to know its copy is current.
 
-    None where read_refs would be None, in a linked worktree, and while packed-refs is younger than
-    RACY_SECONDS: a file system keeps times to a few milliseconds, so a packed-refs written again
-    within the same tick, into a recycled inode, with as many bytes, would have the same stat. Once
-    a state is older than that, any later rewrite has a later time.
+    None where read_refs would be None, in a linked worktree, and while packed-refs is not settled():
+    a file system keeps times to a few milliseconds (or whole seconds), so a packed-refs written
+    again within the same tick, into a recycled inode, with as many bytes, would have the same
+    stat. Once a state is older than that, any later rewrite has a later time.
     """
     if gitdir != commondir or not prefix.startswith("refs/") or \
             any(p.startswith(prefix) or prefix.startswith(p) for p in _PER_WORKTREE):
@@ -213,9 +218,16 @@ def refs_state(gitdir: Path, commondir: Path, prefix: str) -> tuple[tuple[object
         return ((0, 0, 0, 0, *shelf) if shelf else None), loose
     except OSError:
         return None
-    if info.st_mtime > time.time() - RACY_SECONDS:
+    if not settled(info):
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, *shelf), loose
+
+
+def settled(info: os.stat_result) -> bool:
+    """Whether a file of this stat is old enough for its stat to tell it from the next file written in
+    its place: older than the file system's times can confuse (RACY_SECONDS, FINE_RACY_SECONDS)."""
+    racy = FINE_RACY_SECONDS if info.st_mtime_ns % 1_000_000_000 else RACY_SECONDS
+    return info.st_mtime <= time.time() - racy
 
 
 def only_loose_changed(then: Any, now: tuple[tuple[object, ...] | None, dict[str, str]] | None) -> bool:

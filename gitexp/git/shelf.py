@@ -28,7 +28,6 @@ import marshal
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -36,7 +35,7 @@ from typing import NamedTuple
 from gitexp import threads
 from gitexp.errors import StorageError
 from gitexp.git import catfile
-from gitexp.git.gitfiles import RACY_SECONDS, RUN_PREFIX, SHELF_REF
+from gitexp.git.gitfiles import RUN_PREFIX, SHELF_REF, settled
 
 SHELVED, UNSHELVED = "shelved", "unshelved"
 LINK_DATE = "946684800 +0000"  # 2000-01-01: older than every run (see above)
@@ -98,7 +97,7 @@ def tip(commondir: Path) -> str | None:
     found = data[at - 40:at].decode("ascii", "replace") if at >= 40 and data[at - 41:at - 40] in (b"", b"\n") else None
     packed = found if found is not None and _OID.fullmatch(found) else None
     # (A packed-refs rewritten within the same tick could keep its stat: gitfiles.refs_state.)
-    _packed_tip = (identity, packed) if info.st_mtime < time.time() - RACY_SECONDS else None
+    _packed_tip = (identity, packed) if settled(info) else None
     return packed
 
 
