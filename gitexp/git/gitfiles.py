@@ -27,11 +27,12 @@ _UNUSUAL_CONFIG = (b"extensions", b"reftable", b"refstorage", b"worktree", b"inc
 _FORMAT_VERSION = rb"repositoryformatversion\s*=\s*(\S*)"
 _PATH_ROOM = 3800  # libgit2 refuses git dirs whose longest file path would pass PATH_MAX (4096)
 # Refs that live in each worktree's own git dir, not the common one.
-RACY_SECONDS = 2.0  # how young a packed-refs may be and its stat still tell it from the next one (refs_state) ...
-# ... where its times carry fractions of a second, which a file system that keeps whole seconds (FAT,
-# HFS+, some network ones) never shows: those keep times to a kernel tick (a few milliseconds). Each
-# process that made runs packs their refs as it exits, and a `git exp ls` in the next 2 s took no
-# state: it kept no run index, and every `git exp show` read every ref until the next listing of many.
+# How young a packed-refs may be and its stat still tell it from the next one (refs_state, settled):
+# on a file system that keeps whole seconds (FAT, HFS+, some network ones: every time ends in
+# .000000000), and on one whose times carry fractions of a second, which it keeps to a kernel tick
+# (a few milliseconds). Each process that made runs packs their refs as it exits: with 2 s for all,
+# a `git exp ls` just after kept no run index, and every `git exp show` then read every ref.
+RACY_SECONDS = 2.0
 FINE_RACY_SECONDS = 0.1
 _PER_WORKTREE = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
 RUN_PREFIX, SHELF_REF = "refs/experiments/", "refs/experiments-shelf"  # runs' refs, and the run shelf's (shelf.py)

@@ -383,8 +383,9 @@ def _delta(listing: Listing, most: int | None) -> dict[str, Any] | None:
     """What DELTA_FILE is to hold for *listing* (remember()'s), without its version and token; None
     where the whole listing is to be written."""
     count = _newer_count(listing, most)
-    if count is None or listing.root is None or listing.refs is None:
+    if count is None:
         return None
+    assert listing.root is not None and listing.refs is not None  # (_newer_count needs both)
     token, root = listing.root
     found = listingdelta.front(_data(listing), _data(root), count, listing.refs)
     return None if found is None else found | {"of": token}
