@@ -38,6 +38,12 @@ def plain_packs(repo: Path) -> list[str]:
     return [n[:-4] for n in os.listdir(folder) if n.endswith(".idx") and not (folder / f"{n[:-4]}.keep").exists()]
 
 
+def deltas(repo: Path, base: str) -> int:
+    """Objects of a pack stored as deltas (verify-pack's lines naming a base)."""
+    out = git(repo, "verify-pack", "-v", str(repo / ".git" / "objects" / "pack" / f"{base}.idx"))
+    return sum(1 for line in out.splitlines() if len(line.split()) == 7)
+
+
 def run_objects(repo: Path, runs: list[gitexp.Run]) -> set[str]:
     """What the runs reach and the user's branch does not: what settling is to keep."""
     out = git(repo, "rev-list", "--objects", *(r.ref for r in runs), "--not", "HEAD")
@@ -95,13 +101,36 @@ def test_settle_twice_adds_only_new_runs_and_keeps_packs_few(repo: Path) -> None
         new = run_objects(repo, runs) - before  # runs share blobs (code, env) with earlier ones
         assert new and done.objects == len(new)
         kept = settle.settled_packs(pack_dir)
-        sizes = sorted(os.path.getsize(pack_dir / f"{base}.pack") for base in kept)
-        # Geometric: each settled pack at least twice all smaller ones together.
-        assert all(size >= 2 * sum(sizes[:i]) for i, size in enumerate(sizes) if i), sizes
+        assert len(kept) == 1 and done.rolled == 2  # the new pack merged with the one before
         assert pack_names(repo, kept) == before | new
         before = pack_names(repo, kept)
     git(repo, "fsck", "--connectivity-only")
     assert len(gitexp.load_runs()) == len(every)
+
+
+def test_settled_packs_an_older_gitexp_left_are_merged_into_one(repo: Path) -> None:
+    """Each big pack index costs the user's git a search per object it looks up: a pass with
+    nothing to settle still merges the settled packs it finds into one, deltas kept."""
+    first = make_runs(2, "a")
+    settle.settle(repo / ".git", minimum=0)
+    second = make_runs(2, "b")
+    pack_dir = repo / ".git" / "objects" / "pack"
+    # A second settled pack, as gitexp's geometric roll-up used to leave them.
+    revs = "\n".join([*(r.ref for r in second), "--not", "HEAD", *(r.ref for r in first)]) + "\n"
+    base = "pack-" + git(repo, "pack-objects", "--revs", "--honor-pack-keep", "-q", str(pack_dir / "pack"),
+                         input_text=revs).strip()
+    (pack_dir / f"{base}.keep").write_bytes(settle.KEEP)
+    before = settle.settled_packs(pack_dir)
+    assert len(before) == 2
+    held, found = pack_names(repo, before), sum(deltas(repo, base) for base in before)
+    done = settle.settle(repo / ".git", minimum=10 ** 9)  # nothing new to settle
+    after = settle.settled_packs(pack_dir)
+    assert done.objects == 0 and done.rolled == 2 and len(after) == 1
+    assert pack_names(repo, after) == held and not set(after) & set(before)
+    # The deltas settling found are kept, none dropped (nor searched for again):
+    assert 0 < found == deltas(repo, after[0])
+    git(repo, "fsck", "--strict")
+    assert sorted(r.name for r in gitexp.load_runs()) == ["a0", "a1", "b0", "b1"]
 
 
 def test_pack_mostly_settled_is_rewritten_keeping_the_rest(repo: Path) -> None:

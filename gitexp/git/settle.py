@@ -9,8 +9,10 @@ the user's refs and HEAD do not, with git's own delta compression, into a pack w
 walk them. Every pack whose objects are all in settled packs is removed then, as `git repack -d`
 removes the packs it made redundant; a pack nine tenths settled is first rewritten as its
 remainder (`git pack-objects` of the objects no settled pack holds), so every object stays. Settled packs
-are rolled up geometrically (the smallest merged until each is twice the size of all smaller
-ones together), so there are a handful whatever the run count.
+are merged into one after each pass (_roll_up): every big pack index costs each git command that
+looks up an object the user has not packed yet, or abbreviates a hash, a search of its own
+(`git log --oneline --decorate -20` at 100,000 runs: 1.13x the time without runs with two
+settled packs, 1.09x with one).
 
 A kept pack's objects outlive the refs that reached them: `git exp gc` lifts every settled keep
 (lift()) after it deletes removed runs, so the user's next `git gc` prunes what they alone held,
@@ -62,6 +64,8 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
         pack_dir = commondir / "objects" / "pack"
         settled = sum(packindex.object_count(pack_dir, base) for base in settled_packs(pack_dir))
         if _new_objects(commondir) < max(minimum, settled // 8, 1):
+            if not gc_running(commondir):
+                done.rolled = _roll_up(commondir)  # (settled packs of an older gitexp)
             return done
         # Stamped before the walk: packs written during it count toward the next pass.
         (commondir / STAMP).touch()
@@ -269,13 +273,20 @@ def _drop_redundant(commondir: Path) -> int:
 
 
 def _roll_up(commondir: Path) -> int:
+    """Merge the settled packs into one where there are two or more; how many were merged. Called
+    holding the pack lock. Their objects are copied as they are, deltas included (`--window=0`:
+    no new delta search, which settling did once): 1.24 million objects at 100,000 runs in 7 s
+    and 650 MB of git's memory, in the background upkeep, once per eighth more runs."""
     pack_dir = commondir / "objects" / "pack"
-    sizes = sorted((os.path.getsize(pack_dir / f"{base}.pack"), base) for base in settled_packs(pack_dir))
-    chosen = [base for _, base in sizes[:maintenance.geometric_split([size for size, _ in sizes])]]
-    if len(chosen) < 2 or _pack(commondir, ["--stdin-packs"], [f"{base}.pack" for base in chosen]) is None:
+    chosen = settled_packs(pack_dir)
+    if len(chosen) < 2:
+        return 0
+    merged = _pack(commondir, ["--stdin-packs", "--window=0"], [f"{base}.pack" for base in chosen])
+    if merged is None:
         return 0
     for base in chosen:
-        _remove(pack_dir, base)
+        if base != merged:
+            _remove(pack_dir, base)
     (pack_dir / "multi-pack-index").unlink(missing_ok=True)
     return len(chosen)
 
