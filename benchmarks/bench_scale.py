@@ -409,6 +409,17 @@ def mlflow_disk(runs: int, work: Path, shape: str = "fixture") -> tuple[str, flo
     return f"{per_run / 1000:.2f} KB (MLflow {made['mlflow_version']} sqlite, the same runs, {runs:,} made)", per_run
 
 
+def pack_files(gitdir: Path) -> str:
+    """What every git command that looks an object up searches: the packs (and their objects), loose objects."""
+    folder = gitdir / "objects" / "pack"
+    counts = []
+    for idx in sorted(folder.glob("*.idx"), key=lambda path: -path.stat().st_size):
+        objects = int.from_bytes(idx.read_bytes()[1028:1032], "big")  # (v2: the fanout's last entry)
+        counts.append(f"{objects:,}" + (" settled" if idx.with_suffix(".keep").exists() else ""))
+    loose = sum(len(os.listdir(d)) for d in (gitdir / "objects").glob("[0-9a-f][0-9a-f]"))
+    return f"{len(counts)} pack(s) of {', '.join(counts)} objects, {loose:,} loose objects"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=100_000)
@@ -547,6 +558,7 @@ def main() -> int:
                      f"{secs(at_big)} ({at_big / at_small:.1f}x)", f"{secs(at_small)} at 1,000 runs", "(none)", ""])
 
         wait_for_upkeep(gitdir)
+        notes.append(f"the copy at the git rows: {pack_files(gitdir)}; without runs: {pack_files(bare / '.git')}")
         log("git commands, with and without runs")
         git_reps = args.git_reps
         for label, cmd in (("git status", ["git", "status"]), ("git log -20", ["git", "log", "-20"]),
