@@ -133,6 +133,26 @@ def test_settled_packs_an_older_gitexp_left_are_merged_into_one(repo: Path) -> N
     assert sorted(r.name for r in gitexp.load_runs()) == ["a0", "a1", "b0", "b1"]
 
 
+def test_settled_packs_past_the_roll_up_size_are_merged_geometrically(repo: Path) -> None:
+    """Past ROLL_UP_MOST, a pass would copy every settled object again: the smallest are merged,
+    until each pack is twice the size of all smaller ones together."""
+    pack_dir = repo / ".git" / "objects" / "pack"
+    every = make_runs(2, "a")
+    settle.settle(repo / ".git", minimum=0)
+    most = 0
+    for round_ in range(4):
+        every += make_runs(2, f"b{round_}-")
+        done = settle.settle(repo / ".git", minimum=0, roll_up_most=0)
+        assert done.objects
+        sizes = sorted(os.path.getsize(pack_dir / f"{base}.pack") for base in settle.settled_packs(pack_dir))
+        assert all(size >= 2 * sum(sizes[:i]) for i, size in enumerate(sizes) if i), sizes
+        most = max(most, len(sizes))
+    assert most > 1  # (not all merged into one each time)
+    assert pack_names(repo, settle.settled_packs(pack_dir)) >= run_objects(repo, every)
+    git(repo, "fsck", "--connectivity-only")
+    assert len(gitexp.load_runs()) == len(every)
+
+
 def test_pack_mostly_settled_is_rewritten_keeping_the_rest(repo: Path) -> None:
     runs = make_runs(3)
     stray = git(repo, "hash-object", "-w", "--stdin", input_text="a blob no ref reaches\n").strip()

@@ -41,6 +41,7 @@ REWRITE_FROM = 0.9  # share of a pack's objects settled from which its remainder
 # pass), a walk of a few thousand runs costs a tenth of a second, and until settled the objects
 # stay as gitexp wrote them, uncompressed (a quarter more disk for a repository of 1,000 runs).
 SETTLE_FROM = 2_000
+ROLL_UP_MOST = 1 << 30  # bytes of settled packs up to which each pass merges them all into one (_roll_up)
 STAMP = "gitexp/settled.stamp"
 _SIDE = ("rev", "bitmap")  # files beside a pack that go with it
 
@@ -52,11 +53,13 @@ class Settled:
     rolled: int = 0  # settled packs merged into one
 
 
-def settle(commondir: Path, minimum: int | None = None) -> Settled:
+def settle(commondir: Path, minimum: int | None = None, roll_up_most: int | None = None) -> Settled:
     """Settle the run objects no kept pack holds yet, once the packs made since the last pass
-    hold *minimum* (SETTLE_FROM) objects and an eighth of the settled ones; nothing when another
-    process holds the pack lock (it runs again at the next upkeep)."""
+    hold *minimum* (SETTLE_FROM) objects and an eighth of the settled ones, then merge the settled
+    packs (_roll_up, up to *roll_up_most*: ROLL_UP_MOST); nothing when another process holds the
+    pack lock (it runs again at the next upkeep)."""
     minimum = SETTLE_FROM if minimum is None else minimum
+    most = ROLL_UP_MOST if roll_up_most is None else roll_up_most
     done = Settled()
     with maintenance.pack_lock(commondir, wait=False) as held:
         if not held:
@@ -65,7 +68,7 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
         settled = sum(packindex.object_count(pack_dir, base) for base in settled_packs(pack_dir))
         if _new_objects(commondir) < max(minimum, settled // 8, 1):
             if not gc_running(commondir):
-                done.rolled = _roll_up(commondir)  # (settled packs of an older gitexp)
+                done.rolled = _roll_up(commondir, most)  # (settled packs of an older gitexp)
             return done
         # Stamped before the walk: packs written during it count toward the next pass.
         (commondir / STAMP).touch()
@@ -84,7 +87,7 @@ def settle(commondir: Path, minimum: int | None = None) -> Settled:
                 done.objects = packindex.object_count(pack_dir, name)
         if not gc_running(commondir):
             done.removed = _drop_redundant(commondir)
-            done.rolled = _roll_up(commondir)
+            done.rolled = _roll_up(commondir, most)
     return done
 
 
@@ -272,13 +275,18 @@ def _drop_redundant(commondir: Path) -> int:
     return removed
 
 
-def _roll_up(commondir: Path) -> int:
+def _roll_up(commondir: Path, most: int = ROLL_UP_MOST) -> int:
     """Merge the settled packs into one where there are two or more; how many were merged. Called
     holding the pack lock. Their objects are copied as they are, deltas included (`--window=0`:
     no new delta search, which settling did once): 1.24 million objects at 100,000 runs in 7 s
-    and 650 MB of git's memory, in the background upkeep, once per eighth more runs."""
+    and 650 MB of git's memory, in the background upkeep, once per eighth more runs. Past *most*
+    bytes of them in all, each pass would copy them all again: they are merged geometrically (the
+    smallest until each is twice the size of all smaller ones together), a few settled packs."""
     pack_dir = commondir / "objects" / "pack"
     chosen = settled_packs(pack_dir)
+    sizes = sorted((os.path.getsize(pack_dir / f"{base}.pack"), base) for base in chosen)
+    if sum(size for size, _ in sizes) > most:
+        chosen = [base for _, base in sizes[:maintenance.geometric_split([size for size, _ in sizes])]]
     if len(chosen) < 2:
         return 0
     merged = _pack(commondir, ["--stdin-packs", "--window=0"], [f"{base}.pack" for base in chosen])
