@@ -229,10 +229,11 @@ def compact(commondir: Path, wait: bool = False) -> int:
 
 
 @contextlib.contextmanager
-def pack_lock(commondir: Path, wait: bool) -> Iterator[bool]:
-    """Hold the lock of whatever rewrites or removes packs (merges here, settle.py): yields False
-    without it when another process holds it and *wait* is false."""
-    lock_path = commondir / "gitexp" / "packs.lock"
+def pack_lock(commondir: Path, wait: bool, name: str = "packs.lock") -> Iterator[bool]:
+    """Hold the lock of whatever rewrites or removes packs (merges here, settle.py), or the lock
+    <common git dir>/gitexp/*name*: yields False without it when another process holds it and
+    *wait* is false."""
+    lock_path = commondir / "gitexp" / name
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     except FileNotFoundError:

@@ -16,8 +16,9 @@ settled packs, 1.09x with one).
 
 A kept pack's objects outlive the refs that reached them: `git exp gc` lifts every settled keep
 (lift()) after it deletes removed runs, so the user's next `git gc` prunes what they alone held,
-and the next upkeep settles the rest again. All of it holds maintenance.py's pack lock, so no
-merge of gitexp's own packs runs beside it.
+and the next upkeep settles the rest again. A pass and lift hold SETTLE_LOCK, so one runs at a
+time; a pass holds maintenance.py's pack lock too, so no merge of gitexp's own packs runs beside
+it, except while it merges the settled packs, which those merges never touch.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ REWRITE_FROM = 0.9  # share of a pack's objects settled from which its remainder
 SETTLE_FROM = 2_000
 ROLL_UP_MOST = 1 << 30  # bytes of settled packs up to which each pass merges them all into one (_roll_up)
 STAMP = "gitexp/settled.stamp"
+SETTLE_LOCK = "settle.lock"  # held by a pass (settle) and lift, always before the pack lock
 _SIDE = ("rev", "bitmap")  # files beside a pack that go with it
 
 
@@ -56,39 +58,49 @@ class Settled:
 def settle(commondir: Path, minimum: int | None = None, roll_up_most: int | None = None) -> Settled:
     """Settle the run objects no kept pack holds yet, once the packs made since the last pass
     hold *minimum* (SETTLE_FROM) objects and an eighth of the settled ones, then merge the settled
-    packs (_roll_up, up to *roll_up_most*: ROLL_UP_MOST); nothing when another process holds the
-    pack lock (it runs again at the next upkeep)."""
+    packs (_roll_up, up to *roll_up_most*: ROLL_UP_MOST). Nothing when another process holds
+    SETTLE_LOCK, and no new settled pack while one holds the pack lock (the next upkeep makes it)."""
     minimum = SETTLE_FROM if minimum is None else minimum
     most = ROLL_UP_MOST if roll_up_most is None else roll_up_most
     done = Settled()
-    with maintenance.pack_lock(commondir, wait=False) as held:
-        if not held:
+    with maintenance.pack_lock(commondir, wait=False, name=SETTLE_LOCK) as settling:
+        if not settling:
             return done
-        pack_dir = commondir / "objects" / "pack"
-        settled = sum(packindex.object_count(pack_dir, base) for base in settled_packs(pack_dir))
-        if _new_objects(commondir) < max(minimum, settled // 8, 1):
-            if not gc_running(commondir):
-                done.rolled = _roll_up(commondir, most)  # (settled packs of an older gitexp)
-            return done
-        # Stamped before the walk: packs written during it count toward the next pass.
-        (commondir / STAMP).touch()
-        _drop_dead_work(commondir)
-        runs, others = _tips(commondir)
-        if runs:
-            # gitexp's own packs store small objects as uncompressed deflate blocks, which git would
-            # copy as they are: compressed again here, they take a quarter to a third less space,
-            # for a tenth of a millisecond per run, in the background.
-            args = ["--revs", "--honor-pack-keep", "--no-reuse-object"]
-            name = _pack(commondir, args, [*runs, "--not", *others])
-            if name is None:  # a ref at an object this repository lacks (damage) stops git's walk
-                runs, others = _present(commondir, runs), _present(commondir, others)
-                name = _pack(commondir, args, [*runs, "--not", *others]) if runs else None
-            if name is not None:
-                done.objects = packindex.object_count(pack_dir, name)
+        with maintenance.pack_lock(commondir, wait=False) as held:
+            if held:  # (else another process merges gitexp's packs: settled at the next upkeep)
+                _settle_new(commondir, minimum, done)
+        # Outside the pack lock: a sweep's writers, past maintenance.HARD_LIMIT packs, wait for it,
+        # and the merge takes seconds. It reads and removes settled packs alone, which nothing but
+        # a pass (and lift) touches, and both hold SETTLE_LOCK.
         if not gc_running(commondir):
-            done.removed = _drop_redundant(commondir)
             done.rolled = _roll_up(commondir, most)
     return done
+
+
+def _settle_new(commondir: Path, minimum: int, done: Settled) -> None:
+    """The pass itself, holding the pack lock: a settled pack of the run objects no kept pack holds
+    yet, once there are enough of them (see settle), and the plain packs it made redundant removed."""
+    pack_dir = commondir / "objects" / "pack"
+    settled = sum(packindex.object_count(pack_dir, base) for base in settled_packs(pack_dir))
+    if _new_objects(commondir) < max(minimum, settled // 8, 1):
+        return
+    # Stamped before the walk: packs written during it count toward the next pass.
+    (commondir / STAMP).touch()
+    _drop_dead_work(commondir)
+    runs, others = _tips(commondir)
+    if runs:
+        # gitexp's own packs store small objects as uncompressed deflate blocks, which git would
+        # copy as they are: compressed again here, they take a quarter to a third less space,
+        # for a tenth of a millisecond per run, in the background.
+        args = ["--revs", "--honor-pack-keep", "--no-reuse-object"]
+        name = _pack(commondir, args, [*runs, "--not", *others])
+        if name is None:  # a ref at an object this repository lacks (damage) stops git's walk
+            runs, others = _present(commondir, runs), _present(commondir, others)
+            name = _pack(commondir, args, [*runs, "--not", *others]) if runs else None
+        if name is not None:
+            done.objects = packindex.object_count(pack_dir, name)
+    if not gc_running(commondir):
+        done.removed = _drop_redundant(commondir)
 
 
 def _drop_dead_work(commondir: Path) -> None:
@@ -124,7 +136,7 @@ def gc_running(commondir: Path) -> bool:
 def lift(commondir: Path) -> int:
     """Remove every settled keep: their packs become plain packs, which `git gc` repacks and
     prunes. Returns the number lifted."""
-    with maintenance.pack_lock(commondir, wait=True):
+    with maintenance.pack_lock(commondir, wait=True, name=SETTLE_LOCK), maintenance.pack_lock(commondir, wait=True):
         pack_dir = commondir / "objects" / "pack"
         lifted = 0
         for base in settled_packs(pack_dir):
@@ -277,7 +289,7 @@ def _drop_redundant(commondir: Path) -> int:
 
 def _roll_up(commondir: Path, most: int = ROLL_UP_MOST) -> int:
     """Merge the settled packs into one where there are two or more; how many were merged. Called
-    holding the pack lock. Their objects are copied as they are, deltas included (`--window=0`:
+    holding SETTLE_LOCK. Their objects are copied as they are, deltas included (`--window=0`:
     no new delta search, which settling did once): 1.24 million objects at 100,000 runs in 7 s
     and 650 MB of git's memory, in the background upkeep, once per eighth more runs. Past *most*
     bytes of them in all, each pass would copy them all again: they are merged geometrically (the
