@@ -20,7 +20,7 @@ import pytest
 
 import gitexp
 from gitexp.cli.main import main
-from gitexp.git import maintenance, pack
+from gitexp.git import maintenance, pack, settle
 from gitexp.store import journal
 from tests.conftest import git
 
@@ -160,6 +160,34 @@ def test_writers_beside_gc_prune_now_and_repack_ad_never_corrupt(repo: Path, env
     assert all(r.metrics["loss"]["count"] == 30 and len(r.artifacts) == 1 for r in records)
     assert "32 run(s): no problems" in verify_clean(capsys)
     assert not [n for n in os.listdir(repo / ".git/objects/pack") if n.endswith(".keep")]
+
+
+def test_settle_passes_beside_writers_and_gc_prune_now_lose_nothing(repo: Path, env_for_subprocess, tmp_path,
+                                                                    capsys) -> None:
+    """The upkeep's pass merges the settled packs without the pack lock that writers and merges
+    hold: beside writer processes and `git gc --prune=now`, every pass settling and merging what
+    it finds, no object goes missing, and one settled pack is left."""
+    body = """
+        import sys, gitexp
+        for i in range(20):
+            with gitexp.start_run(name=f"w{sys.argv[1]}-{i}", params={"i": i}, system_metrics_interval=0) as run:
+                for step in range(20):
+                    run.log_metric("loss", 1.0 / (step + 1 + i), step=step)
+    """
+    path = script(tmp_path, body)
+    writers = [subprocess.Popen([sys.executable, str(path), str(k)], cwd=repo, env=env_for_subprocess,
+                                stderr=subprocess.PIPE, text=True) for k in range(3)]
+    while any(w.poll() is None for w in writers):
+        settle.settle(repo / ".git", minimum=0)
+        subprocess.run(["git", "gc", "-q", "--prune=now"], cwd=repo, capture_output=True)
+    errors = [w.stderr.read() for w in writers]
+    assert [w.wait() for w in writers] == [0] * 3, errors
+    settle.settle(repo / ".git", minimum=0)
+    fsck_clean(repo)
+    records = gitexp.load_runs()
+    assert len(records) == 60 and all(r.metrics["loss"]["count"] == 20 for r in records)
+    assert "60 run(s): no problems" in verify_clean(capsys)
+    assert len(settle.settled_packs(repo / ".git" / "objects" / "pack")) == 1
 
 
 def test_kill_inside_end_loses_nothing_and_is_not_finished(repo: Path, env_for_subprocess, tmp_path) -> None:
