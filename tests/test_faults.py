@@ -112,6 +112,47 @@ def test_merged_packs_hold_every_object_once_and_pass_verify_pack(repo: Path) ->
         assert git(repo, "cat-file", "blob", pack.object_id(pack.BLOB, data)) == data.decode()
 
 
+def geometric_packs(repo: Path) -> list[bytes]:
+    """Packs of 1, 3, 9 and 27 blobs: geometric already (compact leaves them); their blobs."""
+    made = []
+    for count in (1, 3, 9, 27):
+        group = [b"blob %d of %d %s" % (i, count, b"x" * 300) for i in range(count)]
+        pack.write_pack(repo / ".git/objects/pack", {pack.object_id(pack.BLOB, b): (pack.BLOB, b) for b in group})
+        made += group
+    return made
+
+
+def test_small_packs_left_in_geometric_order_are_folded_into_one(repo: Path) -> None:
+    """Every git lookup of an object none of them holds searches each pack: fold_small merges those
+    under its size into one, whatever their sizes."""
+    pack_dir = repo / ".git/objects/pack"
+    blobs = geometric_packs(repo)
+    before = mergeable_packs(repo)
+    assert maintenance.compact(repo / ".git") == 0 and mergeable_packs(repo) == before >= 4
+    sizes = sorted(os.path.getsize(pack_dir / name) for name in os.listdir(pack_dir) if name.endswith(".pack"))
+    assert maintenance.fold_small(repo / ".git", below=sizes[1] + 1) == 2  # the two smallest alone
+    assert maintenance.fold_small(repo / ".git") == before - 1
+    assert mergeable_packs(repo) == 1
+    for data in blobs:
+        assert git(repo, "cat-file", "blob", pack.object_id(pack.BLOB, data)) == data.decode()
+    fsck_clean(repo)
+
+
+def test_a_process_whose_runs_ended_folds_the_small_packs_as_it_exits(repo: Path, env_for_subprocess,
+                                                                      tmp_path) -> None:
+    """Its run's packs and its notes' (written as the run ends at exit), fewer than EXIT_LIMIT."""
+    body = """
+        import gitexp
+        run = gitexp.start_run(name="ended-at-exit", system_metrics_interval=0)
+        run.log_metric("loss", 1.0)
+    """
+    subprocess.run([sys.executable, str(script(tmp_path, body))], cwd=repo, env=env_for_subprocess, check=True)
+    assert mergeable_packs(repo) == 1
+    [record] = gitexp.load_runs()
+    assert record.status == "FINISHED" and record.id in git(repo, "notes", "--ref=experiments", "show", "HEAD")
+    fsck_clean(repo)
+
+
 def test_a_pack_holding_deltas_is_never_merged(repo: Path) -> None:
     for i in range(5):
         (repo / "big.txt").write_text("line\n" * 2000 + f"change {i}\n")

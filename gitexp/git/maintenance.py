@@ -37,6 +37,7 @@ SOFT_LIMIT = 32  # mergeable packs before a writer merges (below git's gc.autoPa
 EXIT_LIMIT = 4  # ... from which a process whose runs ended merges them as it exits (merge_at_exit)
 HARD_LIMIT = 64  # ... before a writer waits for another process's merge to finish
 MAX_MERGE = 1 << 30  # bytes merged at once; larger packs are left to `git gc`
+FOLD_BELOW = 512 << 10  # bytes under which mergeable packs are merged whatever their sizes (fold_small)
 KEEP_PREFIX = b"gitexp"
 _HOST = socket.gethostname()
 _unmergeable: set[str] = set()  # packs found to hold deltas (git's own): never looked at again
@@ -169,10 +170,7 @@ def merge_at_exit(commondir: Path) -> None:
     pack written would cost every run a tenth of its time; one as the process exits, nothing that
     it waits for."""
     with _spares_lock:
-        first = not _at_exit
         _at_exit.add(os.fspath(commondir))
-    if first:
-        atexit.register(_merge_at_exit)
 
 
 def _merge_at_exit() -> None:
@@ -183,8 +181,15 @@ def _merge_at_exit() -> None:
         try:
             if mergeable(Path(commondir)) > EXIT_LIMIT:
                 compact(Path(commondir))
+            fold_small(Path(commondir))
         except OSError:  # (the repository gone meanwhile, a read-only one: git gc merges them)
             pass
+
+
+# Registered as this module is imported, before tracking/run.py registers the handler that ends the
+# runs still live at exit and writes their notes (atexit calls the last registered first): the merge
+# then folds the packs those write too, not the ones before them alone.
+atexit.register(_merge_at_exit)
 
 
 def after_write(commondir: Path) -> None:
@@ -271,6 +276,24 @@ def geometric_split(sizes: list[int], factor: int = 2) -> int:
     return split if split >= 2 else 0
 
 
+def fold_small(commondir: Path, below: int = FOLD_BELOW) -> int:
+    """Merge every mergeable pack of fewer than *below* bytes into one, where there are two or more;
+    returns how many were merged (0 while another process holds the pack lock).
+
+    Geometric merging leaves a pack of 3 objects beside one of 26, 171 and 721 (each more than
+    twice all smaller ones), and every git command that looks up an object none holds searches
+    each: with five such packs beside the settled one at 100,000 runs, `git log --oneline
+    --decorate -20` took 1.11x the time without runs, 1.08x with one. A process whose runs ended
+    folds them as it exits, and so does the background upkeep (refmaint.py), which writes packs
+    too: at most FOLD_BELOW bytes a pack copied, a few milliseconds."""
+    with pack_lock(commondir, wait=False) as held:
+        if not held:
+            return 0
+        pack_dir = commondir / "objects" / "pack"
+        small = [base for size, base in _sizes(pack_dir, _candidates(set(os.listdir(pack_dir)))) if size < below]
+        return _merge(pack_dir, small)
+
+
 def _merge_smallest(pack_dir: Path) -> int:
     sizes = _sizes(pack_dir, _candidates(set(os.listdir(pack_dir))))
     split = geometric_split([size for size, _ in sizes])
@@ -280,6 +303,12 @@ def _merge_smallest(pack_dir: Path) -> int:
             break
         chosen.append(base)
         total += size
+    return _merge(pack_dir, chosen)
+
+
+def _merge(pack_dir: Path, chosen: list[str]) -> int:
+    """Merge the packs *chosen* (base names) into one; how many were merged (those that hold deltas, or
+    that git removed meanwhile, are left out)."""
     if len(chosen) < 2:
         return 0
     sources, maps, merged = [], [], []

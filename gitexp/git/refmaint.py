@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitexp.git import commitgraph, gitfiles, reflogs, settle, shelf
+from gitexp.git import commitgraph, gitfiles, maintenance, reflogs, settle, shelf
 from gitexp.git.repo import Repo
 
 RUN_REFS = "refs/experiments/"
@@ -57,6 +57,7 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
     subprocess.run(["git", "--git-dir", str(commondir), "pack-refs", "--all", "--prune"], stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if not archive:
+        maintenance.fold_small(Path(commondir))
         return 0
     with open(pending, "wb"):
         pass  # refs made from now on count toward the next pass
@@ -64,6 +65,7 @@ def upkeep(commondir: Path | str, min_age: float | None = None, archive: bool | 
     archived = repo.archive_reflogs(RUN_REFS, reflogs.MIN_AGE if min_age is None else min_age)
     shelve_settled(Path(commondir))
     settle.settle(Path(commondir))
+    maintenance.fold_small(Path(commondir))  # (the shelf's links and the notes: packs of a few objects)
     spare_server_info(Path(commondir))
     commitgraph.spare(Path(commondir))
     return archived
