@@ -423,9 +423,11 @@ def cpu_of_others() -> dict[int, tuple[str, float]]:
 
 def busiest_since(before: dict[int, tuple[str, float]]) -> str:
     """The process still running that used the most CPU since *before* (cpu_of_others; one started
-    since, all it used), and how much: what shared the machine with a timed command, whose own
-    processes have ended (its cache writer waited for)."""
-    used = [(cpu - before.get(pid, (name, 0.0))[1], name) for pid, (name, cpu) in cpu_of_others().items()]
+    since, all it used), and how much: what shared the machine with a timed command. The command's
+    own processes have ended, but for the child a `git exp` leaves writing its caches as it exits
+    (after the timed part, and waited for): one named git-exp that started since is left out."""
+    used = [(cpu - before.get(pid, (name, 0.0))[1], name) for pid, (name, cpu) in cpu_of_others().items()
+            if pid in before or name != "git-exp"]
     seconds, name = max(used, default=(0.0, "none"))
     return f"{name} {seconds:.2f} s"
 
