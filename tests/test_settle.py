@@ -146,7 +146,7 @@ def test_settled_packs_are_merged_without_the_pack_lock(repo: Path) -> None:
     later = make_runs(2, "b")
     with maintenance.pack_lock(repo / ".git", wait=False) as held:  # (a writer merging its packs)
         assert held
-        assert settle.settle(repo / ".git", minimum=0).objects == 0  # the pass itself waits for the lock
+        assert settle.settle(repo / ".git", minimum=0).objects == 0  # (the pass itself needs the lock: none made)
         settled_by_hand(repo, later)
         pack_dir = repo / ".git" / "objects" / "pack"
         assert len(settle.settled_packs(pack_dir)) == 2
