@@ -381,8 +381,8 @@ def printable_column(column: list[str], keep: str = "") -> list[str]:
 def _durations(values: Sequence[Any]) -> list[str]:
     if values and set(map(type, values)) == {float} and all(map(math.isfinite, values)) and \
             min(values) >= 0 and max(values) < 60:
-        # (a sweep's short runs, the usual case: "1.5s" each, formatted in one piece)
-        return ("%.1fs\n" * len(values) % tuple(values)).split("\n")[:-1]
+        # (a sweep's short runs, the usual case: "1.5s" each, formatted in one piece, each distinct one once)
+        return per_distinct(lambda column: ("%.1fs\n" * len(column) % tuple(column)).split("\n")[:-1], values)
     return [f"{v:.1f}s" if type(v) is float and v < 60 else human_duration(v) for v in values]
 
 
