@@ -155,10 +155,14 @@ def machine_pace() -> float:
 
 def paired(a_cmd: list[str], a_cwd: Path, b_cmd: list[str], b_cwd: Path, reps: int,
            before: Any = None) -> tuple[float, float]:
-    """Median wall seconds of a and b, alternating; *before*(cwd) runs untimed before each call."""
+    """Median wall seconds of a and b, alternating; *before*(cwd) runs untimed before each call.
+
+    Each round swaps which goes first (a b, b a, a b, ...): where the machine slows down or speeds
+    up through the calls, neither side is always the later one."""
     a, b = [], []
     for k in range(reps + 1):
-        for cmd, cwd, out in ((a_cmd, a_cwd, a), (b_cmd, b_cwd, b)):
+        pair = ((a_cmd, a_cwd, a), (b_cmd, b_cwd, b))
+        for cmd, cwd, out in pair if k % 2 == 0 else pair[::-1]:
             if before:
                 before(cwd)
             seconds, _ = wall(cmd, cwd)
@@ -612,10 +616,13 @@ def main() -> int:
         for k in range(args.creation_rounds):
             # Each round's process starts an archiving pass as it exits (reflogs.EXIT_FROM): waited for,
             # so that a round measures its own runs, not the other repository's pass beside them.
-            at_small.append(worker("runs", {"repo": str(small_repo), "first": 10_000_000 + k * 1000, "n": 200})["ms"])
-            wait_for_upkeep(small_repo / ".git")
-            at_big.append(worker("runs", {"repo": str(runs_repo), "first": 20_000_000 + k * 1000, "n": 200})["ms"])
-            wait_for_upkeep(gitdir)
+            # Which repository goes first alternates: run creation slows through a session on this
+            # machine's file system (a new file costs 0.02 to 0.7 ms, more as files come and go, in
+            # both repositories alike), and the later side of each round would always pay for it.
+            sides = [(small_repo, at_small, 10_000_000), (runs_repo, at_big, 20_000_000)]
+            for repo, out, first in sides if k % 2 == 0 else sides[::-1]:
+                out.append(worker("runs", {"repo": str(repo), "first": first + k * 1000, "n": 200})["ms"])
+                wait_for_upkeep(repo / ".git")
         s, b = statistics.median(at_small), statistics.median(at_big)
         rows.append([f"run creation, ms/run at {n:,} runs (200 runs x {args.creation_rounds} rounds)",
                      f"{b:.2f} ms ({b / s:.2f}x)", f"{s:.2f} ms at 1,000 runs", "no slower (≤ 1.10x)",
