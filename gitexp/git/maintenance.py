@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitexp.git import pack
+from gitexp.git import pack, spares
 
 SOFT_LIMIT = 32  # mergeable packs before a writer merges (below git's gc.autoPackLimit, 50)
 EXIT_LIMIT = 4  # ... from which a process whose runs ended merges them as it exits (merge_at_exit)
@@ -362,6 +362,7 @@ def _drop_dead_files(pack_dir: Path) -> None:
     """Remove the .keep files, spares and temporary files that gitexp processes on this host left
     when they died."""
     folder = _folder(pack_dir / "x")
+    spares.drop_dead(os.path.dirname(folder), alive)
     for name in os.listdir(folder):
         if name.startswith("keep.") and not alive(int(name.split(".")[1]) if name.count(".") == 2 else -1):
             try:

@@ -22,6 +22,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gitexp.git import spares
+
 COMMIT, TREE, BLOB = 1, 2, 3
 STORE_BELOW = 1024
 _NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
@@ -121,11 +123,12 @@ def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]],
 
 def _write_file(path: str, data: bytes | bytearray | memoryview) -> None:
     # Temporary names must not end in .pack/.idx nor start with tmp_: a concurrent `git gc` deletes those.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+    fd = spares.open_new(os.path.dirname(os.path.dirname(os.path.dirname(path))), path, replace=True)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        os.fchmod(fd, os.fstat(fd).st_mode & 0o444)  # (read-only, as git makes packs; made 0o666 less the umask)
     finally:
         os.close(fd)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pygit2
 
 from gitexp.errors import StorageError
-from gitexp.git import reflogs, refwrite, settle, shelf
+from gitexp.git import reflogs, refwrite, settle, shelf, spares
 from gitexp.git.handle import ZERO
 from gitexp.git.refwrite import LOCK_DELAYS as _LOCK_DELAYS
 from gitexp.git.refwrite import RefConflictError, RefLockedError
@@ -128,11 +128,10 @@ class Refs(Staging):
         # git keeps reflogs only for branches by default; an existing log file makes both git
         # and libgit2 append to it for any ref, without touching the user's config.
         log = f"{self.commondir}/logs/{name}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         made = 0
         while True:
             try:
-                fd = os.open(log, flags, 0o666)
+                fd = spares.open_new(os.fspath(self.commondir), log)
             except FileExistsError:
                 return False
             except FileNotFoundError:  # the experiment's first run, or its folder removed by git meanwhile

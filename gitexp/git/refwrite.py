@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 
 from gitexp.errors import StorageError
+from gitexp.git import spares
 from gitexp.warn import warn
 
 # Waits between tries of a ref write that found the ref locked: 0.6 s in all, six times git's default.
@@ -105,15 +106,14 @@ def _bisect(data: mmap.mmap, low: int, high: int, wanted: bytes) -> str | None:
     return None
 
 
-def _lock(path: str, stale: bool) -> int:
+def _lock(commondir: str, path: str, stale: bool) -> int:
     """Take `<path>.lock`, waiting out another writer for up to sum(LOCK_DELAYS) seconds; with
     *stale*, a lock found older than STALE_LOCK is removed first."""
     delays = iter(LOCK_DELAYS)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     made = 0
     while True:
         try:
-            return os.open(path + ".lock", flags, 0o666)
+            return spares.open_new(commondir, path + ".lock")
         except FileNotFoundError:
             # `git pack-refs` removes the folders it empties, ours included: made again, a few times.
             made += 1
@@ -192,7 +192,7 @@ def write_ref(commondir: str, name: str, new: str, expected: str | None, reflog_
     """
     path = os.path.join(commondir, name)
     try:
-        fd = _lock(path, own)
+        fd = _lock(commondir, path, own)
     except NotADirectoryError:
         return False  # a ref named like one of our folders: a name conflict libgit2 words well
     locked = path + ".lock"
