@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -175,9 +174,7 @@ def test_spares_on_another_file_system_give_way_to_plain_files(tmp_path: Path) -
             os.close(fd)
             assert (tmp_path / f"file{k}").read_bytes() == b"x"
     finally:
-        for thread in threading.enumerate():
-            if thread.name == "gitexp-spares":
-                thread.join(10)
+        spares.wait_idle()
         for name in os.listdir(elsewhere):
             os.unlink(elsewhere / name)
         elsewhere.rmdir()

@@ -23,6 +23,9 @@ import atexit
 import errno
 import itertools
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable
 
 from gitexp import threads
@@ -38,6 +41,8 @@ _off: set[str] = set()  # folders where spares cannot be made or moved
 _numbers = itertools.count(1)
 _CANNOT_MOVE = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
 _closed = False
+_wanted: queue.SimpleQueue[str] = queue.SimpleQueue()  # folders the filler is asked to make spares in
+_filler: threading.Thread | None = None
 
 
 def open_new(commondir: str, path: str, replace: bool = False) -> int:
@@ -76,7 +81,8 @@ def open_new(commondir: str, path: str, replace: bool = False) -> int:
 
 
 def _take(folder: str) -> str | None:
-    """A spare of this process in *folder*, or None; a filler started where few are left."""
+    """A spare of this process in *folder*, or None; the filler asked for more where few are left."""
+    global _filler
     pool = _pools.get(folder)
     spare = None
     if pool is not None:
@@ -86,7 +92,11 @@ def _take(folder: str) -> str | None:
             pass
         if len(pool) < BATCH // 2 and folder not in _filling and folder not in _off and not _closed:
             _filling.add(folder)
-            threads.start(_fill, folder, pool, name="gitexp-spares")
+            # One thread for the process's life, woken through a SimpleQueue (safe in a signal
+            # handler): starting a thread each time cost 0.3 ms, as much as the files it made saved.
+            _wanted.put(folder)
+            if _filler is None:
+                _filler = threads.start(_fill, _wanted, name="gitexp-spares")
     elif folder in _asked:
         _pools[folder] = []
         return _take(folder)
@@ -95,20 +105,30 @@ def _take(folder: str) -> str | None:
     return spare
 
 
-def _fill(folder: str, pool: list[str]) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-        while len(pool) < BATCH and not _closed and folder not in _off:
-            spare = f"{folder}/{os.getpid()}.{next(_numbers)}"
-            os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
-            if _closed or _pools.get(folder) is not pool:  # (exit, or a fork's child, meanwhile)
-                _unlink(spare)
-                break
-            pool.append(spare)
-    except OSError:  # (the repository removed, a read-only one: files made plainly)
-        _off.add(folder)
-    finally:
-        _filling.discard(folder)
+def _fill(wanted: queue.SimpleQueue[str]) -> None:
+    while True:
+        folder = wanted.get()
+        pool = _pools.get(folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            while pool is not None and len(pool) < BATCH and not _closed and folder not in _off:
+                spare = f"{folder}/{os.getpid()}.{next(_numbers)}"
+                os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+                if _closed:  # (exit meanwhile: its clean-up may have been and gone)
+                    _unlink(spare)
+                    break
+                pool.append(spare)
+        except OSError:  # (the repository removed, a read-only one: files made plainly)
+            _off.add(folder)
+        finally:
+            _filling.discard(folder)
+
+
+def wait_idle(timeout: float = 10.0) -> None:
+    """Return once the filler makes no spares (before a repository is removed), or after *timeout* s."""
+    deadline = time.monotonic() + timeout
+    while _filling and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def _unlink(path: str) -> None:
@@ -141,10 +161,12 @@ def remove_all() -> None:
 
 
 def _after_fork() -> None:
+    global _wanted, _filler
     # The parent's spares are the parent's to take: the same file taken by both would be two files.
     _pools.clear()
     _asked.clear()
     _filling.clear()
+    _wanted, _filler = queue.SimpleQueue(), None  # (the filler thread is not in the child)
 
 
 os.register_at_fork(after_in_child=_after_fork)
