@@ -119,7 +119,8 @@ def test_a_taken_name_keeps_its_file_and_the_spare(tmp_path: Path) -> None:
 
 def test_a_forked_child_never_takes_its_parents_spares(tmp_path: Path) -> None:
     """One spare taken by two processes would be one file under two names, written by both."""
-    _ready(tmp_path, spares.BATCH)  # (all made: none comes meanwhile)
+    _ready(tmp_path, spares.FIRST)
+    spares.wait_idle()  # (all made: none comes meanwhile)
     theirs = {(tmp_path / spares.FOLDER / name).stat().st_ino for name in _spares_of(tmp_path)}
     read, write = os.pipe()
     pid = os.fork()
