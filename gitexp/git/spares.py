@@ -86,7 +86,12 @@ def _take(folder: str) -> str | None:
     global _filler
     pool = _pools.get(folder)
     spare = None
-    if pool is not None:
+    if pool is None:
+        if folder not in _asked:
+            _asked.add(folder)  # (a command that makes one file never pays for spares)
+            return None
+        pool = _pools[folder] = []
+    else:
         try:
             spare = pool.pop()
         except IndexError:
@@ -94,19 +99,14 @@ def _take(folder: str) -> str | None:
             # about 4 a run). Twice as many kept ready from now on: 14% of a sweep's files were
             # made plainly with 8, 8% with 32; a process of one run does not make 32 for nothing.
             _wanted_size[folder] = min(MOST, 2 * _wanted_size.get(folder, FIRST))
-        if len(pool) < _wanted_size.get(folder, FIRST) // 2 and folder not in _filling and folder not in _off \
-                and not _closed:
-            _filling.add(folder)
-            # One thread for the process's life, woken through a SimpleQueue (safe in a signal
-            # handler): starting a thread each time cost 0.3 ms, as much as the files it made saved.
-            _wanted.put(folder)
-            if _filler is None:
-                _filler = threads.start(_fill, _wanted, name="gitexp-spares")
-    elif folder in _asked:
-        _pools[folder] = []
-        return _take(folder)
-    else:
-        _asked.add(folder)  # (a command that makes one file never pays for spares)
+    if len(pool) < _wanted_size.get(folder, FIRST) // 2 and folder not in _filling and folder not in _off \
+            and not _closed:
+        _filling.add(folder)
+        # One thread for the process's life, woken through a SimpleQueue (safe in a signal
+        # handler): starting a thread each time cost 0.3 ms, as much as the files it made saved.
+        _wanted.put(folder)
+        if _filler is None:
+            _filler = threads.start(_fill, _wanted, name="gitexp-spares")
     return spare
 
 
