@@ -138,6 +138,20 @@ def test_small_packs_left_in_geometric_order_are_folded_into_one(repo: Path) -> 
     fsck_clean(repo)
 
 
+def test_packs_are_not_merged_while_git_gc_runs(repo: Path) -> None:
+    """A merge removes the packs it merged, and `git gc`'s pack-objects fails on a pack taken away
+    under it ("cannot open index for ...pack"): merges wait for the gc, which packs them all."""
+    geometric_packs(repo)
+    before = sorted(os.listdir(repo / ".git/objects/pack"))
+    (repo / ".git" / "gc.pid").write_text("999999999 otherhost\n")  # a `git gc` at work elsewhere
+    assert maintenance.fold_small(repo / ".git") == 0
+    assert maintenance.compact(repo / ".git", wait=True) == 0
+    assert sorted(os.listdir(repo / ".git/objects/pack")) == before
+    (repo / ".git" / "gc.pid").unlink()
+    assert maintenance.fold_small(repo / ".git") == sum(name.endswith(".pack") for name in before) == 4
+    fsck_clean(repo)
+
+
 def test_a_process_whose_runs_ended_folds_the_small_packs_as_it_exits(repo: Path, env_for_subprocess,
                                                                       tmp_path) -> None:
     """Its run's packs and its notes' (written as the run ends at exit), fewer than EXIT_LIMIT."""

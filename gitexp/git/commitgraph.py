@@ -21,7 +21,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from gitexp.git import settle, shelf
+from gitexp.git import maintenance, shelf
 
 GRAPH = Path("objects") / "info" / "commit-graph"
 CHAIN = Path("objects") / "info" / "commit-graphs"
@@ -63,7 +63,7 @@ def spare(commondir: Path) -> bool:
     commit-graph gitexp did not write (see above); True when it did."""
     graph = commondir / GRAPH
     now = _identity(graph)
-    if now is None or (commondir / CHAIN).exists() or shelf.tip(commondir) is None or settle.gc_running(commondir):
+    if now is None or (commondir / CHAIN).exists() or shelf.tip(commondir) is None or maintenance.gc_running(commondir):
         return False
     try:
         if (commondir / STAMP).read_text() == now:

@@ -28,6 +28,7 @@ import mmap
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,12 +226,24 @@ def compact(commondir: Path, wait: bool = False) -> int:
 
     Another process merging already: returns 0 at once, or with *wait*, after it is done.
     """
+    if gc_running(commondir):
+        return 0
     with pack_lock(commondir, wait) as held:
         if not held:
             return 0
         pack_dir = commondir / "objects" / "pack"
         _drop_dead_files(pack_dir)
         return _merge_smallest(pack_dir)
+
+
+def gc_running(commondir: Path) -> bool:
+    """Whether a `git gc` holds its lock (gc.pid, which git takes as stale after 12 hours): its
+    pack-objects may yet open a pack that a merge or a removal here would take away, and fail
+    ("cannot open index for ...pack"). Merges wait for its end; it packs every pack itself."""
+    try:
+        return time.time() - os.stat(commondir / "gc.pid").st_mtime < 12 * 3600
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -286,6 +299,8 @@ def fold_small(commondir: Path, below: int = FOLD_BELOW) -> int:
     --decorate -20` took 1.11x the time without runs, 1.08x with one. A process whose runs ended
     folds them as it exits, and so does the background upkeep (refmaint.py), which writes packs
     too: at most FOLD_BELOW bytes a pack copied, a few milliseconds."""
+    if gc_running(commondir):
+        return 0
     with pack_lock(commondir, wait=False) as held:
         if not held:
             return 0

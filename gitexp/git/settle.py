@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +73,7 @@ def settle(commondir: Path, minimum: int | None = None, roll_up_most: int | None
         # Outside the pack lock: a sweep's writers, past maintenance.HARD_LIMIT packs, wait for it,
         # and the merge takes seconds. It reads and removes settled packs alone, which nothing but
         # a pass (and lift) touches, and both hold SETTLE_LOCK.
-        if not gc_running(commondir):
+        if not maintenance.gc_running(commondir):
             done.rolled = _roll_up(commondir, most)
     return done
 
@@ -101,7 +100,7 @@ def _settle_new(commondir: Path, minimum: int, done: Settled) -> None:
             name = _pack(commondir, args, [*runs, "--not", *others]) if runs else None
         if name is not None:
             done.objects = packindex.object_count(pack_dir, name)
-    if not gc_running(commondir):
+    if not maintenance.gc_running(commondir):
         done.removed = _drop_redundant(commondir)
 
 
@@ -123,16 +122,6 @@ def _drop_dead_work(commondir: Path) -> None:
                 continue
             for suffix in ("pack", *_SIDE, "keep"):
                 (pack_dir / f"{base}.{suffix}").unlink(missing_ok=True)
-
-
-def gc_running(commondir: Path) -> bool:
-    """Whether a `git gc` holds its lock (gc.pid, which git takes as stale after 12 hours): its
-    pack-objects may yet open a pack that a removal here would take away, and fail. It removes
-    the packs made redundant itself."""
-    try:
-        return time.time() - os.stat(commondir / "gc.pid").st_mtime < 12 * 3600
-    except OSError:
-        return False
 
 
 def lift(commondir: Path) -> int:
