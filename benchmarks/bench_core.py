@@ -441,6 +441,10 @@ def build_gitexp_runs(repo: Path, n: int, processes: int = 2, maintained: bool =
                 done += count
                 failures += failed
             if maintained:
+                # The runs' background upkeep folds small packs: a pack it removes under `git repack`
+                # failed the build ("cannot open index for ...pack"). A plain repack takes no gc.pid
+                # for gitexp to see, so the build waits for it.
+                wait_for_upkeep(repo / ".git")
                 git(repo, "repack", "--geometric=2", "-d", "-q")
             if n >= 1000 and done >= next_report:
                 next_report += n // 10
