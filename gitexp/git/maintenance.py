@@ -69,7 +69,7 @@ os.register_at_fork(after_in_child=_after_fork)
 
 def _folder(pack_path: str | Path) -> str:
     """<git dir>/gitexp for a path in <git dir>/objects/pack."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(pack_path))), "gitexp")
+    return os.path.join(pack.git_dir_of(pack_path), "gitexp")
 
 
 def claim(pack_path: Path) -> bool:
@@ -377,7 +377,7 @@ def _drop_dead_files(pack_dir: Path) -> None:
     """Remove the .keep files, spares and temporary files that gitexp processes on this host left
     when they died."""
     folder = _folder(pack_dir / "x")
-    spares.drop_dead(os.path.dirname(folder), alive)
+    spares.drop_dead(pack.git_dir_of(pack_dir / "x"), alive)
     for name in os.listdir(folder):
         if name.startswith("keep.") and not alive(int(name.split(".")[1]) if name.count(".") == 2 else -1):
             try:

@@ -121,9 +121,14 @@ def write_pack(pack_dir: Path, objects: dict[str, tuple[int, bytes]],
     return _install(pack_dir, digest, offsets)
 
 
+def git_dir_of(pack_path: str | Path) -> str:
+    """<git dir> for a path in <git dir>/objects/pack."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(pack_path)))
+
+
 def _write_file(path: str, data: bytes | bytearray | memoryview) -> None:
     # Temporary names must not end in .pack/.idx nor start with tmp_: a concurrent `git gc` deletes those.
-    fd = spares.open_new(os.path.dirname(os.path.dirname(os.path.dirname(path))), path, replace=True)
+    fd = spares.open_new(git_dir_of(path), path, replace=True)
     try:
         view = memoryview(data)
         while view:
