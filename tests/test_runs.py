@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import marshal
 from pathlib import Path
 from typing import Any
@@ -647,7 +648,9 @@ _SOUND = st.tuples(_META, _PARAMS, _METRICS).map(
 # Pieces that parse only together with their neighbours, or not as JSON text at all.
 _PIECES = st.sampled_from([b'{"meta":', b"{}],[", b"1", b".5", b"e3", b'"', b"[", b"]", b",", b"true", b"-",
                            b"Infinity", b"\xc3", b"\xa9", b"\xef\xbb\xbf{}", b"", b" ", b"\xed\xa0\x80",
-                           b'{"meta":{},"params":{},"metrics":{}} ', b' {"meta":{},"params":{},"metrics":{}}'])
+                           b'{"meta":{},"params":{},"metrics":{}} ', b' {"meta":{},"params":{},"metrics":{}}',
+                           b"NaN", b"1e400", b"18446744073709551616", b"-0", b'"\\ud800"', b"\xff\xfe{\x00}\x00",
+                           b"\x00", b"[" * 1500 + b"]" * 1500])
 
 
 @st.composite
@@ -671,7 +674,35 @@ def _reads(draw: st.DrawFn) -> list[bytes | None]:
 
 @given(_reads())
 def test_summaries_parsed_as_one_text_are_what_each_parsed_alone_is(reads: list[bytes | None]) -> None:
+    assert summary.joined_reads(reads) == [summary.from_read(read) for read in reads]
     assert summary.from_reads(reads) == [summary.from_read(read) for read in reads]
+
+
+@given(_reads())
+def test_summaries_parsed_by_msgspec_are_what_the_standard_library_parses(reads: list[bytes | None]) -> None:
+    # The parser of a first listing of thousands of runs; json.loads, through from_read, is the reference.
+    assert summary.from_reads(reads, many=True) == [summary.from_read(read) for read in reads]
+
+
+def test_what_msgspec_refuses_the_standard_library_reads() -> None:
+    """A summary json.loads takes and msgspec does not (a lone surrogate, a number past a float's
+    range) is the run that from_read gives, not a damaged one."""
+    meta = b'{"id": "20261204-0000000abcdef01", "experiment": "e"}'
+    reads = [b'{"meta": %s, "params": {"p": %s}, "metrics": {}}' % (meta, value) for value in (b'"\\ud800"', b"1e400")]
+    assert summary.from_reads(reads, many=True) == [summary.from_read(read) for read in reads]
+    assert [found[1] for found in summary.from_reads(reads, many=True) if found] == [{"p": "\ud800"},
+                                                                                    {"p": float("inf")}]
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(), lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12))
+def test_msgspec_parses_params_as_json_does(params: Any) -> None:
+    """Params of any JSON value (integers past 64 bits, floats that round, text past ASCII) come back
+    from msgspec's parser as from the standard library's."""
+    meta = {"id": "20261204-0000000abcdef01", "experiment": "e"}
+    read = json.dumps({"meta": meta, "params": {"p": params}, "metrics": {}}).encode()
+    assert summary.from_reads([read], many=True) == [summary.from_read(read)] == [(meta, {"p": params}, {})]
 
 
 def test_a_summary_is_never_read_from_its_neighbours_bytes() -> None:

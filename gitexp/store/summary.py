@@ -10,8 +10,8 @@ reads a run whose index is missing or unsound from its YAML files, starts here.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from gitexp.errors import CorruptRunError
 from gitexp.store.schema import check_meta, check_metrics, mapping
@@ -32,10 +32,56 @@ def from_read(read: bytes | None) -> tuple[dict, dict, dict] | None:
         return None
 
 
-def from_reads(reads: Sequence[bytes | None]) -> list[tuple[dict, dict, dict] | None]:
-    """[from_read(read) for read in reads], the JSON of all of them parsed as one text: a call of
-    json.loads per run (its bytes decoded, their encoding guessed) was a seventh of the time to
-    parse and check 100,000 summaries (2.0 s against 1.7 s, 32 at a time).
+def from_reads(reads: Sequence[bytes | None], many: bool = False) -> list[tuple[dict, dict, dict] | None]:
+    """[from_read(read) for read in reads]. *many*: these are a few of thousands of summaries read
+    at once, where msgspec's parser is worth its import (14 ms): it parses 100,000 summaries in
+    0.5 s where the standard library's takes 1.25 s, half the time of a first listing of them."""
+    decode = _fast_decoder() if many else None
+    if decode is None:
+        return joined_reads(reads)
+    out: list[tuple[dict, dict, dict] | None] = []
+    for read in reads:
+        if read is None or len(read) > MAX_DOCUMENT_BYTES:
+            out.append(None)  # (none, or refused unparsed, as from_read does)
+            continue
+        try:
+            parsed = decode(read)
+        except (ValueError, RecursionError):
+            # What msgspec refuses that json.loads may take (NaN, lone surrogates, UTF-16, 1e400)
+            # or refuses as well: the reference says which, and what it holds.
+            out.append(from_read(read))
+            continue
+        try:
+            out.append(_fields(parsed))
+        except CorruptRunError:
+            out.append(None)
+    return out
+
+
+def _fast_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's JSON parser, which gives what json.loads gives (integers of any size included) for
+    every text it takes; None without msgspec (a platform it has no wheel for)."""
+    global _FAST
+    if _FAST is False:
+        try:
+            import msgspec.json
+        except ImportError:
+            _FAST = None
+        else:
+            decode = msgspec.json.Decoder().decode
+            # (an integer past 64 bits as an int, not a float: what this parser must agree with
+            # json.loads on, checked once rather than trusted of every version)
+            _FAST = decode if type(decode(b"-18446744073709551617")) is int else None
+    return _FAST
+
+
+_FAST: Callable[[bytes], Any] | Literal[False] | None = False  # not looked for yet
+
+
+def joined_reads(reads: Sequence[bytes | None]) -> list[tuple[dict, dict, dict] | None]:
+    """[from_read(read) for read in reads] with the standard library alone, the JSON of all of them
+    parsed as one text: a call of json.loads per run (its bytes decoded, their encoding guessed)
+    was a seventh of the time to parse and check 100,000 summaries (2.0 s against 1.7 s, 32 at a time).
 
     Runs may come from an untrusted remote, so no document may be read as part of another: each
     value is parsed from where its document starts and must end exactly where it ends, else that
