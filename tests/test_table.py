@@ -196,6 +196,17 @@ def test_columns_of_repeated_values_show_each_value_as_alone(pool: list[object],
         assert shown == [human_duration(v) for v in values]  # type: ignore[arg-type]
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(4001, 9000), st.integers(1, 20_000), st.sampled_from([0.0, -0.0, None, 3, 1.5]),
+       st.sampled_from([1, 4, 17]))
+def test_long_columns_show_each_value_as_alone(rows: int, distinct: int, odd: object, precision: int) -> None:
+    """Columns past a few thousand runs, whose values are sampled before per_distinct counts them:
+    mostly distinct, a few repeated, or with a 0.0 or -0.0 among them, every cell is what its value gives alone."""
+    values: list[object] = [(k % distinct) / 7 - 3 for k in range(rows)]
+    values[rows // 2] = odd
+    assert cells(values, precision) == [cell(v, precision) for v in values]
+
+
 def test_local_times_are_remembered_by_the_minute_only_when_that_is_exact() -> None:
     times = [f"2026-03-29T0{h}:{m:02d}:{s:02d}.{ms:03d}Z" for h in range(4) for m in (0, 59) for s in (0, 30, 59)
              for ms in (0, 999)] + ["2026-03-29T01:00:00Z", "1970-01-01T00:00:30.000Z", None, ""]
