@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from gitexp.store import cachefile
 
@@ -23,6 +26,36 @@ def test_what_is_saved_is_loaded(tmp_path: Path) -> None:
     assert cachefile.load(path) == data
     assert cachefile.save(path, [1, 2]) and cachefile.load(path) == [1, 2]  # replaced whole
     assert [p.name for p in path.parent.iterdir()] == ["x.marshal"]  # no temporary file is left
+
+
+_FLOATS = st.one_of(st.sampled_from([0.0, -0.0, 1.0, 1.5, 1e300, float("inf")]), st.floats())
+_ONE_KIND = st.one_of(*(st.lists(st.one_of(st.none(), kind), max_size=40) for kind in (
+    _FLOATS, st.integers(2**62, 2**62 + 2) | st.integers(-3, 3), st.sampled_from(["", "a", "sweep/lr"]),
+    st.booleans())))
+
+
+@given(_ONE_KIND | st.lists(st.one_of(st.none(), st.booleans(), st.integers(-3, 3), _FLOATS, st.text()), max_size=40),
+       st.lists(st.integers(0, 39), max_size=80))
+@example([0.0, -0.0, 1.5], [0, 1, 2, 1, 0, 2]).via("equal floats, one of them a zero")
+@example([1, 1.0, True, None], [0, 1, 2, 3, 2, 1, 0]).via("equal values of three types")
+def test_shared_values_load_as_they_were_and_a_repeated_one_once(pool: list[object], picks: list[int]) -> None:
+    """A column written with its repeated values as one object (cachefile.shared) loads as the same
+    values of the same types (0.0 beside -0.0, 1 beside 1.0 and True); in a column of one type, each
+    value that repeats loads as one object."""
+    # Each a new object, as a listing's values are: equal, not the same.
+    values = [_copied(pool[k % len(pool)]) for k in picks] if pool else []
+    loaded = marshal.loads(marshal.dumps(cachefile.shared(values)))
+    assert [(type(v), repr(v)) for v in loaded] == [(type(v), repr(v)) for v in values]
+    kinds = {type(v) for v in values} - {type(None)}
+    if len(kinds) == 1 and not kinds & {bool} and not (float in kinds and 0.0 in values):
+        objects = {id(v) for v in loaded if v is not None and v == v}  # (NaN is never equal: its own)
+        assert len(objects) == len({v for v in values if v is not None and v == v})
+
+
+def _copied(value: object) -> object:
+    if type(value) is str:
+        return value[:1] + value[1:]
+    return value if type(value) in (bool, type(None)) else type(value)(repr(value))  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("content", [None, b"", b"\x00garbage", b"\xfb\x01\x02"])

@@ -53,6 +53,20 @@ def load(path: Path) -> object:
         return None
 
 
+def shared(values: list[Any]) -> list[Any]:
+    """*values* with each value that repeats as one object: marshal writes an object met again as a
+    reference to it, and loading makes it once (a sweep's experiment, commit, durations and params
+    once, not once per run: a quarter less time to load a listing of 100,000 runs). Only a column
+    of one type (and None) without float zeros, whose equal values are the same value (not 0.0 and
+    -0.0, nor 1, 1.0 and True); any other as it is."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if len(kinds) != 1 or not kinds <= {str, int, float} or (float in kinds and 0.0 in values):
+        return values
+    memo: dict[Any, Any] = {}
+    return list(map(memo.setdefault, values, values))
+
+
 def save(path: Path, data: Any) -> bool:
     """Write *data* to *path* with marshal, replacing the file at once; False when it could not be
     written (a read-only repository) or holds what marshal cannot store."""

@@ -295,6 +295,15 @@ def _data(listing: Listing) -> dict[str, Any]:
     return {field: getattr(listing, field) for field in listingdelta.FIELDS}
 
 
+def _stored(listing: Listing) -> dict[str, Any]:
+    """_data(listing) as CACHE_FILE keeps it: each column's repeated values one object (cachefile.shared)."""
+    return _data(listing) | {
+        "experiments": cachefile.shared(listing.experiments),
+        "base": [cachefile.shared(column) for column in listing.base],
+        "keys": {head: {key: (column, cachefile.shared(values), absent)
+                        for key, (column, values, absent) in part.items()} for head, part in listing.keys.items()}}
+
+
 def _refs_with(stored: bytes, newer: dict[str, str]) -> dict[str, str]:
     """The refs of CACHE_FILE's listing (*stored*, marshal bytes) and those of its delta's runs."""
     refs: dict[str, str] = marshal.loads(stored)
@@ -357,7 +366,7 @@ def _remember(repo: RepoReader, listing: Listing, delta_most: int | None) -> Non
             "version": VERSION, "token": token,
             "extremes": None if pairs is None else {key: marshal.dumps(pair) for key, pair in pairs.items()}})]
     else:
-        files = [(repo.commondir / CACHE_FILE, _data(listing) | {
+        files = [(repo.commondir / CACHE_FILE, _stored(listing) | {
             "version": VERSION, "token": token, "refs": marshal.dumps(listing.refs),
             "extremes": None if listing.extremes is None else listing.extremes.stored()})]
     if state is not None:
