@@ -153,6 +153,7 @@ def test_text_tabulate_measures_otherwise_is_left_to_it(text: str, shown: str) -
     # Control characters of run data are shown escaped: a cell is one line, and no escape sequence
     # reaches the terminal (tests/test_hostile.py); the rest is tabulate's to lay out.
     assert plain_table(["name"], [[text, "plain"]]) is None
+    assert plain_table([f"name {text}"], [["plain"]]) is None  # (a header, likewise)
     rows = [{"name": text, "v": 1.5}, {"name": "plain", "v": None}]
     for form, style in (("table", "simple"), ("md", "github")):
         expected = tabulate([[shown, "1.5"], ["plain", ""]], headers=["name", "v"], tablefmt=style,
