@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,14 @@ from hypothesis import strategies as st
 import gitexp
 from gitexp.errors import CorruptRunError
 from gitexp.store import codec as fmt
-from gitexp.store import histories
+from gitexp.store import fastjson, histories
 from gitexp.store.state import Series
 from tests.conftest import git
 
 QUIET = {"system_metrics_interval": 0}
+# msgspec loaded, as a process that has read a long history or listed many runs has it: from then
+# on every history parsed here has its numbers read by it (histories._parse_numbers), else by int() and float().
+assert fastjson.decoder() is not None
 LONG = 1000  # steps: a one-blob history (under chunks.CHUNK_FROM) over MIN_BYTES, so it is cached
 
 
@@ -43,6 +47,7 @@ def outcome(parse: object, data: bytes) -> object:
 def test_the_fast_parser_reads_as_the_reference_one(body: str) -> None:
     data = (histories.TSV_HEADER + body).encode()
     assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
+    assert outcome(partial(histories.parse_history, fast=False), data) == outcome(histories.parse_reference, data)
 
 
 @given(st.text(alphabet="0123456789.-+einaf\t\n \r_x", max_size=30))
@@ -50,6 +55,7 @@ def test_the_fast_parser_reads_as_the_reference_one(body: str) -> None:
 def test_the_fast_parser_never_reads_differently(body: str) -> None:
     data = (histories.TSV_HEADER + body).encode()
     assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
+    assert outcome(partial(histories.parse_history, fast=False), data) == outcome(histories.parse_reference, data)
 
 
 @given(st.lists(st.tuples(st.integers(-3, 10**6), st.floats(0, 2e9),
@@ -61,6 +67,19 @@ def test_the_fast_parser_reads_what_gitexp_writes(rows: list[tuple[int, float, f
     data = fmt.render_rows(series).encode()
     assert histories._parse_plain(data) is not None
     assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
+    assert outcome(partial(histories.parse_history, fast=False), data) == outcome(histories.parse_reference, data)
+
+
+def test_a_long_history_is_read_as_the_reference_reads_it() -> None:
+    """Past NUMBERS_FROM rows msgspec reads the numbers (imported for them): every step, time and
+    value as int() and float() read them, the summary as Series.add keeps it."""
+    rows = histories.NUMBERS_FROM + 3
+    body = "".join(f"{step}\t{1.7e9 + step / 7:.3f}\t{math.sin(step) * 10.0 ** (step % 40 - 20)!r}\n"
+                   for step in range(-1, rows - 1))
+    data = (histories.TSV_HEADER + body).encode()
+    assert outcome(histories.parse_history, data) == outcome(histories.parse_reference, data)
+    assert outcome(histories.parse_history, data.replace(b"\t0.0\n", b"\tnan\n")) == \
+        outcome(histories.parse_reference, data.replace(b"\t0.0\n", b"\tnan\n"))
 
 
 def long_run(name: str = "long") -> gitexp.Run:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import os
 from array import array
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 from gitexp.errors import CorruptRunError
 from gitexp.git import catfile
 from gitexp.git.reader import RepoReader
-from gitexp.store import cachefile, names
+from gitexp.store import cachefile, fastjson, names
 from gitexp.store.state import Series
 
 HISTORY_DIR = "metrics"
@@ -32,6 +33,10 @@ BATCH_ROWS = 65_536
 MAX_BYTES = 256 * 2**20
 # The bytes of the fields gitexp writes: integer steps, times with 3 decimals, float reprs.
 _FIELD_BYTES = b"0123456789+-.einfa"
+_COMMAS = bytes.maketrans(b"\t\n", b",,")  # a history's body as the numbers of a JSON array
+# Rows of a history from which msgspec is imported to read its numbers (the import costs 14 ms,
+# reading a row that way saves 0.5 µs); a process that has it reads any history's with it.
+NUMBERS_FROM = 32_768
 _pruned = False
 
 
@@ -167,9 +172,10 @@ def _joined(repo: RepoReader, listed: list[tuple[int, str]], cached: dict[str, C
                    array("d", b"".join(p.values.tobytes() for p in parts)), summary)
 
 
-def parse_history(data: bytes) -> Series:
-    """parse_reference, several times faster on what gitexp writes, and the same on anything."""
-    series = _parse_plain(data)
+def parse_history(data: bytes, fast: bool = True) -> Series:
+    """parse_reference, several times faster on what gitexp writes, and the same on anything.
+    Without *fast*, never through msgspec (its reading of the numbers is one of two ways)."""
+    series = _parse_plain(data, fast)
     if series is None:
         return parse_reference(data)  # anything unusual: the reference parser decides
     return series
@@ -188,7 +194,7 @@ def parse_reference(data: bytes) -> Series:
     return series
 
 
-def _parse_plain(data: bytes) -> Series | None:
+def _parse_plain(data: bytes, fast: bool = True) -> Series | None:
     """The history when *data* is lines of three non-empty fields made of _FIELD_BYTES only, else None."""
     if not data.startswith(HEADER):
         return None
@@ -197,6 +203,10 @@ def _parse_plain(data: bytes) -> Series | None:
     # Deleting the field bytes leaves the separators, and nothing else, in their exact order.
     if body[-1:] not in (b"\n", b"") or body.translate(None, _FIELD_BYTES) != b"\t\t\n" * rows:
         return None
+    if fast and rows and (decode := fastjson.decoder(load=rows >= NUMBERS_FROM)) is not None:
+        series = _parse_numbers(body, rows, decode)
+        if series is not None:
+            return series
     fields = body.split()
     if len(fields) != 3 * rows:  # an empty field
         return None
@@ -206,6 +216,26 @@ def _parse_plain(data: bytes) -> Series | None:
         values = list(map(float, fields[2::3]))
     except ValueError:
         return None
+    return from_columns(steps, times, values)
+
+
+def _parse_numbers(body: bytes, rows: int, decode: Callable[[bytearray], Any]) -> Series | None:
+    """The history whose *rows* lines of three fields (checked by _parse_plain) are *body*, its
+    numbers read as one JSON array by msgspec (0.12 s for 1,000,000 rows, where int() and float()
+    of each field take 0.6 s); None unless each reads as int() and float() read it: a step as an
+    int, a time and a value as floats. JSON takes fewer forms than they do ("+1", "007", "1.",
+    "nan", "inf" and 1e400 fail the whole array), and reads those it takes as they do."""
+    text = bytearray(b"[")
+    text += body.translate(_COMMAS)
+    text[-1] = ord("]")  # (in place of the last newline)
+    try:
+        numbers = decode(text)
+    except (ValueError, RecursionError):
+        return None
+    steps, times, values = numbers[0::3], numbers[1::3], numbers[2::3]
+    if len(numbers) != 3 * rows or set(map(type, steps)) != {int} or set(map(type, times)) != {float} or \
+            set(map(type, values)) != {float}:
+        return None  # ("1.0" as a step, "5" as a value: int() and float() decide)
     return from_columns(steps, times, values)
 
 

@@ -10,10 +10,11 @@ reads a run whose index is missing or unsound from its YAML files, starts here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 from gitexp.errors import CorruptRunError
+from gitexp.store import fastjson
 from gitexp.store.schema import check_meta, check_metrics, mapping
 
 SUMMARY = "summary.json"
@@ -36,7 +37,7 @@ def from_reads(reads: Sequence[bytes | None], many: bool = False) -> list[tuple[
     """[from_read(read) for read in reads]. *many*: these are a few of thousands of summaries read
     at once, where msgspec's parser is worth its import (14 ms): it parses 100,000 summaries in
     0.5 s where the standard library's takes 1.25 s, half the time of a first listing of them."""
-    decode = _fast_decoder() if many else None
+    decode = fastjson.decoder() if many else None
     if decode is None:
         return joined_reads(reads)
     out: list[tuple[dict, dict, dict] | None] = []
@@ -56,26 +57,6 @@ def from_reads(reads: Sequence[bytes | None], many: bool = False) -> list[tuple[
         except CorruptRunError:
             out.append(None)
     return out
-
-
-def _fast_decoder() -> Callable[[bytes], Any] | None:
-    """msgspec's JSON parser, which gives what json.loads gives (integers of any size included) for
-    every text it takes; None without msgspec (a platform it has no wheel for)."""
-    global _FAST
-    if _FAST is False:
-        try:
-            import msgspec.json
-        except ImportError:
-            _FAST = None
-        else:
-            decode = msgspec.json.Decoder().decode
-            # (an integer past 64 bits as an int, not a float: what this parser must agree with
-            # json.loads on, checked once rather than trusted of every version)
-            _FAST = decode if type(decode(b"-18446744073709551617")) is int else None
-    return _FAST
-
-
-_FAST: Callable[[bytes], Any] | Literal[False] | None = False  # not looked for yet
 
 
 def joined_reads(reads: Sequence[bytes | None]) -> list[tuple[dict, dict, dict] | None]:
