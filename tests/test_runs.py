@@ -686,9 +686,11 @@ def test_summaries_parsed_by_msgspec_are_what_the_standard_library_parses(reads:
 
 def test_what_msgspec_refuses_the_standard_library_reads() -> None:
     """A summary json.loads takes and msgspec does not (a lone surrogate, a number past a float's
-    range) is the run that from_read gives, not a damaged one."""
+    range) is the run that from_read gives, not a damaged one; one that neither takes (an integer
+    of more digits than Python reads) is damaged for both."""
     meta = b'{"id": "20261204-0000000abcdef01", "experiment": "e"}'
-    reads = [b'{"meta": %s, "params": {"p": %s}, "metrics": {}}' % (meta, value) for value in (b'"\\ud800"', b"1e400")]
+    reads = [b'{"meta": %s, "params": {"p": %s}, "metrics": {}}' % (meta, value)
+             for value in (b'"\\ud800"', b"1e400", b"1" * 5000)]
     assert summary.from_reads(reads, many=True) == [summary.from_read(read) for read in reads]
     assert [found[1] for found in summary.from_reads(reads, many=True) if found] == [{"p": "\ud800"},
                                                                                     {"p": float("inf")}]
