@@ -23,7 +23,10 @@ Every figure is a whole process (git, or the installed `git-exp` console script)
 in-process, timed with perf_counter; git rows alternate the two repositories call by call
 (medians), so both see the same machine load. "Cold" `git exp ls` deletes <git dir>/gitexp/cache
 before each call (gitexp's caches; the operating system's page cache is not dropped, which needs
-root). Run creation: runs shaped like the fixture's (scale_fixture.make_runs), in a fresh process
+root). Before the git rows both copies' files are dropped from the page cache (drop_page_cache),
+so that git reads its packs back as it does in a user's repository written long ago; one row
+gives `git log --oneline` with the packs as the copy left them too. Run creation: runs shaped
+like the fixture's (scale_fixture.make_runs), in a fresh process
 after one warm-up run, into the 100,000-run copy and into a copy of a 1,000-run fixture, rounds
 alternating, each after the ref upkeep the round before it started has ended. Disk is allocated
 size (`du`), reflog files' blocks included. Its anchor is MLflow's sqlite store holding the same
@@ -437,6 +440,26 @@ def busiest_since(before: dict[int, tuple[str, float]]) -> str:
     return f"{name} {seconds:.2f} s"
 
 
+def drop_page_cache(gitdir: Path) -> int:
+    """Ask the kernel to drop *gitdir*'s files from the page cache (clean pages only: no root
+    needed, unlike /proc/sys/vm/drop_caches); how many files were asked. git's next reads bring
+    them back as readahead does, in the small folios a user's long-written packs are in: freshly
+    written files sit in the writer's larger ones, which the kernel maps more cheaply."""
+    asked = 0
+    for folder, _, files in os.walk(gitdir):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                asked += 1
+            finally:
+                os.close(fd)
+    return asked
+
+
 def pack_files(gitdir: Path) -> str:
     """What every git command that looks an object up searches: the packs (and their objects), loose objects."""
     from gitexp.git import packindex
@@ -599,8 +622,20 @@ def main() -> int:
         notes.append(f"the copy at the git rows: {pack_files(gitdir)}; without runs: {pack_files(bare / '.git')}")
         log("git commands, with and without runs")
         git_reps = args.git_reps
+        oneline = ["git", "log", "--oneline", "--decorate", "-20"]
+        # The copies' packs are in the page cache as their writer (cp, git pack-objects) left them;
+        # a user's, after a reboot or memory pressure, as git's reads bring them back, which costs
+        # `--oneline`'s short-hash search more (see the notes): this row in the writer's state,
+        # then every row after both copies' files are dropped from the page cache.
+        a, b = paired(oneline, runs_repo, oneline, bare, git_reps)
+        rows.append([f"`git log --oneline --decorate -20` with {n:,} runs, packs as just written",
+                     f"{a * 1000:.1f} ms ({a / b:.2f}x)", f"{b * 1000:.1f} ms", "(none)", ""])
+        dropped = sum(drop_page_cache(gitdir_) for gitdir_ in (gitdir, bare / ".git"))
+        notes.append(f"before the git rows, {dropped:,} files of both copies' git dirs dropped from the page cache "
+                     "(posix_fadvise DONTNEED); each row's first round reads them back and is not timed")
         for label, cmd in (("git status", ["git", "status"]), ("git log -20", ["git", "log", "-20"]),
-                           ("git log --oneline --decorate -20", ["git", "log", "--oneline", "--decorate", "-20"]),
+                           ("git log --decorate -20", ["git", "log", "--decorate", "-20"]),
+                           ("git log --oneline --decorate -20", oneline),
                            ("git log --oneline --decorate -20, log.excludeDecoration=refs/experiments/",
                             ["git", "-c", "log.excludeDecoration=refs/experiments/", "log", "--oneline", "--decorate",
                              "-20"]),
