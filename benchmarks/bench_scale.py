@@ -442,9 +442,9 @@ def busiest_since(before: dict[int, tuple[str, float]]) -> str:
 
 def drop_page_cache(gitdir: Path) -> int:
     """Ask the kernel to drop *gitdir*'s files from the page cache (clean pages only: no root
-    needed, unlike /proc/sys/vm/drop_caches); how many files were asked. git's next reads bring
-    them back as readahead does, in the small folios a user's long-written packs are in: freshly
-    written files sit in the writer's larger ones, which the kernel maps more cheaply."""
+    needed, unlike /proc/sys/vm/drop_caches); how many files were asked. git's mmap faults then
+    bring them back page by page, as a user's long-written packs are held: freshly written files
+    sit in the writer's large folios, which the kernel maps more cheaply."""
     asked = 0
     for folder, _, files in os.walk(gitdir):
         for name in files:
@@ -632,7 +632,7 @@ def main() -> int:
                      f"{a * 1000:.1f} ms ({a / b:.2f}x)", f"{b * 1000:.1f} ms", "(none)", ""])
         dropped = sum(drop_page_cache(gitdir_) for gitdir_ in (gitdir, bare / ".git"))
         notes.append(f"before the git rows, {dropped:,} files of both copies' git dirs dropped from the page cache "
-                     "(posix_fadvise DONTNEED); each row's first round reads them back and is not timed")
+                     "(posix_fadvise DONTNEED); the untimed first round of the first row reads them back")
         for label, cmd in (("git status", ["git", "status"]), ("git log -20", ["git", "log", "-20"]),
                            ("git log --decorate -20", ["git", "log", "--decorate", "-20"]),
                            ("git log --oneline --decorate -20", oneline),
